@@ -1,0 +1,43 @@
+using System.Reflection;
+
+namespace DeepSpeedSharp.Cli;
+
+/// <summary>`dss`: DeepSpeedSharp's command-line tool. Dispatches to the <see cref="ICliCommand"/>s.</summary>
+public static class Program
+{
+    /// <summary>Entry point.</summary>
+    public static int Main(string[] args)
+    {
+        var commands = Assembly.GetExecutingAssembly().GetTypes()
+            .Where(t => typeof(ICliCommand).IsAssignableFrom(t) && !t.IsAbstract && !t.IsInterface)
+            .Select(t => (ICliCommand)Activator.CreateInstance(t)!)
+            .OrderBy(c => c.Name, StringComparer.Ordinal)
+            .ToList();
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            PrintUsage(commands);
+            return args.Length == 0 ? 2 : 0;
+        }
+        var command = commands.FirstOrDefault(c => c.Name == args[0]);
+        if (command == null)
+        {
+            Console.Error.WriteLine($"dss: unknown command '{args[0]}'. Commands: {string.Join(", ", commands.Select(c => c.Name))}.");
+            return 2;
+        }
+        try
+        {
+            return command.Run(args[1..]);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Console.Error.WriteLine($"dss {command.Name}: error: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static void PrintUsage(IReadOnlyList<ICliCommand> commands)
+    {
+        Console.WriteLine("usage: dss COMMAND [ARGS...]\n\ncommands:");
+        foreach (var c in commands) Console.WriteLine($"  {c.Name,-18} {c.Summary}");
+    }
+}
