@@ -1,1 +1,12 @@
-Console.WriteLine("gpt");
+using DeepSpeedSharp.Samples.Gpt;
+
+try
+{
+    var options = GptOptions.Parse(args);
+    return new Trainer(options).Run();
+}
+catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException or DeepSpeedSharp.Config.DeepSpeedConfigException or InvalidOperationException)
+{
+    Console.Error.WriteLine($"gpt: error: {e.Message}");
+    return 2;
+}

@@ -1,0 +1,82 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.Samples.Gpt.Model;
+
+/// <summary>
+/// A GPT-2-style decoder with nanoGPT's parameter names (<c>transformer.wte.weight</c>, ...,
+/// <c>lm_head.weight</c>). Maps token ids [B, T] to logits [B, T, vocab].
+/// </summary>
+public sealed class GptModel : nn.Module<Tensor, Tensor>
+{
+    private readonly Transformer transformer;
+    private readonly Linear lm_head;
+
+    public GptModel(GptConfig config) : base(nameof(GptModel))
+    {
+        config.Validate();
+        Config = config;
+        transformer = new Transformer(config);
+        lm_head = nn.Linear(config.DModel, config.Vocab, hasBias: false);
+        RegisterComponents();
+        InitWeights();
+    }
+
+    /// <summary>The model's shape.</summary>
+    public GptConfig Config { get; }
+
+    /// <summary>The transformer blocks, in order (for activation checkpointing per block).</summary>
+    public IReadOnlyList<Block> Blocks => transformer.Blocks;
+
+    public override Tensor forward(Tensor idx)
+    {
+        using var scope = NewDisposeScope();
+        var x = transformer.call(idx);
+        return lm_head.call(x).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>N(0, 0.02) for Linear and Embedding weights, zero biases, LayerNorm weight 1 and bias 0.</summary>
+    private void InitWeights()
+    {
+        using var noGrad = no_grad();
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
+            else if (name.Contains(".ln_", StringComparison.Ordinal)) p.fill_(1.0); // ln_1, ln_2, ln_f weights
+            else nn.init.normal_(p, 0.0, 0.02);
+        }
+    }
+
+    /// <summary>Embeddings, the blocks and the final LayerNorm (the <c>transformer.*</c> parameters).</summary>
+    private sealed class Transformer : nn.Module<Tensor, Tensor>
+    {
+        private readonly Embedding wte;
+        private readonly Embedding wpe;
+        private readonly ModuleList<Block> h;
+        private readonly LayerNorm ln_f;
+        private readonly Dropout drop;
+
+        public Transformer(GptConfig config) : base(nameof(Transformer))
+        {
+            wte = nn.Embedding(config.Vocab, config.DModel);
+            wpe = nn.Embedding(config.Seq, config.DModel);
+            drop = nn.Dropout(config.Dropout);
+            h = nn.ModuleList(Enumerable.Range(0, config.Layers).Select(_ => new Block(config)).ToArray());
+            ln_f = nn.LayerNorm(config.DModel, eps: 1e-5);
+            RegisterComponents();
+        }
+
+        public IReadOnlyList<Block> Blocks => h.ToList();
+
+        public override Tensor forward(Tensor idx)
+        {
+            using var scope = NewDisposeScope();
+            long t = idx.shape[1];
+            var pos = arange(t, dtype: ScalarType.Int64, device: idx.device);
+            var x = drop.call(wte.call(idx) + wpe.call(pos));
+            foreach (var block in h) x = block.call(x);
+            return ln_f.call(x).MoveToOuterDisposeScope();
+        }
+    }
+}

@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using DeepSpeedSharp.IO;
+using DeepSpeedSharp.Native;
+using DeepSpeedSharp.Samples.Gpt.Data;
+using DeepSpeedSharp.Samples.Gpt.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.Samples.Gpt;
+
+/// <summary>
+/// The sample's training loop, written the way a TorchSharp user adopts the engine: build the model, call
+/// <c>DeepSpeed.Initialize</c>, then <c>engine.Forward</c> / <c>engine.Backward(loss)</c> / <c>engine.Step()</c>.
+/// </summary>
+public sealed class Trainer
+{
+    /// <summary>Used when no --deepspeed_config is given: micro-batch 8, print every 10 steps.</summary>
+    public const string DefaultConfig = """{ "train_micro_batch_size_per_gpu": 8, "steps_per_print": 10 }""";
+
+    private readonly GptOptions options;
+
+    public Trainer(GptOptions options) => this.options = options;
+
+    public int Run()
+    {
+        TorchRuntime.EnsureLoaded();
+        if (int.TryParse(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"), out int threads) && threads > 0)
+            torch.set_num_threads(threads);
+        torch.manual_seed(options.Seed);
+        var model = new GptModel(options.Model);
+        if (options.InitWeights != null) ModuleWeights.Load(model, options.InitWeights);
+
+        // The user's own optimizer, used when the DeepSpeed config has no "optimizer" section.
+        string configText = options.DeepSpeedConfig ?? DefaultConfig;
+        var config = Config.DeepSpeedConfig.Load(configText);
+        optim.Optimizer? optimizer = config.Optimizer == null
+            ? optim.AdamW(model.parameters(), lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.01)
+            : null;
+        var (engine, _, _) = DeepSpeed.Initialize(model, optimizer: optimizer, config: config,
+            trainMicroBatchSizePerGpu: options.MicroBatch, seed: options.Seed);
+
+        var corpus = options.Data != null
+            ? TokenCorpus.FromFile(options.Data, options.Model.Vocab)
+            : TokenCorpus.Synthetic(options.Model.Vocab, 1 << 20, options.Seed);
+        var sampler = new BatchSampler(corpus, options.Model.Seq, options.SequentialData, options.Seed);
+        int rank = engine.GlobalRank, gas = engine.GradientAccumulationSteps, mb = engine.TrainMicroBatchSizePerGpu;
+        long tokensPerStep = (long)engine.TrainBatchSize * options.Model.Seq;
+        if (rank == 0)
+            Console.WriteLine($"gpt: {model.parameters().Sum(p => p.numel())} parameters, data {corpus.Description}, " +
+                              $"global batch {engine.TrainBatchSize} × seq {options.Model.Seq}");
+
+        using var lossLog = options.LossLog != null && rank == 0 ? new StreamWriter(options.LossLog) : null;
+        var stepTimes = new List<double>();
+        engine.Train();
+        for (long step = 0; step < options.Steps; step++)
+        {
+            var clock = Stopwatch.StartNew();
+            double lossSum = 0;
+            for (int micro = 0; micro < gas; micro++)
+            {
+                using var scope = NewDisposeScope();
+                var (input, target) = sampler.MicroBatch(step, rank, micro, mb, gas, engine.TrainBatchSize);
+                var logits = engine.Forward(input);
+                var loss = nn.functional.cross_entropy(logits.view(-1, options.Model.Vocab), target.view(-1));
+                lossSum += loss.item<float>();
+                engine.Backward(loss);
+                engine.Step();
+            }
+            double stepLoss = lossSum / gas;
+            stepTimes.Add(clock.Elapsed.TotalSeconds);
+            double lr = engine.GetLr().FirstOrDefault();
+            if (rank == 0)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step + 1} loss {stepLoss:F6} lr {lr:G6}"));
+                lossLog?.WriteLine(JsonSerializer.Serialize(new { step = step + 1, loss = stepLoss, lr }));
+            }
+        }
+        if (options.SaveWeights != null && rank == 0) ModuleWeights.Save(model, options.SaveWeights);
+        if (rank == 0) PrintSummary(stepTimes, tokensPerStep);
+        return 0;
+    }
+
+    private void PrintSummary(List<double> stepTimes, long tokensPerStep)
+    {
+        var measured = stepTimes.Skip(Math.Min(options.WarmupSteps, Math.Max(0, stepTimes.Count - 1))).Order().ToList();
+        double median = measured.Count == 0 ? double.NaN : measured[measured.Count / 2];
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"gpt: tokens/s {tokensPerStep / median:F0} (median step {median * 1000:F1} ms after {options.WarmupSteps} warm-up steps), peak RSS {PeakRssMiB()} MiB"));
+    }
+
+    /// <summary>Peak resident set size of this process (VmHWM), in MiB.</summary>
+    public static long PeakRssMiB()
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024;
+        return -1;
+    }
+}

@@ -1,0 +1,186 @@
+using DeepSpeedSharp.Config;
+using DeepSpeedSharp.Optim;
+using DeepSpeedSharp.Schedulers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.Engine;
+
+/// <summary>
+/// The training engine returned by <see cref="DeepSpeed.Initialize"/>: wraps the user's module and optimizer and
+/// runs DeepSpeed's training-loop contract — <see cref="Forward(Tensor)"/>, <see cref="Backward"/> (scaled by
+/// 1/gradient_accumulation_steps) and <see cref="Step"/> (optimizer, clipping and scheduler only at the
+/// gradient-accumulation boundary). Features (data parallelism, ZeRO, precision) are separate components that
+/// the engine calls in order; it does not implement them itself.
+/// </summary>
+public sealed class DeepSpeedEngine : IDisposable
+{
+    private readonly ProgressReporter progress;
+    private bool stepApplied;
+    private double? lastGradNorm;
+
+    internal DeepSpeedEngine(nn.Module module, optim.Optimizer? optimizer, LrScheduler? lrScheduler,
+        DeepSpeedConfig config, BatchSizes batch, int globalRank, int localRank, int dataParallelWorldSize)
+    {
+        Module = module;
+        Optimizer = optimizer;
+        LrScheduler = lrScheduler;
+        Config = config;
+        Batch = batch;
+        GlobalRank = globalRank;
+        LocalRank = localRank;
+        DataParallelWorldSize = dataParallelWorldSize;
+        Timers = new WallClockTimers();
+        progress = new ProgressReporter(config.StepsPerPrint, config.WallClockBreakdown);
+    }
+
+    /// <summary>The wrapped model (DeepSpeed's <c>engine.module</c>).</summary>
+    public nn.Module Module { get; }
+
+    /// <summary>The optimizer (built from the config or passed in); null for an inference-only engine.</summary>
+    public optim.Optimizer? Optimizer { get; }
+
+    /// <summary>The learning-rate scheduler, stepped once per optimizer step; may be null.</summary>
+    public LrScheduler? LrScheduler { get; }
+
+    /// <summary>The parsed DeepSpeed configuration.</summary>
+    public DeepSpeedConfig Config { get; }
+
+    /// <summary>The resolved batch sizes.</summary>
+    public BatchSizes Batch { get; }
+
+    /// <summary>Accumulated wall-clock timers (forward, backward, step).</summary>
+    public WallClockTimers Timers { get; }
+
+    /// <summary>Global batch size: micro × accumulation steps × data-parallel ranks.</summary>
+    public int TrainBatchSize => Batch.TrainBatchSize;
+
+    /// <summary>Micro-batch per rank.</summary>
+    public int TrainMicroBatchSizePerGpu => Batch.MicroBatchPerGpu;
+
+    /// <summary>Micro-steps per optimizer step.</summary>
+    public int GradientAccumulationSteps => Batch.GradientAccumulationSteps;
+
+    /// <summary>This process's rank in the world.</summary>
+    public int GlobalRank { get; }
+
+    /// <summary>This process's rank on its host.</summary>
+    public int LocalRank { get; }
+
+    /// <summary>Number of data-parallel ranks.</summary>
+    public int DataParallelWorldSize { get; }
+
+    /// <summary>Optimizer steps taken (including skipped ones), as DeepSpeed's <c>global_steps</c>.</summary>
+    public long GlobalSteps { get; private set; }
+
+    /// <summary>Samples consumed: <see cref="TrainBatchSize"/> per optimizer step.</summary>
+    public long GlobalSamples { get; private set; }
+
+    /// <summary>Optimizer steps skipped because gradients were not finite.</summary>
+    public long SkippedSteps { get; private set; }
+
+    /// <summary>Micro-steps taken (calls to <see cref="Step"/>).</summary>
+    public long MicroSteps { get; private set; }
+
+    /// <summary>True when the next <see cref="Step"/> ends a gradient-accumulation cycle.</summary>
+    public bool IsGradientAccumulationBoundary() => (MicroSteps + 1) % GradientAccumulationSteps == 0;
+
+    /// <summary>Runs the module through <c>call</c> (so forward hooks fire).</summary>
+    public Tensor Forward(Tensor input)
+    {
+        if (Module is not nn.Module<Tensor, Tensor> m)
+            throw new InvalidOperationException($"Forward(Tensor) needs a module of type nn.Module<Tensor, Tensor>; {Module.GetType().Name} is not. Use Forward<TIn, TOut>.");
+        using var t = Timers.Time(WallClockTimers.Forward);
+        return m.call(input);
+    }
+
+    /// <summary>Runs a module with another signature through <c>call</c>.</summary>
+    public TOut Forward<TIn, TOut>(TIn input)
+    {
+        if (Module is not nn.Module<TIn, TOut> m)
+            throw new InvalidOperationException($"the module {Module.GetType().Name} is not an nn.Module<{typeof(TIn).Name}, {typeof(TOut).Name}>");
+        using var t = Timers.Time(WallClockTimers.Forward);
+        return m.call(input);
+    }
+
+    /// <summary>
+    /// Back-propagates <paramref name="loss"/> divided by the accumulation steps (DeepSpeed's scale_wrt_gas)
+    /// and returns that scaled loss. Gradients accumulate until the boundary's <see cref="Step"/>.
+    /// </summary>
+    public Tensor Backward(Tensor loss, bool retainGraph = false, bool scaleWrtGas = true)
+    {
+        if (loss.numel() != 1) throw new ArgumentException($"Backward needs a scalar loss; got a tensor of shape [{string.Join(", ", loss.shape)}]");
+        using var t = Timers.Time(WallClockTimers.Backward);
+        progress.RecordLoss(loss.detach().to(ScalarType.Float64).item<double>());
+        var scaled = scaleWrtGas && GradientAccumulationSteps > 1 ? loss / GradientAccumulationSteps : loss.alias();
+        scaled.backward(retain_graph: retainGraph);
+        return scaled;
+    }
+
+    /// <summary>
+    /// Ends a micro-step. At the accumulation boundary: clips gradients by global norm (gradient_clipping),
+    /// steps the optimizer (skipped when the gradients are not finite), steps the scheduler, zeroes the gradients
+    /// and advances <see cref="GlobalSteps"/> and <see cref="GlobalSamples"/>.
+    /// </summary>
+    public void Step()
+    {
+        stepApplied = false;
+        if (IsGradientAccumulationBoundary())
+        {
+            if (Optimizer == null) throw new InvalidOperationException("Step() needs an optimizer: pass one to DeepSpeed.Initialize or add an \"optimizer\" section to the config");
+            using var t = Timers.Time(WallClockTimers.Step);
+            TakeModelStep(Optimizer);
+            GlobalSteps++;
+            GlobalSamples += TrainBatchSize;
+            progress.AfterStep(GlobalSteps, SkippedSteps, GlobalSamples, GetLr(), Timers);
+        }
+        MicroSteps++;
+    }
+
+    private void TakeModelStep(optim.Optimizer optimizer)
+    {
+        var grads = Module.parameters().Where(p => p.requires_grad).Select(p => p.grad).ToList();
+        double norm = GradientClipping.GlobalNorm(grads);
+        lastGradNorm = norm;
+        if (!double.IsFinite(norm))
+        {
+            SkippedSteps++;
+        }
+        else
+        {
+            if (Config.GradientClipping > 0) GradientClipping.ClipByGlobalNorm(grads, Config.GradientClipping, norm);
+            optimizer.step();
+            stepApplied = true;
+        }
+        LrScheduler?.Step();
+        ZeroGrad();
+    }
+
+    /// <summary>True when the last <see cref="Step"/> applied an optimizer update.</summary>
+    public bool WasStepApplied() => stepApplied;
+
+    /// <summary>The global L2 norm of the gradients at the last optimizer step (before clipping).</summary>
+    public double? GetGlobalGradNorm() => lastGradNorm;
+
+    /// <summary>Clears the gradients of every parameter.</summary>
+    public void ZeroGrad()
+    {
+        if (Optimizer != null) Optimizer.zero_grad();
+        else Module.zero_grad();
+    }
+
+    /// <summary>The learning rate of each parameter group.</summary>
+    public IReadOnlyList<double> GetLr() =>
+        Optimizer == null ? Array.Empty<double>() : Optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();
+
+    /// <summary>Puts the module in training mode.</summary>
+    public void Train() => Module.train();
+
+    /// <summary>Puts the module in evaluation mode.</summary>
+    public void Eval() => Module.eval();
+
+    /// <summary>Releases what the engine owns (not the user's module or optimizer).</summary>
+    public void Dispose()
+    {
+    }
+}

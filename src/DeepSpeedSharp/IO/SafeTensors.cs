@@ -1,0 +1,182 @@
+using System.Buffers.Binary;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.IO;
+
+/// <summary>
+/// Reads and writes the safetensors format (8-byte little-endian header length, a JSON header mapping each
+/// name to dtype, shape and data offsets, then raw little-endian data). Loading never executes anything.
+/// </summary>
+public static class SafeTensors
+{
+    /// <summary>Largest header accepted, so a corrupt length cannot make us allocate without bound.</summary>
+    public const long MaxHeaderBytes = 100L * 1024 * 1024;
+
+    private static readonly (string Name, ScalarType Type)[] DTypes =
+    {
+        ("F32", ScalarType.Float32), ("BF16", ScalarType.BFloat16), ("F16", ScalarType.Float16),
+        ("F64", ScalarType.Float64), ("I64", ScalarType.Int64), ("I32", ScalarType.Int32),
+        ("I16", ScalarType.Int16), ("I8", ScalarType.Int8), ("U8", ScalarType.Byte), ("BOOL", ScalarType.Bool),
+    };
+
+    /// <summary>The safetensors dtype name of a TorchSharp scalar type.</summary>
+    public static string DTypeName(ScalarType type) =>
+        DTypes.FirstOrDefault(d => d.Type == type).Name
+        ?? throw new NotSupportedException($"safetensors: tensors of type {type} cannot be stored");
+
+    /// <summary>Writes the tensors (CPU copies are taken as needed) in name order, with optional string metadata.</summary>
+    public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var items = tensors.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
+        var header = new JsonObject();
+        if (metadata is { Count: > 0 })
+        {
+            var meta = new JsonObject();
+            foreach (var (k, v) in metadata) meta[k] = v;
+            header["__metadata__"] = meta;
+        }
+        long offset = 0;
+        foreach (var (name, t) in items)
+        {
+            long bytes = t.numel() * t.element_size();
+            header[name] = new JsonObject
+            {
+                ["dtype"] = DTypeName(t.dtype),
+                ["shape"] = new JsonArray(t.shape.Select(d => (JsonNode)JsonValue.Create(d)).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + bytes),
+            };
+            offset += bytes;
+        }
+        var headerBytes = Encoding.UTF8.GetBytes(header.ToJsonString());
+        int pad = (8 - headerBytes.Length % 8) % 8;
+        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
+        Span<byte> len = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(len, headerBytes.Length + pad);
+        stream.Write(len);
+        stream.Write(headerBytes);
+        for (int i = 0; i < pad; i++) stream.WriteByte((byte)' ');
+        foreach (var (_, t) in items)
+        {
+            using var cpu = t.detach().cpu().contiguous();
+            WriteTensorBytes(stream, cpu);
+        }
+    }
+
+    /// <summary>Reads every tensor of a file onto the CPU. Errors name the file and what is wrong with it.</summary>
+    public static Dictionary<string, Tensor> Read(string path) => Read(path, out _);
+
+    /// <summary>Reads every tensor and the header's string metadata.</summary>
+    public static Dictionary<string, Tensor> Read(string path, out Dictionary<string, string> metadata)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        long fileLength = stream.Length;
+        Span<byte> len = stackalloc byte[8];
+        if (stream.Read(len) != 8) throw Corrupt(path, "the file is shorter than the 8-byte header length");
+        long headerLength = BinaryPrimitives.ReadInt64LittleEndian(len);
+        if (headerLength <= 0 || headerLength > MaxHeaderBytes || 8 + headerLength > fileLength)
+            throw Corrupt(path, $"header length {headerLength} does not fit the file ({fileLength} bytes)");
+        var headerBytes = new byte[headerLength];
+        stream.ReadExactly(headerBytes);
+        JsonObject header;
+        try
+        {
+            header = JsonNode.Parse(headerBytes)?.AsObject() ?? throw Corrupt(path, "the header is not a JSON object");
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            throw Corrupt(path, $"the header is not valid JSON ({e.Message})");
+        }
+        metadata = new Dictionary<string, string>();
+        long dataStart = 8 + headerLength, dataLength = fileLength - dataStart;
+        var entries = new List<(string Name, ScalarType Type, long[] Shape, long Begin, long End)>();
+        foreach (var (name, node) in header)
+        {
+            if (name == "__metadata__")
+            {
+                foreach (var (k, v) in node!.AsObject()) metadata[k] = v?.GetValue<string>() ?? "";
+                continue;
+            }
+            entries.Add(ParseEntry(path, name, node));
+        }
+        var result = new Dictionary<string, Tensor>();
+        try
+        {
+            foreach (var e in entries.OrderBy(e => e.Begin))
+            {
+                if (e.End > dataLength)
+                    throw Corrupt(path, $"tensor '{e.Name}' ends at byte {e.End} but the data section has {dataLength} bytes (truncated?)");
+                var t = empty(e.Shape, e.Type);
+                stream.Seek(dataStart + e.Begin, SeekOrigin.Begin);
+                ReadTensorBytes(stream, t);
+                result[e.Name] = t;
+            }
+        }
+        catch
+        {
+            foreach (var t in result.Values) t.Dispose();
+            throw;
+        }
+        return result;
+    }
+
+    private static (string, ScalarType, long[], long, long) ParseEntry(string path, string name, JsonNode? node)
+    {
+        try
+        {
+            var o = node!.AsObject();
+            string dtype = o["dtype"]!.GetValue<string>();
+            var type = DTypes.FirstOrDefault(d => d.Name == dtype);
+            if (type.Name == null) throw Corrupt(path, $"tensor '{name}' has unsupported dtype '{dtype}'");
+            var shape = o["shape"]!.AsArray().Select(x => x!.GetValue<long>()).ToArray();
+            var offsets = o["data_offsets"]!.AsArray().Select(x => x!.GetValue<long>()).ToArray();
+            long expected = shape.Aggregate(1L, (a, b) => a * b) * ElementSize(type.Type);
+            if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] - offsets[0] != expected)
+                throw Corrupt(path, $"tensor '{name}' has data_offsets [{string.Join(", ", offsets)}] that do not match its shape and dtype ({expected} bytes)");
+            return (name, type.Type, shape, offsets[0], offsets[1]);
+        }
+        catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException)
+        {
+            throw Corrupt(path, $"tensor '{name}' has a malformed header entry");
+        }
+    }
+
+    private static long ElementSize(ScalarType type) => type switch
+    {
+        ScalarType.Float64 or ScalarType.Int64 => 8,
+        ScalarType.Float32 or ScalarType.Int32 => 4,
+        ScalarType.BFloat16 or ScalarType.Float16 or ScalarType.Int16 => 2,
+        _ => 1,
+    };
+
+    private static InvalidDataException Corrupt(string path, string why) => new($"safetensors file '{path}': {why}");
+
+    private static void WriteTensorBytes(Stream stream, Tensor cpu)
+    {
+        if (cpu.numel() == 0) return;
+        long total = cpu.numel() * cpu.element_size();
+        if (total <= int.MaxValue) { stream.Write(cpu.bytes); return; }
+        using var flat = cpu.flatten();
+        long chunk = (1L << 30) / cpu.element_size();
+        for (long s = 0; s < flat.numel(); s += chunk)
+        {
+            using var part = flat.narrow(0, s, Math.Min(chunk, flat.numel() - s));
+            stream.Write(part.bytes);
+        }
+    }
+
+    private static void ReadTensorBytes(Stream stream, Tensor t)
+    {
+        if (t.numel() == 0) return;
+        using var flat = t.view(-1);
+        long chunk = (1L << 30) / t.element_size();
+        for (long s = 0; s < flat.numel(); s += chunk)
+        {
+            using var part = flat.narrow(0, s, Math.Min(chunk, flat.numel() - s));
+            stream.ReadExactly(part.bytes);
+        }
+    }
+}
