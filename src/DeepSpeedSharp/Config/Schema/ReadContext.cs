@@ -23,6 +23,9 @@ internal sealed class ReadContext
     public List<string> FinishWarnings()
     {
         var all = new List<string>(Warnings);
+        var sectionAutos = AutoKeys.Where(k => k.Contains('.')).ToList();
+        if (sectionAutos.Count > 0)
+            all.Add("\"auto\" values replaced by DeepSpeed's defaults (nothing fills them in here): " + string.Join(", ", sectionAutos));
         if (Unimplemented.Count > 0)
             all.Add("keys DeepSpeedSharp reads but does not implement (they have no effect): "
                     + string.Join(", ", Unimplemented.Distinct()));

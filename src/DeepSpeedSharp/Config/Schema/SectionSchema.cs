@@ -68,7 +68,7 @@ internal sealed class SectionSchema<T>(Func<T> create)
                 usedName[field] = key;
                 if (entry.Deprecated)
                     ctx.Warnings.Add($"'{full}' is deprecated; use '{ReadContext.Join(path, field.Key)}' (value migrated)");
-                if (field.NotImplemented) ctx.Unimplemented.Add(full);
+                if (field.NotImplemented && KnownKey.IsActive(child)) ctx.Unimplemented.Add(full);
                 if (field.AutoMeansDefault && child?.GetValueKind() == JsonValueKind.String && child.GetValue<string>() == "auto")
                 {
                     ctx.AutoKeys.Add(full);
@@ -81,13 +81,15 @@ internal sealed class SectionSchema<T>(Func<T> create)
             {
                 if (known.Policy == KnownKeyPolicy.RejectWhenActive && KnownKey.IsActive(child))
                     throw new DeepSpeedConfigException($"'{full}' is not supported by DeepSpeedSharp: {known.Reason}; remove it or disable it");
-                if (known.Policy == KnownKeyPolicy.Ignore) ctx.Unimplemented.Add(full);
+                if (known.Policy == KnownKeyPolicy.Ignore && KnownKey.IsActive(child)) ctx.Unimplemented.Add(full);
             }
             else
             {
                 var suggestion = KeySuggester.Suggest(key, AllNames);
                 throw new DeepSpeedConfigException($"unknown key '{key}' {ReadContext.Where(path)}"
-                    + (suggestion != null ? $"; did you mean '{suggestion}'?" : $"; accepted keys: {string.Join(", ", _fields.Select(f => f.Key))}"));
+                    + (suggestion != null ? $"; did you mean '{suggestion}'?"
+                       : _fields.Count <= 12 ? $"; accepted keys: {string.Join(", ", _fields.Select(f => f.Key))}"
+                       : " (not a DeepSpeed key; see docs/config.md for the accepted keys)"));
             }
         }
         return After != null ? After(value, obj, ctx, path) : value;

@@ -52,24 +52,22 @@ internal static class MiscSchemas
             Fields<CommsLoggerConfig>.Of("prof_ops", Kinds.StringList, c => c.ProfOps, (c, v) => c with { ProfOps = v }));
 
     /// <summary>tensorboard and csv_monitor share one shape.</summary>
-    public static SectionSchema<MonitorConfig> Monitor(bool implemented) => new SectionSchema<MonitorConfig>(() => new())
+    public static readonly SectionSchema<MonitorConfig> Monitor = new SectionSchema<MonitorConfig>(() => new())
         .Add(
-            Mark(Fields<MonitorConfig>.Of("enabled", Kinds.Bool, c => c.Enabled, (c, v) => c with { Enabled = v }), implemented),
+            Fields<MonitorConfig>.Of("enabled", Kinds.Bool, c => c.Enabled, (c, v) => c with { Enabled = v }),
             Fields<MonitorConfig>.Of("output_path", Kinds.String, c => c.OutputPath, (c, v) => c with { OutputPath = v }),
             Fields<MonitorConfig>.Of("job_name", Kinds.String, c => c.JobName, (c, v) => c with { JobName = v }));
 
-    private static Field<T> Mark<T>(Field<T> f, bool implemented) => implemented ? f : f.Unimplemented();
-
     public static readonly SectionSchema<WandbConfig> Wandb = new SectionSchema<WandbConfig>(() => new())
         .Add(
-            Fields<WandbConfig>.Of("enabled", Kinds.Bool, c => c.Enabled, (c, v) => c with { Enabled = v }).Unimplemented(),
+            Fields<WandbConfig>.Of("enabled", Kinds.Bool, c => c.Enabled, (c, v) => c with { Enabled = v }),
             Fields<WandbConfig>.Of("group", Kinds.OptionalString, c => c.Group, (c, v) => c with { Group = v }),
             Fields<WandbConfig>.Of("team", Kinds.OptionalString, c => c.Team, (c, v) => c with { Team = v }),
             Fields<WandbConfig>.Of("project", Kinds.String, c => c.Project, (c, v) => c with { Project = v }));
 
     public static readonly SectionSchema<CometConfig> Comet = new SectionSchema<CometConfig>(() => new())
         .Add(
-            Fields<CometConfig>.Of("enabled", Kinds.Bool, c => c.Enabled, (c, v) => c with { Enabled = v }).Unimplemented(),
+            Fields<CometConfig>.Of("enabled", Kinds.Bool, c => c.Enabled, (c, v) => c with { Enabled = v }),
             Fields<CometConfig>.Of("samples_log_interval", Kinds.Int(min: 1), c => c.SamplesLogInterval, (c, v) => c with { SamplesLogInterval = v }),
             Fields<CometConfig>.Of("project", Kinds.OptionalString, c => c.Project, (c, v) => c with { Project = v }),
             Fields<CometConfig>.Of("workspace", Kinds.OptionalString, c => c.Workspace, (c, v) => c with { Workspace = v }),
