@@ -72,7 +72,7 @@ internal sealed record KnownKey(string Key, KnownKeyPolicy Policy, string Reason
     {
         null or JsonValueKind.Null or JsonValueKind.False => false,
         JsonValueKind.True => true,
-        JsonValueKind.Number => n.GetValue<JsonElement>().GetDouble() != 0,
+        JsonValueKind.Number => Kinds.Element(n).GetDouble() != 0,
         JsonValueKind.String => n.GetValue<string>().Length > 0,
         JsonValueKind.Array => n.AsArray().Count > 0,
         JsonValueKind.Object => n.AsObject().TryGetPropertyValue("enabled", out var e)

@@ -68,7 +68,6 @@ internal sealed class SectionSchema<T>(Func<T> create)
                 usedName[field] = key;
                 if (entry.Deprecated)
                     ctx.Warnings.Add($"'{full}' is deprecated; use '{ReadContext.Join(path, field.Key)}' (value migrated)");
-                if (field.NotImplemented && KnownKey.IsActive(child)) ctx.Unimplemented.Add(full);
                 if (field.AutoMeansDefault && child?.GetValueKind() == JsonValueKind.String && child.GetValue<string>() == "auto")
                 {
                     ctx.AutoKeys.Add(full);
@@ -76,6 +75,11 @@ internal sealed class SectionSchema<T>(Func<T> create)
                     continue;
                 }
                 value = field.Read(value, child, ctx, full);
+                // A field without effect is reported when it asks for something: an enabled/non-empty section, or a
+                // scalar different from its default.
+                if (field.NotImplemented && (child is JsonObject ? KnownKey.IsActive(child)
+                        : !JsonNode.DeepEquals(field.Write(value), field.Write(create()))))
+                    ctx.Unimplemented.Add(full);
             }
             else if (_known.TryGetValue(key, out var known))
             {

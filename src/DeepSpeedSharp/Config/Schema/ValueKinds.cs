@@ -81,7 +81,7 @@ internal static class Kinds
     public static long ReadLong(JsonNode? n, string path, long min, long max)
     {
         if (n?.GetValueKind() != JsonValueKind.Number) throw Expected(path, "an integer", n);
-        var element = n.GetValue<JsonElement>();
+        var element = Element(n);
         long value;
         if (!element.TryGetInt64(out value))
         {
@@ -103,12 +103,16 @@ internal static class Kinds
     public static double ReadDouble(JsonNode? n, string path, double min, double max)
     {
         if (n?.GetValueKind() != JsonValueKind.Number) throw Expected(path, "a number", n);
-        var d = n.GetValue<JsonElement>().GetDouble();
+        var d = Element(n).GetDouble();
         if (double.IsInfinity(d)) throw new DeepSpeedConfigException($"{path}: {n.ToJsonString()} is too large for a finite number");
         if (d < min || d > max)
             throw new DeepSpeedConfigException($"{path}: {d.ToString(CultureInfo.InvariantCulture)} is out of range; expected a number between {min.ToString(CultureInfo.InvariantCulture)} and {max.ToString(CultureInfo.InvariantCulture)}");
         return d;
     }
+
+    /// <summary>The JSON element behind a value node (nodes built in code, e.g. by migrations, are converted).</summary>
+    public static JsonElement Element(JsonNode n) =>
+        n is JsonValue v && v.TryGetValue<JsonElement>(out var e) ? e : JsonSerializer.SerializeToElement(n);
 
     /// <summary>DeepSpeed's dtype spellings (DtypeEnum) → "fp32" | "fp16" | "bf16".</summary>
     public static string NormaliseDtype(string s, string path) => s.Trim().ToLowerInvariant() switch

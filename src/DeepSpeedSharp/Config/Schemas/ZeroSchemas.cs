@@ -88,6 +88,8 @@ internal static class ZeroSchemas
         s.Known(KnownKeyPolicy.RejectWhenActive, "ZeRO++ LoCo is not implemented", "zeropp_loco_param");
         s.Known(KnownKeyPolicy.RejectWhenActive, "ZenFlow is not implemented", "zenflow");
         s.Known(KnownKeyPolicy.Ignore, "ZeRO-3 leaf modules are not implemented", "leaf_module");
+        // Deprecated keys are migrated away before the schema reads the section; listed here for "did you mean".
+        s.Known(KnownKeyPolicy.Ignore, "deprecated (migrated)", "cpu_offload", "cpu_offload_param", "cpu_offload_use_pin_memory");
         return s;
     }
 }
