@@ -100,8 +100,9 @@ public sealed partial class FusedAdam
             step = 0;
             exp_avg?.Dispose();
             exp_avg_sq?.Dispose();
-            exp_avg = zeros(_parameter.shape, stateType, _parameter.device);
-            exp_avg_sq = zeros(_parameter.shape, stateType, _parameter.device);
+            // Owned by the optimizer, not by whatever dispose scope the optimizer happens to be built in.
+            exp_avg = zeros(_parameter.shape, stateType, _parameter.device).DetachFromDisposeScope();
+            exp_avg_sq = zeros(_parameter.shape, stateType, _parameter.device).DetachFromDisposeScope();
         }
 
         /// <summary>Releases the moment tensors.</summary>

@@ -78,9 +78,6 @@ public class OneCycle : LrScheduler
         CycleMaxMom = cycleMaxMom;
         _skipLrDecay = decayStepSize == 0 || decayLrRate == 0;
         _skipMomDecay = decayStepSize == 0 || decayMomRate == 0;
-        if (lastBatchIteration == -1)
-            foreach (var g in Groups) g.LearningRate = cycleMinLr;
-
         CycleMomentum = cycleMomentum;
         if (cycleMomentum && !(optimizer is torch.optim.IBetas && Groups.All(g => g is torch.optim.IBetas)))
         {
@@ -88,11 +85,13 @@ public class OneCycle : LrScheduler
             CycleMomentum = false;
         }
         if (CycleMomentum)
-        {
             foreach (var (key, value) in new[] { ("cycle_min_mom", cycleMinMom), ("cycle_max_mom", cycleMaxMom) })
                 if (!(value >= 0 && value < 1)) throw new ArgumentException($"{key} must be in [0, 1), got {value}.", key);
-            if (lastBatchIteration == -1) ApplyMomentum(PerGroupMom(cycleMinMom));
-        }
+
+        // Validated: only now touch the optimizer.
+        if (lastBatchIteration != -1) return;
+        foreach (var g in Groups) g.LearningRate = cycleMinLr;
+        if (CycleMomentum) ApplyMomentum(PerGroupMom(cycleMinMom));
     }
 
     /// <summary><c>cycle_min_lr</c>.</summary>

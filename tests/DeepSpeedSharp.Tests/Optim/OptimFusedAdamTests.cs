@@ -248,6 +248,38 @@ public class OptimFusedAdamTests
     }
 
     [Fact]
+    public void InMemoryStateDictIsCopiedNotShared()
+    {
+        var (a, b) = TwinParameters(6);
+        var source = new FusedAdam(a, lr: 1e-2);
+        var gen = new Generator(16);
+        for (var s = 0; s < 3; s++) { SetSameGrads(a, b, gen); source.step(); }
+        using var target = new FusedAdam(b, lr: 1e-2);
+        target.load_state_dict(source.state_dict());
+        var expected = source.ExpAvg(a[1]).clone();
+        source.Dispose(); // the target must not hold the source's tensors
+        Assert.Equal(3, target.StepCount(b[1]));
+        Assert.True(target.ExpAvg(b[1]).allclose(expected, rtol: 0, atol: 0));
+        b[1].grad = ones_like(b[1]);
+        target.step();
+        Assert.Equal(4, target.StepCount(b[1]));
+    }
+
+    [Fact]
+    public void MomentsOutliveTheDisposeScopeTheOptimizerWasBuiltIn()
+    {
+        var p = new Parameter(ones(3));
+        FusedAdam opt;
+        using (NewDisposeScope()) opt = new FusedAdam(new[] { p }, lr: 0.1);
+        using (opt)
+        {
+            p.grad = ones(3);
+            opt.step();
+            Assert.Equal(0.1f, opt.ExpAvg(p)[0].item<float>(), 6); // (1 - 0.9) * 1
+        }
+    }
+
+    [Fact]
     public void ZeroGradZeroesInPlace()
     {
         var p = new Parameter(ones(3));
