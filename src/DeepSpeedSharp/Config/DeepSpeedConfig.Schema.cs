@@ -1,0 +1,95 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DeepSpeedSharp.Config.Schema;
+using DeepSpeedSharp.Config.Schemas;
+
+namespace DeepSpeedSharp.Config;
+
+public sealed partial class DeepSpeedConfig
+{
+    private static Field<DeepSpeedConfig> Of<V>(string key, ValueKind<V> kind, Func<DeepSpeedConfig, V> get, Action<DeepSpeedConfig, V> set, Action<V, string>? check = null) =>
+        Fields<DeepSpeedConfig>.Of(key, kind, get, (c, v) => { set(c, v); return c; }, check);
+
+    private static Field<DeepSpeedConfig> Section<S>(string key, SectionSchema<S> schema, Func<DeepSpeedConfig, S> get, Action<DeepSpeedConfig, S> set) =>
+        Fields<DeepSpeedConfig>.Section(key, schema, get, (c, v) => { set(c, v); return c; });
+
+    /// <summary>A batch key: "auto" is recorded (not defaulted) so <see cref="ResolveBatchSizes"/> can fill it.</summary>
+    private static Field<DeepSpeedConfig> Batch(string key, Func<DeepSpeedConfig, int?> get, Action<DeepSpeedConfig, int?> set) =>
+        new CustomField<DeepSpeedConfig>(key, (c, n, ctx, p) =>
+        {
+            if (n?.GetValueKind() == JsonValueKind.String && n.GetValue<string>() == "auto")
+            {
+                ctx.AutoKeys.Add(p);
+                set(c, null);
+                return c;
+            }
+            if (n is null) { set(c, null); return c; }
+            if (n.GetValueKind() != JsonValueKind.Number) throw Kinds.Expected(p, "a positive integer or \"auto\"", n);
+            var v = Kinds.ReadLong(n, p, long.MinValue, long.MaxValue);
+            if (v <= 0) throw new DeepSpeedConfigException($"{p} must be a positive integer, got {v}");
+            if (v > int.MaxValue) throw new DeepSpeedConfigException($"{p}: {v} is too large; expected at most {int.MaxValue}");
+            set(c, (int)v);
+            return c;
+        }, c => get(c) is { } v ? JsonValue.Create(v) : null).AutoIsValue();
+
+    private static readonly SectionSchema<DeepSpeedConfig> TopLevel = new SectionSchema<DeepSpeedConfig>(() => new DeepSpeedConfig()) { WarnOnAuto = true }
+        .Add(
+            Batch("train_batch_size", c => c.TrainBatchSize, (c, v) => c.TrainBatchSize = v),
+            Batch("train_micro_batch_size_per_gpu", c => c.TrainMicroBatchSizePerGpu, (c, v) => c.TrainMicroBatchSizePerGpu = v),
+            Batch("gradient_accumulation_steps", c => c.GradientAccumulationSteps, (c, v) => c.GradientAccumulationSteps = v),
+            Of("steps_per_print", Kinds.Int(min: 1), c => c.StepsPerPrint, (c, v) => c.StepsPerPrint = v),
+            Of("wall_clock_breakdown", Kinds.Bool, c => c.WallClockBreakdown, (c, v) => c.WallClockBreakdown = v),
+            Of("memory_breakdown", Kinds.Bool, c => c.MemoryBreakdown, (c, v) => c.MemoryBreakdown = v).Unimplemented(),
+            Of("gradient_clipping", Kinds.Double(min: 0), c => c.GradientClipping, (c, v) => c.GradientClipping = v),
+            Of("prescale_gradients", Kinds.Bool, c => c.PrescaleGradients, (c, v) => c.PrescaleGradients = v),
+            Of("gradient_predivide_factor", Kinds.Double(min: double.Epsilon), c => c.GradientPredivideFactor, (c, v) => c.GradientPredivideFactor = v),
+            Of("gradient_allreduce_op", Kinds.OneOf("mean", "sum"), c => c.GradientAllreduceOp, (c, v) => c.GradientAllreduceOp = v),
+            Of("communication_data_type", Kinds.Dtype, c => c.CommunicationDataType, (c, v) => c.CommunicationDataType = v),
+            Of("zero_allow_untested_optimizer", Kinds.Bool, c => c.ZeroAllowUntestedOptimizer, (c, v) => c.ZeroAllowUntestedOptimizer = v),
+            Of("zero_force_ds_cpu_optimizer", Kinds.Bool, c => c.ZeroForceDsCpuOptimizer, (c, v) => c.ZeroForceDsCpuOptimizer = v),
+            Of("dataloader_drop_last", Kinds.Bool, c => c.DataloaderDropLast, (c, v) => c.DataloaderDropLast = v),
+            Of("managed_gradient_accumulation", Kinds.Bool, _ => true, (_, _) => { }, (v, p) =>
+            {
+                if (!v) throw new DeepSpeedConfigException($"'{p}': false (caller-managed accumulation boundaries) is not supported by DeepSpeedSharp; remove it or set true");
+            }),
+            Of("sequence_parallel_size", Kinds.Int(min: 1), _ => 1, (_, _) => { }, (v, p) =>
+            {
+                if (v > 1) throw new DeepSpeedConfigException($"'{p}' = {v}: sequence parallelism is not supported by DeepSpeedSharp; remove it or set 1");
+            }),
+            Section("zero_optimization", ZeroSchemas.Zero, c => c.ZeroOptimization, (c, v) => c.ZeroOptimization = v),
+            Section("bf16", PrecisionSchemas.Bf16, c => c.Bf16, (c, v) => c.Bf16 = v),
+            Section("fp16", PrecisionSchemas.Fp16, c => c.Fp16, (c, v) => c.Fp16 = v),
+            Section("data_types", PrecisionSchemas.DataTypes, c => c.DataTypes, (c, v) => c.DataTypes = v),
+            new CustomField<DeepSpeedConfig>("optimizer", (c, n, ctx, p) => { c.Optimizer = OptimizerSchemas.Read(n, ctx, p); return c; },
+                c => OptimizerSchemas.Write(c.Optimizer)).AutoIsValue(),
+            new CustomField<DeepSpeedConfig>("scheduler", (c, n, ctx, p) => { c.Scheduler = SchedulerSchemas.Read(n, ctx, p); return c; },
+                c => SchedulerSchemas.Write(c.Scheduler)).AutoIsValue(),
+            Section("pipeline", MiscSchemas.Pipeline, c => c.Pipeline, (c, v) => c.Pipeline = v),
+            Section("activation_checkpointing", MiscSchemas.ActivationCheckpointing, c => c.ActivationCheckpointing, (c, v) => c.ActivationCheckpointing = v),
+            Section("flops_profiler", MiscSchemas.FlopsProfiler, c => c.FlopsProfiler, (c, v) => c.FlopsProfiler = v),
+            Section("comms_logger", MiscSchemas.CommsLogger, c => c.CommsLogger, (c, v) => c.CommsLogger = v),
+            Section("tensorboard", MiscSchemas.Monitor, c => c.Tensorboard, (c, v) => c.Tensorboard = v).Unimplemented(),
+            Section("csv_monitor", MiscSchemas.Monitor, c => c.CsvMonitor, (c, v) => c.CsvMonitor = v),
+            Section("wandb", MiscSchemas.Wandb, c => c.Wandb, (c, v) => c.Wandb = v).Unimplemented(),
+            Section("comet", MiscSchemas.Comet, c => c.Comet, (c, v) => c.Comet = v).Unimplemented(),
+            Section("timers", MiscSchemas.Timers, c => c.Timers, (c, v) => c.Timers = v),
+            Section("checkpoint", MiscSchemas.Checkpoint, c => c.Checkpoint, (c, v) => c.Checkpoint = v),
+            Section("aio", MiscSchemas.Aio, c => c.Aio, (c, v) => c.Aio = v).Unimplemented())
+        .Known(KnownKeyPolicy.RejectWhenActive, "Apex AMP is not available in .NET; use bf16 or fp16", "amp")
+        .Known(KnownKeyPolicy.RejectWhenActive, "curriculum learning is not implemented", "curriculum_learning")
+        .Known(KnownKeyPolicy.RejectWhenActive, "progressive layer drop is not implemented", "progressive_layer_drop")
+        .Known(KnownKeyPolicy.RejectWhenActive, "compression training is not implemented", "compression_training", "weight_quantization", "quantize_training")
+        .Known(KnownKeyPolicy.RejectWhenActive, "sparse attention is not implemented", "sparse_attention")
+        .Known(KnownKeyPolicy.RejectWhenActive, "elastic training is not implemented", "elasticity")
+        .Known(KnownKeyPolicy.RejectWhenActive, "data efficiency (curriculum / random-LTD) is not implemented", "data_efficiency")
+        .Known(KnownKeyPolicy.RejectWhenActive, "sparse (CSR) gradients are not implemented", "sparse_gradients")
+        .Known(KnownKeyPolicy.RejectWhenActive, "AutoTP tensor-parallel training is not implemented", "tensor_parallel")
+        .Known(KnownKeyPolicy.RejectWhenActive, "torch.compile / DeepCompile do not exist in TorchSharp", "compile")
+        .Known(KnownKeyPolicy.RejectWhenActive, "torch autocast is not implemented; use bf16 or fp16", "torch_autocast")
+        .Known(KnownKeyPolicy.RejectWhenActive, "the hybrid (RLHF) engine is not implemented", "hybrid_engine")
+        .Known(KnownKeyPolicy.RejectWhenActive, "eigenvalue computation is not implemented", "eigenvalue")
+        .Known(KnownKeyPolicy.RejectWhenActive, "mixture-of-experts parallelism is not implemented", "expert_parallel")
+        .Known(KnownKeyPolicy.RejectWhenActive, "alternative checkpoint engines are not implemented", "nebula", "datastates", "checkpoint_engine")
+        .Known(KnownKeyPolicy.Ignore, "no effect", "autotuning", "dump_state", "log_level", "vocabulary_size", "disable_allgather",
+            "seq_parallel_communication_data_type", "data_parallel_size", "use_data_before_expert_parallelism", "graph_harvesting");
+}

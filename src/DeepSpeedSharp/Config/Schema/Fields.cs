@@ -1,0 +1,83 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace DeepSpeedSharp.Config.Schema;
+
+/// <summary>One key of a section: how it is read into <typeparamref name="T"/> and written back.</summary>
+internal abstract class Field<T>(string key)
+{
+    /// <summary>The canonical (current DeepSpeed) key.</summary>
+    public string Key { get; } = key;
+    /// <summary>Other names accepted silently (DeepSpeed's pydantic aliases).</summary>
+    public List<string> Aliases { get; } = [];
+    /// <summary>Old names accepted with a deprecation warning.</summary>
+    public List<string> DeprecatedNames { get; } = [];
+    /// <summary>Whether the string "auto" means "use the default" for this key (false when "auto" is a real value).</summary>
+    public bool AutoMeansDefault { get; set; } = true;
+    /// <summary>When set, the key is known but has no effect in DeepSpeedSharp; its presence is listed in the summary warning.</summary>
+    public bool NotImplemented { get; set; }
+
+    public abstract T Read(T target, JsonNode? value, ReadContext ctx, string path);
+    /// <summary>The normalised value for <c>ToJson</c> (null = omit).</summary>
+    public abstract JsonNode? Write(T source);
+
+    public Field<T> Alias(params string[] names) { Aliases.AddRange(names); return this; }
+    public Field<T> Deprecated(params string[] names) { DeprecatedNames.AddRange(names); return this; }
+    public Field<T> Unimplemented() { NotImplemented = true; return this; }
+    public Field<T> AutoIsValue() { AutoMeansDefault = false; return this; }
+}
+
+/// <summary>A scalar key: a <see cref="ValueKind{V}"/> plus getter/setter and an optional extra check.</summary>
+internal sealed class ValueField<T, V>(string key, ValueKind<V> kind, Func<T, V> get, Func<T, V, T> set,
+    Action<V, string>? check = null) : Field<T>(key)
+{
+    public override T Read(T target, JsonNode? value, ReadContext ctx, string path)
+    {
+        var v = kind.Read(value, path);
+        check?.Invoke(v, path);
+        return set(target, v);
+    }
+
+    public override JsonNode? Write(T source) => kind.Write(get(source));
+}
+
+/// <summary>A nested section read with its own schema.</summary>
+internal sealed class SectionField<T, S>(string key, SectionSchema<S> schema, Func<T, S> get, Func<T, S, T> set) : Field<T>(key)
+{
+    public override T Read(T target, JsonNode? value, ReadContext ctx, string path) => set(target, schema.Read(value, ctx, path));
+    public override JsonNode? Write(T source) => schema.Write(get(source));
+}
+
+/// <summary>A key with hand-written reading (e.g. <c>betas</c>, the optimizer and scheduler sections).</summary>
+internal sealed class CustomField<T>(string key, Func<T, JsonNode?, ReadContext, string, T> read, Func<T, JsonNode?> write) : Field<T>(key)
+{
+    public override T Read(T target, JsonNode? value, ReadContext ctx, string path) => read(target, value, ctx, path);
+    public override JsonNode? Write(T source) => write(source);
+}
+
+/// <summary>What to do with a DeepSpeed key that DeepSpeedSharp knows of but does not model as a field.</summary>
+internal enum KnownKeyPolicy
+{
+    /// <summary>Harmless: listed in the summary warning and ignored.</summary>
+    Ignore,
+    /// <summary>Changes training when active (true, or an object not explicitly disabled): rejected then; ignored when inactive.</summary>
+    RejectWhenActive,
+}
+
+/// <summary>A DeepSpeed key without a field: see <see cref="KnownKeyPolicy"/>.</summary>
+internal sealed record KnownKey(string Key, KnownKeyPolicy Policy, string Reason)
+{
+    /// <summary>false/null/0/""/{}/[] or an object whose "enabled" is false or "auto" count as inactive.</summary>
+    public static bool IsActive(JsonNode? n) => n?.GetValueKind() switch
+    {
+        null or JsonValueKind.Null or JsonValueKind.False => false,
+        JsonValueKind.True => true,
+        JsonValueKind.Number => Kinds.Element(n).GetDouble() != 0,
+        JsonValueKind.String => n.GetValue<string>().Length > 0,
+        JsonValueKind.Array => n.AsArray().Count > 0,
+        JsonValueKind.Object => n.AsObject().TryGetPropertyValue("enabled", out var e)
+            ? e?.GetValueKind() == JsonValueKind.True
+            : n.AsObject().Count > 0,
+        _ => true,
+    };
+}

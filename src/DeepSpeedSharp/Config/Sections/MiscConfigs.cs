@@ -1,0 +1,162 @@
+namespace DeepSpeedSharp.Config;
+
+/// <summary><c>pipeline</c>: pipeline-parallel options (DeepSpeed merges the section over these defaults).</summary>
+public sealed record PipelineConfig
+{
+    /// <summary><c>stages</c>: "auto" or a number (kept as text, as DeepSpeed does).</summary>
+    public string Stages { get; init; } = "auto";
+    /// <summary><c>partition</c>: "best", "parameters", "uniform", "type:REGEX".</summary>
+    public string Partition { get; init; } = "best";
+    /// <summary><c>seed_layers</c>.</summary>
+    public bool SeedLayers { get; init; }
+    /// <summary><c>activation_checkpoint_interval</c>.</summary>
+    public int ActivationCheckpointInterval { get; init; }
+    /// <summary><c>pipe_partitioned</c>.</summary>
+    public bool PipePartitioned { get; init; } = true;
+    /// <summary><c>grad_partitioned</c>.</summary>
+    public bool GradPartitioned { get; init; } = true;
+}
+
+/// <summary><c>activation_checkpointing</c>. The config alone changes nothing: model code must call the checkpoint function.</summary>
+public sealed record ActivationCheckpointingConfig
+{
+    /// <summary><c>partition_activations</c>.</summary>
+    public bool PartitionActivations { get; init; }
+    /// <summary><c>cpu_checkpointing</c> (only with partition_activations).</summary>
+    public bool CpuCheckpointing { get; init; }
+    /// <summary><c>contiguous_memory_optimization</c> (needs number_checkpoints).</summary>
+    public bool ContiguousMemoryOptimization { get; init; }
+    /// <summary><c>number_checkpoints</c>.</summary>
+    public int? NumberCheckpoints { get; init; }
+    /// <summary><c>synchronize_checkpoint_boundary</c>.</summary>
+    public bool SynchronizeCheckpointBoundary { get; init; }
+    /// <summary><c>profile</c>.</summary>
+    public bool Profile { get; init; }
+}
+
+/// <summary><c>flops_profiler</c>.</summary>
+public sealed record FlopsProfilerConfig
+{
+    /// <summary><c>enabled</c>.</summary>
+    public bool Enabled { get; init; }
+    /// <summary><c>recompute_fwd_factor</c>.</summary>
+    public double RecomputeFwdFactor { get; init; }
+    /// <summary><c>profile_step</c>.</summary>
+    public int ProfileStep { get; init; } = 1;
+    /// <summary><c>module_depth</c> (-1 = all).</summary>
+    public int ModuleDepth { get; init; } = -1;
+    /// <summary><c>top_modules</c>.</summary>
+    public int TopModules { get; init; } = 1;
+    /// <summary><c>detailed</c>.</summary>
+    public bool Detailed { get; init; } = true;
+    /// <summary><c>output_file</c> (null = stdout).</summary>
+    public string? OutputFile { get; init; }
+}
+
+/// <summary><c>comms_logger</c>.</summary>
+public sealed record CommsLoggerConfig
+{
+    /// <summary><c>enabled</c>.</summary>
+    public bool Enabled { get; init; }
+    /// <summary><c>verbose</c>.</summary>
+    public bool Verbose { get; init; }
+    /// <summary><c>prof_all</c>.</summary>
+    public bool ProfAll { get; init; } = true;
+    /// <summary><c>debug</c>.</summary>
+    public bool Debug { get; init; }
+    /// <summary><c>prof_ops</c>: collective names to profile when prof_all is false.</summary>
+    public IReadOnlyList<string> ProfOps { get; init; } = [];
+
+    /// <inheritdoc/>
+    public bool Equals(CommsLoggerConfig? other) => other is not null && Enabled == other.Enabled && Verbose == other.Verbose
+        && ProfAll == other.ProfAll && Debug == other.Debug && ProfOps.SequenceEqual(other.ProfOps);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Enabled, Verbose, ProfAll, Debug, ProfOps.Count);
+}
+
+/// <summary><c>tensorboard</c> / <c>csv_monitor</c>.</summary>
+public sealed record MonitorConfig
+{
+    /// <summary><c>enabled</c>.</summary>
+    public bool Enabled { get; init; }
+    /// <summary><c>output_path</c>.</summary>
+    public string OutputPath { get; init; } = "";
+    /// <summary><c>job_name</c>.</summary>
+    public string JobName { get; init; } = "DeepSpeedJobName";
+}
+
+/// <summary><c>wandb</c>.</summary>
+public sealed record WandbConfig
+{
+    /// <summary><c>enabled</c>.</summary>
+    public bool Enabled { get; init; }
+    /// <summary><c>group</c>.</summary>
+    public string? Group { get; init; }
+    /// <summary><c>team</c>.</summary>
+    public string? Team { get; init; }
+    /// <summary><c>project</c>.</summary>
+    public string Project { get; init; } = "deepspeed";
+}
+
+/// <summary><c>comet</c>.</summary>
+public sealed record CometConfig
+{
+    /// <summary><c>enabled</c>.</summary>
+    public bool Enabled { get; init; }
+    /// <summary><c>samples_log_interval</c>.</summary>
+    public int SamplesLogInterval { get; init; } = 100;
+    /// <summary><c>project</c>.</summary>
+    public string? Project { get; init; }
+    /// <summary><c>workspace</c>.</summary>
+    public string? Workspace { get; init; }
+    /// <summary><c>api_key</c>.</summary>
+    public string? ApiKey { get; init; }
+    /// <summary><c>experiment_name</c>.</summary>
+    public string? ExperimentName { get; init; }
+    /// <summary><c>experiment_key</c>.</summary>
+    public string? ExperimentKey { get; init; }
+    /// <summary><c>online</c>.</summary>
+    public bool? Online { get; init; }
+    /// <summary><c>mode</c>.</summary>
+    public string? Mode { get; init; }
+}
+
+/// <summary><c>timers</c>: currently only <c>timers.throughput</c>.</summary>
+public sealed record TimersConfig
+{
+    /// <summary><c>throughput.enabled</c>.</summary>
+    public bool ThroughputEnabled { get; init; } = true;
+    /// <summary><c>throughput.synchronized</c>: synchronize the device before reading the clock.</summary>
+    public bool ThroughputSynchronized { get; init; } = true;
+}
+
+/// <summary><c>checkpoint</c>.</summary>
+public sealed record CheckpointConfig
+{
+    /// <summary><c>tag_validation</c>: "Ignore", "Warn" or "Fail" (input is case-insensitive; normalised to this casing).</summary>
+    public string TagValidation { get; init; } = "Warn";
+    /// <summary><c>load_universal</c>.</summary>
+    public bool LoadUniversal { get; init; }
+    /// <summary><c>use_node_local_storage</c>.</summary>
+    public bool UseNodeLocalStorage { get; init; }
+    /// <summary><c>parallel_write.pipeline_stage</c>.</summary>
+    public bool ParallelWritePipelineStage { get; init; }
+}
+
+/// <summary><c>aio</c>: NVMe I/O settings (read and kept; NVMe offload itself is not supported).</summary>
+public sealed record AioConfig
+{
+    /// <summary><c>block_size</c>.</summary>
+    public long BlockSize { get; init; } = 1_048_576;
+    /// <summary><c>queue_depth</c>.</summary>
+    public int QueueDepth { get; init; } = 8;
+    /// <summary><c>intra_op_parallelism</c> (alias <c>thread_count</c>).</summary>
+    public int IntraOpParallelism { get; init; } = 1;
+    /// <summary><c>single_submit</c>.</summary>
+    public bool SingleSubmit { get; init; }
+    /// <summary><c>overlap_events</c>.</summary>
+    public bool OverlapEvents { get; init; } = true;
+    /// <summary><c>use_gds</c>.</summary>
+    public bool UseGds { get; init; }
+}
