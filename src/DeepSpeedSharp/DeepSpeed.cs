@@ -4,6 +4,7 @@ using DeepSpeedSharp.Native;
 using DeepSpeedSharp.Schedulers;
 using DeepSpeedSharp.Utils;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace DeepSpeedSharp;
@@ -59,6 +60,7 @@ public static partial class DeepSpeed
         {
             if (opt == null) throw new DeepSpeedConfigException("the config has a \"scheduler\" section but there is no optimizer for it to drive");
             sched = EngineOptimizers.CreateScheduler(cfg.Scheduler, opt);
+            foreach (var w in sched.Warnings) Log.Warn(w);
         }
         else if (lrScheduler != null && cfg.Scheduler != null)
         {

@@ -1,0 +1,44 @@
+using DeepSpeedSharp.Config;
+using DeepSpeedSharp.Optim;
+using DeepSpeedSharp.Schedulers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.Engine;
+
+/// <summary>Turns the config's <c>optimizer</c> and <c>scheduler</c> sections into objects.</summary>
+internal static class EngineOptimizers
+{
+    /// <summary>The optimizer named by the config, or null when the config has no optimizer section.</summary>
+    public static optim.Optimizer? CreateOptimizer(DeepSpeedConfig config, IReadOnlyList<Parameter> parameters)
+    {
+        if (config.Optimizer is not { } o) return null;
+        var trainable = parameters.Where(p => p.requires_grad).ToList();
+        if (trainable.Count == 0) throw new ArgumentException("the model has no trainable parameters (every parameter has requires_grad = false)");
+        return OptimizerFactory.Create(o.Type, trainable, o.Lr, o.Beta1, o.Beta2, o.Eps, o.WeightDecay, o.BiasCorrection,
+            o.Amsgrad, o.AdamWMode, o.TorchAdam, o.Momentum, o.Dampening, o.Nesterov);
+    }
+
+    /// <summary>The scheduler named by the config's <c>scheduler.type</c>, driving <paramref name="optimizer"/>.</summary>
+    public static LrScheduler CreateScheduler(SchedulerConfig s, optim.Optimizer optimizer)
+    {
+        int TotalSteps() => s.TotalNumSteps ?? throw new DeepSpeedConfigException(
+            $"scheduler.params.total_num_steps is required by the {s.Type} scheduler");
+        return s.Type switch
+        {
+            "WarmupLR" => new WarmupLR(optimizer, s.WarmupMinLr, s.WarmupMaxLr, s.WarmupNumSteps, s.WarmupType, s.LastBatchIteration),
+            "WarmupDecayLR" => new WarmupDecayLR(optimizer, TotalSteps(), s.WarmupMinLr, s.WarmupMaxLr ?? 0.001,
+                s.WarmupNumSteps, s.WarmupType, s.LastBatchIteration),
+            "WarmupCosineLR" => new WarmupCosineLR(optimizer, TotalSteps(), s.WarmupMinRatio, s.WarmupNumSteps, s.CosMinRatio,
+                s.WarmupType, s.LastBatchIteration),
+            "OneCycle" => new OneCycle(optimizer, s.CycleMinLr, s.CycleMaxLr, s.DecayLrRate, s.CycleFirstStepSize,
+                s.CycleSecondStepSize, s.CycleFirstStairCount, s.CycleSecondStairCount, s.DecayStepSize, s.CycleMomentum,
+                s.CycleMinMom, s.CycleMaxMom, s.DecayMomRate, s.LastBatchIteration),
+            "LRRangeTest" => new LRRangeTest(optimizer, s.LrRangeTestMinLr, s.LrRangeTestStepSize, s.LrRangeTestStepRate,
+                s.LrRangeTestStaircase, s.LastBatchIteration),
+            _ => throw new DeepSpeedConfigException(
+                $"scheduler.type '{s.Type}' is not supported; use WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle or LRRangeTest"),
+        };
+    }
+}
