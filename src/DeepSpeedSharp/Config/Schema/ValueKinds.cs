@@ -87,9 +87,9 @@ internal static class Kinds
         {
             // DeepSpeed configs commonly write sizes as 5e8; accept integral floating-point numbers.
             var d = element.GetDouble();
-            if (d != Math.Floor(d) || double.IsInfinity(d)) throw Expected(path, "an integer", n);
-            if (d >= 9.2233720368547758E18 || d < -9.2233720368547758E18)
+            if (double.IsInfinity(d) || d >= 9.2233720368547758E18 || d < -9.2233720368547758E18)
                 throw new DeepSpeedConfigException($"{path}: {element.GetRawText()} is out of range; expected an integer between {min} and {max}");
+            if (d != Math.Floor(d)) throw Expected(path, "an integer", n);
             value = (long)d;
         }
         if (value < min || value > max)
