@@ -1,0 +1,74 @@
+using DeepSpeedSharp.Comm;
+using DeepSpeedSharp.Config;
+using DeepSpeedSharp.Engine;
+using DeepSpeedSharp.Optim;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.DataParallel;
+
+/// <summary>
+/// ZeRO stage 0 — distributed data parallel. Parameters are broadcast from the group's first rank at start; every
+/// rank keeps full gradients and optimizer state; at the accumulation boundary the gradients are averaged across
+/// the data-parallel group in buckets of <c>reduce_bucket_size</c> elements (in the <c>communication_data_type</c>),
+/// in a fixed order, and every rank takes the same optimizer step. With one rank no communication happens.
+/// </summary>
+internal sealed class DataParallelStrategy : ITrainingStrategy
+{
+    private readonly ProcessGroup group;
+    private readonly FlatLayout layout;
+    private readonly GradientBuckets? buckets;
+    private readonly GradientScaling scaling;
+
+    public DataParallelStrategy(IReadOnlyList<Parameter> parameters, optim.Optimizer optimizer, ProcessGroup group, DeepSpeedConfig config)
+    {
+        this.group = group;
+        Optimizer = optimizer;
+        layout = new FlatLayout(parameters, 1);
+        scaling = GradientScaling.From(config, group.Size);
+        if (group.Size > 1 && layout.Total > 0)
+        {
+            var device = parameters[0].device;
+            var commType = CommunicationType.Resolve(config, parameters[0].dtype);
+            buckets = new GradientBuckets(layout, config.ZeroOptimization.ReduceBucketSize, commType, device);
+            ParameterSync.Broadcast(parameters, group, group.GetGlobalRank(0));
+        }
+    }
+
+    public optim.Optimizer Optimizer { get; }
+
+    public void AfterBackward(bool isBoundary)
+    {
+        if (!isBoundary || buckets == null) return; // no reduction on non-boundary micro-steps
+        foreach (var (start, end) in buckets.Ranges())
+        {
+            var view = buckets.Pack(start, end);
+            if (scaling.Before != 1.0) view.mul_(scaling.Before);
+            group.AllReduce(view, ReduceOp.Sum);
+            if (scaling.After != 1.0) view.mul_(scaling.After);
+            buckets.Unpack(view, start, end);
+        }
+    }
+
+    public (double Norm, bool Applied) Step(double clip)
+    {
+        var grads = layout.Parameters.Select(p => p.grad).ToList();
+        double norm = GradientClipping.GlobalNorm(grads);
+        if (!double.IsFinite(norm)) return (norm, false);
+        if (clip > 0) GradientClipping.ClipByGlobalNorm(grads, clip, norm);
+        Optimizer.step();
+        return (norm, true);
+    }
+
+    public void ZeroGrad() => Optimizer.zero_grad();
+
+    public ModelStateBytes StateBytes()
+    {
+        long param = layout.Parameters.Sum(p => p.numel() * p.element_size());
+        long grad = layout.Parameters.Sum(p => p.grad is null ? 0 : p.grad.numel() * p.grad.element_size());
+        return new ModelStateBytes(param, grad + (buckets?.Bytes ?? 0), OptimizerStateBytes.Count(Optimizer));
+    }
+
+    public void Dispose() => buckets?.Dispose();
+}

@@ -1,0 +1,63 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.DataParallel;
+
+/// <summary>
+/// Packs the parameters' gradients, range by range of the flat layout, into one reused bucket buffer (in the
+/// communication dtype) and unpacks results back. Missing gradients (unused parameters) pack as zeros.
+/// </summary>
+internal sealed class GradientBuckets : IDisposable
+{
+    private readonly FlatLayout layout;
+    private readonly Tensor bucket;
+
+    public GradientBuckets(FlatLayout layout, long bucketElements, ScalarType commType, Device device)
+    {
+        this.layout = layout;
+        BucketElements = Math.Max(1, Math.Min(bucketElements, layout.Padded));
+        bucket = zeros(BucketElements, commType, device);
+    }
+
+    public long BucketElements { get; }
+
+    /// <summary>Bytes of the bucket buffer.</summary>
+    public long Bytes => bucket.numel() * bucket.element_size();
+
+    /// <summary>The bucket ranges [start, end) covering the padded flat space, in order.</summary>
+    public IEnumerable<(long Start, long End)> Ranges()
+    {
+        for (long s = 0; s < layout.Padded; s += BucketElements) yield return (s, Math.Min(s + BucketElements, layout.Padded));
+    }
+
+    /// <summary>Copies (and casts) the gradients of [start, end) into the bucket; returns the bucket view of that length.</summary>
+    public Tensor Pack(long start, long end)
+    {
+        var view = bucket.narrow(0, 0, end - start);
+        if (end > layout.Total) view.narrow(0, Math.Max(0, layout.Total - start), end - Math.Max(start, layout.Total)).zero_();
+        foreach (var (i, pOff, rOff, n) in layout.Pieces(start, end))
+        {
+            var target = view.narrow(0, rOff, n);
+            var grad = layout.Parameters[i].grad;
+            if (grad is null) target.zero_();
+            else using (var flat = grad.view(-1)) using (var piece = flat.narrow(0, pOff, n)) target.copy_(piece);
+        }
+        return view;
+    }
+
+    /// <summary>Copies the bucket's [start, end) back into the gradients, creating missing ones.</summary>
+    public void Unpack(Tensor view, long start, long end)
+    {
+        foreach (var (i, pOff, rOff, n) in layout.Pieces(start, end))
+        {
+            var p = layout.Parameters[i];
+            if (p.grad is null) p.grad = zeros_like(p);
+            using var flat = p.grad!.view(-1);
+            using var piece = flat.narrow(0, pOff, n);
+            using var source = view.narrow(0, rOff, n);
+            piece.copy_(source);
+        }
+    }
+
+    public void Dispose() => bucket.Dispose();
+}
