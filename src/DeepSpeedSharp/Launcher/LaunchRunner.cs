@@ -25,6 +25,7 @@ public static class LaunchRunner
             return 0;
         }
         var o = LaunchOptions.Parse(args);
+        ProcessTree.UnblockLauncherSignals();
         if (o.NodeLauncher) return RunNode(o, stdout, stderr);
         if (o.MpiRankLauncher) return RunMpiRank(o, stdout, stderr);
 

@@ -28,7 +28,9 @@ public sealed class OpenMpiRunner : IMultiNodeRunner
         command.AddRange(rank);
         var perHost = c.World.Hosts.Select(h => $"{h}: {c.World.SlotsOf(h).Count} x {ShellWords.Join(rank)}").ToList();
         perHost.Insert(0, $"(generated hostfile {hostfile}: {MultiNodeRunners.HostfileText(c.World).TrimEnd().Replace("\n", "; ")})");
-        return new MultiNodeCommand(command, null, new Dictionary<string, string>(), perHost,
+        // mpirun gives ranks a pseudo-terminal; with a real TERM, .NET writes terminal set-up codes into the output.
+        var env = new Dictionary<string, string> { ["TERM"] = "dumb" };
+        return new MultiNodeCommand(command, null, env, perHost,
             new Dictionary<string, string> { [hostfile] = MultiNodeRunners.HostfileText(c.World) });
     }
 }

@@ -49,7 +49,7 @@ public sealed class PdshRunner : IMultiNodeRunner
         var command = pdsh.Concat(viaShell ? remote.Select(ShellWords.Quote) : remote).ToList();
 
         // The kill command finds this job's node launchers by their --job_id; "[x]" keeps pkill from matching itself.
-        var pattern = $"--job_id=[{c.JobId[0]}]{c.JobId[1..]}";
+        var pattern = $"job_id=[{c.JobId[0]}]{c.JobId[1..]}";
         var kill = pdsh.Concat(viaShell ? ["pkill", "-TERM", "-f", ShellWords.Quote(pattern)] : ["pkill", "-TERM", "-f", pattern]).ToList();
 
         var perHost = c.World.Hosts.Select((h, i) =>

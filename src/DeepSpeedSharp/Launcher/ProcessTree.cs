@@ -19,6 +19,29 @@ public static partial class ProcessTree
     [LibraryImport("libc", EntryPoint = "getppid")]
     private static partial int SysGetPpid();
 
+    [LibraryImport("libc", EntryPoint = "sigemptyset")]
+    private static unsafe partial int SysSigEmptySet(byte* set);
+
+    [LibraryImport("libc", EntryPoint = "sigaddset")]
+    private static unsafe partial int SysSigAddSet(byte* set, int signal);
+
+    [LibraryImport("libc", EntryPoint = "pthread_sigmask")]
+    private static unsafe partial int SysPthreadSigmask(int how, byte* set, byte* oldSet);
+
+    /// <summary>
+    /// Unblocks SIGINT, SIGTERM and SIGCHLD for the calling thread (and the processes it starts). pdsh's exec module
+    /// starts its commands with SIGINT and SIGCHLD blocked; with SIGCHLD blocked in every thread .NET never reaps
+    /// its children, so a node launcher would wait forever for ranks that have already exited.
+    /// </summary>
+    public static unsafe void UnblockLauncherSignals()
+    {
+        const int SigUnblock = 1, SigChld = 17;
+        byte* set = stackalloc byte[128];
+        SysSigEmptySet(set);
+        foreach (var sig in new[] { SigInt, SigTerm, SigChld }) SysSigAddSet(set, sig);
+        SysPthreadSigmask(SigUnblock, set, null);
+    }
+
     /// <summary>Sends <paramref name="signal"/> to <paramref name="pid"/>; false when the process is gone.</summary>
     public static bool Signal(int pid, int signal) => pid > 0 && SysKill(pid, signal) == 0;
 

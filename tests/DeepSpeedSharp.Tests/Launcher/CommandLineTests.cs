@@ -90,7 +90,7 @@ public class CommandLineTests
         Assert.Equal(["--", "/x/train.dll", "--cfg", "'a b'", "50%%"], remote.TakeLast(5));
         var exports = MultiNodeRunners.DecodeExports(remote.Single(a => a.StartsWith("--exports=")).Split('=', 2)[1]);
         Assert.Equal("y z", exports["X"]);
-        Assert.Equal(["pkill", "-TERM", "-f", "'--job_id=[a]bc123'"], cmd.KillCommand!.TakeLast(4));
+        Assert.Equal(["pkill", "-TERM", "-f", "'job_id=[a]bc123'"], cmd.KillCommand!.TakeLast(4));
         Assert.StartsWith("hostB: /usr/bin/dotnet /opt/dss.dll launch --node_launcher", cmd.PerHost[1]);
         Assert.Contains("--node_rank=1 ", cmd.PerHost[1]);
         Assert.Contains(" 50%", cmd.PerHost[1]);
@@ -104,7 +104,7 @@ public class CommandLineTests
         Assert.False(cmd.Environment.ContainsKey("PDSH_RCMD_TYPE"));
         Assert.Equal(["--cfg", "a b", "50%%"], cmd.Command.TakeLast(3));
         Assert.Contains("--chdir=/work dir", cmd.Command);
-        Assert.Equal("--job_id=[a]bc123", cmd.KillCommand![^1]);
+        Assert.Equal("job_id=[a]bc123", cmd.KillCommand![^1]);
     }
 
     [Fact]
