@@ -1,0 +1,173 @@
+using System.Diagnostics;
+using System.Collections;
+
+namespace DeepSpeedSharp.Launcher;
+
+/// <summary>
+/// <c>dss launch</c>: the runner half (DeepSpeed's <c>runner.py</c>) decides hosts and slots and either runs this
+/// machine's ranks itself (one host, or <c>--no_ssh</c>) or starts a per-node launcher on every host through
+/// pdsh/mpirun; the per-node half (<c>--node_launcher</c>, <c>--mpi_rank_launcher</c>) is <see cref="NodeLauncher"/>.
+/// </summary>
+public static class LaunchRunner
+{
+    private const string Tag = "[dss launch]";
+
+    /// <summary>Runs <c>dss launch</c> with <paramref name="args"/>; returns the exit code.</summary>
+    /// <param name="args">The arguments after <c>launch</c>.</param>
+    /// <param name="dssCommand">How to start <c>dss</c> itself on other hosts (e.g. <c>dotnet /abs/dss.dll</c>).</param>
+    /// <param name="stdout">Rank output.</param>
+    /// <param name="stderr">Messages.</param>
+    public static int Run(IReadOnlyList<string> args, IReadOnlyList<string> dssCommand, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Count > 0 && args[0] is "-h" or "--help")
+        {
+            stdout.WriteLine(LaunchOptions.Usage);
+            return 0;
+        }
+        var o = LaunchOptions.Parse(args);
+        ProcessTree.UnblockLauncherSignals();
+        if (o.NodeLauncher) return RunNode(o, stdout, stderr);
+        if (o.MpiRankLauncher) return RunMpiRank(o, stdout, stderr);
+
+        var environment = CurrentEnvironment();
+        var cwd = Environment.CurrentDirectory;
+        var pool = Hostfile.Fetch(o.Hostfile);
+        if (pool == null && o.HostfileGiven)
+            stderr.WriteLine($"{Tag} warning: hostfile '{o.Hostfile}' not found; running with local resources only.");
+        var plan = ResourcePlanner.Plan(o, pool);
+        var exports = DeepSpeedEnvFile.Collect(environment, cwd, Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), includePrefixed: plan.MultiNode);
+        string token = JobToken(o, plan, environment);
+        exports[RankEnvironment.JobTokenVariable] = token;
+        var program = ProgramResolver.Resolve(o.Program, cwd, line => stderr.WriteLine($"{Tag} {line}"), o.DryRun);
+        stderr.WriteLine($"{Tag} world: {plan.World.ToJson()} ({plan.World.WorldSize} rank(s) on {plan.World.NodeCount} node(s){(plan.MultiNode ? $", via {o.Launcher}" : "")})");
+
+        if (!plan.MultiNode)
+        {
+            if (o.NoSsh && plan.World.NodeCount > 1 && o.MasterAddr.Length == 0)
+                throw new ArgumentException("--no_ssh with several nodes needs --master_addr (the address of node 0, the same on every node).");
+            var spec = new NodeLaunchSpec
+            {
+                World = plan.World,
+                NodeRank = o.NoSsh ? o.NodeRank : 0,
+                MasterAddr = o.MasterAddr.Length > 0 ? o.MasterAddr : "127.0.0.1",
+                MasterPort = o.MasterPort,
+                JobToken = token,
+                ProgramCommand = program.Command,
+                ProgramArgs = o.ProgramArgs,
+                NoLocalRank = o.NoLocalRank,
+                EachRankLogDir = o.EachRankLogDir,
+                BindCoresToRank = o.BindCoresToRank,
+                BindCoreList = o.BindCoreList,
+                Exports = exports,
+                WorkingDirectory = cwd,
+                GracePeriodSeconds = o.GracePeriodSeconds,
+                SavePidOwner = o.SavePid ? Environment.ProcessId : 0,
+            };
+            if (!o.DryRun) return NodeLauncher.Run(spec, stdout, stderr);
+            foreach (var c in NodeLauncher.RankCommands(spec))
+                stdout.WriteLine($"rank {c.Rank}: {ShellWords.Join(c.Environment.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"))} {ShellWords.Join(c.Command)}");
+            return 0;
+        }
+
+        var runner = MultiNodeRunners.For(o.Launcher);
+        if (runner.Name != "pdsh" && (o.NumNodes != -1 || o.NumGpus != -1 || o.Include.Length > 0 || o.Exclude.Length > 0))
+            stderr.WriteLine($"{Tag} note: unlike DeepSpeed's {runner.Name} runner, the selection flags apply (mpirun gets a generated hostfile).");
+        if (!o.DryRun && ProgramResolver.FindOnPath(runner.Backend) == null)
+            throw new InvalidOperationException($"--launcher {o.Launcher}: '{runner.Backend}' is not installed (not on PATH).");
+        var context = new MultiNodeContext
+        {
+            Options = o,
+            World = plan.World,
+            DssCommand = dssCommand,
+            Program = program.ForNodes,
+            MasterAddr = o.MasterAddr.Length > 0 ? o.MasterAddr : MasterAddress.Resolve(plan.World.Hosts[0], o, runner, o.DryRun),
+            Exports = exports,
+            WorkingDirectory = cwd,
+            JobId = RankEnvironment.NewJobToken()[..12],
+        };
+        var command = runner.Build(context);
+        if (o.DryRun)
+        {
+            stdout.WriteLine($"{ShellWords.Join(command.Environment.Select(kv => $"{kv.Key}={kv.Value}"))} {ShellWords.Join(command.Command)}".Trim());
+            foreach (var line in command.PerHost) stdout.WriteLine(line);
+            return 0;
+        }
+        stderr.WriteLine($"{Tag} cmd = {ShellWords.Join(command.Command)}");
+        return MultiNodeSupervisor.Run(command, o.GracePeriodSeconds, stdout, stderr);
+    }
+
+    /// <summary>The command that starts this <c>dss</c> again (on other hosts, by the same path).</summary>
+    public static IReadOnlyList<string> CurrentDssCommand()
+    {
+        var host = Environment.ProcessPath ?? "dotnet";
+        var entry = System.Reflection.Assembly.GetEntryAssembly()?.Location;
+        bool viaDotnet = Path.GetFileNameWithoutExtension(host) == "dotnet" && !string.IsNullOrEmpty(entry);
+        return viaDotnet ? [host, entry!] : [host];
+    }
+
+    private static string JobToken(LaunchOptions o, LaunchPlan plan, IReadOnlyDictionary<string, string> environment)
+    {
+        if (!o.NoSsh || plan.World.NodeCount == 1) return RankEnvironment.NewJobToken();
+        if (environment.TryGetValue(RankEnvironment.JobTokenVariable, out var t) && t.Length > 0) return t;
+        throw new ArgumentException($"--no_ssh with several nodes: every node must share the job token; set {RankEnvironment.JobTokenVariable} " +
+                                    "to the same random value on each node (e.g. `export DSS_JOB_TOKEN=$(openssl rand -hex 16)` once, then copy it).");
+    }
+
+    private static int RunNode(LaunchOptions o, TextWriter stdout, TextWriter stderr)
+    {
+        if (o.WorldInfo == null) throw new ArgumentException("--node_launcher needs --world_info.");
+        var world = WorldInfo.Decode(o.WorldInfo);
+        var spec = NodeSpec(o, world, o.NodeRank < 0 ? 0 : o.NodeRank, onlyLocal: null, watchParent: true);
+        return NodeLauncher.Run(spec, stdout, stderr);
+    }
+
+    private static int RunMpiRank(LaunchOptions o, TextWriter stdout, TextWriter stderr)
+    {
+        if (o.WorldInfo == null) throw new ArgumentException("--mpi_rank_launcher needs --world_info.");
+        var world = WorldInfo.Decode(o.WorldInfo);
+        var rankText = Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_RANK") ?? Environment.GetEnvironmentVariable("PMI_RANK");
+        var sizeText = Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") ?? Environment.GetEnvironmentVariable("PMI_SIZE");
+        if (!int.TryParse(rankText, out int rank) || !int.TryParse(sizeText, out int size))
+            throw new ArgumentException("--mpi_rank_launcher runs under mpirun: neither OMPI_COMM_WORLD_RANK/SIZE (OpenMPI) nor PMI_RANK/SIZE (MPICH) is set.");
+        if (size != world.WorldSize)
+            throw new ArgumentException($"mpirun started {size} ranks but the world info has {world.WorldSize} ({world.ToJson()}).");
+        var (node, local) = world.Locate(rank);
+        return NodeLauncher.Run(NodeSpec(o, world, node, local, watchParent: false), stdout, stderr);
+    }
+
+    private static NodeLaunchSpec NodeSpec(LaunchOptions o, WorldInfo world, int nodeRank, int? onlyLocal, bool watchParent)
+    {
+        var exports = o.Exports != null ? MultiNodeRunners.DecodeExports(o.Exports) : [];
+        if (!exports.TryGetValue(RankEnvironment.JobTokenVariable, out var token))
+            token = Environment.GetEnvironmentVariable(RankEnvironment.JobTokenVariable) ?? throw new ArgumentException($"no job token: {RankEnvironment.JobTokenVariable} is neither exported nor set.");
+        var cwd = o.Chdir ?? Environment.CurrentDirectory;
+        var program = ProgramResolver.Resolve(o.Program, cwd, _ => { });
+        return new NodeLaunchSpec
+        {
+            World = world,
+            NodeRank = nodeRank,
+            MasterAddr = o.MasterAddr.Length > 0 ? o.MasterAddr : "127.0.0.1",
+            MasterPort = o.MasterPort,
+            JobToken = token,
+            ProgramCommand = program.Command,
+            ProgramArgs = o.ProgramArgs,
+            NoLocalRank = o.NoLocalRank,
+            EachRankLogDir = o.EachRankLogDir,
+            BindCoresToRank = o.BindCoresToRank,
+            BindCoreList = o.BindCoreList,
+            Exports = exports,
+            WorkingDirectory = cwd,
+            GracePeriodSeconds = o.GracePeriodSeconds,
+            SavePidOwner = o.SavePidOwner,
+            WatchParent = watchParent,
+            OnlyLocalRank = onlyLocal,
+        };
+    }
+
+    private static Dictionary<string, string> CurrentEnvironment()
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (DictionaryEntry e in Environment.GetEnvironmentVariables()) env[(string)e.Key] = (string?)e.Value ?? "";
+        return env;
+    }
+}

@@ -1,0 +1,41 @@
+using System.Globalization;
+using System.Security.Cryptography;
+
+namespace DeepSpeedSharp.Launcher;
+
+/// <summary>
+/// The variables every rank gets (as DeepSpeed's <c>launch.py</c> sets them): <c>RANK</c>, <c>LOCAL_RANK</c>,
+/// <c>WORLD_SIZE</c>, <c>LOCAL_SIZE</c>, <c>CROSS_RANK</c> (node rank), <c>CROSS_SIZE</c> (node count),
+/// <c>MASTER_ADDR</c>, <c>MASTER_PORT</c>, <c>CUDA_VISIBLE_DEVICES</c> (the node's slots) and the job token
+/// <c>DSS_JOB_TOKEN</c> the rendezvous store checks.
+/// </summary>
+public static class RankEnvironment
+{
+    /// <summary>Name of the job token variable.</summary>
+    public const string JobTokenVariable = "DSS_JOB_TOKEN";
+
+    /// <summary>A fresh random 128-bit job token in lowercase hex.</summary>
+    public static string NewJobToken() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+
+    /// <summary>The variables for the rank at <paramref name="localRank"/> on node <paramref name="nodeRank"/>.</summary>
+    public static Dictionary<string, string> For(WorldInfo world, int nodeRank, int localRank, string masterAddr, int masterPort, string jobToken)
+    {
+        var ranks = world.GlobalRanksOf(nodeRank);
+        if (localRank < 0 || localRank >= ranks.Count)
+            throw new ArgumentOutOfRangeException(nameof(localRank), $"local rank {localRank} is outside [0, {ranks.Count}) on node {nodeRank}.");
+        string S(int v) => v.ToString(CultureInfo.InvariantCulture);
+        return new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["RANK"] = S(ranks[localRank]),
+            ["LOCAL_RANK"] = S(localRank),
+            ["WORLD_SIZE"] = S(world.WorldSize),
+            ["LOCAL_SIZE"] = S(ranks.Count),
+            ["CROSS_RANK"] = S(nodeRank),
+            ["CROSS_SIZE"] = S(world.NodeCount),
+            ["MASTER_ADDR"] = masterAddr,
+            ["MASTER_PORT"] = S(masterPort),
+            ["CUDA_VISIBLE_DEVICES"] = string.Join(",", world.SlotsOf(nodeRank).Select(S)),
+            [JobTokenVariable] = jobToken,
+        };
+    }
+}
