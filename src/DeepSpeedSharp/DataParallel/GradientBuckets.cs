@@ -21,6 +21,9 @@ internal sealed class GradientBuckets : IDisposable
 
     public long BucketElements { get; }
 
+    /// <summary>The dtype gradients are packed and communicated in.</summary>
+    public ScalarType BucketType => bucket.dtype;
+
     /// <summary>Bytes of the bucket buffer.</summary>
     public long Bytes => bucket.numel() * bucket.element_size();
 

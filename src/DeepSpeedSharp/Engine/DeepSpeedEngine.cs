@@ -1,5 +1,5 @@
+using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
-using DeepSpeedSharp.Optim;
 using DeepSpeedSharp.Schedulers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -16,20 +16,24 @@ namespace DeepSpeedSharp.Engine;
 public sealed class DeepSpeedEngine : IDisposable
 {
     private readonly ProgressReporter progress;
+    private readonly ITrainingStrategy? strategy;
     private bool stepApplied;
     private double? lastGradNorm;
+    private long bytesSentAtLastStep;
 
-    internal DeepSpeedEngine(nn.Module module, optim.Optimizer? optimizer, LrScheduler? lrScheduler,
-        DeepSpeedConfig config, BatchSizes batch, int globalRank, int localRank, int dataParallelWorldSize)
+    internal DeepSpeedEngine(nn.Module module, ITrainingStrategy? strategy, LrScheduler? lrScheduler,
+        DeepSpeedConfig config, BatchSizes batch, ProcessGroup dataParallelGroup)
     {
         Module = module;
-        Optimizer = optimizer;
+        this.strategy = strategy;
+        Optimizer = strategy?.Optimizer;
+        DataParallelGroup = dataParallelGroup;
         LrScheduler = lrScheduler;
         Config = config;
         Batch = batch;
-        GlobalRank = globalRank;
-        LocalRank = localRank;
-        DataParallelWorldSize = dataParallelWorldSize;
+        GlobalRank = dataParallelGroup.GlobalRank;
+        LocalRank = Dist.IsInitialized ? Dist.LocalRank : 0;
+        DataParallelWorldSize = dataParallelGroup.Size;
         Timers = new WallClockTimers();
         progress = new ProgressReporter(config.StepsPerPrint, config.WallClockBreakdown);
     }
@@ -69,6 +73,19 @@ public sealed class DeepSpeedEngine : IDisposable
 
     /// <summary>Number of data-parallel ranks.</summary>
     public int DataParallelWorldSize { get; }
+
+    /// <summary>The data-parallel process group (DeepSpeed's <c>data_parallel_group</c>).</summary>
+    public ProcessGroup DataParallelGroup { get; }
+
+    /// <summary>This rank's index in the data-parallel group.</summary>
+    public int DataParallelRank => DataParallelGroup.Rank;
+
+    /// <summary>Bytes of parameters, gradients and optimizer state this rank holds between steps.</summary>
+    public ModelStateBytes ModelStateBytes() => strategy?.StateBytes() ?? new ModelStateBytes(
+        Module.parameters().Sum(p => p.numel() * p.element_size()), 0, 0);
+
+    /// <summary>Bytes this rank sent through the communication library during the last optimizer step.</summary>
+    public long BytesSentLastStep { get; private set; }
 
     /// <summary>Optimizer steps taken (including skipped ones), as DeepSpeed's <c>global_steps</c>.</summary>
     public long GlobalSteps { get; private set; }
@@ -113,7 +130,9 @@ public sealed class DeepSpeedEngine : IDisposable
         using var t = Timers.Time(WallClockTimers.Backward);
         progress.RecordLoss(loss.detach().to(ScalarType.Float64).item<double>());
         var scaled = scaleWrtGas && GradientAccumulationSteps > 1 ? loss / GradientAccumulationSteps : loss.alias();
-        scaled.backward(retain_graph: retainGraph);
+        bool boundary = IsGradientAccumulationBoundary();
+        using (Timers.Time(WallClockTimers.BackwardInner)) scaled.backward(retain_graph: retainGraph);
+        using (Timers.Time(WallClockTimers.BackwardAllreduce)) strategy?.AfterBackward(boundary);
         return scaled;
     }
 
@@ -127,9 +146,12 @@ public sealed class DeepSpeedEngine : IDisposable
         stepApplied = false;
         if (IsGradientAccumulationBoundary())
         {
-            if (Optimizer == null) throw new InvalidOperationException("Step() needs an optimizer: pass one to DeepSpeed.Initialize or add an \"optimizer\" section to the config");
+            if (strategy == null) throw new InvalidOperationException("Step() needs an optimizer: pass one to DeepSpeed.Initialize or add an \"optimizer\" section to the config");
             using var t = Timers.Time(WallClockTimers.Step);
-            TakeModelStep(Optimizer);
+            TakeModelStep(strategy);
+            long sent = Dist.Logger.BytesSent;
+            BytesSentLastStep = sent - bytesSentAtLastStep;
+            bytesSentAtLastStep = sent;
             GlobalSteps++;
             GlobalSamples += TrainBatchSize;
             progress.AfterStep(GlobalSteps, SkippedSteps, GlobalSamples, GetLr(), Timers);
@@ -137,23 +159,14 @@ public sealed class DeepSpeedEngine : IDisposable
         MicroSteps++;
     }
 
-    private void TakeModelStep(optim.Optimizer optimizer)
+    private void TakeModelStep(ITrainingStrategy training)
     {
-        var grads = Module.parameters().Where(p => p.requires_grad).Select(p => p.grad).ToList();
-        double norm = GradientClipping.GlobalNorm(grads);
+        var (norm, applied) = training.Step(Config.GradientClipping);
         lastGradNorm = norm;
-        if (!double.IsFinite(norm))
-        {
-            SkippedSteps++;
-        }
-        else
-        {
-            if (Config.GradientClipping > 0) GradientClipping.ClipByGlobalNorm(grads, Config.GradientClipping, norm);
-            optimizer.step();
-            stepApplied = true;
-        }
+        stepApplied = applied;
+        if (!applied) SkippedSteps++;
         LrScheduler?.Step();
-        ZeroGrad();
+        training.ZeroGrad();
     }
 
     /// <summary>True when the last <see cref="Step"/> applied an optimizer update.</summary>
@@ -165,7 +178,7 @@ public sealed class DeepSpeedEngine : IDisposable
     /// <summary>Clears the gradients of every parameter.</summary>
     public void ZeroGrad()
     {
-        if (Optimizer != null) Optimizer.zero_grad();
+        if (strategy != null) strategy.ZeroGrad();
         else Module.zero_grad();
     }
 
@@ -180,7 +193,5 @@ public sealed class DeepSpeedEngine : IDisposable
     public void Eval() => Module.eval();
 
     /// <summary>Releases what the engine owns (not the user's module or optimizer).</summary>
-    public void Dispose()
-    {
-    }
+    public void Dispose() => strategy?.Dispose();
 }
