@@ -1,0 +1,50 @@
+using System.Net;
+using System.Net.Sockets;
+using DeepSpeedSharp.Comm;
+
+namespace DeepSpeedSharp.TestWorker.Scenarios;
+
+/// <summary>
+/// `comm-token`: rank 0 initialises a world of 2; rank 1 first connects to the store with a wrong token and
+/// with an oversized frame (both must be refused/closed), then initialises properly. Prints "REFUSED" lines.
+/// </summary>
+public sealed class CommTokenScenario : IScenario
+{
+    public string Name => "comm-token";
+
+    public int Run(string[] args)
+    {
+        if (Environment.GetEnvironmentVariable("RANK") == "1")
+        {
+            int port = int.Parse(Environment.GetEnvironmentVariable("MASTER_PORT")!);
+            using (var s = Connect(port))
+            {
+                s.Send([13, 0, 0, 0, .. "DSSSTORE1"u8, 1, 2, 3, 4]); // wrong token
+                var buf = new byte[256];
+                int n = s.Receive(buf);
+                if (n > 5 && buf[4] == 0) Console.WriteLine("REFUSED wrong token: " + System.Text.Encoding.UTF8.GetString(buf, 5, n - 5));
+            }
+            using (var s = Connect(port))
+            {
+                s.Send([0, 0, 0, 0x40]); // claims a 1 GiB hello frame
+                var buf = new byte[16];
+                int n = s.Receive(buf);
+                if (n == 0) Console.WriteLine("REFUSED oversized frame (connection closed)");
+            }
+        }
+        var world = Dist.Initialize("tcp", TimeSpan.FromSeconds(60));
+        world.Barrier();
+        Dist.Destroy();
+        return 0;
+    }
+
+    private static Socket Connect(int port)
+    {
+        for (int i = 0; ; i++)
+        {
+            var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            try { s.Connect(IPAddress.Loopback, port); return s; }
+            catch (SocketException) when (i < 200) { s.Dispose(); Thread.Sleep(50); }
+        }
+    }
+}
