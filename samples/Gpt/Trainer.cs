@@ -35,17 +35,18 @@ public sealed class Trainer
         // The user's own optimizer, used when the DeepSpeed config has no "optimizer" section.
         string configText = options.DeepSpeedConfig ?? DefaultConfig;
         var config = Config.DeepSpeedConfig.Load(configText);
-        optim.Optimizer? optimizer = config.Optimizer == null
-            ? optim.AdamW(model.parameters(), lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.01)
+        // A factory rather than an instance, because under ZeRO the optimizer works on this rank's partition.
+        Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer>? optimizerFactory = config.Optimizer == null
+            ? ps => optim.AdamW(ps, lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.01)
             : null;
-        var (engine, _, _) = DeepSpeed.Initialize(model, optimizer: optimizer, config: config,
+        var (engine, _, _) = DeepSpeed.Initialize(model, config: config, optimizerFactory: optimizerFactory,
             trainMicroBatchSizePerGpu: options.MicroBatch, seed: options.Seed);
 
         var corpus = options.Data != null
             ? TokenCorpus.FromFile(options.Data, options.Model.Vocab)
             : TokenCorpus.Synthetic(options.Model.Vocab, 1 << 20, options.Seed);
         var sampler = new BatchSampler(corpus, options.Model.Seq, options.SequentialData, options.Seed);
-        int rank = engine.GlobalRank, gas = engine.GradientAccumulationSteps, mb = engine.TrainMicroBatchSizePerGpu;
+        int rank = engine.GlobalRank, dpRank = engine.DataParallelRank, gas = engine.GradientAccumulationSteps, mb = engine.TrainMicroBatchSizePerGpu;
         long tokensPerStep = (long)engine.TrainBatchSize * options.Model.Seq;
         if (rank == 0)
             Console.WriteLine($"gpt: {model.parameters().Sum(p => p.numel())} parameters, data {corpus.Description}, " +
@@ -61,14 +62,14 @@ public sealed class Trainer
             for (int micro = 0; micro < gas; micro++)
             {
                 using var scope = NewDisposeScope();
-                var (input, target) = sampler.MicroBatch(step, rank, micro, mb, gas, engine.TrainBatchSize);
+                var (input, target) = sampler.MicroBatch(step, dpRank, micro, mb, gas, engine.TrainBatchSize);
                 var logits = engine.Forward(input);
                 var loss = nn.functional.cross_entropy(logits.view(-1, options.Model.Vocab), target.view(-1));
                 lossSum += loss.item<float>();
                 engine.Backward(loss);
                 engine.Step();
             }
-            double stepLoss = lossSum / gas;
+            double stepLoss = MeanOverRanks(engine, lossSum / gas);
             stepTimes.Add(clock.Elapsed.TotalSeconds);
             double lr = engine.GetLr().FirstOrDefault();
             if (rank == 0)
@@ -78,12 +79,24 @@ public sealed class Trainer
             }
         }
         if (options.SaveWeights != null && rank == 0) ModuleWeights.Save(model, options.SaveWeights);
-        if (rank == 0) PrintSummary(stepTimes, tokensPerStep);
+        if (rank == 0) PrintSummary(stepTimes, tokensPerStep, engine);
         return 0;
     }
 
-    private void PrintSummary(List<double> stepTimes, long tokensPerStep)
+    /// <summary>The loss of a step is the mean over the whole global batch: every micro-step and every rank.</summary>
+    private static double MeanOverRanks(Engine.DeepSpeedEngine engine, double localMean)
     {
+        if (engine.DataParallelWorldSize == 1) return localMean;
+        using var t = torch.tensor(new[] { localMean }, ScalarType.Float64);
+        engine.DataParallelGroup.AllReduce(t, Comm.ReduceOp.Avg);
+        return t.item<double>();
+    }
+
+    private void PrintSummary(List<double> stepTimes, long tokensPerStep, Engine.DeepSpeedEngine engine)
+    {
+        var bytes = engine.ModelStateBytes();
+        Console.WriteLine($"gpt: model state bytes on rank 0: parameters {bytes.Parameters}, gradients {bytes.Gradients}, " +
+                          $"optimizer state {bytes.OptimizerState}; bytes sent in the last step {engine.BytesSentLastStep}");
         var measured = stepTimes.Skip(Math.Min(options.WarmupSteps, Math.Max(0, stepTimes.Count - 1))).Order().ToList();
         double median = measured.Count == 0 ? double.NaN : measured[measured.Count / 2];
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

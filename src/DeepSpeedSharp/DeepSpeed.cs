@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
 using DeepSpeedSharp.Engine;
 using DeepSpeedSharp.Native;
@@ -11,7 +12,7 @@ namespace DeepSpeedSharp;
 
 /// <summary>What <see cref="DeepSpeed.Initialize"/> returns: the engine, its optimizer and its scheduler.</summary>
 /// <param name="Engine">The training engine.</param>
-/// <param name="Optimizer">The optimizer the engine steps (built from the config when none was passed).</param>
+/// <param name="Optimizer">The optimizer the engine steps (with ZeRO it works on this rank's partition), or null.</param>
 /// <param name="LrScheduler">The learning-rate scheduler (from the config or passed in), or null.</param>
 public sealed record DeepSpeedInitResult(DeepSpeedEngine Engine, optim.Optimizer? Optimizer, LrScheduler? LrScheduler);
 
@@ -22,10 +23,13 @@ public static partial class DeepSpeed
     /// Wraps <paramref name="model"/> in a training engine configured by a DeepSpeed JSON config, as
     /// <c>deepspeed.initialize</c> does. <paramref name="config"/> may be a <see cref="DeepSpeedConfig"/>, a file path,
     /// a JSON (or base64 JSON) string, or any object that serialises to the config's JSON.
-    /// The optimizer and scheduler come from the arguments when given, else from the config's sections.
-    /// Batch keys written as "auto" (or absent) are resolved from <paramref name="trainBatchSize"/>,
-    /// <paramref name="trainMicroBatchSizePerGpu"/> and <paramref name="gradientAccumulationSteps"/>.
-    /// With <paramref name="seed"/>, the global RNG is seeded with seed + rank after the engine is built.
+    /// <para>The optimizer comes from <paramref name="optimizer"/> (an instance over the model's parameters; ZeRO stage
+    /// 0 only), <paramref name="optimizerFactory"/> (called with the parameters it must optimize — under ZeRO, this
+    /// rank's flat fp32 partition), or the config's <c>optimizer</c> section. The scheduler comes from
+    /// <paramref name="lrScheduler"/>, <paramref name="lrSchedulerFactory"/> or the config's <c>scheduler</c> section.</para>
+    /// <para>Distributed training starts here when the launcher's environment says so (<c>Dist.Initialize</c> is called
+    /// if nobody called it yet). Batch keys written as "auto" (or absent) are resolved from the batch arguments. With
+    /// <paramref name="seed"/>, the global RNG is seeded with seed + rank after the engine is built.</para>
     /// </summary>
     public static DeepSpeedInitResult Initialize(
         nn.Module model,
@@ -36,40 +40,51 @@ public static partial class DeepSpeed
         int? trainBatchSize = null,
         int? trainMicroBatchSizePerGpu = null,
         int? gradientAccumulationSteps = null,
-        int? seed = null)
+        int? seed = null,
+        Func<IEnumerable<Parameter>, optim.Optimizer>? optimizerFactory = null,
+        Func<optim.Optimizer, LrScheduler>? lrSchedulerFactory = null,
+        ProcessGroup? dataParallelGroup = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         TorchRuntime.EnsureLoaded();
-        var cfg = config switch
-        {
-            null => throw new ArgumentException("DeepSpeed.Initialize needs a config: a DeepSpeedConfig, a path to a JSON file, a JSON string or an object"),
-            DeepSpeedConfig c => c,
-            string s => DeepSpeedConfig.Load(s),
-            _ => DeepSpeedConfig.FromObject(config),
-        };
+        var cfg = ReadConfig(config);
+        var group = dataParallelGroup ?? (Dist.IsInitialized ? Dist.World : Dist.Initialize());
+        Log.Rank = Dist.IsInitialized ? Dist.Rank : 0;
         foreach (var w in cfg.Warnings) Log.Warn(w);
+        var comms = cfg.CommsLogger;
+        if (comms.Enabled) Dist.Logger.Configure(comms.Enabled, comms.Verbose, comms.ProfAll, comms.ProfOps);
 
-        int rank = 0, localRank = 0, dpWorld = 1;
-        var batch = cfg.ResolveBatchSizes(dpWorld, trainBatchSize, trainMicroBatchSizePerGpu, gradientAccumulationSteps);
-        var parameters = (modelParameters ?? model.parameters()).ToList();
-        var opt = optimizer ?? EngineOptimizers.CreateOptimizer(cfg, parameters);
-        if (optimizer != null && cfg.Optimizer != null)
-            throw new ArgumentException("an optimizer was passed to DeepSpeed.Initialize and the config has an \"optimizer\" section; remove one of them");
-        var sched = lrScheduler;
-        if (sched == null && cfg.Scheduler != null)
-        {
-            if (opt == null) throw new DeepSpeedConfigException("the config has a \"scheduler\" section but there is no optimizer for it to drive");
-            sched = EngineOptimizers.CreateScheduler(cfg.Scheduler, opt);
-            foreach (var w in sched.Warnings) Log.Warn(w);
-        }
-        else if (lrScheduler != null && cfg.Scheduler != null)
-        {
-            throw new ArgumentException("an lrScheduler was passed to DeepSpeed.Initialize and the config has a \"scheduler\" section; remove one of them");
-        }
-        var engine = new DeepSpeedEngine(model, opt, sched, cfg, batch, rank, localRank, dpWorld);
-        if (seed is { } s0) torch.manual_seed(s0 + rank);
+        var batch = cfg.ResolveBatchSizes(group.Size, trainBatchSize, trainMicroBatchSizePerGpu, gradientAccumulationSteps);
+        var named = TrainableParameters(model, modelParameters);
+        var factory = OptimizerChoice.Resolve(cfg, optimizer, optimizerFactory);
+        var strategy = factory == null ? null : StrategyFactory.Create(cfg, named, optimizer, factory, group);
+        var sched = SchedulerChoice.Resolve(cfg, strategy?.Optimizer, lrScheduler, lrSchedulerFactory);
+
+        var engine = new DeepSpeedEngine(model, strategy, sched, cfg, batch, group);
+        if (seed is { } s0) torch.manual_seed(s0 + group.GlobalRank);
         Log.Info($"engine ready: train_batch_size={batch.TrainBatchSize}, micro_batch={batch.MicroBatchPerGpu}, " +
-                 $"gradient_accumulation_steps={batch.GradientAccumulationSteps}, world={dpWorld}, zero_stage={cfg.ZeroOptimization.Stage}");
-        return new DeepSpeedInitResult(engine, opt, sched);
+                 $"gradient_accumulation_steps={batch.GradientAccumulationSteps}, dp_world_size={group.Size}, " +
+                 $"zero_stage={cfg.ZeroOptimization.Stage}, backend={group.Backend}");
+        return new DeepSpeedInitResult(engine, strategy?.Optimizer, sched);
+    }
+
+    private static DeepSpeedConfig ReadConfig(object? config) => config switch
+    {
+        null => throw new ArgumentException("DeepSpeed.Initialize needs a config: a DeepSpeedConfig, a path to a JSON file, a JSON string or an object"),
+        DeepSpeedConfig c => c,
+        string s => DeepSpeedConfig.Load(s),
+        _ => DeepSpeedConfig.FromObject(config),
+    };
+
+    /// <summary>The trainable parameters with their names, in the module's order (the order gradients are reduced in).</summary>
+    private static List<(string Name, Parameter Param)> TrainableParameters(nn.Module model, IEnumerable<Parameter>? subset)
+    {
+        var all = model.named_parameters().Select(p => (p.name, p.parameter)).ToList();
+        if (subset != null)
+        {
+            var handles = subset.Select(p => p.Handle).ToHashSet();
+            all = all.Where(p => handles.Contains(p.parameter.Handle)).ToList();
+        }
+        return all.Where(p => p.parameter.requires_grad).ToList();
     }
 }

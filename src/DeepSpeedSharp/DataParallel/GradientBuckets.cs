@@ -16,7 +16,7 @@ internal sealed class GradientBuckets : IDisposable
     {
         this.layout = layout;
         BucketElements = Math.Max(1, Math.Min(bucketElements, layout.Padded));
-        bucket = zeros(BucketElements, commType, device);
+        bucket = zeros(BucketElements, commType, device).DetachFromDisposeScope();
     }
 
     public long BucketElements { get; }
@@ -54,7 +54,7 @@ internal sealed class GradientBuckets : IDisposable
         foreach (var (i, pOff, rOff, n) in layout.Pieces(start, end))
         {
             var p = layout.Parameters[i];
-            if (p.grad is null) p.grad = zeros_like(p);
+            if (p.grad is null) p.grad = zeros_like(p).DetachFromDisposeScope();
             using var flat = p.grad!.view(-1);
             using var piece = flat.narrow(0, pOff, n);
             using var source = view.narrow(0, rOff, n);

@@ -10,9 +10,10 @@ internal static class OptimizerStateBytes
     /// <summary>Sum of numel × element size over every distinct tensor held by the optimizer's per-parameter states.</summary>
     public static long Count(optim.Optimizer optimizer)
     {
+        if (optimizer is not TorchSharp.Modules.OptimizerHelper helper) return 0;
         var seen = new HashSet<IntPtr>();
         long total = 0;
-        foreach (var state in optimizer.state_dict().State)
+        foreach (var state in helper.state_dict().State)
         {
             if (state == null) continue;
             for (var type = state.GetType(); type != null && type != typeof(object); type = type.BaseType)

@@ -30,7 +30,7 @@ internal sealed class ZeroStage12Strategy : ITrainingStrategy
     private readonly long allgatherBucket;
     private readonly bool ignoreUnused;
     private readonly string[] names;
-    private Tensor? scratch;
+    private readonly Tensor scratch;
 
     public ZeroStage12Strategy(IReadOnlyList<(string Name, Parameter Param)> parameters,
         Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config)
@@ -50,7 +50,7 @@ internal sealed class ZeroStage12Strategy : ITrainingStrategy
         var device = ps[0].device;
 
         ParameterSync.Broadcast(ps, group, group.GetGlobalRank(0));
-        flatParams = zeros(layout.Padded, ps[0].dtype, device);
+        flatParams = zeros(layout.Padded, ps[0].dtype, device).DetachFromDisposeScope();
         using (no_grad())
         {
             for (int i = 0; i < ps.Count; i++)
@@ -62,11 +62,12 @@ internal sealed class ZeroStage12Strategy : ITrainingStrategy
         }
         long myStart = layout.PartitionStart(group.Rank);
         using (no_grad())
-            master = new Parameter(flatParams.narrow(0, myStart, layout.PartitionSize).to(ScalarType.Float32, copy: true), requires_grad: true);
-        gradPartition = zeros(layout.PartitionSize, ScalarType.Float32, device);
+            master = new Parameter(flatParams.narrow(0, myStart, layout.PartitionSize).to(ScalarType.Float32, copy: true).DetachFromDisposeScope(), requires_grad: true);
+        gradPartition = zeros(layout.PartitionSize, ScalarType.Float32, device).DetachFromDisposeScope();
         master.grad = gradPartition;
         buckets = new GradientBuckets(layout, config.ZeroOptimization.ReduceBucketSize,
             CommunicationType.Resolve(config, ScalarType.Float32), device);
+        scratch = empty(Math.Max(1, Math.Min(buckets.BucketElements, layout.PartitionSize)), buckets.BucketType, device).DetachFromDisposeScope();
         Optimizer = optimizerFactory(new[] { master });
     }
 
@@ -109,15 +110,8 @@ internal sealed class ZeroStage12Strategy : ITrainingStrategy
         else target.copy_(scaled);
     }
 
-    private Tensor Scratch(long n)
-    {
-        if (scratch is null || scratch.numel() < n)
-        {
-            scratch?.Dispose();
-            scratch = empty(Math.Max(n, 1), buckets.BucketType, gradPartition.device);
-        }
-        return scratch.narrow(0, 0, n);
-    }
+    /// <summary>This rank's share of one bucket: at most min(bucket, partition) elements, allocated once.</summary>
+    private Tensor Scratch(long n) => scratch.narrow(0, 0, n);
 
     private void CheckUnused()
     {
@@ -129,15 +123,21 @@ internal sealed class ZeroStage12Strategy : ITrainingStrategy
 
     public (double Norm, bool Applied) Step(double clip)
     {
-        using var scope = NewDisposeScope();
-        var sq = gradPartition.to(ScalarType.Float64).square().sum().reshape(1);
-        if (group.Size > 1) group.AllReduce(sq, ReduceOp.Sum);
-        double norm = Math.Sqrt(sq.item<double>());
+        double norm = GlobalNorm();
         if (!double.IsFinite(norm)) return (norm, false);
         if (clip > 0) GradientClipping.ClipByGlobalNorm(new[] { gradPartition }, clip, norm);
         Optimizer.step();
         Publish();
         return (norm, true);
+    }
+
+    /// <summary>The L2 norm of the whole (averaged) gradient: partition sums of squares added across ranks.</summary>
+    private double GlobalNorm()
+    {
+        using var scope = NewDisposeScope();
+        var sq = gradPartition.to(ScalarType.Float64).square().sum().reshape(1);
+        if (group.Size > 1) group.AllReduce(sq, ReduceOp.Sum);
+        return Math.Sqrt(sq.item<double>());
     }
 
     /// <summary>Writes the updated master partitions of every rank into the flat parameter buffer.</summary>
@@ -185,6 +185,6 @@ internal sealed class ZeroStage12Strategy : ITrainingStrategy
     public void Dispose()
     {
         buckets.Dispose();
-        scratch?.Dispose();
+        scratch.Dispose();
     }
 }

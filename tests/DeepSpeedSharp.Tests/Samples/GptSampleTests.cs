@@ -1,9 +1,8 @@
-using System.Diagnostics;
-using System.Text.Json;
 using DeepSpeedSharp.IO;
 using DeepSpeedSharp.Samples.Gpt;
 using DeepSpeedSharp.Samples.Gpt.Data;
 using DeepSpeedSharp.Samples.Gpt.Model;
+using DeepSpeedSharp.Tests.Infrastructure;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -111,40 +110,17 @@ public class GptSampleTests
     [Fact]
     public void TrainingIsDeterministicAndTheLossFalls()
     {
-        var dir = Directory.CreateTempSubdirectory("dss-gpt").FullName;
-        var config = Path.Combine(dir, "ds.json");
-        File.WriteAllText(config, """
+        const string config = """
             { "train_micro_batch_size_per_gpu": 4, "gradient_accumulation_steps": 2, "steps_per_print": 10,
               "optimizer": { "type": "AdamW", "params": { "lr": 3e-3, "betas": [0.9, 0.95], "weight_decay": 0.01 } },
               "scheduler": { "type": "WarmupLR", "params": { "warmup_num_steps": 5, "warmup_type": "linear" } } }
-            """);
-        var losses = new List<double[]>();
-        for (int run = 0; run < 2; run++)
-        {
-            string log = Path.Combine(dir, $"loss{run}.jsonl");
-            var (code, output) = RunGpt($"--vocab 64 --d-model 32 --layers 2 --heads 2 --seq 16 --steps 40 --deepspeed_config {config} --loss-log {log}");
-            Assert.True(code == 0, output);
-            Assert.Contains("tokens/s", output);
-            losses.Add(File.ReadAllLines(log).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("loss").GetDouble()).ToArray());
-        }
-        Assert.Equal(40, losses[0].Length);
-        Assert.Equal(losses[0], losses[1]); // bit for bit
-        Assert.True(losses[0][^5..].Average() < losses[0][..5].Average() - 0.5,
-            $"loss should fall: first {losses[0][0]}, last {losses[0][^1]}");
-    }
-
-    internal static (int ExitCode, string Output) RunGpt(string args)
-    {
-        var psi = new ProcessStartInfo("dotnet", $"{Path.Combine(AppContext.BaseDirectory, "Gpt.dll")} {args}")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        psi.Environment["OMP_NUM_THREADS"] = "1";
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(120_000)) { p.Kill(true); throw new TimeoutException("gpt did not finish in 120 s"); }
-        return (p.ExitCode, stdout + stderr.Result);
+            """;
+        var first = GptRun.Train(1, config, steps: 40);
+        var second = GptRun.Train(1, config, steps: 40);
+        Assert.Contains("tokens/s", first.Output);
+        Assert.Equal(40, first.Losses.Length);
+        Assert.Equal(first.Losses, second.Losses); // bit for bit
+        Assert.True(first.Losses[^5..].Average() < first.Losses[..5].Average() - 0.5,
+            $"loss should fall: first {first.Losses[0]}, last {first.Losses[^1]}");
     }
 }

@@ -1,0 +1,64 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace DeepSpeedSharp.Tests.Infrastructure;
+
+/// <summary>
+/// Runs the sample GPT as a user would — alone, or under `dss launch --num_gpus N` — and reads back what it
+/// reports: per-step losses (from --loss-log) and rank 0's model-state and communication figures.
+/// </summary>
+internal sealed partial class GptRun
+{
+    public const string SmallModel = "--vocab 64 --d-model 32 --layers 2 --heads 2 --seq 16";
+
+    public required double[] Losses { get; init; }
+    public required string Output { get; init; }
+    public long ParameterBytes { get; init; }
+    public long GradientBytes { get; init; }
+    public long OptimizerStateBytes { get; init; }
+    public long BytesSentLastStep { get; init; }
+
+    /// <summary>Writes <paramref name="configJson"/> to a file and trains <paramref name="steps"/> steps on <paramref name="ranks"/> ranks.</summary>
+    public static GptRun Train(int ranks, string configJson, int steps = 20, string extraArgs = "", string model = SmallModel)
+    {
+        var dir = Directory.CreateTempSubdirectory("dss-gptrun").FullName;
+        var config = Path.Combine(dir, "ds.json");
+        File.WriteAllText(config, configJson);
+        var log = Path.Combine(dir, "loss.jsonl");
+        var bin = AppContext.BaseDirectory;
+        string gpt = $"{Path.Combine(bin, "Gpt.dll")} {model} --steps {steps} --deepspeed_config {config} --loss-log {log} {extraArgs}";
+        string args = ranks == 1 ? gpt : $"{Path.Combine(bin, "dss.dll")} launch --num_gpus {ranks} {gpt}";
+        var psi = new ProcessStartInfo("dotnet", args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
+        psi.Environment["OMP_NUM_THREADS"] = "1";
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        string stdout = p.StandardOutput.ReadToEnd();
+        if (!p.WaitForExit(300_000)) { p.Kill(true); Assert.Fail($"training on {ranks} rank(s) did not finish in 300 s:\n{stdout}"); }
+        string output = stdout + stderr.Result;
+        Assert.True(p.ExitCode == 0, $"training on {ranks} rank(s) exited with {p.ExitCode}:\n{output}");
+        var m = StateLine().Match(output);
+        Assert.True(m.Success, $"no model-state line in the output:\n{output}");
+        long L(int i) => long.Parse(m.Groups[i].Value, CultureInfo.InvariantCulture);
+        return new GptRun
+        {
+            Losses = File.ReadAllLines(log).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("loss").GetDouble()).ToArray(),
+            Output = output,
+            ParameterBytes = L(1),
+            GradientBytes = L(2),
+            OptimizerStateBytes = L(3),
+            BytesSentLastStep = L(4),
+        };
+    }
+
+    /// <summary>Largest absolute per-step difference between two runs' losses (they must have the same length).</summary>
+    public static double MaxDifference(GptRun a, GptRun b)
+    {
+        Assert.Equal(a.Losses.Length, b.Losses.Length);
+        return a.Losses.Zip(b.Losses, (x, y) => Math.Abs(x - y)).Max();
+    }
+
+    [GeneratedRegex(@"model state bytes on rank 0: parameters (\d+), gradients (\d+), optimizer state (\d+); bytes sent in the last step (\d+)")]
+    private static partial Regex StateLine();
+}
