@@ -14,7 +14,7 @@ namespace DeepSpeedSharp.DataParallel;
 /// the data-parallel group in buckets of <c>reduce_bucket_size</c> elements (in the <c>communication_data_type</c>),
 /// in a fixed order, and every rank takes the same optimizer step. With one rank no communication happens.
 /// </summary>
-internal sealed class DataParallelStrategy : ITrainingStrategy
+internal sealed partial class DataParallelStrategy : ITrainingStrategy
 {
     private readonly ProcessGroup group;
     private readonly FlatLayout layout;

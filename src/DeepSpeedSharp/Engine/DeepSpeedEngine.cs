@@ -13,13 +13,16 @@ namespace DeepSpeedSharp.Engine;
 /// gradient-accumulation boundary). Features (data parallelism, ZeRO, precision) are separate components that
 /// the engine calls in order; it does not implement them itself.
 /// </summary>
-public sealed class DeepSpeedEngine : IDisposable
+public sealed partial class DeepSpeedEngine : IDisposable
 {
     private readonly ProgressReporter progress;
     private readonly ITrainingStrategy? strategy;
     private bool stepApplied;
     private double? lastGradNorm;
     private long bytesSentAtLastStep;
+    private double stepLossSum;
+    private int stepLossCount;
+    private long lastStepTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
 
     internal DeepSpeedEngine(nn.Module module, ITrainingStrategy? strategy, LrScheduler? lrScheduler,
         DeepSpeedConfig config, BatchSizes batch, ProcessGroup dataParallelGroup)
@@ -128,7 +131,10 @@ public sealed class DeepSpeedEngine : IDisposable
     {
         if (loss.numel() != 1) throw new ArgumentException($"Backward needs a scalar loss; got a tensor of shape [{string.Join(", ", loss.shape)}]");
         using var t = Timers.Time(WallClockTimers.Backward);
-        progress.RecordLoss(loss.detach().to(ScalarType.Float64).item<double>());
+        double lossValue = loss.detach().to(ScalarType.Float64).item<double>();
+        progress.RecordLoss(lossValue);
+        stepLossSum += lossValue;
+        stepLossCount++;
         var scaled = scaleWrtGas && GradientAccumulationSteps > 1 ? loss / GradientAccumulationSteps : loss.alias();
         bool boundary = IsGradientAccumulationBoundary();
         using (Timers.Time(WallClockTimers.BackwardInner)) scaled.backward(retain_graph: retainGraph);
@@ -155,6 +161,7 @@ public sealed class DeepSpeedEngine : IDisposable
             GlobalSteps++;
             GlobalSamples += TrainBatchSize;
             progress.AfterStep(GlobalSteps, SkippedSteps, GlobalSamples, GetLr(), Timers);
+            RaiseStepCompleted();
         }
         MicroSteps++;
     }
@@ -167,6 +174,21 @@ public sealed class DeepSpeedEngine : IDisposable
         if (!applied) SkippedSteps++;
         LrScheduler?.Step();
         training.ZeroGrad();
+    }
+
+    /// <summary>Raised on every rank after each optimizer step (monitors write only on rank 0).</summary>
+    public event Action<StepMetrics>? StepCompleted;
+
+    private void RaiseStepCompleted()
+    {
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        var metrics = new StepMetrics(GlobalSteps, GlobalSamples, SkippedSteps,
+            stepLossCount > 0 ? stepLossSum / stepLossCount : double.NaN, GetLr(), lastGradNorm ?? double.NaN,
+            stepApplied, BytesSentLastStep, (now - lastStepTimestamp) / (double)System.Diagnostics.Stopwatch.Frequency);
+        lastStepTimestamp = now;
+        stepLossSum = 0;
+        stepLossCount = 0;
+        StepCompleted?.Invoke(metrics);
     }
 
     /// <summary>True when the last <see cref="Step"/> applied an optimizer update.</summary>

@@ -17,7 +17,7 @@ namespace DeepSpeedSharp.Zero;
 /// after which the full gradients are released (only the partition gradient is kept between steps). After the
 /// optimizer step the updated partitions are all-gathered into the flat buffer (<c>allgather_bucket_size</c>).
 /// </summary>
-internal sealed class ZeroStage12Strategy : ITrainingStrategy
+internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
 {
     private readonly ProcessGroup group;
     private readonly int stage;
