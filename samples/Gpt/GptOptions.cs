@@ -18,12 +18,13 @@ public sealed class GptOptions
     public string? LossLog { get; private set; }
     public int? LocalRank { get; private set; }
     public int WarmupSteps { get; private set; } = 3;
+    public bool ZeroInit { get; private set; }
 
     private static readonly string[] Known =
     {
         "--vocab", "--d-model", "--layers", "--heads", "--seq", "--dropout", "--deepspeed_config", "--deepspeed",
         "--steps", "--seed", "--micro-batch", "--init-weights", "--save-weights", "--data", "--data-order",
-        "--loss-log", "--local_rank", "--warmup-steps",
+        "--loss-log", "--local_rank", "--warmup-steps", "--zero-init",
     };
 
     /// <summary>Parses <c>--name value</c> and <c>--name=value</c> forms.</summary>
@@ -38,6 +39,7 @@ public sealed class GptOptions
             int eq = arg.IndexOf('=');
             if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0) { name = arg[..eq]; inline = arg[(eq + 1)..]; }
             if (name == "--deepspeed") continue; // DeepSpeed's marker flag: accepted, nothing to do
+            if (name == "--zero-init") { o.ZeroInit = true; continue; }
             if (!Known.Contains(name)) throw new ArgumentException($"unknown option '{arg}'; known options: {string.Join(" ", Known)}");
             string Value() => inline ?? (++i < args.Length ? args[i] : throw new ArgumentException($"option {name} needs a value"));
             switch (name)

@@ -7,6 +7,6 @@ try
 }
 catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException or DeepSpeedSharp.Config.DeepSpeedConfigException or InvalidOperationException)
 {
-    Console.Error.WriteLine($"gpt: error: {e.Message}");
+    Console.Error.WriteLine(Environment.GetEnvironmentVariable("DSS_DEBUG") == "1" ? $"gpt: error: {e}" : $"gpt: error: {e.Message}");
     return 2;
 }

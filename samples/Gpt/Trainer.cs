@@ -29,8 +29,10 @@ public sealed class Trainer
         if (int.TryParse(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"), out int threads) && threads > 0)
             torch.set_num_threads(threads);
         torch.manual_seed(options.Seed);
-        var model = new GptModel(options.Model);
+        // --zero-init: build the model already partitioned (ZeRO stage 3), one submodule at a time.
+        var model = new GptModel(options.Model, options.ZeroInit ? new Zero.ZeroInit() : null);
         if (options.InitWeights != null) ModuleWeights.Load(model, options.InitWeights);
+        long parameterCount = options.Model.ParameterCount;
 
         // The user's own optimizer, used when the DeepSpeed config has no "optimizer" section.
         string configText = options.DeepSpeedConfig ?? DefaultConfig;
@@ -49,7 +51,7 @@ public sealed class Trainer
         int rank = engine.GlobalRank, dpRank = engine.DataParallelRank, gas = engine.GradientAccumulationSteps, mb = engine.TrainMicroBatchSizePerGpu;
         long tokensPerStep = (long)engine.TrainBatchSize * options.Model.Seq;
         if (rank == 0)
-            Console.WriteLine($"gpt: {model.parameters().Sum(p => p.numel())} parameters, data {corpus.Description}, " +
+            Console.WriteLine($"gpt: {parameterCount} parameters, data {corpus.Description}, " +
                               $"global batch {engine.TrainBatchSize} × seq {options.Model.Seq}");
 
         using var lossLog = options.LossLog != null && rank == 0 ? new StreamWriter(options.LossLog) : null;
@@ -97,6 +99,8 @@ public sealed class Trainer
         var bytes = engine.ModelStateBytes();
         Console.WriteLine($"gpt: model state bytes on rank 0: parameters {bytes.Parameters}, gradients {bytes.Gradients}, " +
                           $"optimizer state {bytes.OptimizerState}; bytes sent in the last step {engine.BytesSentLastStep}");
+        if (engine.PeakGatheredParameterBytes is { } peak)
+            Console.WriteLine($"gpt: peak gathered parameter bytes on rank 0: {peak}");
         var measured = stepTimes.Skip(Math.Min(options.WarmupSteps, Math.Max(0, stepTimes.Count - 1))).Order().ToList();
         double median = measured.Count == 0 ? double.NaN : measured[measured.Count / 2];
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

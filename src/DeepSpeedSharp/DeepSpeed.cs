@@ -57,7 +57,7 @@ public static partial class DeepSpeed
         var batch = cfg.ResolveBatchSizes(group.Size, trainBatchSize, trainMicroBatchSizePerGpu, gradientAccumulationSteps);
         var named = TrainableParameters(model, modelParameters);
         var factory = OptimizerChoice.Resolve(cfg, optimizer, optimizerFactory);
-        var strategy = factory == null ? null : StrategyFactory.Create(cfg, named, optimizer, factory, group);
+        var strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, optimizer, factory, group);
         var sched = SchedulerChoice.Resolve(cfg, strategy?.Optimizer, lrScheduler, lrSchedulerFactory);
 
         var engine = new DeepSpeedEngine(model, strategy, sched, cfg, batch, group);

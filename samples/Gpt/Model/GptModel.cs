@@ -1,4 +1,5 @@
 using TorchSharp;
+using DeepSpeedSharp.Zero;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -13,14 +14,16 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
     private readonly Transformer transformer;
     private readonly Linear lm_head;
 
-    public GptModel(GptConfig config) : base(nameof(GptModel))
+    /// <param name="config">The model's shape.</param>
+    /// <param name="zeroInit">With ZeRO stage 3: partitions each submodule right after it is built and initialised, so
+    /// the whole model never exists on one rank (DeepSpeed's <c>zero.Init</c>).</param>
+    public GptModel(GptConfig config, ZeroInit? zeroInit = null) : base(nameof(GptModel))
     {
         config.Validate();
         Config = config;
-        transformer = new Transformer(config);
-        lm_head = nn.Linear(config.DModel, config.Vocab, hasBias: false);
+        transformer = new Transformer(config, zeroInit);
+        lm_head = Built(nn.Linear(config.DModel, config.Vocab, hasBias: false), zeroInit);
         RegisterComponents();
-        InitWeights();
     }
 
     /// <summary>The model's shape.</summary>
@@ -36,16 +39,33 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
         return lm_head.call(x).MoveToOuterDisposeScope();
     }
 
-    /// <summary>N(0, 0.02) for Linear and Embedding weights, zero biases, LayerNorm weight 1 and bias 0.</summary>
-    private void InitWeights()
+    /// <summary>
+    /// Initialises a freshly built submodule — N(0, 0.02) for Linear and Embedding weights, zero biases, LayerNorm
+    /// weight 1 and bias 0 — then hands it to ZeroInit, if any.
+    /// </summary>
+    private static T Built<T>(T module, ZeroInit? zeroInit) where T : nn.Module
     {
-        using var noGrad = no_grad();
-        foreach (var (name, p) in named_parameters())
+        using (no_grad())
         {
-            if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
-            else if (name.Contains(".ln_", StringComparison.Ordinal)) p.fill_(1.0); // ln_1, ln_2, ln_f weights
-            else nn.init.normal_(p, 0.0, 0.02);
+            foreach (var m in module.modules().Prepend(module).Distinct())
+            {
+                switch (m)
+                {
+                    case Linear linear:
+                        nn.init.normal_(linear.weight!, 0.0, 0.02);
+                        linear.bias?.zero_();
+                        break;
+                    case Embedding embedding:
+                        nn.init.normal_(embedding.weight!, 0.0, 0.02);
+                        break;
+                    case LayerNorm norm:
+                        norm.weight?.fill_(1.0);
+                        norm.bias?.zero_();
+                        break;
+                }
+            }
         }
+        return zeroInit is null ? module : zeroInit.Partition(module);
     }
 
     /// <summary>Embeddings, the blocks and the final LayerNorm (the <c>transformer.*</c> parameters).</summary>
@@ -57,13 +77,13 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
         private readonly LayerNorm ln_f;
         private readonly Dropout drop;
 
-        public Transformer(GptConfig config) : base(nameof(Transformer))
+        public Transformer(GptConfig config, ZeroInit? zeroInit) : base(nameof(Transformer))
         {
-            wte = nn.Embedding(config.Vocab, config.DModel);
-            wpe = nn.Embedding(config.Seq, config.DModel);
+            wte = Built(nn.Embedding(config.Vocab, config.DModel), zeroInit);
+            wpe = Built(nn.Embedding(config.Seq, config.DModel), zeroInit);
             drop = nn.Dropout(config.Dropout);
-            h = nn.ModuleList(Enumerable.Range(0, config.Layers).Select(_ => new Block(config)).ToArray());
-            ln_f = nn.LayerNorm(config.DModel, eps: 1e-5);
+            h = nn.ModuleList(Enumerable.Range(0, config.Layers).Select(_ => Built(new Block(config), zeroInit)).ToArray());
+            ln_f = Built(nn.LayerNorm(config.DModel, eps: 1e-5), zeroInit);
             RegisterComponents();
         }
 

@@ -87,6 +87,9 @@ public sealed partial class DeepSpeedEngine : IDisposable
     public ModelStateBytes ModelStateBytes() => strategy?.StateBytes() ?? new ModelStateBytes(
         Module.parameters().Sum(p => p.numel() * p.element_size()), 0, 0);
 
+    /// <summary>ZeRO-3 only: the most bytes of partitioned parameters gathered at once on this rank so far.</summary>
+    public long? PeakGatheredParameterBytes => (strategy as Zero.Zero3Strategy)?.PeakGatheredBytes;
+
     /// <summary>Bytes this rank sent through the communication library during the last optimizer step.</summary>
     public long BytesSentLastStep { get; private set; }
 

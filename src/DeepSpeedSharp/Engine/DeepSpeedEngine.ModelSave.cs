@@ -1,0 +1,52 @@
+using DeepSpeedSharp.IO;
+using DeepSpeedSharp.Utils;
+using DeepSpeedSharp.Zero;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.Engine;
+
+public sealed partial class DeepSpeedEngine
+{
+    /// <summary>
+    /// DeepSpeed's <c>save_16bit_model</c>: writes the model's weights in its own dtype (fp32, bf16 or fp16) under its
+    /// parameter names to <c>saveDir/saveFilename</c> as safetensors (written to a temporary file, then renamed).
+    /// Call it on every rank; rank 0 writes. Under ZeRO-3 the parameters are gathered one at a time, and only when
+    /// <c>stage3_gather_16bit_weights_on_model_save</c> is true — otherwise nothing is written and false is returned,
+    /// as in DeepSpeed.
+    /// </summary>
+    public bool Save16BitModel(string saveDir, string saveFilename = "model.safetensors")
+    {
+        var tensors = new Dictionary<string, Tensor>();
+        try
+        {
+            if (strategy is Zero3Strategy zero3)
+            {
+                if (!zero3.Gather16BitWeightsOnSave)
+                {
+                    Log.Warn("did not save the model: zero_optimization.stage3_gather_16bit_weights_on_model_save is false, " +
+                             "so ZeRO-3 would have to gather the whole model; set it to true, or save a checkpoint and export it");
+                    return false;
+                }
+                zero3.ForEachFull((name, full) =>
+                {
+                    if (GlobalRank == 0) tensors[name] = full.detach().cpu().clone();
+                });
+            }
+            if (GlobalRank == 0)
+            {
+                foreach (var (name, p) in Module.named_parameters())
+                    if (!tensors.ContainsKey(name)) tensors[name] = p.detach().cpu().clone();
+                Directory.CreateDirectory(saveDir);
+                string path = Path.Combine(saveDir, saveFilename), temp = path + $".tmp-{Environment.ProcessId}";
+                SafeTensors.Write(temp, tensors);
+                File.Move(temp, path, overwrite: true);
+            }
+            DataParallelGroup.Barrier();
+            return true;
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+    }
+}

@@ -1,0 +1,189 @@
+using DeepSpeedSharp.Comm;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.Zero;
+
+/// <summary>
+/// One parameter under ZeRO-3: its flat values split into equal partitions (padded), rank r holding
+/// [r·P, (r+1)·P) as a slice of the strategy's fp32 master buffer. The module's <see cref="Parameter"/> keeps its
+/// handle (so optimizers and user code keep their references) but holds either the full gathered tensor or an
+/// empty one. Persistent (small) parameters stay gathered all the time.
+/// </summary>
+internal sealed class Zero3Parameter
+{
+    private readonly ProcessGroup group;
+    private Tensor? gathered;
+    private Tensor? pendingFull;
+    private Tensor? pendingInput;
+    private Work? pending;
+
+    private readonly ZeroInit.PrePartitioned? prePartitioned;
+
+    public Zero3Parameter(string name, Parameter param, ProcessGroup group, long masterOffset, bool persistent, ZeroInit.PrePartitioned? prePartitioned)
+    {
+        Name = name;
+        Param = param;
+        this.group = group;
+        this.prePartitioned = prePartitioned;
+        if (prePartitioned is { } pre && (pre.WorldSize != group.Size || pre.Rank != group.Rank))
+            throw new InvalidOperationException($"parameter '{name}' was partitioned by ZeroInit for rank {pre.Rank} of {pre.WorldSize}, " +
+                                                $"but the engine's data-parallel group has this process as rank {group.Rank} of {group.Size}");
+        Shape = prePartitioned?.Shape ?? param.shape;
+        Numel = prePartitioned?.Numel ?? param.numel();
+        PartitionSize = (Numel + group.Size - 1) / group.Size;
+        MasterOffset = masterOffset;
+        Persistent = persistent;
+        DType = prePartitioned?.DType ?? param.dtype;
+        Device = param.device;
+    }
+
+    /// <summary>True when the parameter came already partitioned from <see cref="ZeroInit"/>.</summary>
+    public bool IsPrePartitioned => prePartitioned is not null;
+
+    public string Name { get; }
+    public Parameter Param { get; }
+    public long[] Shape { get; }
+    public long Numel { get; }
+    public long PartitionSize { get; }
+    public long MasterOffset { get; }
+    public bool Persistent { get; }
+    public ScalarType DType { get; }
+    public Device Device { get; }
+
+    /// <summary>True while the full value is in <see cref="Param"/>.</summary>
+    public bool IsGathered => gathered is not null;
+
+    /// <summary>Bytes of the full value (what gathering costs in memory).</summary>
+    public long FullBytes => Numel * DType.ElementSize();
+
+    /// <summary>This rank's slice of the flat value, as [offset, count) within the parameter (the tail may be padding).</summary>
+    public (long Start, long Count) OwnRange => (group.Rank * PartitionSize, PartitionSize);
+
+    /// <summary>Copies this rank's partition of the current full value into <paramref name="master"/>.</summary>
+    public void CopyOwnPartitionTo(Tensor master)
+    {
+        using var noGrad = no_grad();
+        if (prePartitioned is { } pre && !pre.Slice.IsInvalid)
+        {
+            using var own = master.narrow(0, MasterOffset, PartitionSize);
+            own.copy_(pre.Slice);
+            pre.Slice.Dispose();
+            return;
+        }
+        using var flat = Param.detach().reshape(-1);
+        var (start, count) = OwnRange;
+        long real = Math.Max(0, Math.Min(count, Numel - start));
+        using var target = master.narrow(0, MasterOffset, PartitionSize);
+        target.zero_();
+        if (real > 0)
+        {
+            using var src = flat.narrow(0, start, real);
+            using var dst = target.narrow(0, 0, real);
+            dst.copy_(src);
+        }
+    }
+
+    /// <summary>True while an asynchronous gather is in flight.</summary>
+    public bool IsGathering => pending is not null;
+
+    /// <summary>All-gathers the full value from every rank's partition in <paramref name="master"/> into the parameter.</summary>
+    public void Gather(Tensor master)
+    {
+        BeginGather(master);
+        CompleteGather();
+    }
+
+    /// <summary>Starts gathering (asynchronously when there are several ranks); <see cref="CompleteGather"/> finishes it.</summary>
+    public void BeginGather(Tensor master)
+    {
+        if (gathered is not null || pending is not null) return;
+        using var noGrad = no_grad();
+        var full = empty(PartitionSize * group.Size, DType, Device).DetachFromDisposeScope();
+        var mine = master.narrow(0, MasterOffset, PartitionSize).DetachFromDisposeScope();
+        if (mine.dtype != DType)
+        {
+            var cast = mine.to(DType).DetachFromDisposeScope();
+            mine.Dispose();
+            mine = cast;
+        }
+        pendingFull = full;
+        pendingInput = mine;
+        if (group.Size == 1) full.copy_(mine);
+        else pending = group.AllGatherAsync(full, mine);
+        if (pending is null) Install();
+    }
+
+    /// <summary>Waits for an in-flight gather and installs the full value in the parameter.</summary>
+    public void CompleteGather()
+    {
+        if (pending is null) return;
+        pending.Wait();
+        pending = null;
+        Install();
+    }
+
+    private void Install()
+    {
+        using var noGrad = no_grad();
+        gathered = pendingFull;
+        pendingInput?.Dispose();
+        pendingFull = pendingInput = null;
+        using var view = gathered!.narrow(0, 0, Numel).view(Shape);
+        Param.set_(view);
+    }
+
+    /// <summary>Frees the full value (persistent parameters keep it).</summary>
+    public void Release(bool force = false)
+    {
+        CompleteGather();
+        if (gathered is null || (Persistent && !force)) return;
+        using var noGrad = no_grad();
+        using var none = empty(0, DType, Device);
+        Param.set_(none);
+        gathered.Dispose();
+        gathered = null;
+    }
+
+    /// <summary>Frees the parameter's original full tensor after its partition has been copied out.</summary>
+    public void DropOriginal()
+    {
+        using var noGrad = no_grad();
+        using var none = empty(0, DType, Device);
+        Param.set_(none);
+    }
+
+    /// <summary>
+    /// Reduce-scatters the parameter's full gradient (if any) so each rank adds the scaled sum of its partition into
+    /// <paramref name="gradPartition"/>, then drops the full gradient. <paramref name="packed"/> and
+    /// <paramref name="received"/> are reused scratch buffers of at least N·P and P elements.
+    /// </summary>
+    public void ReduceGradient(Tensor gradPartition, Tensor packed, Tensor received, double before, double after)
+    {
+        var grad = Param.grad;
+        if (grad is null) return;
+        using var noGrad = no_grad();
+        long total = PartitionSize * group.Size;
+        using var input = packed.narrow(0, 0, total);
+        using (var flat = grad.reshape(-1))
+        using (var head = input.narrow(0, 0, Numel))
+            head.copy_(flat);
+        if (total > Numel) using (var pad = input.narrow(0, Numel, total - Numel)) pad.zero_();
+        if (before != 1.0) input.mul_(before);
+        using var output = received.narrow(0, 0, PartitionSize);
+        if (group.Size == 1) output.copy_(input);
+        else group.ReduceScatter(output, input, ReduceOp.Sum);
+        if (after != 1.0) output.mul_(after);
+        using var target = gradPartition.narrow(0, MasterOffset, PartitionSize);
+        target.add_(output);
+        Param.grad = null;
+    }
+
+    /// <summary>Re-gathers a persistent parameter after the optimizer changed the partitions.</summary>
+    public void Refresh(Tensor master)
+    {
+        Release(force: true);
+        Gather(master);
+    }
+}

@@ -1,0 +1,113 @@
+using DeepSpeedSharp.Utils;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.Zero;
+
+/// <summary>
+/// Decides when ZeRO-3 parameters are gathered and released. The first micro-step records the order in which units
+/// are fetched (forward, then the recomputations of backward); later micro-steps follow that trace to
+/// <list type="bullet">
+/// <item>prefetch the next units' parameters asynchronously, up to <c>stage3_prefetch_bucket_size</c> elements in
+/// flight and <c>stage3_max_live_parameters</c> elements gathered in all;</item>
+/// <item>keep a unit's parameters gathered when the trace uses them again within <c>stage3_max_reuse_distance</c>
+/// elements of other fetches.</item>
+/// </list>
+/// If a micro-step fetches units in a different order (data-dependent control flow), the trace is dropped and
+/// everything is gathered on demand.
+/// </summary>
+internal sealed class Zero3Prefetcher
+{
+    private readonly long prefetchBucket;
+    private readonly long maxLive;
+    private readonly long maxReuseDistance;
+    private List<int>? trace;
+    private readonly List<int> recording = new();
+    private bool traceBroken;
+    private int position;
+
+    public Zero3Prefetcher(long prefetchBucket, long maxLive, long maxReuseDistance)
+    {
+        this.prefetchBucket = prefetchBucket;
+        this.maxLive = maxLive;
+        this.maxReuseDistance = maxReuseDistance;
+    }
+
+    /// <summary>Peak bytes of non-persistent parameters gathered (or being gathered) at once.</summary>
+    public long PeakLiveBytes { get; private set; }
+
+    /// <summary>Resets <see cref="PeakLiveBytes"/>.</summary>
+    public void ResetPeak() => PeakLiveBytes = 0;
+
+    public void Fetch(Zero3Unit unit, IReadOnlyList<Zero3Unit> units, Tensor master, bool forward)
+    {
+        if (trace is null) recording.Add(unit.Index);
+        else if (!traceBroken && (position >= trace.Count || trace[position] != unit.Index))
+        {
+            traceBroken = true;
+            Log.Warn($"ZeRO-3: unit '{unit.Name}' was fetched out of the recorded order; prefetching is off from now on");
+        }
+        foreach (var p in unit.Parameters) p.BeginGather(master);
+        foreach (var p in unit.Parameters) p.CompleteGather();
+        if (trace is not null && !traceBroken) Prefetch(units, master);
+        TrackPeak(units);
+        position++;
+    }
+
+    public void Done(Zero3Unit unit, IReadOnlyList<Zero3Unit> units, bool forward)
+    {
+        if (trace is not null && !traceBroken && ReusedSoon(unit, units)) return;
+        foreach (var p in unit.Parameters) p.Release();
+    }
+
+    /// <summary>End of a micro-step's backward: fix the trace after the first pass and release everything.</summary>
+    public void EndOfPass(IReadOnlyList<Zero3Unit> units)
+    {
+        if (trace is null && recording.Count > 0) trace = new List<int>(recording);
+        else if (trace is not null && !traceBroken && position != trace.Count && position > 0)
+        {
+            traceBroken = true;
+            Log.Warn("ZeRO-3: a micro-step fetched a different number of units than the first one; prefetching is off from now on");
+        }
+        position = 0;
+        foreach (var u in units)
+            foreach (var p in u.Parameters) p.Release();
+    }
+
+    private void Prefetch(IReadOnlyList<Zero3Unit> units, Tensor master)
+    {
+        long inFlight = 0;
+        long live = LiveElements(units);
+        for (int j = position + 1; j < trace!.Count; j++)
+        {
+            var next = units[trace[j]];
+            long need = next.Parameters.Where(p => !p.IsGathered && !p.IsGathering && !p.Persistent).Sum(p => p.Numel);
+            if (need == 0) continue;
+            if (inFlight + need > prefetchBucket || live + need > maxLive) break;
+            foreach (var p in next.Parameters) p.BeginGather(master);
+            inFlight += need;
+            live += need;
+        }
+    }
+
+    /// <summary>True when the trace uses <paramref name="unit"/> again after at most max_reuse_distance fetched elements.</summary>
+    private bool ReusedSoon(Zero3Unit unit, IReadOnlyList<Zero3Unit> units)
+    {
+        long distance = 0;
+        for (int j = position; j < trace!.Count; j++)
+        {
+            if (trace[j] == unit.Index) return distance <= maxReuseDistance && LiveElements(units) <= maxLive;
+            distance += units[trace[j]].Parameters.Where(p => !p.Persistent).Sum(p => p.Numel);
+            if (distance > maxReuseDistance) return false;
+        }
+        return false;
+    }
+
+    private static long LiveElements(IReadOnlyList<Zero3Unit> units) =>
+        units.SelectMany(u => u.Parameters).Distinct().Where(p => !p.Persistent && (p.IsGathered || p.IsGathering)).Sum(p => p.Numel);
+
+    private void TrackPeak(IReadOnlyList<Zero3Unit> units)
+    {
+        long bytes = units.SelectMany(u => u.Parameters).Distinct().Where(p => !p.Persistent && (p.IsGathered || p.IsGathering)).Sum(p => p.FullBytes);
+        PeakLiveBytes = Math.Max(PeakLiveBytes, bytes);
+    }
+}

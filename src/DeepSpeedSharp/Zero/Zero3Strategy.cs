@@ -1,0 +1,166 @@
+using DeepSpeedSharp.Comm;
+using DeepSpeedSharp.Config;
+using DeepSpeedSharp.DataParallel;
+using DeepSpeedSharp.Engine;
+using DeepSpeedSharp.Optim;
+using DeepSpeedSharp.Utils;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.Zero;
+
+/// <summary>
+/// ZeRO stage 3: every parameter larger than <c>stage3_param_persistence_threshold</c> is partitioned across the
+/// data-parallel group (rank r keeps [r·P, (r+1)·P) of its flat value, in an fp32 master buffer that the optimizer
+/// updates), gathered just before the module that owns it runs (forward and, by recomputation, backward) and released
+/// right after. Gradients are reduce-scattered to their owners after every micro-step, so between steps each rank
+/// holds 1/N of the parameters, gradients and optimizer state (plus persistent parameters).
+/// </summary>
+/// <remarks>
+/// TorchSharp's <c>set_</c> bumps a tensor's version, so a parameter released after forward cannot be restored for
+/// the saved graph. Units (the modules owning parameters) therefore run forward without a graph and are recomputed in
+/// backward — exact, at the cost of one extra forward of the parameter-owning modules (what activation checkpointing
+/// also pays). Parameters must be used through their owning module's <c>call</c>.
+/// </remarks>
+internal sealed partial class Zero3Strategy : ITrainingStrategy
+{
+    private readonly ProcessGroup group;
+    private readonly List<Zero3Parameter> parameters = new();
+    private readonly List<Zero3Unit> units = new();
+    private readonly Tensor master;
+    private readonly Parameter masterParam;
+    private readonly Tensor gradPartition;
+    private readonly Tensor packed;
+    private readonly Tensor received;
+    private readonly GradientScaling scaling;
+    private readonly Zero3Prefetcher prefetcher;
+
+    public Zero3Strategy(nn.Module model, IReadOnlyList<(string Name, Parameter Param)> trainable,
+        Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config)
+    {
+        this.group = group;
+        var zero = config.ZeroOptimization;
+        scaling = GradientScaling.From(config, group.Size);
+        var ps = trainable.Select(t => t.Param).ToList();
+        var device = ps[0].device;
+        var pre = ps.ToDictionary(p => p.Handle, ZeroInit.Take);
+        ParameterSync.Broadcast(ps.Where(p => pre[p.Handle] is null).ToList(), group, group.GetGlobalRank(0));
+
+        var unpartitionable = UnitDiscovery.UnhookableOwners(model, trainable);
+        foreach (var name in unpartitionable)
+            Log.Warn($"ZeRO-3: '{name}' owns parameters but is not an nn.Module<Tensor, Tensor>, so its parameters stay whole on every rank");
+        long offset = 0;
+        foreach (var (name, p) in trainable)
+        {
+            long numel = pre[p.Handle]?.Numel ?? p.numel();
+            bool persistent = numel <= zero.Stage3ParamPersistenceThreshold || unpartitionable.Any(u => name.StartsWith(u + ".", StringComparison.Ordinal) || u.Length == 0);
+            var zp = new Zero3Parameter(name, p, group, offset, persistent, pre[p.Handle]);
+            parameters.Add(zp);
+            offset += zp.PartitionSize;
+        }
+        var initial = zeros(Math.Max(1, offset), ScalarType.Float32, device).DetachFromDisposeScope();
+        foreach (var zp in parameters)
+        {
+            zp.CopyOwnPartitionTo(initial);
+            zp.DropOriginal();
+        }
+        // The Parameter takes over the tensor's handle: from here on the master buffer is the Parameter itself.
+        using (no_grad()) masterParam = new Parameter(initial, requires_grad: true);
+        master = masterParam;
+        foreach (var zp in parameters.Where(z => z.Persistent)) zp.Gather(master);
+        gradPartition = zeros_like(master).DetachFromDisposeScope();
+        masterParam.grad = gradPartition;
+        long maxPartition = parameters.Max(z => z.PartitionSize);
+        packed = empty(maxPartition * group.Size, ScalarType.Float32, device).DetachFromDisposeScope();
+        received = empty(maxPartition, ScalarType.Float32, device).DetachFromDisposeScope();
+        Trigger = zeros(1, requires_grad: true).DetachFromDisposeScope();
+
+        var byHandle = parameters.ToDictionary(z => z.Param.Handle);
+        foreach (var (name, module, owned) in UnitDiscovery.Units(model, byHandle))
+            if (owned.Any(z => !z.Persistent)) units.Add(new Zero3Unit(name, module, owned, this, units.Count));
+        prefetcher = new Zero3Prefetcher(zero.Stage3PrefetchBucketSize, zero.Stage3MaxLiveParameters, zero.Stage3MaxReuseDistance);
+        Optimizer = optimizerFactory(new[] { masterParam });
+        OptimizerChoice.CheckZeroSupported(config, Optimizer);
+        Gather16BitWeightsOnSave = zero.Stage3Gather16BitWeightsOnModelSave;
+        RegisterOwnership();
+    }
+
+    public optim.Optimizer Optimizer { get; }
+
+    /// <summary>A scalar requiring grad that every unit's recompute node takes as input (see <see cref="Zero3RecomputeFunction"/>).</summary>
+    internal Tensor Trigger { get; }
+
+    /// <summary>The partitioned parameters, in module order.</summary>
+    internal IReadOnlyList<Zero3Parameter> Parameters => parameters;
+
+    /// <summary>Largest number of parameter bytes gathered at once (non-persistent parameters) since the last reset.</summary>
+    public long PeakGatheredBytes => prefetcher.PeakLiveBytes;
+
+    internal void BeforeUnitForward(Zero3Unit unit) => prefetcher.Fetch(unit, units, master, forward: true);
+
+    internal void AfterUnitForward(Zero3Unit unit) => prefetcher.Done(unit, units, forward: true);
+
+    internal void BeforeUnitBackward(Zero3Unit unit) => prefetcher.Fetch(unit, units, master, forward: false);
+
+    internal void AfterUnitBackward(Zero3Unit unit)
+    {
+        foreach (var zp in unit.Parameters) zp.ReduceGradient(gradPartition, packed, received, scaling.Before, scaling.After);
+        prefetcher.Done(unit, units, forward: false);
+    }
+
+    public void AfterBackward(bool isBoundary)
+    {
+        // Gradients of parameters used outside any unit (persistent ones) are reduced here, after every micro-step.
+        foreach (var zp in parameters) zp.ReduceGradient(gradPartition, packed, received, scaling.Before, scaling.After);
+        prefetcher.EndOfPass(units);
+    }
+
+    public (double Norm, bool Applied) Step(double clip)
+    {
+        double norm = GlobalNorm();
+        if (!double.IsFinite(norm)) return (norm, false);
+        if (clip > 0) GradientClipping.ClipByGlobalNorm(new[] { gradPartition }, clip, norm);
+        Optimizer.step();
+        foreach (var zp in parameters)
+        {
+            if (zp.Persistent) zp.Refresh(master);
+            else zp.Release();
+        }
+        return (norm, true);
+    }
+
+    private double GlobalNorm()
+    {
+        using var scope = NewDisposeScope();
+        var sq = gradPartition.to(ScalarType.Float64).square().sum().reshape(1);
+        if (group.Size > 1) group.AllReduce(sq, ReduceOp.Sum);
+        return Math.Sqrt(sq.item<double>());
+    }
+
+    public void ZeroGrad()
+    {
+        gradPartition.zero_();
+        foreach (var zp in parameters) zp.Param.grad = null;
+    }
+
+    public ModelStateBytes StateBytes()
+    {
+        long param = master.numel() * master.element_size()
+                     + parameters.Where(z => z.IsGathered).Sum(z => z.FullBytes);
+        long grad = gradPartition.numel() * gradPartition.element_size()
+                    + parameters.Sum(z => z.Param.grad is null ? 0 : z.Param.grad.numel() * z.Param.grad.element_size());
+        return new ModelStateBytes(param, grad, OptimizerStateBytes.Count(Optimizer));
+    }
+
+    /// <summary><c>stage3_gather_16bit_weights_on_model_save</c>.</summary>
+    internal bool Gather16BitWeightsOnSave { get; }
+
+    public void Dispose()
+    {
+        UnregisterOwnership();
+        foreach (var u in units) u.Dispose();
+        packed.Dispose();
+        received.Dispose();
+    }
+}
