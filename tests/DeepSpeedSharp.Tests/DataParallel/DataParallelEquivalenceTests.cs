@@ -7,6 +7,7 @@ namespace DeepSpeedSharp.Tests.DataParallel;
 /// global batch (via gradient accumulation), hold 1/N of the optimizer state (and, stage 2, of the gradients),
 /// and send the bytes ring collectives imply.
 /// </summary>
+[Collection(MultiProcessCollection.Name)]
 public class DataParallelEquivalenceTests
 {
     private static string Config(int train, int micro, int stage) => $$"""

@@ -19,6 +19,7 @@ internal sealed partial class GptRun
     public long GradientBytes { get; init; }
     public long OptimizerStateBytes { get; init; }
     public long BytesSentLastStep { get; init; }
+    public long? PeakGatheredBytes { get; init; }
 
     /// <summary>Writes <paramref name="configJson"/> to a file and trains <paramref name="steps"/> steps on <paramref name="ranks"/> ranks.</summary>
     public static GptRun Train(int ranks, string configJson, int steps = 20, string extraArgs = "", string model = SmallModel)
@@ -49,6 +50,7 @@ internal sealed partial class GptRun
             GradientBytes = L(2),
             OptimizerStateBytes = L(3),
             BytesSentLastStep = L(4),
+            PeakGatheredBytes = PeakLine().Match(output) is { Success: true } peak ? long.Parse(peak.Groups[1].Value, CultureInfo.InvariantCulture) : null,
         };
     }
 
@@ -61,4 +63,7 @@ internal sealed partial class GptRun
 
     [GeneratedRegex(@"model state bytes on rank 0: parameters (\d+), gradients (\d+), optimizer state (\d+); bytes sent in the last step (\d+)")]
     private static partial Regex StateLine();
+
+    [GeneratedRegex(@"peak gathered parameter bytes on rank 0: (\d+)")]
+    private static partial Regex PeakLine();
 }

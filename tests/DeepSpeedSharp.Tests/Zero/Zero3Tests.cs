@@ -1,0 +1,63 @@
+using DeepSpeedSharp.Tests.Infrastructure;
+
+namespace DeepSpeedSharp.Tests.Zero;
+
+/// <summary>ZeRO stage 3 in real processes: exact losses, 1/N state per rank, gather limits, ZeroInit and the user APIs.</summary>
+[Collection(MultiProcessCollection.Name)]
+public class Zero3Tests
+{
+    private static string Config(int train, int micro, int stage, string extra = "") => $$"""
+        { "train_batch_size": {{train}}, "train_micro_batch_size_per_gpu": {{micro}}, "steps_per_print": 100,
+          "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.01 } },
+          "zero_optimization": { "stage": {{stage}}, "stage3_param_persistence_threshold": 0 {{extra}} } }
+        """;
+
+    [Fact]
+    public void TwoAndThreeRanksMatchStage0AndHoldHalfTheState()
+    {
+        var stage0 = GptRun.Train(1, Config(16, 4, 0));
+        var two = GptRun.Train(2, Config(16, 4, 3));
+        Assert.True(GptRun.MaxDifference(stage0, two) <= 1e-5, $"2 ranks: {GptRun.MaxDifference(stage0, two)}");
+
+        // Between steps a rank holds half of stage 0's parameters, gradients and optimizer state (+ padding).
+        long full = stage0.ParameterBytes + stage0.GradientBytes + stage0.OptimizerStateBytes;
+        long half = two.ParameterBytes + two.GradientBytes + two.OptimizerStateBytes;
+        Assert.InRange(half, full / 2, full / 2 * 1.02 + 1024);
+
+        var stage0Of12 = GptRun.Train(1, Config(12, 2, 0), steps: 12);
+        var three = GptRun.Train(3, Config(12, 2, 3), steps: 12);
+        Assert.True(GptRun.MaxDifference(stage0Of12, three) <= 1e-5, $"3 ranks: {GptRun.MaxDifference(stage0Of12, three)}");
+    }
+
+    [Fact]
+    public void GatheredParameterBytesStayWithinTheLiveAndPrefetchLimits()
+    {
+        // Largest unit of the small model: mlp.c_fc, 32·128 + 128 = 4,224 elements.
+        var unlimited = GptRun.Train(2, Config(8, 4, 3), steps: 4);
+        var limited = GptRun.Train(2, Config(8, 4, 3, ", \"stage3_max_live_parameters\": 3000, \"stage3_prefetch_bucket_size\": 2000, \"stage3_max_reuse_distance\": 0"), steps: 4);
+        Assert.Equal(unlimited.Losses, limited.Losses);
+        Assert.NotNull(unlimited.PeakGatheredBytes);
+        Assert.True(limited.PeakGatheredBytes <= (3000 + 4224) * 4, $"peak gathered {limited.PeakGatheredBytes} bytes");
+        Assert.True(limited.PeakGatheredBytes < unlimited.PeakGatheredBytes, $"limits had no effect: {limited.PeakGatheredBytes} vs {unlimited.PeakGatheredBytes}");
+    }
+
+    [Fact]
+    public void ZeroInitBuildsThePartitionedModelWithTheSameResult()
+    {
+        var plain = GptRun.Train(2, Config(8, 4, 3), steps: 4);
+        var built = GptRun.Train(2, Config(8, 4, 3), steps: 4, extraArgs: "--zero-init");
+        Assert.Equal(plain.Losses, built.Losses);
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void GatheredParametersAndSixteenBitSaveWork(int ranks)
+    {
+        var dir = Directory.CreateTempSubdirectory("dss-z3api").FullName;
+        var results = RankProcesses.Run("zero3-api", ranks, new[] { dir });
+        RankProcesses.AssertAllSucceeded(results);
+        Assert.True(File.Exists(Path.Combine(dir, "model1.safetensors")));
+        Assert.False(File.Exists(Path.Combine(dir, "model0.safetensors")));
+    }
+}
