@@ -1,0 +1,116 @@
+using DeepSpeedSharp.Comm.Core;
+
+namespace DeepSpeedSharp.Comm.Shm;
+
+internal sealed unsafe partial class ShmProcessGroup
+{
+    private int NextBank() { int b = _bank; _bank ^= 1; return b; }
+
+    private long ChunkElements(int elementSize, long bytes) => Math.Max(1, bytes / 64 * 64 / elementSize);
+
+    internal override void BarrierCore(in OpContext ctx) => Begin(ctx);
+
+    internal override void AllReduceCore(in OpContext ctx, HostBuffer buf, ReduceOp op) => ReduceChunks(ctx, buf, op, -1);
+
+    internal override void ReduceCore(in OpContext ctx, HostBuffer buf, int dst, ReduceOp op) => ReduceChunks(ctx, buf, op, dst);
+
+    /// <summary>All-reduce (dst = -1) or reduce to dst: each chunk is copied into this rank's slot, each rank reduces its sub-range over all slots in rank order, then results are copied out.</summary>
+    private void ReduceChunks(in OpContext ctx, HostBuffer buf, ReduceOp op, int dst)
+    {
+        Begin(ctx);
+        int es = buf.ElementSize;
+        long chunk = ChunkElements(es, _slotBytes);
+        for (long off = 0; off < buf.Count; off += chunk)
+        {
+            long n = Math.Min(chunk, buf.Count - off);
+            int b = NextBank();
+            Copy(buf.At(off), Slot(b, _me), n * es);
+            Sync(ctx);
+            Part(n, _me, es, out long lo, out long len);
+            for (int k = 0; k < _n; k++) _sources[k] = (nint)(Slot(b, k) + lo * es);
+            Reducer.Reduce(buf.DType, op, _sources, _n, Slot(b, _me) + lo * es, len);
+            Sync(ctx);
+            if (dst >= 0 && dst != _me) continue;
+            for (int k = 0; k < _n; k++)
+            {
+                Part(n, k, es, out long klo, out long klen);
+                Copy(Slot(b, k) + klo * es, buf.At(off + klo), klen * es);
+            }
+        }
+    }
+
+    internal override void ReduceScatterCore(in OpContext ctx, HostBuffer output, HostBuffer input, long[] counts, ReduceOp op)
+    {
+        Begin(ctx);
+        int es = input.ElementSize;
+        long cs = ChunkElements(es, _slotBytes / _n);
+        long max = counts.Max();
+        var offsets = Offsets(counts);
+        for (long off = 0; off < max; off += cs)
+        {
+            int b = NextBank();
+            for (int j = 0; j < _n; j++)
+                Copy(input.At(offsets[j] + off), Slot(b, _me) + j * cs * es, Math.Clamp(counts[j] - off, 0, cs) * es);
+            Sync(ctx);
+            long len = Math.Clamp(counts[_me] - off, 0, cs);
+            for (int k = 0; k < _n; k++) _sources[k] = (nint)(Slot(b, k) + _me * cs * es);
+            Reducer.Reduce(input.DType, op, _sources, _n, output.At(off), len);
+        }
+    }
+
+    internal override void AllGatherCore(in OpContext ctx, HostBuffer output, HostBuffer input, long[] counts)
+    {
+        Begin(ctx);
+        int es = input.ElementSize;
+        long cs = ChunkElements(es, _slotBytes);
+        long max = counts.Max();
+        var offsets = Offsets(counts);
+        Copy(input.Ptr, output.At(offsets[_me]), input.Bytes);
+        for (long off = 0; off < max; off += cs)
+        {
+            int b = NextBank();
+            Copy(input.At(off), Slot(b, _me), Math.Clamp(counts[_me] - off, 0, cs) * es);
+            Sync(ctx);
+            for (int k = 0; k < _n; k++)
+                if (k != _me) Copy(Slot(b, k), output.At(offsets[k] + off), Math.Clamp(counts[k] - off, 0, cs) * es);
+        }
+    }
+
+    internal override void BroadcastCore(in OpContext ctx, HostBuffer buf, int src)
+    {
+        Begin(ctx);
+        int es = buf.ElementSize;
+        long cs = ChunkElements(es, _slotBytes);
+        for (long off = 0; off < buf.Count; off += cs)
+        {
+            long n = Math.Min(cs, buf.Count - off);
+            int b = NextBank();
+            if (_me == src) Copy(buf.At(off), Slot(b, src), n * es);
+            Sync(ctx);
+            if (_me != src) Copy(Slot(b, src), buf.At(off), n * es);
+        }
+    }
+
+    internal override void AllToAllCore(in OpContext ctx, HostBuffer output, HostBuffer input)
+    {
+        Begin(ctx);
+        int es = input.ElementSize;
+        long block = input.Count / _n;
+        long cs = ChunkElements(es, _slotBytes / _n);
+        for (long off = 0; off < block; off += cs)
+        {
+            long len = Math.Min(cs, block - off);
+            int b = NextBank();
+            for (int j = 0; j < _n; j++) Copy(input.At(j * block + off), Slot(b, _me) + j * cs * es, len * es);
+            Sync(ctx);
+            for (int j = 0; j < _n; j++) Copy(Slot(b, j) + _me * cs * es, output.At(j * block + off), len * es);
+        }
+    }
+
+    private static long[] Offsets(long[] counts)
+    {
+        var o = new long[counts.Length];
+        for (int i = 1; i < counts.Length; i++) o[i] = o[i - 1] + counts[i - 1];
+        return o;
+    }
+}

@@ -1,0 +1,169 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using DeepSpeedSharp.Comm.Core;
+
+namespace DeepSpeedSharp.Comm.Shm;
+
+/// <summary>
+/// Shared-memory backend for ranks on one host. Layout of the segment: a 256-byte control block per rank
+/// (arrival counter, pid, two descriptor slots), a 256-byte control block per ordered rank pair for
+/// point-to-point, two banks (double buffering) of one fixed-size slot per rank for collectives, and two
+/// chunk buffers per ordered pair for point-to-point. Ranks synchronise with monotonically increasing
+/// counters and spin-then-yield waits; reductions run in rank order 0..N-1 on vectorised kernels.
+/// </summary>
+internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
+{
+    private const int ControlBytes = 256;
+    private readonly ShmSegment _segment;
+    private readonly int _n, _me;
+    private readonly long _slotBytes, _p2pChunk;
+    private readonly byte* _ctl, _pairCtl, _data, _p2pData;
+    private readonly nint* _sources;
+    private long _epoch;
+    private int _bank;
+
+    private ShmProcessGroup(int[] ranks, int globalRank, TimeSpan timeout, CommsLogger logger, ShmSegment segment, long slotBytes, long p2pChunk)
+        : base(ranks, globalRank, "shm", timeout, logger)
+    {
+        _segment = segment;
+        _n = ranks.Length;
+        _me = Rank;
+        _slotBytes = slotBytes;
+        _p2pChunk = p2pChunk;
+        _ctl = segment.Pointer;
+        _pairCtl = _ctl + (long)_n * ControlBytes;
+        _data = _pairCtl + (long)_n * _n * ControlBytes;
+        _p2pData = _data + 2L * _n * slotBytes;
+        _sources = (nint*)NativeMemory.Alloc((nuint)_n, (nuint)sizeof(nint));
+        _sendChunks = new long[_n]; _recvChunks = new long[_n]; _sendMsgs = new long[_n]; _recvMsgs = new long[_n];
+        *(int*)(_ctl + (long)_me * ControlBytes + 8) = Environment.ProcessId;
+    }
+
+    private static long SegmentSize(int n, long slot, long p2p) => (long)n * ControlBytes + (long)n * n * ControlBytes + 2L * n * slot + 2L * n * n * p2p;
+
+    /// <summary>Builds the group: member 0 creates the segment, the others map it, then the file is removed.</summary>
+    public static ShmProcessGroup Create(CommRuntime rt, string prefix, int[] ranks)
+    {
+        var store = rt.Store!;
+        int me = Array.IndexOf(ranks, rt.Env.Rank);
+        long slot = EnvBytes("DSS_SHM_SLOT_BYTES", 1 << 20);
+        long p2p = Math.Clamp((8L << 20) / ((long)ranks.Length * ranks.Length) / 4096 * 4096, 16 << 10, 256 << 10);
+        long size = SegmentSize(ranks.Length, slot, p2p);
+        ShmSegment seg;
+        if (me == 0)
+        {
+            string path = $"/dev/shm/dss-{rt.JobId}-{prefix.TrimEnd('/')}-{Environment.ProcessId}";
+            seg = ShmSegment.Create(path, size);
+            store.Set(prefix + "shm", $"{path}|{slot}|{p2p}");
+        }
+        else
+        {
+            var parts = store.GetString(prefix + "shm").Split('|');
+            slot = long.Parse(parts[1]);
+            p2p = long.Parse(parts[2]);
+            seg = ShmSegment.Open(parts[0], SegmentSize(ranks.Length, slot, p2p));
+        }
+        var group = new ShmProcessGroup(ranks, rt.Env.Rank, rt.Timeout, rt.Logger, seg, slot, p2p);
+        store.Set($"{prefix}mapped/{me}", "1");
+        if (me == 0)
+        {
+            for (int r = 1; r < ranks.Length; r++) store.Get($"{prefix}mapped/{r}");
+            seg.Unlink();
+        }
+        return group;
+    }
+
+    private static long EnvBytes(string name, long dflt)
+    {
+        var v = Environment.GetEnvironmentVariable(name);
+        if (string.IsNullOrEmpty(v)) return dflt;
+        if (!long.TryParse(v, out var b) || b < 4096 || b % 64 != 0)
+            throw new ArgumentException($"{name}={v}: must be a byte count ≥ 4096 and a multiple of 64.");
+        return b;
+    }
+
+    private long* Arrival(int r) => (long*)(_ctl + (long)r * ControlBytes);
+    private int PidOf(int r) => Volatile.Read(ref *(int*)(_ctl + (long)r * ControlBytes + 8));
+    private OpDescriptor* DescSlot(int r, long seq) => (OpDescriptor*)(_ctl + (long)r * ControlBytes + 64 + (seq & 1) * 64);
+    private byte* Slot(int bank, int r) => _data + ((long)bank * _n + r) * _slotBytes;
+
+    /// <summary>Everyone arrives at the next epoch; returns when all have.</summary>
+    private void Sync(in OpContext ctx)
+    {
+        long target = ++_epoch;
+        Volatile.Write(ref *Arrival(_me), target);
+        for (int r = 0; r < _n; r++) WaitFor(Arrival(r), target, r, ctx, collective: true);
+    }
+
+    /// <summary>Publishes this rank's descriptor, synchronises, and checks every rank runs the same operation.</summary>
+    private void Begin(in OpContext ctx)
+    {
+        *DescSlot(_me, ctx.Seq) = ctx.Descriptor;
+        Sync(ctx);
+        for (int r = 0; r < _n; r++)
+        {
+            var other = *DescSlot(r, ctx.Seq);
+            if (!other.Equals(ctx.Descriptor))
+                throw new DistributedException(ctx.Name, ctx.Seq, [],
+                    $"collective mismatch at sequence number {ctx.Seq}: rank {GlobalRank} called {ctx.Descriptor.Describe()} but rank {GetGlobalRank(r)} called {other.Describe()}.");
+        }
+    }
+
+    /// <summary>Spins, then yields, then sleeps until *counter ≥ target; checks liveness and the deadline.</summary>
+    private void WaitFor(long* counter, long target, int peer, in OpContext ctx, bool collective)
+    {
+        if (Volatile.Read(ref *counter) >= target) return;
+        var spin = new SpinWait();
+        long start = Stopwatch.GetTimestamp(), nextCheck = start + Stopwatch.Frequency / 5;
+        while (Volatile.Read(ref *counter) < target)
+        {
+            long now = Stopwatch.GetTimestamp();
+            if (now - start > Stopwatch.Frequency / 10) Thread.Sleep(1);
+            else spin.SpinOnce(sleep1Threshold: -1);
+            if (now > nextCheck)
+            {
+                nextCheck = now + Stopwatch.Frequency / 5;
+                CheckPeers(target, peer, ctx, collective);
+            }
+        }
+    }
+
+    private void CheckPeers(long target, int peer, in OpContext ctx, bool collective)
+    {
+        var dead = new List<int>();
+        var late = new List<int>();
+        for (int r = 0; r < _n; r++)
+        {
+            if (r == _me || (!collective && r != peer)) continue;
+            if (!PeerLiveness.IsAlive(PidOf(r))) dead.Add(GetGlobalRank(r));
+            else if (collective && Volatile.Read(ref *Arrival(r)) < target) late.Add(GetGlobalRank(r));
+        }
+        if (!collective && dead.Count == 0 && DateTime.UtcNow > ctx.Deadline) late.Add(GetGlobalRank(peer));
+        if (dead.Count > 0)
+            throw new DistributedException(ctx.Name, ctx.Seq, dead,
+                $"{ctx.Name} (sequence number {ctx.Seq}) on rank {GlobalRank} failed: rank(s) {string.Join(",", dead)} died (process exited).");
+        if (DateTime.UtcNow > ctx.Deadline)
+            throw new DistributedException(ctx.Name, ctx.Seq, late,
+                $"{ctx.Name} (sequence number {ctx.Seq}) on rank {GlobalRank} timed out after {Timeout} waiting for rank(s) {string.Join(",", late)}.");
+    }
+
+    /// <summary>Sub-range k of n elements split over the ranks, aligned to 64 bytes.</summary>
+    private void Part(long n, int k, int elementSize, out long lo, out long len)
+    {
+        long unit = Math.Max(1, 64 / elementSize);
+        long per = ((n + _n - 1) / _n + unit - 1) / unit * unit;
+        lo = Math.Min(k * per, n);
+        len = Math.Min(per, n - lo);
+    }
+
+    private static void Copy(byte* from, byte* to, long bytes)
+    {
+        if (bytes > 0 && from != to) Buffer.MemoryCopy(from, to, bytes, bytes);
+    }
+
+    protected override void DisposeBackend()
+    {
+        NativeMemory.Free(_sources);
+        _segment.Dispose();
+    }
+}

@@ -1,0 +1,98 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace DeepSpeedSharp.Comm.Store;
+
+/// <summary>A connection to the rendezvous store (one request at a time; thread-safe).</summary>
+internal sealed class TcpStoreClient : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly object _lock = new();
+    private readonly TimeSpan _timeout;
+
+    public TcpStoreClient(IPAddress address, int port, byte[] token, TimeSpan timeout)
+    {
+        _timeout = timeout;
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var s = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                s.Connect(new IPEndPoint(address, port));
+                StoreProtocol.WriteFrame(s, [.. StoreProtocol.Magic, .. token]);
+                var reply = StoreProtocol.ReadFrame(s, 256);
+                if (reply.Length == 0 || reply[0] != StoreProtocol.Ok)
+                {
+                    s.Dispose();
+                    throw new UnauthorizedAccessException($"the rendezvous store at {address}:{port} refused this rank: {Encoding.UTF8.GetString(reply.AsSpan(Math.Min(1, reply.Length)))}.");
+                }
+                _socket = s;
+                return;
+            }
+            catch (SocketException e)
+            {
+                s.Dispose();
+                if (DateTime.UtcNow > deadline)
+                    throw new TimeoutException($"could not reach the rendezvous store at {address}:{port} (MASTER_ADDR:MASTER_PORT) within {timeout}: {e.Message}.", e);
+                Thread.Sleep(50);
+            }
+            catch (EndOfStreamException e)
+            {
+                s.Dispose();
+                throw new UnauthorizedAccessException($"the rendezvous store at {address}:{port} closed the connection during the handshake.", e);
+            }
+        }
+    }
+
+    /// <summary>The local interface address used to reach the store (what peers on other hosts can reach).</summary>
+    public IPAddress LocalAddress => ((IPEndPoint)_socket.LocalEndPoint!).Address;
+
+    public void Set(string key, byte[] value) => Call(StoreProtocol.Request(StoreProtocol.Set, key, value));
+
+    public void Set(string key, string value) => Set(key, Encoding.UTF8.GetBytes(value));
+
+    /// <summary>Waits until <paramref name="key"/> exists and returns its value.</summary>
+    public byte[] Get(string key, TimeSpan? timeout = null)
+    {
+        var t = timeout ?? _timeout;
+        Span<byte> ms = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(ms, (long)Math.Min(t.TotalMilliseconds, long.MaxValue / 2));
+        var reply = Call(StoreProtocol.Request(StoreProtocol.Get, key, ms));
+        if (reply[0] != StoreProtocol.Ok) throw new TimeoutException($"rendezvous store key '{key}' was not set within {t}: a rank did not arrive.");
+        return reply[1..];
+    }
+
+    public string GetString(string key, TimeSpan? timeout = null) => Encoding.UTF8.GetString(Get(key, timeout));
+
+    public long Add(string key, long delta)
+    {
+        Span<byte> d = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(d, delta);
+        return BinaryPrimitives.ReadInt64LittleEndian(Call(StoreProtocol.Request(StoreProtocol.Add, key, d)).AsSpan(1));
+    }
+
+    private byte[] Call(byte[] request)
+    {
+        lock (_lock)
+        {
+            StoreProtocol.WriteFrame(_socket, request);
+            var reply = StoreProtocol.ReadFrame(_socket, StoreProtocol.MaxFrame);
+            if (reply.Length == 0) throw new InvalidDataException("empty reply from the rendezvous store.");
+            return reply;
+        }
+    }
+
+    /// <summary>Resolves MASTER_ADDR to one address (IPv4 preferred).</summary>
+    public static IPAddress Resolve(string host)
+    {
+        if (IPAddress.TryParse(host, out var ip)) return ip;
+        var all = Dns.GetHostAddresses(host);
+        return all.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? all.FirstOrDefault()
+            ?? throw new ArgumentException($"MASTER_ADDR '{host}' does not resolve to an address.");
+    }
+
+    public void Dispose() => _socket.Dispose();
+}

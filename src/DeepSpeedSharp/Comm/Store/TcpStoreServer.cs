@@ -1,0 +1,143 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+
+namespace DeepSpeedSharp.Comm.Store;
+
+/// <summary>
+/// The rendezvous key-value store rank 0 hosts on MASTER_ADDR:MASTER_PORT. It binds to that address only,
+/// accepts only clients that present the job token, bounds every frame, and serves SET, blocking GET and ADD.
+/// </summary>
+internal sealed class TcpStoreServer : IDisposable
+{
+    private const int MaxConnections = 4096;
+    private readonly Socket _listener;
+    private readonly byte[] _token;
+    private readonly Dictionary<string, byte[]> _data = new(StringComparer.Ordinal);
+    private readonly List<Socket> _clients = new();
+    private readonly Thread _acceptThread;
+    private volatile bool _stopped;
+
+    public TcpStoreServer(IPAddress address, int port, byte[] token)
+    {
+        _token = token;
+        _listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        try { _listener.Bind(new IPEndPoint(address, port)); }
+        catch (SocketException e)
+        {
+            _listener.Dispose();
+            throw new InvalidOperationException($"rank 0 cannot host the rendezvous store on {address}:{port} (MASTER_ADDR:MASTER_PORT): {e.Message}. Pick a free MASTER_PORT.", e);
+        }
+        _listener.Listen(512);
+        Port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
+        _acceptThread = new Thread(AcceptLoop) { IsBackground = true, Name = "dss-store-accept" };
+        _acceptThread.Start();
+    }
+
+    public int Port { get; }
+
+    /// <summary>Connections refused for a wrong or missing token (for tests and diagnostics).</summary>
+    public int RefusedCount;
+
+    private void AcceptLoop()
+    {
+        while (!_stopped)
+        {
+            Socket c;
+            try { c = _listener.Accept(); }
+            catch (Exception) when (_stopped) { return; }
+            catch (SocketException) { continue; }
+            lock (_clients)
+            {
+                if (_clients.Count >= MaxConnections) { c.Dispose(); continue; }
+                _clients.Add(c);
+            }
+            new Thread(() => Serve(c)) { IsBackground = true, Name = "dss-store-conn" }.Start();
+        }
+    }
+
+    private void Serve(Socket c)
+    {
+        try
+        {
+            c.NoDelay = true;
+            c.ReceiveTimeout = 10_000; // a silent connection cannot hold a thread before it authenticates
+            var hello = StoreProtocol.ReadFrame(c, StoreProtocol.MaxHelloFrame);
+            var magic = StoreProtocol.Magic;
+            bool ok = hello.Length >= magic.Length && hello.AsSpan(0, magic.Length).SequenceEqual(magic)
+                      && CryptographicOperations.FixedTimeEquals(hello.AsSpan(magic.Length), _token);
+            if (!ok)
+            {
+                Interlocked.Increment(ref RefusedCount);
+                StoreProtocol.WriteFrame(c, [StoreProtocol.Fail, .. "refused: wrong or missing job token (DSS_JOB_TOKEN)"u8]);
+                return;
+            }
+            StoreProtocol.WriteFrame(c, [StoreProtocol.Ok]);
+            c.ReceiveTimeout = 0;
+            while (!_stopped)
+            {
+                var (cmd, key, rest) = StoreProtocol.Parse(StoreProtocol.ReadFrame(c, StoreProtocol.MaxFrame));
+                switch (cmd)
+                {
+                    case StoreProtocol.Set:
+                        lock (_data) { _data[key] = rest.ToArray(); Monitor.PulseAll(_data); }
+                        StoreProtocol.WriteFrame(c, [StoreProtocol.Ok]);
+                        break;
+                    case StoreProtocol.Get:
+                        if (rest.Length != 8) throw new InvalidDataException("GET needs an 8-byte timeout.");
+                        long ms = BinaryPrimitives.ReadInt64LittleEndian(rest.Span);
+                        var deadline = DateTime.UtcNow + TimeSpan.FromMilliseconds(Math.Clamp(ms, 0, int.MaxValue));
+                        byte[]? value;
+                        lock (_data)
+                        {
+                            while (!_data.TryGetValue(key, out value) && !_stopped)
+                            {
+                                var left = deadline - DateTime.UtcNow;
+                                if (left <= TimeSpan.Zero) break;
+                                Monitor.Wait(_data, left < TimeSpan.FromSeconds(1) ? left : TimeSpan.FromSeconds(1));
+                            }
+                        }
+                        StoreProtocol.WriteFrame(c, value is null ? [StoreProtocol.Fail] : [StoreProtocol.Ok, .. value]);
+                        break;
+                    case StoreProtocol.Add:
+                        if (rest.Length != 8) throw new InvalidDataException("ADD needs an 8-byte delta.");
+                        long result;
+                        lock (_data)
+                        {
+                            long cur = _data.TryGetValue(key, out var v) && v.Length == 8 ? BinaryPrimitives.ReadInt64LittleEndian(v) : 0;
+                            result = cur + BinaryPrimitives.ReadInt64LittleEndian(rest.Span);
+                            var nv = new byte[8];
+                            BinaryPrimitives.WriteInt64LittleEndian(nv, result);
+                            _data[key] = nv;
+                            Monitor.PulseAll(_data);
+                        }
+                        var reply = new byte[9];
+                        reply[0] = StoreProtocol.Ok;
+                        BinaryPrimitives.WriteInt64LittleEndian(reply.AsSpan(1), result);
+                        StoreProtocol.WriteFrame(c, reply);
+                        break;
+                    default:
+                        throw new InvalidDataException($"unknown store command {cmd}.");
+                }
+            }
+        }
+        catch (Exception e) when (e is SocketException or EndOfStreamException or InvalidDataException or ObjectDisposedException or IOException)
+        {
+        }
+        finally
+        {
+            lock (_clients) _clients.Remove(c);
+            c.Dispose();
+        }
+    }
+
+    public void Dispose()
+    {
+        _stopped = true;
+        _listener.Dispose();
+        lock (_clients) foreach (var c in _clients) c.Dispose();
+        lock (_data) Monitor.PulseAll(_data);
+    }
+}

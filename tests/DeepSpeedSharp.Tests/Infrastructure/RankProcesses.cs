@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace DeepSpeedSharp.Tests.Infrastructure;
+
+/// <summary>What one rank process did.</summary>
+public sealed record RankResult(int Rank, int ExitCode, string Stdout, string Stderr, bool Killed)
+{
+    /// <summary>Everything the rank printed, for assertion messages.</summary>
+    public override string ToString() => $"rank {Rank} exit {ExitCode}{(Killed ? " (killed)" : "")}\n--- stdout\n{Stdout}\n--- stderr\n{Stderr}";
+}
+
+/// <summary>Options of <see cref="RankProcesses.Run"/>.</summary>
+public sealed class RankOptions
+{
+    /// <summary>Extra arguments per rank (after the scenario's shared arguments).</summary>
+    public Func<int, IEnumerable<string>>? ArgsForRank { get; init; }
+
+    /// <summary>Environment overrides per rank (null value removes a variable).</summary>
+    public Func<int, IReadOnlyDictionary<string, string?>>? EnvForRank { get; init; }
+
+    /// <summary>Environment overrides for every rank.</summary>
+    public IReadOnlyDictionary<string, string?>? Env { get; init; }
+
+    /// <summary>All ranks are killed when this elapses (default 120 s).</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>Ranks per host for LOCAL_RANK/LOCAL_SIZE (default: all on one host).</summary>
+    public int? RanksPerHost { get; init; }
+}
+
+/// <summary>
+/// Starts N `dotnet DeepSpeedSharp.TestWorker.dll SCENARIO ARGS` processes with the launcher's environment
+/// (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_SIZE, LOCAL_WORLD_SIZE, CROSS_RANK, CROSS_SIZE, MASTER_ADDR,
+/// MASTER_PORT on a free port, DSS_JOB_TOKEN), collects exit codes and output, and kills all on timeout.
+/// </summary>
+public static class RankProcesses
+{
+    /// <summary>Path of the test worker next to the test assembly.</summary>
+    public static string WorkerDll => Path.Combine(AppContext.BaseDirectory, "DeepSpeedSharp.TestWorker.dll");
+
+    /// <summary>A TCP port that was free a moment ago on 127.0.0.1.</summary>
+    public static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    /// <summary>Runs the scenario on <paramref name="worldSize"/> ranks and returns their results in rank order.</summary>
+    public static IReadOnlyList<RankResult> Run(string scenario, int worldSize, IEnumerable<string>? args = null, RankOptions? options = null)
+    {
+        options ??= new RankOptions();
+        int perHost = options.RanksPerHost ?? worldSize;
+        int port = FreePort();
+        string token = Convert.ToHexString(RandomNumberGenerator.GetBytes(16)).ToLowerInvariant();
+        var shared = (args ?? []).ToList();
+        var procs = new Process[worldSize];
+        var outs = new StringBuilder[worldSize];
+        var errs = new StringBuilder[worldSize];
+        var killed = new bool[worldSize];
+        try
+        {
+            for (int r = 0; r < worldSize; r++)
+            {
+                var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+                psi.ArgumentList.Add(WorkerDll);
+                psi.ArgumentList.Add(scenario);
+                foreach (var a in shared) psi.ArgumentList.Add(a);
+                foreach (var a in options.ArgsForRank?.Invoke(r) ?? []) psi.ArgumentList.Add(a);
+                var env = new Dictionary<string, string?>
+                {
+                    ["RANK"] = $"{r}", ["WORLD_SIZE"] = $"{worldSize}",
+                    ["LOCAL_RANK"] = $"{r % perHost}", ["LOCAL_SIZE"] = $"{perHost}", ["LOCAL_WORLD_SIZE"] = $"{perHost}",
+                    ["CROSS_RANK"] = $"{r / perHost}", ["CROSS_SIZE"] = $"{(worldSize + perHost - 1) / perHost}",
+                    ["MASTER_ADDR"] = "127.0.0.1", ["MASTER_PORT"] = $"{port}", ["DSS_JOB_TOKEN"] = token,
+                };
+                foreach (var (k, v) in options.Env ?? new Dictionary<string, string?>()) env[k] = v;
+                foreach (var (k, v) in options.EnvForRank?.Invoke(r) ?? new Dictionary<string, string?>()) env[k] = v;
+                foreach (var (k, v) in env)
+                {
+                    if (v == null) psi.Environment.Remove(k);
+                    else psi.Environment[k] = v;
+                }
+                var p = new Process { StartInfo = psi };
+                var o = outs[r] = new StringBuilder();
+                var e = errs[r] = new StringBuilder();
+                p.OutputDataReceived += (_, d) => { if (d.Data != null) lock (o) o.AppendLine(d.Data); };
+                p.ErrorDataReceived += (_, d) => { if (d.Data != null) lock (e) e.AppendLine(d.Data); };
+                p.Start();
+                p.BeginOutputReadLine();
+                p.BeginErrorReadLine();
+                procs[r] = p;
+            }
+            var deadline = DateTime.UtcNow + options.Timeout;
+            for (int r = 0; r < worldSize; r++)
+            {
+                var left = deadline - DateTime.UtcNow;
+                if (left < TimeSpan.Zero || !procs[r].WaitForExit(left))
+                {
+                    for (int k = 0; k < worldSize; k++)
+                        if (!procs[k].HasExited) { killed[k] = true; procs[k].Kill(entireProcessTree: true); }
+                    break;
+                }
+            }
+            var results = new RankResult[worldSize];
+            for (int r = 0; r < worldSize; r++)
+            {
+                procs[r].WaitForExit();
+                string so, se;
+                lock (outs[r]) so = outs[r].ToString();
+                lock (errs[r]) se = errs[r].ToString();
+                results[r] = new RankResult(r, procs[r].ExitCode, so, se, killed[r]);
+            }
+            return results;
+        }
+        finally
+        {
+            foreach (var p in procs)
+            {
+                if (p == null) continue;
+                try { if (!p.HasExited) p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+                p.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Asserts every rank exited with 0, showing all output otherwise.</summary>
+    public static void AssertAllSucceeded(IReadOnlyList<RankResult> results)
+    {
+        if (results.All(r => r.ExitCode == 0 && !r.Killed)) return;
+        Assert.Fail(string.Join("\n\n", results.Select(r => r.ToString())));
+    }
+}
