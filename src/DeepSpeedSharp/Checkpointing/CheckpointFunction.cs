@@ -27,6 +27,28 @@ internal sealed class CheckpointState(CheckpointCall call, SavedInputs saved, bo
     public IReadOnlyDictionary<string, Tensor> TrackerStates { get; } = trackerStates;
     public Device Device { get; } = device;
     public bool Consumed { get; set; }
+    private int _released;
+
+    /// <summary>Frees the saved inputs once backward used them.</summary>
+    public void Release()
+    {
+        if (Interlocked.Exchange(ref _released, 1) != 0) return;
+        GC.SuppressFinalize(this);
+        Call.Stats.Released(Saved.Bytes);
+        Saved.Dispose();
+        CpuRngState.Dispose();
+    }
+
+    /// <summary>
+    /// A forward whose backward never ran (its graph was dropped): the tensors are finalised on their own; only the
+    /// accounting (saved bytes, contiguous slots) is settled here.
+    /// </summary>
+    ~CheckpointState()
+    {
+        if (Interlocked.Exchange(ref _released, 1) != 0) return;
+        Call.Stats.Released(Saved.Bytes);
+        Saved.ReleaseSlotsWithoutDisposing();
+    }
 }
 
 /// <summary>
@@ -165,12 +187,7 @@ internal sealed class CheckpointFunction : autograd.MultiTensorFunction<Checkpoi
         }
         finally
         {
-            if (!st.Saved.IsDisposed)
-            {
-                call.Stats.Released(st.Saved.Bytes);
-                st.Saved.Dispose();
-                st.CpuRngState.Dispose();
-            }
+            st.Release();
         }
     }
 }

@@ -121,5 +121,13 @@ internal sealed class ContiguousCheckpointBuffers
             View.Dispose();
             _owner.Release(_buffer);
         }
+
+        /// <summary>Marks the slot free; its view is left to its own finaliser.</summary>
+        public void ReleaseWithoutDisposing()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _owner.Release(_buffer);
+        }
     }
 }

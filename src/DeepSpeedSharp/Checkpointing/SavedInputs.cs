@@ -126,6 +126,12 @@ internal sealed class SavedInputs : IDisposable
         foreach (var e in _entries) e.Dispose();
     }
 
+    /// <summary>Returns the contiguous slots to their buffers without touching tensors (finaliser path).</summary>
+    public void ReleaseSlotsWithoutDisposing()
+    {
+        foreach (var e in _entries) e.Slot?.ReleaseWithoutDisposing();
+    }
+
     private sealed class Entry : IDisposable
     {
         public Tensor? Reference;
