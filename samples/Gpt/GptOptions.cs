@@ -19,12 +19,14 @@ public sealed class GptOptions
     public int? LocalRank { get; private set; }
     public int WarmupSteps { get; private set; } = 3;
     public bool ZeroInit { get; private set; }
+    /// <summary>0 = off; k = checkpoint the blocks in groups of k (<c>--checkpoint-activations</c> alone means 1).</summary>
+    public int CheckpointActivations { get; private set; }
 
     private static readonly string[] Known =
     {
         "--vocab", "--d-model", "--layers", "--heads", "--seq", "--dropout", "--deepspeed_config", "--deepspeed",
         "--steps", "--seed", "--micro-batch", "--init-weights", "--save-weights", "--data", "--data-order",
-        "--loss-log", "--local_rank", "--warmup-steps", "--zero-init",
+        "--loss-log", "--local_rank", "--warmup-steps", "--zero-init", "--checkpoint-activations",
     };
 
     /// <summary>Parses <c>--name value</c> and <c>--name=value</c> forms.</summary>
@@ -40,6 +42,13 @@ public sealed class GptOptions
             if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0) { name = arg[..eq]; inline = arg[(eq + 1)..]; }
             if (name == "--deepspeed") continue; // DeepSpeed's marker flag: accepted, nothing to do
             if (name == "--zero-init") { o.ZeroInit = true; continue; }
+            if (name == "--checkpoint-activations" && inline == null)
+            {
+                // A flag (every block) or followed by the block interval k.
+                bool hasK = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal);
+                o.CheckpointActivations = hasK ? Int(name, args[++i]) : 1;
+                continue;
+            }
             if (!Known.Contains(name)) throw new ArgumentException($"unknown option '{arg}'; known options: {string.Join(" ", Known)}");
             string Value() => inline ?? (++i < args.Length ? args[i] : throw new ArgumentException($"option {name} needs a value"));
             switch (name)
@@ -69,6 +78,7 @@ public sealed class GptOptions
                 case "--loss-log": o.LossLog = Value(); break;
                 case "--local_rank": o.LocalRank = Int(name, Value(), min: 0); break;
                 case "--warmup-steps": o.WarmupSteps = Int(name, Value(), min: 0); break;
+                case "--checkpoint-activations": o.CheckpointActivations = Int(name, Value()); break;
             }
         }
         m.Validate();

@@ -41,6 +41,11 @@ public sealed class Trainer
         Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer>? optimizerFactory = config.Optimizer == null
             ? ps => optim.AdamW(ps, lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.01)
             : null;
+        if (options.CheckpointActivations > 0)
+        {
+            DeepSpeed.Checkpointing.Configure(null, config);
+            model.CheckpointInterval = options.CheckpointActivations;
+        }
         var (engine, _, _) = DeepSpeed.Initialize(model, config: config, optimizerFactory: optimizerFactory,
             trainMicroBatchSizePerGpu: options.MicroBatch, seed: options.Seed);
 
@@ -105,6 +110,9 @@ public sealed class Trainer
         double median = measured.Count == 0 ? double.NaN : measured[measured.Count / 2];
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"gpt: tokens/s {tokensPerStep / median:F0} (median step {median * 1000:F1} ms after {options.WarmupSteps} warm-up steps), peak RSS {PeakRssMiB()} MiB"));
+        if (options.CheckpointActivations > 0)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"gpt: activation checkpointing every {options.CheckpointActivations} block(s): peak saved-input bytes {DeepSpeed.Checkpointing.Stats.PeakBytes / 1048576.0:F2} MiB"));
     }
 
     /// <summary>Peak resident set size of this process (VmHWM), in MiB.</summary>

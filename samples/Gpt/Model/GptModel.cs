@@ -32,6 +32,18 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
     /// <summary>The transformer blocks, in order (for activation checkpointing per block).</summary>
     public IReadOnlyList<Block> Blocks => transformer.Blocks;
 
+    /// <summary>
+    /// Activation checkpointing (<c>--checkpoint-activations</c>): 0 = off; k ≥ 1 = the blocks run in consecutive
+    /// groups of k, each group one <see cref="DeepSpeed.Checkpointing"/> segment (only the group's input is kept; its
+    /// activations are recomputed in backward), like DeepSpeed's <c>activation_checkpoint_interval</c>.
+    /// </summary>
+    public int CheckpointInterval
+    {
+        get => transformer.CheckpointInterval;
+        set => transformer.CheckpointInterval = value >= 0 ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), $"--checkpoint-activations must be 0 (off) or a positive block interval, got {value}");
+    }
+
     public override Tensor forward(Tensor idx)
     {
         using var scope = NewDisposeScope();
@@ -89,13 +101,27 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
 
         public IReadOnlyList<Block> Blocks => h.ToList();
 
+        public int CheckpointInterval { get; set; }
+
         public override Tensor forward(Tensor idx)
         {
             using var scope = NewDisposeScope();
             long t = idx.shape[1];
             var pos = arange(t, dtype: ScalarType.Int64, device: idx.device);
             var x = drop.call(wte.call(idx) + wpe.call(pos));
-            foreach (var block in h) x = block.call(x);
+            if (CheckpointInterval == 0 || !training)
+                foreach (var block in h) x = block.call(x);
+            else
+                for (int first = 0; first < h.Count; first += CheckpointInterval)
+                {
+                    int from = first, to = Math.Min(h.Count, first + CheckpointInterval);
+                    x = DeepSpeed.Checkpointing.Checkpoint(input =>
+                    {
+                        var y = input;
+                        for (int i = from; i < to; i++) y = h[i].call(y);
+                        return y;
+                    }, x);
+                }
             return ln_f.call(x).MoveToOuterDisposeScope();
         }
     }

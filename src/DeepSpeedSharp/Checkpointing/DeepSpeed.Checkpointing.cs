@@ -1,0 +1,245 @@
+using DeepSpeedSharp.Checkpointing;
+using DeepSpeedSharp.Config;
+using DeepSpeedSharp.Utils;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp;
+
+public static partial class DeepSpeed
+{
+    /// <summary>
+    /// Activation checkpointing (<c>deepspeed.checkpointing</c>): <see cref="Checkpoint(Func{Tensor, Tensor}, Tensor)"/>
+    /// runs a segment of the model without keeping its activations and recomputes them in backward, with the same
+    /// RNG state (identical dropout masks, bit-identical gradients). <see cref="Configure"/> applies the
+    /// <c>activation_checkpointing</c> config section; the section alone changes nothing until model code calls
+    /// <see cref="Checkpoint(Func{Tensor, Tensor}, Tensor)"/>. State is process-wide, as in DeepSpeed.
+    /// </summary>
+    public static class Checkpointing
+    {
+        private static readonly object Lock = new();
+        private static CheckpointingSettings _settings = CheckpointingSettings.Defaults;
+        private static IModelParallelUnit? _mpu;
+        private static ModelParallelContext _mp = ModelParallelContext.Single;
+        private static bool _configured;
+        private static int _used, _warnedUnused, _warnedNoGradInputs, _warnedDeviceRng;
+        private static long _nextIndex;
+        private static Exception? _backwardError;
+        private static readonly RngStatesTracker Tracker = new();
+        private static readonly CheckpointProfiler Profiler = new();
+
+        internal static ContiguousCheckpointBuffers Buffers { get; } = new();
+
+        /// <summary>Bytes of the tensors the live checkpoints keep (current and peak).</summary>
+        public static SavedActivationStats Stats { get; } = new();
+
+        /// <summary>The effective options (defaults until <see cref="Configure"/>).</summary>
+        public static CheckpointingSettings Settings { get { lock (Lock) return _settings; } }
+
+        /// <summary>The mpu given to <see cref="Configure"/> (null: no model parallelism).</summary>
+        public static IModelParallelUnit? Mpu { get { lock (Lock) return _mpu; } }
+
+        /// <summary>True once <see cref="Checkpoint(Func{Tensor, Tensor}, Tensor)"/> (any overload) was called in this process.</summary>
+        public static bool WasUsed => Volatile.Read(ref _used) != 0;
+
+        /// <summary>The most recent per-checkpoint timings (recorded when <c>profile</c> is on).</summary>
+        public static IReadOnlyList<CheckpointTiming> Timings => Profiler.Recent();
+
+        /// <summary>
+        /// <c>deepspeed.checkpointing.configure</c>: starts from the defaults, applies the <c>activation_checkpointing</c>
+        /// section of <paramref name="deepspeedConfig"/> when given, then every explicit argument (which wins over the
+        /// config). <paramref name="mpu"/> supplies the model-parallel group that partitioning splits across (null keeps
+        /// an mpu given earlier; without one the model-parallel size is 1). Throws <see cref="ArgumentException"/> for
+        /// combinations DeepSpeed rejects (see <see cref="CheckpointingSettings.Validate"/>), leaving the previous
+        /// configuration in place.
+        /// </summary>
+        public static void Configure(IModelParallelUnit? mpu, DeepSpeedConfig? deepspeedConfig = null, bool? partitionActivations = null,
+            bool? contiguousCheckpointing = null, int? numCheckpoints = null, bool? checkpointInCpu = null, bool? synchronize = null, bool? profile = null)
+        {
+            var s = CheckpointingSettings.Defaults;
+            if (deepspeedConfig != null)
+            {
+                var c = deepspeedConfig.ActivationCheckpointing;
+                s = new CheckpointingSettings(c.PartitionActivations, c.CpuCheckpointing, c.ContiguousMemoryOptimization, c.NumberCheckpoints,
+                    c.SynchronizeCheckpointBoundary, c.Profile);
+            }
+            s = s with
+            {
+                PartitionActivations = partitionActivations ?? s.PartitionActivations,
+                ContiguousMemoryOptimization = contiguousCheckpointing ?? s.ContiguousMemoryOptimization,
+                NumberCheckpoints = numCheckpoints ?? s.NumberCheckpoints,
+                CpuCheckpointing = checkpointInCpu ?? s.CpuCheckpointing,
+                SynchronizeCheckpointBoundary = synchronize ?? s.SynchronizeCheckpointBoundary,
+                Profile = profile ?? s.Profile,
+            };
+            s.Validate();
+            var chosenMpu = mpu ?? Mpu;
+            var mp = ModelParallelContext.From(chosenMpu);
+            lock (Lock)
+            {
+                _settings = s;
+                _mpu = chosenMpu;
+                _mp = mp;
+                _configured = true;
+                Buffers.Clear();
+            }
+            Log.Info($"activation checkpointing: {s}, model-parallel size {mp.Size}");
+        }
+
+        /// <summary><c>is_configured()</c>: true after <see cref="Configure"/>.</summary>
+        public static bool IsConfigured() { lock (Lock) return _configured; }
+
+        /// <summary>
+        /// <c>reset()</c>: forgets the contiguous buffers' fill position. Call it between forward passes that have no
+        /// backward (evaluation) when <c>contiguous_memory_optimization</c> is on.
+        /// </summary>
+        public static void Reset() => Buffers.Clear();
+
+        /// <summary><c>set_num_layers(n)</c>: sets number_checkpoints (the contiguous buffers' capacity).</summary>
+        public static void SetNumLayers(int numLayers)
+        {
+            var s = Settings with { NumberCheckpoints = numLayers };
+            s.Validate();
+            lock (Lock) { _settings = s; Buffers.Clear(); }
+        }
+
+        /// <summary><c>partition_activations_in_checkpoint(flag)</c>: turns partitioning on or off.</summary>
+        public static void PartitionActivationsInCheckpoint(bool partitionActivations)
+        {
+            var s = Settings with { PartitionActivations = partitionActivations };
+            s.Validate();
+            lock (Lock) { _settings = s; Buffers.Clear(); }
+            Log.Info($"activation checkpointing: partition_activations={partitionActivations}");
+        }
+
+        /// <summary>Checkpoints a one-input, one-output segment such as a transformer block: <c>Checkpoint(block.call, x)</c>.</summary>
+        public static Tensor Checkpoint(Func<Tensor, Tensor> function, Tensor input)
+        {
+            ArgumentNullException.ThrowIfNull(function);
+            return CheckpointCore(xs => [function(xs[0])], [input])[0];
+        }
+
+        /// <summary>Checkpoints a segment of several inputs and one output.</summary>
+        public static Tensor Checkpoint(Func<Tensor[], Tensor> function, params Tensor[] inputs)
+        {
+            ArgumentNullException.ThrowIfNull(function);
+            return CheckpointCore(xs => [function(xs)], inputs)[0];
+        }
+
+        /// <summary>
+        /// <c>deepspeed.checkpointing.checkpoint(function, *args)</c> (reentrant): runs <paramref name="function"/> on
+        /// <paramref name="inputs"/> without recording its graph, keeps only the inputs, and in backward re-runs it with
+        /// the forward's RNG state and back-propagates through the recomputation. Gradients reach the inputs that require
+        /// grad and every parameter the function uses. Non-tensor arguments are captured by the lambda. With grad
+        /// disabled, or when no input requires grad, the function simply runs without a graph (as PyTorch's reentrant
+        /// checkpoint: a warning says parameter gradients will be missing in the second case).
+        /// </summary>
+        public static Tensor[] Checkpoint(Func<Tensor[], Tensor[]> function, params Tensor[] inputs) => CheckpointCore(function, inputs);
+
+        private static Tensor[] CheckpointCore(Func<Tensor[], Tensor[]> function, Tensor[] inputs)
+        {
+            ArgumentNullException.ThrowIfNull(function);
+            ArgumentNullException.ThrowIfNull(inputs);
+            for (int i = 0; i < inputs.Length; i++)
+                if (inputs[i] is null || inputs[i].IsInvalid)
+                    throw new ArgumentException($"checkpoint input {i} is null or disposed; pass tensors only (capture other values in the function).", nameof(inputs));
+            ThrowIfBackwardFailed();
+            Volatile.Write(ref _used, 1);
+            if (!is_grad_enabled()) return function(inputs);
+            if (!inputs.Any(t => t.requires_grad))
+            {
+                if (Interlocked.Exchange(ref _warnedNoGradInputs, 1) == 0)
+                    Log.Warn("activation checkpoint: none of the inputs requires grad, so the segment runs without a graph and its parameters get no " +
+                             "gradients (as with PyTorch's reentrant checkpoint); checkpoint a segment whose input requires grad.");
+                using (no_grad()) return function(inputs);
+            }
+            if (inputs.Any(t => t.device_type != DeviceType.CPU) && Interlocked.Exchange(ref _warnedDeviceRng, 1) == 0)
+                Log.Warn("activation checkpoint: only the CPU generator's state is saved and restored (TorchSharp exposes no device generator state), " +
+                         "so random ops on the device may differ between forward and recompute.");
+            CheckpointCall call;
+            lock (Lock)
+                call = new CheckpointCall(function, Interlocked.Increment(ref _nextIndex), _settings, _mp, Buffers, Tracker, Stats, Profiler, RecordBackwardError);
+            var args = new object[inputs.Length + 1];
+            args[0] = call;
+            Array.Copy(inputs, 0, args, 1, inputs.Length);
+            return CheckpointFunction.apply(args).ToArray();
+        }
+
+        /// <summary>
+        /// Rethrows (once) the first failure of a checkpoint's backward since the last call. A backward runs inside
+        /// libtorch's autograd engine, which cannot carry a .NET exception: the failing checkpoint returns no gradients,
+        /// logs the error, and the exception surfaces here — called by the engine after Backward and by the next
+        /// Checkpoint call.
+        /// </summary>
+        public static void ThrowIfBackwardFailed()
+        {
+            var e = Interlocked.Exchange(ref _backwardError, null);
+            if (e != null) throw e;
+        }
+
+        private static void RecordBackwardError(Exception e)
+        {
+            Interlocked.CompareExchange(ref _backwardError, e, null);
+            Log.All($"error: {e.Message}");
+        }
+
+        /// <summary>
+        /// <c>model_parallel_cuda_manual_seed(seed)</c>: seeds the default generator with <paramref name="seed"/> (the same on
+        /// every model-parallel rank: dropout outside model-parallel regions agrees) and the tracker's "model-parallel-rng"
+        /// stream with seed + 2718 + model-parallel rank (different per model-parallel rank, the same across data-parallel
+        /// replicas). Call after <see cref="Configure"/> with the mpu.
+        /// </summary>
+        public static void ModelParallelManualSeed(long seed)
+        {
+            var mpu = Mpu;
+            int tpRank = mpu?.GetModelParallelRank() ?? 0, dpRank = mpu?.GetDataParallelRank() ?? 0;
+            long modelParallelSeed = seed + 2718 + tpRank;
+            Log.Info($"activation checkpointing: model-parallel rank {tpRank}, data-parallel rank {dpRank}: model-parallel seed {modelParallelSeed}, data-parallel seed {seed}");
+            Tracker.Reset();
+            manual_seed(seed);
+            Tracker.Add(RngStatesTracker.ModelParallelRngName, modelParallelSeed);
+        }
+
+        /// <summary><c>get_cuda_rng_tracker()</c>: the process's named RNG streams.</summary>
+        public static RngStatesTracker GetRngTracker() => Tracker;
+
+        /// <summary>
+        /// Warns once when activation checkpointing was asked for (the config's <c>activation_checkpointing</c> section sets
+        /// a non-default value, or <see cref="Configure"/> was called) but the model never called Checkpoint: the config
+        /// alone does nothing. The engine calls this after the first optimizer step. Returns true when it warned.
+        /// </summary>
+        public static bool WarnIfConfiguredButUnused(DeepSpeedConfig? config)
+        {
+            if (WasUsed) return false;
+            bool requested = IsConfigured() || (config != null && config.ActivationCheckpointing != new ActivationCheckpointingConfig());
+            if (!requested || Interlocked.Exchange(ref _warnedUnused, 1) != 0) return false;
+            Log.Warn("the config enables activation_checkpointing but the model never called DeepSpeed.Checkpointing.Checkpoint: the config section " +
+                     "alone changes nothing (as in DeepSpeed). Wrap the layers to recompute, e.g. x = DeepSpeed.Checkpointing.Checkpoint(block.call, x).");
+            return true;
+        }
+
+        /// <summary>Back to the state of a fresh process (tests).</summary>
+        internal static void ResetAllForTests()
+        {
+            // Settle checkpoints of earlier tests whose backward never ran, so the statistics start from rest.
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+            lock (Lock)
+            {
+                _settings = CheckpointingSettings.Defaults;
+                _mpu = null;
+                _mp = ModelParallelContext.Single;
+                _configured = false;
+                Buffers.Clear();
+            }
+            Volatile.Write(ref _used, 0);
+            Volatile.Write(ref _warnedUnused, 0);
+            Volatile.Write(ref _warnedNoGradInputs, 0);
+            Volatile.Write(ref _backwardError, null);
+            Tracker.Reset();
+            Profiler.Clear();
+            Stats.ResetPeak();
+        }
+    }
+}
