@@ -8,20 +8,20 @@ namespace DeepSpeedSharp.Cli.Commands;
 
 /// <summary>
 /// `dss bench comm`: times a collective on every rank of the job it runs in (start it under N ranks with the
-/// launcher, mpirun or by setting RANK/WORLD_SIZE/MASTER_*), printing size, time, algbw and busbw with the
+/// launcher, mpirun (`--backend mpi`) or by setting RANK/WORLD_SIZE/MASTER_*), printing size, time, algbw and busbw with the
 /// nccl-tests conventions, plus this machine's single-core memcpy bandwidth for reference.
 /// </summary>
 public sealed class BenchCommCommand : ICliCommand
 {
     public string Name => "bench";
 
-    public string Summary => "bench comm --backend shm|tcp --op all_reduce|reduce_scatter|all_gather|broadcast --sizes 1M,16M,64M";
+    public string Summary => "bench comm --backend shm|tcp|mpi --op all_reduce|reduce_scatter|all_gather|broadcast --sizes 1M,16M,64M";
 
     public int Run(string[] args)
     {
         if (args.Length == 0 || args[0] != "comm")
         {
-            Console.Error.WriteLine("usage: dss bench comm [--backend shm|tcp] [--op all_reduce|reduce_scatter|all_gather|broadcast|all_to_all] [--sizes 1M,16M,64M] [--iters 10] [--warmup 3] [--dtype float32|bfloat16]");
+            Console.Error.WriteLine("usage: dss bench comm [--backend shm|tcp|mpi|hierarchical] [--op all_reduce|reduce_scatter|all_gather|broadcast|all_to_all] [--sizes 1M,16M,64M] [--iters 10] [--warmup 3] [--dtype float32|bfloat16]");
             return 2;
         }
         string? backend = null, op = "all_reduce", dtypeName = "float32";

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using DeepSpeedSharp.Comm.Hierarchical;
+using DeepSpeedSharp.Comm.Mpi;
 using DeepSpeedSharp.Comm.Shm;
 using DeepSpeedSharp.Comm.Store;
 using DeepSpeedSharp.Comm.Tcp;
@@ -23,6 +25,18 @@ internal sealed class CommRuntime : IDisposable
             Backend = "single";
             Hosts = [env.HostId];
             World = new SingleProcessGroup(0, timeout, logger);
+            return;
+        }
+        string requested = Normalize(backend);
+        if (requested == "mpi" || (requested == "auto" && env.StartedByMpi && MpiLibrary.TryLoad() != null))
+        {
+            var mpi = MpiLibrary.TryLoad() ?? throw new InvalidOperationException($"rank {env.Rank}: backend 'mpi' was asked for but {MpiLibrary.LoadError}");
+            if (!env.StartedByMpi)
+                throw new InvalidOperationException($"rank {env.Rank}: backend 'mpi' needs ranks started by mpirun/mpiexec (OMPI_COMM_WORLD_* or PMI_* in the environment); with `dss launch` or torchrun use shm or tcp.");
+            Backend = "mpi";
+            var world = MpiProcessGroup.CreateWorld(mpi, env.WorldSize, env.Rank, timeout, logger);
+            World = world;
+            Hosts = world.AllGatherStrings(env.HostId);
             return;
         }
         var token = env.JobToken;
@@ -50,16 +64,30 @@ internal sealed class CommRuntime : IDisposable
             _server?.Dispose();
             throw;
         }
-        bool oneHost = Hosts.Distinct().Count() == 1;
-        Backend = (backend ?? "auto").ToLowerInvariant() switch
+        var all = Enumerable.Range(0, env.WorldSize).ToArray();
+        Backend = Resolve(requested, all);
+        World = CreateGroup(all, Backend);
+    }
+
+    private static string Normalize(string? backend) => (backend ?? "auto").ToLowerInvariant() switch
+    {
+        "auto" or "" or "nccl" or "gloo" or "ccl" or "hccl" => "auto",
+        "shm" or "tcp" or "mpi" or "hierarchical" => backend!.ToLowerInvariant(),
+        var other => throw new ArgumentException($"unknown communication backend '{other}'; use shm, tcp, mpi, hierarchical or leave it unset (auto)."),
+    };
+
+    /// <summary>The backend a group of <paramref name="ranks"/> uses: auto/hierarchical become shm on one host, tcp when every rank is on its own host, else hierarchical.</summary>
+    private string Resolve(string requested, int[] ranks)
+    {
+        var hosts = ranks.Select(r => Hosts[r]).ToArray();
+        int distinct = hosts.Distinct().Count();
+        return requested switch
         {
-            "auto" or "nccl" or "gloo" or "ccl" or "hccl" => oneHost ? "shm" : "tcp",
-            "shm" when !oneHost => throw new ArgumentException($"backend 'shm' needs all ranks on one host, but the ranks report hosts {string.Join(", ", Hosts.Distinct())}; use 'tcp' or leave the backend unset."),
-            "shm" => "shm",
-            "tcp" => "tcp",
-            var other => throw new ArgumentException($"unknown communication backend '{other}'; use shm, tcp or leave it unset (auto)."),
+            "auto" or "hierarchical" => distinct == 1 ? "shm" : distinct == ranks.Length ? "tcp" : "hierarchical",
+            "shm" when distinct > 1 => throw new ArgumentException($"backend 'shm' needs all ranks of the group on one host, but ranks [{string.Join(",", ranks)}] report hosts {string.Join(", ", hosts.Distinct())}; use 'tcp', 'hierarchical' or leave the backend unset."),
+            "mpi" => throw new ArgumentException("backend 'mpi' is only available when the world was initialised with it (ranks started by mpirun/mpiexec)."),
+            _ => requested,
         };
-        World = CreateGroup(Enumerable.Range(0, env.WorldSize).ToArray());
     }
 
     public LaunchEnvironment Env { get; }
@@ -71,18 +99,29 @@ internal sealed class CommRuntime : IDisposable
     public string JobId { get; } = "single";
     public TcpStoreClient? Store { get; }
     public IPAddress LocalAddress { get; } = IPAddress.Loopback;
-    public ProcessGroup World { get; }
+    public ProcessGroup World { get; } = null!;
 
-    /// <summary>Creates a group; collective over the world (every rank calls it with the same ranks, in the same order).</summary>
-    public ProcessGroup CreateGroup(int[] ranks)
+    /// <summary>
+    /// Creates a group; collective over the world (every rank calls it with the same ranks and backend, in the same
+    /// order). <paramref name="backend"/> null means the world's choice (auto per group in a multi-host world).
+    /// </summary>
+    public ProcessGroup CreateGroup(int[] ranks, string? backend = null)
     {
         int gid = _nextGroupId++;
+        if (World is MpiProcessGroup mpiWorld)
+        {
+            if (backend != null && Normalize(backend) is not ("mpi" or "auto"))
+                throw new ArgumentException($"backend '{backend}' cannot be used in a world initialised with mpi: every group of an MPI job uses MPI.");
+            return mpiWorld.Split(ranks); // collective over the world: non-members take part too
+        }
         if (Array.IndexOf(ranks, Env.Rank) < 0) return new NonMemberProcessGroup(ranks, Env.Rank, Backend, Timeout, Logger);
         if (ranks.Length == 1) return new SingleProcessGroup(Env.Rank, Timeout, Logger);
         string prefix = $"g{gid}/";
-        return Backend switch
+        string requested = backend == null ? (Backend == "hierarchical" ? "auto" : Backend) : Normalize(backend);
+        return Resolve(requested, ranks) switch
         {
             "shm" => ShmProcessGroup.Create(this, prefix, ranks),
+            "hierarchical" => HierarchicalProcessGroup.Create(this, prefix, ranks),
             _ => TcpProcessGroup.Create(this, prefix, ranks),
         };
     }

@@ -13,8 +13,10 @@ public static class Dist
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(10);
 
     /// <summary>
-    /// Initialises the world from the environment (see <see cref="LaunchEnvironment"/>). Backend "shm", "tcp" or
-    /// null/"auto" (shm when all ranks share a host, else tcp; DeepSpeed's names nccl/gloo/ccl/hccl mean auto).
+    /// Initialises the world from the environment (see <see cref="LaunchEnvironment"/>). Backend "shm", "tcp", "mpi",
+    /// "hierarchical" or null/"auto": mpi when the ranks were started by mpirun and an MPI library is installed, else
+    /// shm when all ranks share a host, tcp when every rank is on its own host, and hierarchical (shm inside hosts,
+    /// tcp between them) otherwise. DeepSpeed's names nccl/gloo/ccl/hccl mean auto.
     /// Without WORLD_SIZE this is a world of one and needs no store. Calling it again returns the existing world.
     /// </summary>
     public static ProcessGroup Initialize(string? backend = null, TimeSpan? timeout = null) =>
@@ -65,7 +67,14 @@ public static class Dist
     /// must call it with the same list, in the same order relative to other NewGroup calls. Ranks outside the
     /// list get a group with <see cref="ProcessGroup.IsMember"/> false.
     /// </summary>
-    public static ProcessGroup NewGroup(IReadOnlyList<int> globalRanks)
+    public static ProcessGroup NewGroup(IReadOnlyList<int> globalRanks) => NewGroup(globalRanks, null);
+
+    /// <summary>
+    /// <see cref="NewGroup(IReadOnlyList{int})"/> with a backend for the new group (torch's new_group(backend=...)):
+    /// "shm" (members on one host), "tcp", "hierarchical", or null for the world's choice. In an MPI world every
+    /// group uses MPI.
+    /// </summary>
+    public static ProcessGroup NewGroup(IReadOnlyList<int> globalRanks, string? backend)
     {
         ArgumentNullException.ThrowIfNull(globalRanks);
         var rt = Runtime;
@@ -74,7 +83,7 @@ public static class Dist
         if (ranks.Length == 0) throw new ArgumentException("NewGroup needs at least one rank.");
         if (ranks[0] < 0 || ranks[^1] >= rt.Env.WorldSize)
             throw new ArgumentException($"NewGroup ranks [{string.Join(",", globalRanks)}] must lie in 0..{rt.Env.WorldSize - 1}.");
-        lock (Lock) return rt.CreateGroup(ranks);
+        lock (Lock) return rt.CreateGroup(ranks, backend);
     }
 
     /// <summary>

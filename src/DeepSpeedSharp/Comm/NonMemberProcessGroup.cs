@@ -3,7 +3,7 @@ using DeepSpeedSharp.Comm.Core;
 namespace DeepSpeedSharp.Comm;
 
 /// <summary>
-/// What <see cref="Dist.NewGroup"/> returns on ranks outside the new group (torch's NON_GROUP_MEMBER):
+/// What <see cref="Dist.NewGroup(IReadOnlyList{int})"/> returns on ranks outside the new group (torch's NON_GROUP_MEMBER):
 /// membership queries work, operations throw.
 /// </summary>
 internal sealed class NonMemberProcessGroup : ProcessGroup

@@ -5,9 +5,10 @@ using static TorchSharp.torch;
 namespace DeepSpeedSharp.TestWorker.Scenarios;
 
 /// <summary>
-/// `comm-failure BACKEND kill|mismatch`: kill — the last rank SIGKILLs itself in the middle of a stream of
-/// all-reduces; survivors print "CAUGHT op seq missing=... after=MS". mismatch — rank 0 calls all_reduce while
-/// the others call broadcast; every rank prints "CAUGHT" with the message. Exit 0 when the expected error came.
+/// `comm-failure WORLD_BACKEND kill [BACKEND...]`: builds the world plus one group over all ranks per extra backend,
+/// then the last rank SIGKILLs itself in the middle of a stream of world all-reduces. Survivors print
+/// "CAUGHT backend op seq missing=... after=MS msg=..." for the world, then run one all-reduce on each extra group and
+/// print the same for it. Exit 0 when every expected error came.
 /// </summary>
 public sealed class CommFailureScenario : IScenario
 {
@@ -15,19 +16,16 @@ public sealed class CommFailureScenario : IScenario
 
     public int Run(string[] args)
     {
+        TorchSharp.torch.set_num_threads(1);
         var world = Dist.Initialize(args[0] == "auto" ? null : args[0], TimeSpan.FromSeconds(120));
+        if (args[1] != "kill") throw new ArgumentException($"comm-failure: unknown mode '{args[1]}'; use kill.");
+        var extra = args.Skip(2).Select(b => Dist.NewGroup(Enumerable.Range(0, world.Size).ToArray(), b)).ToList();
         int victim = world.Size - 1;
         using var t = ones(1 << 16);
         var sw = Stopwatch.StartNew();
+        int caught = 0;
         try
         {
-            if (args[1] == "mismatch")
-            {
-                if (world.Rank == 0) world.AllReduce(t);
-                else world.Broadcast(t, 0);
-                Console.WriteLine("NO ERROR");
-                return 1;
-            }
             for (int i = 0; ; i++)
             {
                 if (i == 50 && world.Rank == victim) Process.GetCurrentProcess().Kill();
@@ -35,10 +33,16 @@ public sealed class CommFailureScenario : IScenario
                 world.AllReduce(t);
             }
         }
-        catch (DistributedException e)
+        catch (DistributedException e) { Report(world, e, sw); caught++; }
+        foreach (var g in extra)
         {
-            Console.WriteLine($"CAUGHT {e.Operation} {e.SequenceNumber} missing={string.Join(",", e.MissingRanks)} after={sw.ElapsedMilliseconds} msg={e.Message}");
-            return 0;
+            sw.Restart();
+            try { g.AllReduce(t); }
+            catch (DistributedException e) { Report(g, e, sw); caught++; }
         }
+        return caught == 1 + extra.Count ? 0 : 1;
     }
+
+    private static void Report(ProcessGroup g, DistributedException e, Stopwatch sw) =>
+        Console.WriteLine($"CAUGHT {g.Backend} {e.Operation} {e.SequenceNumber} missing={string.Join(",", e.MissingRanks)} after={sw.ElapsedMilliseconds} msg={e.Message}");
 }

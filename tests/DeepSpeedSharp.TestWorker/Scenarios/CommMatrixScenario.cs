@@ -5,9 +5,12 @@ using static TorchSharp.torch;
 namespace DeepSpeedSharp.TestWorker.Scenarios;
 
 /// <summary>
-/// `comm-matrix BACKEND [SIZES]`: runs every collective × dtype × size on this rank against the world, checking
-/// each result against values computed locally from every rank's (deterministic) input. Prints "OK n" or the
-/// failures; exit 0 only when all checks pass.
+/// `comm-matrix WORLD_BACKEND [SIZES] [GROUPS] [mismatch]`: initialises the world with WORLD_BACKEND (shm, tcp, mpi,
+/// hierarchical or auto), then for each GROUPS entry "backend:k" (default: the world) builds a group of the last k
+/// ranks with that backend and runs every collective × dtype × size on it, checking each result against values
+/// computed locally from every rank's deterministic input. With "mismatch", ranks 0 and 1 of a fresh group per
+/// backend call different collectives and print "MISMATCH-CAUGHT backend: message". With a hierarchical world, also
+/// compares the world's all-reduce bit for bit with a flat tcp group. Prints "OK checks backend=B", exit 0 when all passed.
 /// </summary>
 public sealed class CommMatrixScenario : IScenario
 {
@@ -21,21 +24,74 @@ public sealed class CommMatrixScenario : IScenario
 
     public int Run(string[] args)
     {
+        torch.set_num_threads(1);
         string? backend = args.Length > 0 && args[0] != "auto" ? args[0] : null;
-        long[] sizes = args.Length > 1 ? args[1].Split(',').Select(long.Parse).ToArray() : [0, 1, 7, 13, 700_001];
+        long[] sizes = args.Length > 1 ? args[1].Split(',').Select(long.Parse).ToArray() : [0, 1, 7, 13, 70_001];
         var world = Dist.Initialize(backend, TimeSpan.FromSeconds(60));
-        int n = world.Size, me = world.Rank;
-        foreach (var dt in DTypes)
-            foreach (var size in sizes)
-            {
-                using var scope = NewDisposeScope();
-                RunAll(world, dt, size, n, me);
-            }
-        using (NewDisposeScope()) Extras(world, n, me);
+        int n = world.Size;
+        var groups = args.Length > 2 && args[2] != "-" ? args[2].Split(',').Select(g => (g.Split(':')[0], int.Parse(g.Split(':')[1]))).ToArray()
+            : [(world.Backend, n)];
+        foreach (var (b, k) in groups)
+        {
+            var ranks = Enumerable.Range(n - k, k).ToArray();
+            bool isWorld = k == n && b == world.Backend;
+            var g = isWorld ? world : Dist.NewGroup(ranks, b);
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            if (g.IsMember)
+                foreach (var dt in DTypes)
+                    foreach (var size in sizes)
+                    {
+                        using var scope = NewDisposeScope();
+                        RunAll(g, dt, size, g.Size, g.Rank);
+                    }
+            if (!isWorld) g.Dispose();
+            if (Environment.GetEnvironmentVariable("DSS_TEST_TIMING") == "1") Console.Error.WriteLine($"TIMING {b}:{k} {sw.ElapsedMilliseconds} ms");
+        }
+        using (NewDisposeScope()) Extras(world, n, world.Rank);
+        if (world.Backend == "hierarchical") using (NewDisposeScope()) CompareWithFlatTcp(world);
+        if (args.Contains("mismatch") && n >= 2) Mismatch(world, groups.Select(g => g.Item1).Distinct());
         world.Barrier();
-        Console.WriteLine(_failures.Count == 0 ? $"OK {_checks}" : string.Join("\n", _failures.Take(20)));
+        Console.WriteLine(_failures.Count == 0 ? $"OK {_checks} backend={world.Backend}" : string.Join("\n", _failures.Take(20)));
         Dist.Destroy();
         return _failures.Count == 0 ? 0 : 1;
+    }
+
+    private void Mismatch(ProcessGroup world, IEnumerable<string> backends)
+    {
+        foreach (var b in backends)
+        {
+            using var g = Dist.NewGroup([0, 1], b);
+            if (!g.IsMember) continue;
+            using var t = ones(16);
+            try
+            {
+                if (g.Rank == 0) g.AllReduce(t); else g.Broadcast(t, 0);
+                _failures.Add($"FAIL rank {world.Rank}: mismatched collectives on {b} raised nothing");
+            }
+            catch (DistributedException e) { Console.WriteLine($"MISMATCH-CAUGHT {b}: {e.Message}"); }
+        }
+    }
+
+    /// <summary>The hierarchical all-reduce gives exactly the flat tcp result on integer-valued data, and the same bits twice on random data.</summary>
+    private void CompareWithFlatTcp(ProcessGroup world)
+    {
+        using var flat = Dist.NewGroup(Enumerable.Range(0, world.Size).ToArray(), "tcp");
+        foreach (var dt in DTypes)
+            foreach (var op in new[] { ReduceOp.Sum, ReduceOp.Max })
+            {
+                var a = Input(world.Rank, 70_001, dt, salt: 3);
+                var b = a.clone();
+                world.AllReduce(a, op);
+                flat.AllReduce(b, op);
+                Check(a, b, $"hierarchical = flat tcp {dt} {op}");
+            }
+        var gen = new Generator((ulong)(100 + world.Rank));
+        var r1 = randn(50_000, generator: gen);
+        var r2 = r1.clone();
+        world.AllReduce(r1);
+        world.AllReduce(r2);
+        _checks++;
+        if (!r1.eq(r2).all().item<bool>()) _failures.Add($"FAIL rank {world.Rank}: hierarchical all_reduce is not deterministic");
     }
 
     /// <summary>Rank r's input: small integers, exact in every dtype and in sums of up to 4 ranks.</summary>

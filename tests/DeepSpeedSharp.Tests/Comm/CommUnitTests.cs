@@ -74,6 +74,40 @@ public unsafe class CommUnitTests
     }
 
     [Fact]
+    public void MultiRankWorldWithoutTokenIsRefusedWithAHelpfulMessage()
+    {
+        var env = LaunchEnvironment.From(new Dictionary<string, string?> { ["RANK"] = "0", ["WORLD_SIZE"] = "2", ["MASTER_PORT"] = "1" }.GetValueOrDefault);
+        var e = Assert.Throws<InvalidOperationException>(() => new CommRuntime(env, "tcp", TimeSpan.FromSeconds(5), new CommsLogger()));
+        Assert.Contains("DSS_JOB_TOKEN", e.Message);
+        Assert.Contains("DSS_ALLOW_NO_TOKEN=1", e.Message);
+    }
+
+    [Fact]
+    public void UnknownBackendAndMpiWithoutMpirunAreRefused()
+    {
+        var env = LaunchEnvironment.From(new Dictionary<string, string?> { ["RANK"] = "0", ["WORLD_SIZE"] = "2" }.GetValueOrDefault);
+        var e = Assert.Throws<ArgumentException>(() => new CommRuntime(env, "nvlink", TimeSpan.FromSeconds(5), new CommsLogger()));
+        Assert.Contains("shm, tcp, mpi, hierarchical", e.Message);
+        var m = Assert.Throws<InvalidOperationException>(() => new CommRuntime(env, "mpi", TimeSpan.FromSeconds(5), new CommsLogger()));
+        Assert.Contains("mpi", m.Message);
+    }
+
+    [Fact]
+    public void HalfPrecisionConversionRoundsOnceAndDividesForAvg()
+    {
+        using var x = tensor(new float[] { 1f, 3f, -5f, 1f + 1f / 128 }).to(ScalarType.BFloat16);
+        var f = new float[4];
+        fixed (float* fp = f)
+        {
+            ElementConvert.ToFloat(ScalarType.BFloat16, StagingPool.PointerOf(x), fp, 4);
+            Assert.Equal(new[] { 1f, 3f, -5f, 1f + 1f / 128 }, f);
+            using var back = zeros(4, ScalarType.BFloat16);
+            ElementConvert.FromFloat(ScalarType.BFloat16, fp, StagingPool.PointerOf(back), 4, divisor: 2f);
+            Assert.Equal(new[] { 0.5f, 1.5f, -2.5f, 0.5f + 1f / 256 }, back.to(ScalarType.Float32).data<float>().ToArray());
+        }
+    }
+
+    [Fact]
     public void StoreServesSetGetAddAndRefusesAWrongToken()
     {
         int port = Infrastructure.RankProcesses.FreePort();

@@ -77,6 +77,9 @@ public static class RankProcesses
                     ["LOCAL_RANK"] = $"{r % perHost}", ["LOCAL_SIZE"] = $"{perHost}", ["LOCAL_WORLD_SIZE"] = $"{perHost}",
                     ["CROSS_RANK"] = $"{r / perHost}", ["CROSS_SIZE"] = $"{(worldSize + perHost - 1) / perHost}",
                     ["MASTER_ADDR"] = "127.0.0.1", ["MASTER_PORT"] = $"{port}", ["DSS_JOB_TOKEN"] = token,
+                    // N ranks on a few shared cores: libtorch's OpenMP threads spinning at barriers made small tensor
+                    // ops 100x slower under load. Override per test when a rank needs more threads.
+                    ["OMP_NUM_THREADS"] = "1",
                 };
                 foreach (var (k, v) in options.Env ?? new Dictionary<string, string?>()) env[k] = v;
                 foreach (var (k, v) in options.EnvForRank?.Invoke(r) ?? new Dictionary<string, string?>()) env[k] = v;
@@ -126,6 +129,58 @@ public static class RankProcesses
                 p.Dispose();
             }
         }
+    }
+
+    /// <summary>Full path of mpirun when it is on PATH, else null (MPI tests skip with that reason).</summary>
+    public static string? MpirunPath { get; } = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':')
+        .Select(d => Path.Combine(d, "mpirun")).FirstOrDefault(File.Exists);
+
+    /// <summary>
+    /// Runs the scenario under `mpirun --oversubscribe -np N` (as root too: OMPI_ALLOW_RUN_AS_ROOT), with TERM=dumb so
+    /// .NET writes no terminal codes, and splits the tagged output per rank. Every result carries mpirun's exit code.
+    /// </summary>
+    public static IReadOnlyList<RankResult> RunMpi(string scenario, int worldSize, IEnumerable<string>? args = null, RankOptions? options = null)
+    {
+        options ??= new RankOptions();
+        var psi = new ProcessStartInfo(MpirunPath ?? throw new InvalidOperationException("mpirun is not installed (apt-get install openmpi-bin)."))
+        { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "--oversubscribe", "--mca", "mpi_yield_when_idle", "1", "--tag-output", "-np", $"{worldSize}", "dotnet", WorkerDll, scenario })
+            psi.ArgumentList.Add(a);
+        foreach (var a in args ?? []) psi.ArgumentList.Add(a);
+        var env = new Dictionary<string, string?>
+        {
+            ["OMPI_ALLOW_RUN_AS_ROOT"] = "1", ["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1", ["TERM"] = "dumb", ["OMP_NUM_THREADS"] = "1",
+            ["RANK"] = null, ["WORLD_SIZE"] = null, ["LOCAL_RANK"] = null, ["LOCAL_SIZE"] = null, ["LOCAL_WORLD_SIZE"] = null,
+        };
+        foreach (var (k, v) in options.Env ?? new Dictionary<string, string?>()) env[k] = v;
+        foreach (var (k, v) in env)
+        {
+            if (v == null) psi.Environment.Remove(k);
+            else psi.Environment[k] = v;
+        }
+        var lines = new List<string>();
+        using var p = new Process { StartInfo = psi };
+        p.OutputDataReceived += (_, d) => { if (d.Data != null) lock (lines) lines.Add(d.Data); };
+        p.ErrorDataReceived += (_, d) => { if (d.Data != null) lock (lines) lines.Add(d.Data); };
+        p.Start();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        bool killed = !p.WaitForExit(options.Timeout);
+        if (killed) p.Kill(entireProcessTree: true);
+        p.WaitForExit();
+        var outs = Enumerable.Range(0, worldSize).Select(_ => new StringBuilder()).ToArray();
+        var errs = Enumerable.Range(0, worldSize).Select(_ => new StringBuilder()).ToArray();
+        var untagged = new StringBuilder();
+        lock (lines)
+            foreach (var line in lines)
+            {
+                // "[job,rank]<stdout>:text" or "[job,rank]<stderr>:text"
+                int comma = line.IndexOf(','), close = line.IndexOf(']'), colon = line.IndexOf(">:", StringComparison.Ordinal);
+                if (line.StartsWith('[') && comma > 0 && close > comma && colon > close && int.TryParse(line[(comma + 1)..close], out int r) && r < worldSize)
+                    (line.AsSpan(close + 1).StartsWith("<stdout>") ? outs[r] : errs[r]).AppendLine(line[(colon + 2)..]);
+                else untagged.AppendLine(line);
+            }
+        return Enumerable.Range(0, worldSize).Select(r => new RankResult(r, p.ExitCode, outs[r].ToString(), errs[r].ToString() + untagged, killed)).ToArray();
     }
 
     /// <summary>Asserts every rank exited with 0, showing all output otherwise.</summary>

@@ -14,7 +14,11 @@ internal sealed unsafe partial class ShmProcessGroup
 
     internal override void ReduceCore(in OpContext ctx, HostBuffer buf, int dst, ReduceOp op) => ReduceChunks(ctx, buf, op, dst);
 
-    /// <summary>All-reduce (dst = -1) or reduce to dst: each chunk is copied into this rank's slot, each rank reduces its sub-range over all slots in rank order, then results are copied out.</summary>
+    /// <summary>
+    /// All-reduce (dst = -1) or reduce to dst, one slot-sized chunk at a time: each rank copies the other ranks'
+    /// sub-ranges of its chunk into its slot (its own sub-range is read straight from its buffer), reduces its
+    /// sub-range over all ranks in rank order into its slot, then copies the reduced sub-ranges out.
+    /// </summary>
     private void ReduceChunks(in OpContext ctx, HostBuffer buf, ReduceOp op, int dst)
     {
         Begin(ctx);
@@ -24,10 +28,11 @@ internal sealed unsafe partial class ShmProcessGroup
         {
             long n = Math.Min(chunk, buf.Count - off);
             int b = NextBank();
-            Copy(buf.At(off), Slot(b, _me), n * es);
-            Sync(ctx);
             Part(n, _me, es, out long lo, out long len);
-            for (int k = 0; k < _n; k++) _sources[k] = (nint)(Slot(b, k) + lo * es);
+            Copy(buf.At(off), Slot(b, _me), lo * es);
+            Copy(buf.At(off + lo + len), Slot(b, _me) + (lo + len) * es, (n - lo - len) * es);
+            Sync(ctx);
+            for (int k = 0; k < _n; k++) _sources[k] = k == _me ? (nint)buf.At(off + lo) : (nint)(Slot(b, k) + lo * es);
             Reducer.Reduce(buf.DType, op, _sources, _n, Slot(b, _me) + lo * es, len);
             Sync(ctx);
             if (dst >= 0 && dst != _me) continue;

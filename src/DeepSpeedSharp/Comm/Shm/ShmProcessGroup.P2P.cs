@@ -25,7 +25,7 @@ internal sealed unsafe partial class ShmProcessGroup
             long off = i * _p2pChunk, len = Math.Min(_p2pChunk, buf.Bytes - off);
             Copy(buf.Ptr + off, PairBuf(_me, dst, w), len);
             *(OpDescriptor*)(ctl + 128 + (w & 1) * 64) = ctx.Descriptor;
-            Volatile.Write(ref *(long*)ctl, w + 1);
+            SharedCounter.Post(ctl, w + 1);
             _sendChunks[dst] = w + 1;
         }
     }
@@ -47,7 +47,7 @@ internal sealed unsafe partial class ShmProcessGroup
                     $"point-to-point mismatch on message {msg} from rank {GetGlobalRank(src)} to rank {GlobalRank}: the receiver expects {expect.Describe()} but the sender sent {got.Describe()}.");
             long off = i * _p2pChunk, len = Math.Min(_p2pChunk, buf.Bytes - off);
             Copy(PairBuf(src, _me, r), buf.Ptr + off, len);
-            Volatile.Write(ref *(long*)(ctl + 64), r + 1);
+            SharedCounter.Post(ctl + 64, r + 1);
             _recvChunks[src] = r + 1;
         }
     }

@@ -6,7 +6,7 @@ namespace DeepSpeedSharp.Comm.Shm;
 
 /// <summary>
 /// Shared-memory backend for ranks on one host. Layout of the segment: a 256-byte control block per rank
-/// (arrival counter, pid, two descriptor slots), a 256-byte control block per ordered rank pair for
+/// (arrival counter and its sleeper count, pid, two descriptor slots), a 256-byte control block per ordered rank pair for
 /// point-to-point, two banks (double buffering) of one fixed-size slot per rank for collectives, and two
 /// chunk buffers per ordered pair for point-to-point. Ranks synchronise with monotonically increasing
 /// counters and spin-then-yield waits; reductions run in rank order 0..N-1 on vectorised kernels.
@@ -14,11 +14,13 @@ namespace DeepSpeedSharp.Comm.Shm;
 internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
 {
     private const int ControlBytes = 256;
+    private static readonly int SpinMicros = (int)EnvBytes("DSS_SHM_SPIN_US", 50, 0);
     private readonly ShmSegment _segment;
     private readonly int _n, _me;
     private readonly long _slotBytes, _p2pChunk;
     private readonly byte* _ctl, _pairCtl, _data, _p2pData;
     private readonly nint* _sources;
+    private readonly long _spinTicks;
     private long _epoch;
     private int _bank;
 
@@ -36,7 +38,8 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
         _p2pData = _data + 2L * _n * slotBytes;
         _sources = (nint*)NativeMemory.Alloc((nuint)_n, (nuint)sizeof(nint));
         _sendChunks = new long[_n]; _recvChunks = new long[_n]; _sendMsgs = new long[_n]; _recvMsgs = new long[_n];
-        *(int*)(_ctl + (long)_me * ControlBytes + 8) = Environment.ProcessId;
+        *(int*)(_ctl + (long)_me * ControlBytes + 16) = Environment.ProcessId;
+        _spinTicks = Stopwatch.Frequency * (ranks.Length > Environment.ProcessorCount ? 2 : SpinMicros) / 1_000_000;
     }
 
     private static long SegmentSize(int n, long slot, long p2p) => (long)n * ControlBytes + (long)n * n * ControlBytes + 2L * n * slot + 2L * n * n * p2p;
@@ -52,7 +55,7 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
         ShmSegment seg;
         if (me == 0)
         {
-            string path = $"/dev/shm/dss-{rt.JobId}-{prefix.TrimEnd('/')}-{Environment.ProcessId}";
+            string path = $"/dev/shm/dss-{rt.JobId}-{prefix.TrimEnd('/').Replace('/', '-')}-{Environment.ProcessId}";
             seg = ShmSegment.Create(path, size);
             store.Set(prefix + "shm", $"{path}|{slot}|{p2p}");
         }
@@ -73,17 +76,20 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
         return group;
     }
 
-    private static long EnvBytes(string name, long dflt)
+    private static long EnvBytes(string name, long dflt, long min = 4096)
     {
         var v = Environment.GetEnvironmentVariable(name);
         if (string.IsNullOrEmpty(v)) return dflt;
-        if (!long.TryParse(v, out var b) || b < 4096 || b % 64 != 0)
-            throw new ArgumentException($"{name}={v}: must be a byte count ≥ 4096 and a multiple of 64.");
+        bool ok = long.TryParse(v, out var b);
+        if (min > 0 && (!ok || b < min || b % 64 != 0))
+            throw new ArgumentException($"{name}={v}: must be a byte count ≥ {min} and a multiple of 64.");
+        if (min == 0 && (!ok || b < 0 || b > 1_000_000))
+            throw new ArgumentException($"{name}={v}: must be a number of microseconds in 0..1000000.");
         return b;
     }
 
     private long* Arrival(int r) => (long*)(_ctl + (long)r * ControlBytes);
-    private int PidOf(int r) => Volatile.Read(ref *(int*)(_ctl + (long)r * ControlBytes + 8));
+    private int PidOf(int r) => Volatile.Read(ref *(int*)(_ctl + (long)r * ControlBytes + 16));
     private OpDescriptor* DescSlot(int r, long seq) => (OpDescriptor*)(_ctl + (long)r * ControlBytes + 64 + (seq & 1) * 64);
     private byte* Slot(int bank, int r) => _data + ((long)bank * _n + r) * _slotBytes;
 
@@ -91,7 +97,7 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
     private void Sync(in OpContext ctx)
     {
         long target = ++_epoch;
-        Volatile.Write(ref *Arrival(_me), target);
+        SharedCounter.Post((byte*)Arrival(_me), target);
         for (int r = 0; r < _n; r++) WaitFor(Arrival(r), target, r, ctx, collective: true);
     }
 
@@ -109,17 +115,25 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
         }
     }
 
-    /// <summary>Spins, then yields, then sleeps until *counter ≥ target; checks liveness and the deadline.</summary>
+    /// <summary>
+    /// Waits until *counter ≥ target: spins briefly (not at all when there are more ranks than cores), then sleeps on
+    /// the counter's futex, checking every 200 ms that the peers are alive and the deadline has not passed.
+    /// </summary>
     private void WaitFor(long* counter, long target, int peer, in OpContext ctx, bool collective)
     {
         if (Volatile.Read(ref *counter) >= target) return;
-        var spin = new SpinWait();
         long start = Stopwatch.GetTimestamp(), nextCheck = start + Stopwatch.Frequency / 5;
-        while (Volatile.Read(ref *counter) < target)
+        while (Stopwatch.GetTimestamp() - start < _spinTicks)
         {
+            Thread.SpinWait(8);
+            if (Volatile.Read(ref *counter) >= target) return;
+        }
+        while (true)
+        {
+            long seen = SharedCounter.Read((byte*)counter);
+            if (seen >= target) return;
+            SharedCounter.Sleep((byte*)counter, seen, 50_000);
             long now = Stopwatch.GetTimestamp();
-            if (now - start > Stopwatch.Frequency / 10) Thread.Sleep(1);
-            else spin.SpinOnce(sleep1Threshold: -1);
             if (now > nextCheck)
             {
                 nextCheck = now + Stopwatch.Frequency / 5;

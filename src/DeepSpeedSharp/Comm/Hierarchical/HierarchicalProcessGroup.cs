@@ -1,0 +1,147 @@
+using System.Runtime.InteropServices;
+using DeepSpeedSharp.Comm.Core;
+using DeepSpeedSharp.Comm.Shm;
+using DeepSpeedSharp.Comm.Tcp;
+
+namespace DeepSpeedSharp.Comm.Hierarchical;
+
+/// <summary>
+/// A group spanning several hosts: shared memory inside each host, TCP between hosts. All-reduce is an intra-host
+/// reduce-scatter (shm), an inter-host all-reduce of each rank's part among the ranks with the same local index on
+/// every host (tcp), then an intra-host all-gather (shm), so each byte crosses the network once per host rather than
+/// once per rank. 16-bit tensors are reduced in a float32 copy and rounded once; Avg is a Sum divided once at the end.
+/// The other operations (and all-reduce when hosts have different rank counts) run on a flat TCP group of all
+/// members. Results are deterministic; the sum is associated per host ((host A) + (host B)), so floating-point
+/// results can differ from the flat order in the last bit, while integer-valued data gives identical results.
+/// </summary>
+internal sealed unsafe class HierarchicalProcessGroup : ProcessGroup
+{
+    private readonly ProcessGroup _intra, _flat;
+    private readonly ProcessGroup? _inter;
+    private readonly int _local, _localSize;
+    private long _intraSeq, _interSeq, _flatSeq;
+    private float* _f32;
+    private long _f32Count;
+
+    private HierarchicalProcessGroup(int[] ranks, int globalRank, TimeSpan timeout, CommsLogger logger,
+        ProcessGroup intra, ProcessGroup? inter, ProcessGroup flat)
+        : base(ranks, globalRank, "hierarchical", timeout, logger)
+    {
+        _intra = intra;
+        _inter = inter;
+        _flat = flat;
+        _local = intra.Rank;
+        _localSize = intra.Size;
+    }
+
+    /// <summary>Builds the host groups, the cross-host groups (when every host has the same number of members) and the flat group.</summary>
+    public static HierarchicalProcessGroup Create(CommRuntime rt, string prefix, int[] ranks)
+    {
+        int me = rt.Env.Rank;
+        var hostOrder = ranks.Select(r => rt.Hosts[r]).Distinct().ToArray();
+        var byHost = hostOrder.Select(h => ranks.Where(r => rt.Hosts[r] == h).ToArray()).ToArray();
+        int myHost = Array.IndexOf(hostOrder, rt.Hosts[me]);
+        var local = byHost[myHost];
+        int localIndex = Array.IndexOf(local, me);
+        bool uniform = byHost.All(h => h.Length == local.Length);
+        var built = new List<ProcessGroup>();
+        try
+        {
+            ProcessGroup intra = local.Length == 1 ? new SingleProcessGroup(me, rt.Timeout, rt.Logger)
+                : ShmProcessGroup.Create(rt, $"{prefix}host{myHost}/", local);
+            built.Add(intra);
+            ProcessGroup? inter = null;
+            if (uniform)
+            {
+                var peers = byHost.Select(h => h[localIndex]).ToArray();
+                inter = peers.Length == 1 ? new SingleProcessGroup(me, rt.Timeout, rt.Logger)
+                    : TcpProcessGroup.Create(rt, $"{prefix}cross{localIndex}/", peers);
+                built.Add(inter);
+            }
+            var flat = TcpProcessGroup.Create(rt, $"{prefix}flat/", ranks);
+            return new HierarchicalProcessGroup(ranks, me, rt.Timeout, rt.Logger, intra, inter, flat);
+        }
+        catch
+        {
+            foreach (var g in built) g.Dispose();
+            throw;
+        }
+    }
+
+    private static OpContext Sub(in OpContext ctx, ref long seq, OpCode code, int dtype, long count, long extra)
+    {
+        long s = seq++;
+        return new OpContext(ctx.Name, s, new OpDescriptor(code, dtype, count, extra, s), ctx.Deadline);
+    }
+
+    private DistributedException Wrap(in OpContext ctx, string stage, DistributedException e) =>
+        new(ctx.Name, ctx.Seq, e.MissingRanks, $"{ctx.Name} (sequence number {ctx.Seq}) on rank {GlobalRank} failed in its {stage} stage: {e.Message}", e);
+
+    internal override void AllReduceCore(in OpContext ctx, HostBuffer buf, ReduceOp op)
+    {
+        if (_inter == null) { _flat.AllReduceCore(Sub(ctx, ref _flatSeq, OpCode.AllReduce, (int)buf.DType, buf.Count, (long)op), buf, op); return; }
+        bool half = ElementConvert.IsHalf(buf.DType);
+        var work = buf;
+        if (half)
+        {
+            work = new HostBuffer((byte*)F32(buf.Count), buf.Count, TorchSharp.torch.ScalarType.Float32);
+            ElementConvert.ToFloat(buf.DType, buf.Ptr, (float*)work.Ptr, buf.Count);
+        }
+        var rop = op == ReduceOp.Avg ? ReduceOp.Sum : op;
+        var counts = new long[_localSize];
+        for (int k = 0; k < _localSize; k++) counts[k] = Part(work.Count, k, work.ElementSize, out _);
+        Part(work.Count, _local, work.ElementSize, out long lo);
+        var mine = work.Slice(lo, counts[_local]);
+        string stage = "intra-host reduce-scatter";
+        try
+        {
+            _intra.ReduceScatterCore(Sub(ctx, ref _intraSeq, OpCode.ReduceScatter, (int)work.DType, work.Count, (long)rop), mine, work, counts, rop);
+            stage = "inter-host all-reduce";
+            _inter.AllReduceCore(Sub(ctx, ref _interSeq, OpCode.AllReduce, (int)work.DType, mine.Count, (long)rop), mine, rop);
+            if (op == ReduceOp.Avg && !half) ElementConvert.Divide(work.DType, mine.Ptr, mine.Count, Size);
+            stage = "intra-host all-gather";
+            _intra.AllGatherCore(Sub(ctx, ref _intraSeq, OpCode.AllGather, (int)work.DType, work.Count, 1), work, mine, counts);
+        }
+        catch (DistributedException e) { throw Wrap(ctx, stage, e); }
+        if (half) ElementConvert.FromFloat(buf.DType, (float*)work.Ptr, buf.Ptr, buf.Count, op == ReduceOp.Avg ? Size : 1);
+    }
+
+    /// <summary>Length of sub-range k when n elements are split over the host's ranks (64-byte aligned), and its start.</summary>
+    private long Part(long n, int k, int elementSize, out long lo)
+    {
+        long unit = Math.Max(1, 64 / elementSize);
+        long per = ((n + _localSize - 1) / _localSize + unit - 1) / unit * unit;
+        lo = Math.Min(k * per, n);
+        return Math.Min(per, n - lo);
+    }
+
+    private float* F32(long count)
+    {
+        if (count > _f32Count)
+        {
+            NativeMemory.AlignedFree(_f32);
+            _f32 = (float*)NativeMemory.AlignedAlloc((nuint)(Math.Max(count, 1) * 4), 64);
+            _f32Count = count;
+        }
+        return _f32;
+    }
+
+    private OpContext Flat(in OpContext ctx) => Sub(ctx, ref _flatSeq, (OpCode)ctx.Descriptor.Code, ctx.Descriptor.DType, ctx.Descriptor.Count, ctx.Descriptor.Extra);
+
+    internal override void BarrierCore(in OpContext ctx) => _flat.BarrierCore(Flat(ctx));
+    internal override void ReduceScatterCore(in OpContext ctx, HostBuffer output, HostBuffer input, long[] counts, ReduceOp op) => _flat.ReduceScatterCore(Flat(ctx), output, input, counts, op);
+    internal override void AllGatherCore(in OpContext ctx, HostBuffer output, HostBuffer input, long[] counts) => _flat.AllGatherCore(Flat(ctx), output, input, counts);
+    internal override void BroadcastCore(in OpContext ctx, HostBuffer buffer, int srcGroupRank) => _flat.BroadcastCore(Flat(ctx), buffer, srcGroupRank);
+    internal override void ReduceCore(in OpContext ctx, HostBuffer buffer, int dstGroupRank, ReduceOp op) => _flat.ReduceCore(Flat(ctx), buffer, dstGroupRank, op);
+    internal override void AllToAllCore(in OpContext ctx, HostBuffer output, HostBuffer input) => _flat.AllToAllCore(Flat(ctx), output, input);
+    internal override void SendCore(in OpContext ctx, HostBuffer buffer, int dstGroupRank, int tag) => _flat.SendCore(ctx, buffer, dstGroupRank, tag);
+    internal override void RecvCore(in OpContext ctx, HostBuffer buffer, int srcGroupRank, int tag) => _flat.RecvCore(ctx, buffer, srcGroupRank, tag);
+
+    protected override void DisposeBackend()
+    {
+        _intra.Dispose();
+        _inter?.Dispose();
+        _flat.Dispose();
+        NativeMemory.AlignedFree(_f32);
+    }
+}
