@@ -141,6 +141,7 @@ public sealed partial class DeepSpeedEngine : IDisposable
         var scaled = scaleWrtGas && GradientAccumulationSteps > 1 ? loss / GradientAccumulationSteps : loss.alias();
         bool boundary = IsGradientAccumulationBoundary();
         using (Timers.Time(WallClockTimers.BackwardInner)) scaled.backward(retain_graph: retainGraph);
+        DeepSpeed.Checkpointing.ThrowIfBackwardFailed(); // errors inside a checkpoint's recompute surface here
         using (Timers.Time(WallClockTimers.BackwardAllreduce)) strategy?.AfterBackward(boundary);
         return scaled;
     }
@@ -163,6 +164,7 @@ public sealed partial class DeepSpeedEngine : IDisposable
             bytesSentAtLastStep = sent;
             GlobalSteps++;
             GlobalSamples += TrainBatchSize;
+            if (GlobalSteps == 1) DeepSpeed.Checkpointing.WarnIfConfiguredButUnused(Config);
             progress.AfterStep(GlobalSteps, SkippedSteps, GlobalSamples, GetLr(), Timers);
             RaiseStepCompleted();
         }

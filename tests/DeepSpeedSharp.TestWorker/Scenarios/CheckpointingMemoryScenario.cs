@@ -37,7 +37,7 @@ public sealed class CheckpointingMemoryScenario : IScenario
         var modelType = asm.GetType("DeepSpeedSharp.Samples.Gpt.Model.GptModel", throwOnError: true)!;
         manual_seed(1);
         var config = Activator.CreateInstance(configType, vocab, dModel, layers, Math.Max(1, dModel / 64), seq, 0.1)!;
-        using var model = (nn.Module<Tensor, Tensor>)Activator.CreateInstance(modelType, config)!;
+        using var model = (nn.Module<Tensor, Tensor>)Activator.CreateInstance(modelType, config, null)!; // (config, zeroInit: null)
         modelType.GetProperty("CheckpointInterval")!.SetValue(model, every);
         model.train();
         using var tokens = randint(vocab, new long[] { batch, seq + 1 }, ScalarType.Int64);
