@@ -18,12 +18,15 @@ public sealed class GptOptions
     public string? LossLog { get; private set; }
     public int? LocalRank { get; private set; }
     public int WarmupSteps { get; private set; } = 3;
+    public string? SaveDir { get; private set; }
+    public int SaveEvery { get; private set; }
+    public string? Resume { get; private set; }
 
     private static readonly string[] Known =
     {
         "--vocab", "--d-model", "--layers", "--heads", "--seq", "--dropout", "--deepspeed_config", "--deepspeed",
         "--steps", "--seed", "--micro-batch", "--init-weights", "--save-weights", "--data", "--data-order",
-        "--loss-log", "--local_rank", "--warmup-steps",
+        "--loss-log", "--local_rank", "--warmup-steps", "--save-dir", "--save-every", "--resume",
     };
 
     /// <summary>Parses <c>--name value</c> and <c>--name=value</c> forms.</summary>
@@ -67,9 +70,13 @@ public sealed class GptOptions
                 case "--loss-log": o.LossLog = Value(); break;
                 case "--local_rank": o.LocalRank = Int(name, Value(), min: 0); break;
                 case "--warmup-steps": o.WarmupSteps = Int(name, Value(), min: 0); break;
+                case "--save-dir": o.SaveDir = Value(); break;
+                case "--save-every": o.SaveEvery = Int(name, Value(), min: 0); break;
+                case "--resume": o.Resume = Value(); break;
             }
         }
         m.Validate();
+        if (o.SaveEvery > 0 && o.SaveDir == null) throw new ArgumentException("--save-every needs --save-dir DIR");
         o.Model = m;
         return o;
     }
