@@ -21,12 +21,16 @@ public sealed class GptOptions
     public bool ZeroInit { get; private set; }
     /// <summary>0 = off; k = checkpoint the blocks in groups of k (<c>--checkpoint-activations</c> alone means 1).</summary>
     public int CheckpointActivations { get; private set; }
+    public string? SaveDir { get; private set; }
+    public int SaveEvery { get; private set; }
+    public string? Resume { get; private set; }
 
     private static readonly string[] Known =
     {
         "--vocab", "--d-model", "--layers", "--heads", "--seq", "--dropout", "--deepspeed_config", "--deepspeed",
         "--steps", "--seed", "--micro-batch", "--init-weights", "--save-weights", "--data", "--data-order",
         "--loss-log", "--local_rank", "--warmup-steps", "--zero-init", "--checkpoint-activations",
+        "--save-dir", "--save-every", "--resume",
     };
 
     /// <summary>Parses <c>--name value</c> and <c>--name=value</c> forms.</summary>
@@ -79,9 +83,13 @@ public sealed class GptOptions
                 case "--local_rank": o.LocalRank = Int(name, Value(), min: 0); break;
                 case "--warmup-steps": o.WarmupSteps = Int(name, Value(), min: 0); break;
                 case "--checkpoint-activations": o.CheckpointActivations = Int(name, Value()); break;
+                case "--save-dir": o.SaveDir = Value(); break;
+                case "--save-every": o.SaveEvery = Int(name, Value(), min: 0); break;
+                case "--resume": o.Resume = Value(); break;
             }
         }
         m.Validate();
+        if (o.SaveEvery > 0 && o.SaveDir == null) throw new ArgumentException("--save-every needs --save-dir DIR");
         o.Model = m;
         return o;
     }

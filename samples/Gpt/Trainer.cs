@@ -61,8 +61,9 @@ public sealed class Trainer
 
         using var lossLog = options.LossLog != null && rank == 0 ? new StreamWriter(options.LossLog) : null;
         var stepTimes = new List<double>();
+        var checkpoints = new SampleCheckpoints(options, engine);
         engine.Train();
-        for (long step = 0; step < options.Steps; step++)
+        for (long step = checkpoints.Resume(); step < options.Steps; step++)
         {
             var clock = Stopwatch.StartNew();
             double lossSum = 0;
@@ -84,7 +85,9 @@ public sealed class Trainer
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step + 1} loss {stepLoss:F6} lr {lr:G6}"));
                 lossLog?.WriteLine(JsonSerializer.Serialize(new { step = step + 1, loss = stepLoss, lr }));
             }
+            checkpoints.AfterStep(step + 1);
         }
+        checkpoints.AtEnd();
         if (options.SaveWeights != null && rank == 0) ModuleWeights.Save(model, options.SaveWeights);
         if (rank == 0) PrintSummary(stepTimes, tokensPerStep, engine);
         return 0;

@@ -1,0 +1,167 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.Checkpoint;
+
+/// <summary>What <see cref="CheckpointLoader"/> should restore (DeepSpeed's load_checkpoint flags).</summary>
+internal sealed record LoadOptions(bool ModuleStrict, bool OptimizerStates, bool ModuleOnly);
+
+/// <summary>
+/// Loads a checkpoint tag into a strategy of any world size and stage. Two phases: <b>prepare</b> reads and checks
+/// everything this rank needs (files, checksums, names, shapes, step counts) without touching the model; all ranks
+/// agree that every rank prepared successfully; then <b>apply</b> copies the values in and the strategy makes them
+/// visible. A corrupt or incompatible checkpoint therefore changes nothing on any rank.
+/// </summary>
+internal static class CheckpointLoader
+{
+    public static CheckpointManifest Load(string tagDirectory, nn.Module module, ICheckpointableStrategy strategy,
+        optim.Optimizer optimizer, LoadOptions options)
+    {
+        var group = strategy.CheckpointGroup;
+        CheckpointManifest? manifest = null;
+        ShardReader? reader = null;
+        var actions = new List<Action>();
+        try
+        {
+            RankAgreement.Run(group, $"reading checkpoint '{tagDirectory}'", () =>
+            {
+                manifest = CheckpointManifest.Read(tagDirectory);
+                reader = new ShardReader(tagDirectory, manifest);
+                Prepare(reader, module, strategy, optimizer, options, group.Rank, actions);
+            });
+            using (no_grad())
+                foreach (var a in actions) a();
+            strategy.AfterLoad();
+            return manifest!;
+        }
+        finally
+        {
+            reader?.Dispose();
+        }
+    }
+
+    private static void Prepare(ShardReader reader, nn.Module module, ICheckpointableStrategy strategy, optim.Optimizer optimizer,
+        LoadOptions options, int rank, List<Action> actions)
+    {
+        var m = reader.Manifest;
+        var layout = strategy.Layout;
+        var names = CheckpointNames.Of(module, layout);
+        var problems = new List<string>();
+        for (int i = 0; i < names.Length; i++)
+        {
+            if (!reader.Parameters.TryGetValue(names[i], out var p))
+            {
+                if (options.ModuleStrict) problems.Add($"parameter '{names[i]}' is missing from the checkpoint");
+            }
+            else if (!p.Shape.SequenceEqual(layout.Parameters[i].shape))
+                problems.Add($"parameter '{names[i]}' has shape [{string.Join(", ", p.Shape)}] in the checkpoint, the model needs [{string.Join(", ", layout.Parameters[i].shape)}]");
+        }
+        if (options.ModuleStrict)
+            problems.AddRange(reader.Parameters.Keys.Except(names).Order().Select(n => $"the checkpoint has trainable parameter '{n}' that the model's trainable parameters lack"));
+        PrepareModuleStates(reader, module, strategy, options, problems, actions);
+
+        bool optimizerState = options.OptimizerStates && !options.ModuleOnly && m.Optimizer != null;
+        if (optimizerState) CheckOptimizer(m, names, strategy, optimizer, problems);
+        if (problems.Count > 0)
+            throw new InvalidDataException($"checkpoint '{reader.Directory}' does not fit this engine: {string.Join("; ", problems)}" +
+                (optimizerState ? " (pass loadOptimizerStates: false to load the weights only)" : ""));
+
+        var states = OptimizerStateAccess.States(optimizer);
+        foreach (var seg in strategy.Segments.Where(s => s.Length > 0))
+            PrepareSegment(reader, seg, layout, names, states, optimizerState && m.Optimizer!.Reshardable, actions);
+        if (optimizerState) PrepareOptimizerScalars(reader, optimizer, rank, actions);
+
+        var mine = reader.RankFile(rank);
+        if (!options.ModuleOnly && mine is { HasRngState: true } && reader.File(mine.Name).TryGetValue("rng_state", out var rng))
+            actions.Add(() => torch.set_rng_state(rng));
+    }
+
+    private static void PrepareSegment(ShardReader reader, StateSegment seg, DataParallel.FlatLayout layout, string[] names,
+        Dictionary<IntPtr, OptimizerState> states, bool withState, List<Action> actions)
+    {
+        var state = states.GetValueOrDefault(seg.Optimized.Handle);
+        var steps = new HashSet<long>();
+        foreach (var (index, paramOffset, rangeOffset, count) in layout.Pieces(seg.FlatStart, seg.FlatStart + seg.Length))
+        {
+            if (!reader.Parameters.TryGetValue(names[index], out var p)) continue; // non-strict: left as it is
+            long source = p.Offset + paramOffset, target = seg.OptimizedOffset + rangeOffset;
+            var master = reader.Read("master", source, count);
+            actions.Add(() => { using var d = seg.Optimized.detach().reshape(-1).narrow(0, target, count); d.copy_(master); });
+            if (!withState || state == null) continue;
+            foreach (var kind in reader.Manifest.Optimizer!.StateKinds)
+            {
+                var values = reader.Read(kind, source, count);
+                actions.Add(() =>
+                {
+                    using var d = OptimizerStateAccess.TensorFor(state, kind, seg.Optimized).reshape(-1).narrow(0, target, count);
+                    d.copy_(values);
+                });
+            }
+            steps.UnionWith(reader.Steps(source, count));
+        }
+        if (!withState || state == null || steps.Count == 0) return;
+        if (steps.Count > 1)
+            throw new InvalidDataException($"the parameters of flat range [{seg.FlatStart}, {seg.FlatStart + seg.Length}) have different optimizer step counts in the checkpoint ({string.Join(", ", steps.Order())}); " +
+                                           "this strategy keeps one step count for them, so it cannot resume this state exactly");
+        long step = steps.Single();
+        actions.Add(() => OptimizerStateAccess.SetStep(state, step));
+    }
+
+    private static void CheckOptimizer(CheckpointManifest m, string[] names, ICheckpointableStrategy strategy, optim.Optimizer optimizer, List<string> problems)
+    {
+        var o = m.Optimizer!;
+        if (o.Type != optimizer.GetType().Name)
+            problems.Add($"the checkpoint's optimizer state is for {o.Type}, this engine's optimizer is {optimizer.GetType().Name}");
+        if (!o.Reshardable && (m.WorldSize != strategy.CheckpointGroup.Size || m.ZeroStage != strategy.Stage))
+            problems.Add($"the optimizer state of {o.Type} was saved in its own binary form at world size {m.WorldSize}, ZeRO stage {m.ZeroStage}; " +
+                         $"it loads only at that world size and stage (this run: {strategy.CheckpointGroup.Size}, stage {strategy.Stage})");
+        if (o.Reshardable && OptimizerStateAccess.WhyNotReshardable(optimizer, strategy.Segments.Select(s => s.Optimized)) is { } why)
+            problems.Add($"the checkpoint's optimizer state is stored per flat range, but this engine's optimizer cannot take it: {why}");
+        var missing = names.Where(n => m.Parameters.All(p => p.Name != n)).ToList();
+        if (missing.Count > 0) problems.Add($"optimizer state cannot be restored without the parameters {string.Join(", ", missing.Select(n => $"'{n}'"))}");
+        int groups = optimizer.ParamGroups.Count();
+        if (o.Lrs.Count != groups && o.Lrs.Distinct().Count() > 1)
+            problems.Add($"the checkpoint has {o.Lrs.Count} parameter groups with different learning rates, this optimizer has {groups}");
+    }
+
+    private static void PrepareOptimizerScalars(ShardReader reader, optim.Optimizer optimizer, int rank, List<Action> actions)
+    {
+        var o = reader.Manifest.Optimizer!;
+        var groups = optimizer.ParamGroups.ToList();
+        actions.Add(() =>
+        {
+            for (int g = 0; g < groups.Count; g++) groups[g].LearningRate = o.Lrs.Count == groups.Count ? o.Lrs[g] : o.Lrs[0];
+        });
+        if (o.Reshardable) return;
+        var file = reader.RankFile(rank) ?? throw new InvalidDataException($"checkpoint '{reader.Directory}' has no file of rank {rank}");
+        if (!reader.File(file.Name).TryGetValue("optimizer_binary", out var bin))
+            throw new InvalidDataException($"checkpoint file '{Path.Combine(reader.Directory, file.Name)}' has no optimizer_binary tensor");
+        var bytes = bin.bytes.ToArray();
+        actions.Add(() =>
+        {
+            using var r = new BinaryReader(new MemoryStream(bytes));
+            ((OptimizerHelper)optimizer).load_state_dict(r);
+        });
+    }
+
+    private static void PrepareModuleStates(ShardReader reader, nn.Module module, ICheckpointableStrategy strategy, LoadOptions options,
+        List<string> problems, List<Action> actions)
+    {
+        var want = CheckpointNames.ModuleStates(module, strategy.Layout.Parameters.Select(p => p.Handle).ToHashSet());
+        var file = reader.Manifest.ModuleStatesFile;
+        var have = file == null ? new Dictionary<string, Tensor>() : reader.File(file);
+        foreach (var (name, t) in want)
+        {
+            if (!have.TryGetValue(name, out var src))
+            {
+                if (options.ModuleStrict) problems.Add($"buffer or frozen parameter '{name}' is missing from the checkpoint");
+                continue;
+            }
+            if (!src.shape.SequenceEqual(t.shape)) { problems.Add($"'{name}' has shape [{string.Join(", ", src.shape)}] in the checkpoint, the model needs [{string.Join(", ", t.shape)}]"); continue; }
+            actions.Add(() => t.copy_(src));
+        }
+        if (options.ModuleStrict)
+            problems.AddRange(have.Keys.Except(want.Keys).Order().Select(n => $"the checkpoint has buffer or frozen parameter '{n}' that the model lacks"));
+    }
+}

@@ -1,0 +1,52 @@
+using DeepSpeedSharp.DataParallel;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.Checkpoint;
+
+/// <summary>Names used by checkpoints: tags, the <c>latest</c> file, and the module's own tensor names.</summary>
+internal static class CheckpointNames
+{
+    /// <summary>The file naming the most recent tag (DeepSpeed's <c>latest</c>).</summary>
+    public const string LatestFile = "latest";
+
+    /// <summary>DeepSpeed's default tag.</summary>
+    public static string DefaultTag(long globalSteps) => $"global_step{globalSteps}";
+
+    /// <summary>Rejects tags that are not a single, visible directory name.</summary>
+    public static void CheckTag(string tag)
+    {
+        if (string.IsNullOrWhiteSpace(tag) || tag.StartsWith('.') || tag == LatestFile ||
+            tag.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || tag.Contains('/') || tag.Contains('\\'))
+            throw new ArgumentException($"checkpoint tag '{tag}' is not usable as a directory name: use letters, digits, '_', '-' or '.', not starting with '.' and not '{LatestFile}'");
+    }
+
+    /// <summary>The tag <c>latest</c> names in <paramref name="directory"/>, or null when there is no such file.</summary>
+    public static string? ReadLatest(string directory)
+    {
+        var path = Path.Combine(directory, LatestFile);
+        if (!File.Exists(path)) return null;
+        var tag = File.ReadAllText(path).Trim();
+        if (tag.Length == 0) throw new InvalidDataException($"'{path}' is empty: it should name a checkpoint tag");
+        return tag;
+    }
+
+    /// <summary>The module's names of the layout's parameters, in layout order.</summary>
+    public static string[] Of(nn.Module module, FlatLayout layout)
+    {
+        var byHandle = new Dictionary<IntPtr, string>();
+        foreach (var (name, p) in module.named_parameters()) byHandle.TryAdd(p.Handle, name);
+        return layout.Parameters.Select((p, i) => byHandle.TryGetValue(p.Handle, out var n) ? n
+            : throw new InvalidOperationException($"trainable parameter {i} is not a parameter of the module {module.GetType().Name}")).ToArray();
+    }
+
+    /// <summary>The module's buffers and the parameters outside <paramref name="trainable"/> (frozen ones), by name.</summary>
+    public static Dictionary<string, Tensor> ModuleStates(nn.Module module, IReadOnlySet<IntPtr> trainable)
+    {
+        var result = new Dictionary<string, Tensor>();
+        foreach (var (name, p) in module.named_parameters())
+            if (!trainable.Contains(p.Handle)) result[name] = p;
+        foreach (var (name, b) in module.named_buffers()) result.TryAdd(name, b);
+        return result;
+    }
+}

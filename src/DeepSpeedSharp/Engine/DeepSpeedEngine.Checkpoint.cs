@@ -1,0 +1,115 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DeepSpeedSharp.Checkpoint;
+using DeepSpeedSharp.Schedulers;
+using DeepSpeedSharp.Utils;
+
+namespace DeepSpeedSharp.Engine;
+
+/// <summary>What <see cref="DeepSpeedEngine.LoadCheckpoint"/> returns (DeepSpeed's <c>(load_path, client_state)</c>).</summary>
+/// <param name="LoadPath">The tag directory loaded, or null when <c>latest</c> was missing and nothing was loaded.</param>
+/// <param name="ClientState">The client state saved with it (null when nothing was loaded).</param>
+public sealed record CheckpointLoadResult(string? LoadPath, JsonObject? ClientState);
+
+public sealed partial class DeepSpeedEngine
+{
+    /// <summary>
+    /// Saves a checkpoint (DeepSpeed's <c>save_checkpoint</c>); call it on every rank. <paramref name="tag"/> defaults
+    /// to <c>global_step{GlobalSteps}</c> and is checked to be the same on every rank per
+    /// <c>checkpoint.tag_validation</c> (Ignore, Warn, Fail). <paramref name="clientState"/> is any object that
+    /// serialises to a JSON object; it comes back from <see cref="LoadCheckpoint"/>. The tag is written atomically:
+    /// until it is complete, the previous checkpoint and <c>latest</c> are untouched; <c>latest</c> is updated last
+    /// when <paramref name="saveLatest"/>. Returns true, as DeepSpeed does.
+    /// </summary>
+    public bool SaveCheckpoint(string saveDir, string? tag = null, object? clientState = null, bool saveLatest = true)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(saveDir);
+        var (cs, optimizer) = Checkpointable("SaveCheckpoint");
+        tag ??= CheckpointNames.DefaultTag(GlobalSteps);
+        CheckpointNames.CheckTag(tag);
+        ValidateTag(tag);
+        if (MicroSteps % GradientAccumulationSteps != 0)
+            Log.Warn($"SaveCheckpoint('{tag}') is called in the middle of a gradient-accumulation cycle; the partial gradients are not saved");
+        var client = clientState switch
+        {
+            null => null,
+            JsonObject o => o,
+            _ => JsonSerializer.SerializeToNode(clientState) as JsonObject
+                 ?? throw new ArgumentException($"clientState must serialise to a JSON object; a {clientState.GetType().Name} does not"),
+        };
+        var header = new CheckpointManifest
+        {
+            GlobalSteps = GlobalSteps, GlobalSamples = GlobalSamples, SkippedSteps = SkippedSteps, MicroSteps = MicroSteps,
+            GradientAccumulationSteps = GradientAccumulationSteps, TrainBatchSize = TrainBatchSize,
+            LrScheduler = LrScheduler == null ? null : new JsonObject { [LrSchedulerState.LastBatchIterationKey] = LrScheduler.StateDict().LastBatchIteration },
+            ExtraState = cs.SaveExtraState(),
+            ClientState = client?.DeepClone().AsObject(),
+            Config = JsonNode.Parse(Config.ToJson()),
+        };
+        Directory.CreateDirectory(saveDir);
+        var path = CheckpointSaver.Save(saveDir, tag, saveLatest, Module, cs, optimizer, header);
+        Log.Info($"saved checkpoint {path}");
+        return true;
+    }
+
+    /// <summary>
+    /// Loads a checkpoint (DeepSpeed's <c>load_checkpoint</c>); call it on every rank. <paramref name="tag"/> null reads
+    /// <c>latest</c>; when that file is missing a warning is logged and (null, null) returned. The checkpoint may come
+    /// from any data-parallel world size and ZeRO stage. Restores weights (strictly: every name must match unless
+    /// <paramref name="loadModuleStrict"/> is false), optimizer state, LR scheduler, counters, RNG state and strategy
+    /// state as the flags say; <paramref name="loadModuleOnly"/> restores the weights alone. A corrupt or incompatible
+    /// checkpoint throws an error naming the file or tensor and leaves the engine unchanged.
+    /// </summary>
+    public CheckpointLoadResult LoadCheckpoint(string loadDir, string? tag = null, bool loadModuleStrict = true,
+        bool loadOptimizerStates = true, bool loadLrSchedulerStates = true, bool loadModuleOnly = false)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(loadDir);
+        var (cs, optimizer) = Checkpointable("LoadCheckpoint");
+        if (tag == null)
+        {
+            tag = CheckpointNames.ReadLatest(loadDir);
+            if (tag == null)
+            {
+                Log.Warn($"Unable to find latest file at {Path.Combine(loadDir, CheckpointNames.LatestFile)}, if trying to load latest checkpoint please pass an explicit tag or save with saveLatest");
+                return new CheckpointLoadResult(null, null);
+            }
+        }
+        CheckpointNames.CheckTag(tag);
+        ValidateTag(tag);
+        string tagDir = Path.Combine(loadDir, tag);
+        var m = CheckpointLoader.Load(tagDir, Module, cs, optimizer, new LoadOptions(loadModuleStrict, loadOptimizerStates, loadModuleOnly));
+        if (!loadModuleOnly)
+        {
+            if (loadLrSchedulerStates && LrScheduler != null && m.LrScheduler?[LrSchedulerState.LastBatchIterationKey] is { } it)
+                LrScheduler.LoadStateDict(new LrSchedulerState(it.GetValue<int>()));
+            cs.LoadExtraState(m.ExtraState);
+            GlobalSteps = m.GlobalSteps;
+            GlobalSamples = m.GlobalSamples;
+            SkippedSteps = m.SkippedSteps;
+            MicroSteps = m.GlobalSteps * GradientAccumulationSteps;
+        }
+        Log.Info($"loaded checkpoint {tagDir} (saved at world size {m.WorldSize}, ZeRO stage {m.ZeroStage}; now {DataParallelWorldSize}, stage {cs.Stage})");
+        return new CheckpointLoadResult(tagDir, m.ClientState);
+    }
+
+    private (ICheckpointableStrategy, TorchSharp.torch.optim.Optimizer) Checkpointable(string what)
+    {
+        if (strategy == null || Optimizer == null)
+            throw new InvalidOperationException($"{what} needs a training engine: pass an optimizer to DeepSpeed.Initialize or add an \"optimizer\" section to the config");
+        if (strategy is not ICheckpointableStrategy cs)
+            throw new NotSupportedException($"{what}: the ZeRO stage {Config.ZeroOptimization.Stage} strategy ({strategy.GetType().Name}) cannot write or read checkpoints in this build");
+        return (cs, Optimizer);
+    }
+
+    /// <summary>checkpoint.tag_validation: every rank must use the same tag.</summary>
+    private void ValidateTag(string tag)
+    {
+        string mode = Config.Checkpoint.TagValidation;
+        if (mode == "Ignore" || DataParallelGroup.Size == 1) return;
+        var hashes = RankAgreement.GatherHashes(DataParallelGroup, tag);
+        if (hashes.Distinct().Count() == 1) return;
+        string msg = $"checkpoint tag '{tag}' (on rank {GlobalRank}) is not the same on every data-parallel rank; pass the same tag everywhere";
+        if (mode == "Fail") throw new InvalidOperationException(msg + " (checkpoint.tag_validation is \"Fail\")");
+        Log.Warn(msg);
+    }
+}
