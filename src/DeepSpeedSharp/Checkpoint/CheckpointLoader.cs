@@ -54,8 +54,8 @@ internal static class CheckpointLoader
             {
                 if (options.ModuleStrict) problems.Add($"parameter '{names[i]}' is missing from the checkpoint");
             }
-            else if (!p.Shape.SequenceEqual(layout.Parameters[i].shape))
-                problems.Add($"parameter '{names[i]}' has shape [{string.Join(", ", p.Shape)}] in the checkpoint, the model needs [{string.Join(", ", layout.Parameters[i].shape)}]");
+            else if (!p.Shape.SequenceEqual(layout.Shapes[i]))
+                problems.Add($"parameter '{names[i]}' has shape [{string.Join(", ", p.Shape)}] in the checkpoint, the model needs [{string.Join(", ", layout.Shapes[i])}]");
         }
         if (options.ModuleStrict)
             problems.AddRange(reader.Parameters.Keys.Except(names).Order().Select(n => $"the checkpoint has trainable parameter '{n}' that the model's trainable parameters lack"));

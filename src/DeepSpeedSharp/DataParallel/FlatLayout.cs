@@ -1,4 +1,5 @@
 using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace DeepSpeedSharp.DataParallel;
 
@@ -10,16 +11,24 @@ namespace DeepSpeedSharp.DataParallel;
 internal sealed class FlatLayout
 {
     public FlatLayout(IReadOnlyList<Parameter> parameters, int worldSize)
+        : this(parameters, parameters.Select(p => p.shape).ToList(), parameters.Select(p => p.dtype).ToList(), worldSize)
+    {
+    }
+
+    /// <summary>A layout whose parameters may currently be empty (ZeRO-3 partitions): shapes and dtypes given explicitly.</summary>
+    public FlatLayout(IReadOnlyList<Parameter> parameters, IReadOnlyList<long[]> shapes, IReadOnlyList<ScalarType> dtypes, int worldSize)
     {
         if (worldSize < 1) throw new ArgumentOutOfRangeException(nameof(worldSize));
         Parameters = parameters;
+        Shapes = shapes;
+        DTypes = dtypes;
         Offsets = new long[parameters.Count];
         Numels = new long[parameters.Count];
         long offset = 0;
         for (int i = 0; i < parameters.Count; i++)
         {
             Offsets[i] = offset;
-            Numels[i] = parameters[i].numel();
+            Numels[i] = shapes[i].Aggregate(1L, (a, b) => a * b);
             offset += Numels[i];
         }
         Total = offset;
@@ -29,6 +38,12 @@ internal sealed class FlatLayout
     }
 
     public IReadOnlyList<Parameter> Parameters { get; }
+
+    /// <summary>Each parameter's full shape.</summary>
+    public IReadOnlyList<long[]> Shapes { get; }
+
+    /// <summary>Each parameter's dtype.</summary>
+    public IReadOnlyList<ScalarType> DTypes { get; }
     public long[] Offsets { get; }
     public long[] Numels { get; }
 

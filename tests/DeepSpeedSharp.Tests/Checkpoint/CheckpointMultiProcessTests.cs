@@ -9,6 +9,7 @@ namespace DeepSpeedSharp.Tests.Checkpoint;
 /// dropout) in one run against 3 + (save, new processes, load) 3. Same world size and stage: bit-identical losses;
 /// other world sizes and stages: within 1e-5. Also a rank killed mid-save, and export against the trained weights.
 /// </summary>
+[Collection(DeepSpeedSharp.Tests.Infrastructure.MultiProcessCollection.Name)]
 public class CheckpointMultiProcessTests
 {
     private static string Dir() => Directory.CreateTempSubdirectory("dss-ckmp").FullName;
@@ -17,6 +18,7 @@ public class CheckpointMultiProcessTests
     [InlineData(0)]
     [InlineData(1)]
     [InlineData(2)]
+    [InlineData(3)]
     public void ResumeOnNewProcessesIsBitIdentical(int stage)
     {
         var ckpt = Dir();
@@ -35,13 +37,16 @@ public class CheckpointMultiProcessTests
         var c1 = Dir();
         var c2 = Dir();
         var c4 = Dir();
+        var c3 = Dir();
         var one = CheckpointRun.Start(1, 0, 6, $"--save-dir {c1} --save-every 3", dropout: 0);
         var two = CheckpointRun.Start(2, 2, 6, $"--save-dir {c2} --save-every 3", dropout: 0);
         CheckpointRun.Start(4, 1, 3, $"--save-dir {c4}", dropout: 0);
+        CheckpointRun.Start(2, 3, 3, $"--save-dir {c3}", dropout: 0);
         Assert.True(CheckpointRun.MaxDifference(one, two, 1, 6) <= 1e-5);
         var cases = new (string Name, int Ranks, int Stage, string From)[]
         {
             ("2→1, stage 2→0", 1, 0, c2), ("1→2, stage 0→2", 2, 2, c1), ("2→4, stage 2→1", 4, 1, c2), ("4→2, stage 1→2", 2, 2, c4),
+            ("2→2, stage 2→3", 2, 3, c2), ("2→1, stage 3→1", 1, 1, c3),
         };
         foreach (var (name, ranks, stage, from) in cases)
         {

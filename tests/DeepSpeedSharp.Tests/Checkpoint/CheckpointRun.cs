@@ -11,7 +11,8 @@ internal sealed record CheckpointRun(int ExitCode, string Output, Dictionary<int
         { "train_batch_size": 8, "train_micro_batch_size_per_gpu": 2, "steps_per_print": 100,
           "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.01 } },
           "scheduler": { "type": "WarmupLR", "params": { "warmup_min_lr": 0, "warmup_max_lr": 0.002, "warmup_num_steps": 5 } },
-          "zero_optimization": { "stage": {{stage}}, "reduce_bucket_size": 5000, "allgather_bucket_size": 7000 } }
+          "zero_optimization": { "stage": {{stage}}, "reduce_bucket_size": 5000, "allgather_bucket_size": 7000,
+                                 "stage3_param_persistence_threshold": 100 } }
         """;
 
     /// <summary>Trains until <paramref name="steps"/> on <paramref name="ranks"/> ranks; extra args e.g. --save-dir, --resume.</summary>

@@ -30,7 +30,7 @@ internal sealed partial class GptRun
         var log = Path.Combine(dir, "loss.jsonl");
         var bin = AppContext.BaseDirectory;
         string gpt = $"{Path.Combine(bin, "Gpt.dll")} {model} --steps {steps} --deepspeed_config {config} --loss-log {log} {extraArgs}";
-        string args = ranks == 1 ? gpt : $"{Path.Combine(bin, "dss.dll")} launch --num_gpus {ranks} {gpt}";
+        string args = ranks == 1 ? gpt : $"{Path.Combine(bin, "dss.dll")} launch --num_gpus {ranks} --master_port {RankProcesses.FreePort()} {gpt}";
         var psi = new ProcessStartInfo("dotnet", args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
         psi.Environment["OMP_NUM_THREADS"] = "1";
         using var p = Process.Start(psi)!;

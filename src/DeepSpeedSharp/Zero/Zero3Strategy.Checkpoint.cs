@@ -1,0 +1,58 @@
+using System.Text.Json.Nodes;
+using DeepSpeedSharp.Checkpoint;
+using DeepSpeedSharp.Comm;
+using DeepSpeedSharp.DataParallel;
+
+namespace DeepSpeedSharp.Zero;
+
+/// <summary>
+/// Checkpoint view of stage 3: each parameter is partitioned on its own, so this rank holds one piece of every
+/// parameter's flat range — [offset_i + r·P_i, offset_i + min(n_i, (r+1)·P_i)) — at position MasterOffset_i of the
+/// fp32 master buffer, and writes exactly those pieces.
+/// </summary>
+internal sealed partial class Zero3Strategy : ICheckpointableStrategy
+{
+    private FlatLayout? checkpointLayout;
+
+    public int Stage => 3;
+
+    public ProcessGroup CheckpointGroup => group;
+
+    public FlatLayout Layout => checkpointLayout ??= new FlatLayout(
+        parameters.Select(z => z.Param).ToList(), parameters.Select(z => z.Shape).ToList(), parameters.Select(z => z.DType).ToList(), 1);
+
+    public IReadOnlyList<StateSegment> Segments
+    {
+        get
+        {
+            var layout = Layout;
+            var segments = new List<StateSegment>();
+            for (int i = 0; i < parameters.Count; i++)
+            {
+                var (start, count) = parameters[i].OwnRange;
+                long length = Math.Clamp(parameters[i].Numel - start, 0, count);
+                if (length > 0) segments.Add(new StateSegment(layout.Offsets[i] + start, length, masterParam, parameters[i].MasterOffset));
+            }
+            return segments;
+        }
+    }
+
+    public bool WritesSegments => true;
+
+    /// <summary>Re-gathers persistent parameters from the loaded partitions, releases the others, clears gradients.</summary>
+    public void AfterLoad()
+    {
+        foreach (var zp in parameters)
+        {
+            if (zp.Persistent) zp.Refresh(master);
+            else zp.Release();
+        }
+        ZeroGrad();
+    }
+
+    /// <summary>Stage 3 keeps no state beyond master partitions and optimizer.</summary>
+    public JsonObject SaveExtraState() => new();
+
+    /// <summary>Nothing to restore: see <see cref="SaveExtraState"/>.</summary>
+    public void LoadExtraState(JsonObject sections) { }
+}
