@@ -183,7 +183,7 @@ public sealed class BenchAdamCommand : ICliCommand
 
     /// <summary>"10M" = 10,000,000; "250K" = 250,000; "1G" = 10^9; plain integers accepted. Null when invalid or too large
     /// for one tensor's span (2 GiB).</summary>
-    internal static long? ParseSize(string s)
+    public static long? ParseSize(string s)
     {
         if (s.Length == 0) return null;
         long scale = char.ToUpperInvariant(s[^1]) switch { 'K' => 1_000, 'M' => 1_000_000, 'G' => 1_000_000_000, _ => 1 };
