@@ -76,17 +76,15 @@ public sealed class BenchAdamCommand : ICliCommand
         TorchRuntime.EnsureLoaded();
         stdout.WriteLine($"CPU Adam benchmark: kernel path {CpuAdamKernel.BestPath}, {Environment.ProcessorCount} logical cores, " +
                          $"load average {LoadAverage()}; {warmup} warm-up + {steps} timed steps, medians; GB/s = {BytesPerParameter} B/param / step time");
+        var memcpyBandwidth = MemcpyBandwidth(threads, Math.Max(5, steps));
         foreach (var t in threads)
-        {
-            var bw = MemcpyBandwidth(t, Math.Max(5, steps));
-            stdout.WriteLine(F($"memcpy {MemcpyBytes >> 20} MiB, {t} thread(s): {bw:F1} GB/s (bytes read + written)"));
-        }
+            stdout.WriteLine(F($"memcpy {MemcpyBytes >> 20} MiB, {t} thread(s): {memcpyBandwidth[t]:F1} GB/s (bytes read + written)"));
         stdout.WriteLine();
         stdout.WriteLine($"{"params",10} {"threads",7} {"ours ms",9} {"ours GB/s",9} {"torch ms",9} {"torch GB/s",10} {"speedup",7} {"% memcpy",8}");
         foreach (var n in sizes)
             foreach (var t in threads)
             {
-                var memcpy = MemcpyBandwidth(t, 5);
+                var memcpy = memcpyBandwidth[t];
                 var (ours, torchMs) = TimeSteps(n, t, steps, warmup);
                 double oursGbs = n * (double)BytesPerParameter / (ours * 1e6), torchGbs = n * (double)BytesPerParameter / (torchMs * 1e6);
                 stdout.WriteLine(F($"{FormatSize(n),10} {t,7} {ours,9:F2} {oursGbs,9:F1} {torchMs,9:F2} {torchGbs,10:F1} {torchMs / ours,6:F1}x {100 * oursGbs / memcpy,7:F0}%"));
@@ -130,24 +128,29 @@ public sealed class BenchAdamCommand : ICliCommand
 
     private static Span<float> Floats(Tensor t) => MemoryMarshal.Cast<byte, float>(t.bytes);
 
-    /// <summary>Single-buffer copy bandwidth: 256 MiB copied between two pre-touched native buffers, split over
-    /// <paramref name="threads"/> threads; bytes read + written per second, median of <paramref name="repeats"/>.</summary>
-    private static unsafe double MemcpyBandwidth(int threads, int repeats)
+    /// <summary>Copy bandwidth per thread count: 256 MiB copied between two pre-touched native buffers, split over
+    /// the threads; bytes read + written per second (GB/s), median of <paramref name="repeats"/>.</summary>
+    private static unsafe Dictionary<int, double> MemcpyBandwidth(int[] threadCounts, int repeats)
     {
+        var result = new Dictionary<int, double>();
         var src = (byte*)NativeMemory.AlignedAlloc((nuint)MemcpyBytes, 64);
         var dst = (byte*)NativeMemory.AlignedAlloc((nuint)MemcpyBytes, 64);
         try
         {
             new Span<byte>(src, (int)MemcpyBytes).Fill(1);
             new Span<byte>(dst, (int)MemcpyBytes).Clear();
-            var part = MemcpyBytes / threads;
-            var ms = Time(repeats, 1, () => Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, k =>
+            foreach (var threads in threadCounts.Distinct())
             {
-                var start = k * part;
-                var length = k == threads - 1 ? MemcpyBytes - start : part;
-                Buffer.MemoryCopy(src + start, dst + start, length, length);
-            }));
-            return 2.0 * MemcpyBytes / (ms * 1e6);
+                var part = MemcpyBytes / threads;
+                var ms = Time(repeats, 1, () => Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, k =>
+                {
+                    var start = k * part;
+                    var length = k == threads - 1 ? MemcpyBytes - start : part;
+                    Buffer.MemoryCopy(src + start, dst + start, length, length);
+                }));
+                result[threads] = 2.0 * MemcpyBytes / (ms * 1e6);
+            }
+            return result;
         }
         finally
         {

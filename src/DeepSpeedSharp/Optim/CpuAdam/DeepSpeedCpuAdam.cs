@@ -67,6 +67,8 @@ public sealed partial class DeepSpeedCpuAdam : OptimizerHelper, optim.IBetas
         foreach (var group in parameters) add_param_group(group);
     }
 
+    private readonly Dictionary<IntPtr, ParamGroup> _groupOf = new();
+
     /// <summary>True when weight decay is decoupled (AdamW, DeepSpeed <c>adamw_mode</c>); false for L2 (Adam).</summary>
     public bool AdamWMode { get; }
 
@@ -112,7 +114,8 @@ public sealed partial class DeepSpeedCpuAdam : OptimizerHelper, optim.IBetas
         if (lowPrecisionGroups.Count != _parameter_groups.Count)
             throw new ArgumentException(
                 $"DeepSpeedCpuAdam: got low-precision copies for {lowPrecisionGroups.Count} parameter groups, the optimizer has {_parameter_groups.Count}.");
-        using var _ = no_grad();
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
         for (var gi = 0; gi < _parameter_groups.Count; gi++)
         {
             var group = (ParamGroup)_parameter_groups[gi];
@@ -132,9 +135,10 @@ public sealed partial class DeepSpeedCpuAdam : OptimizerHelper, optim.IBetas
     public void Step(Parameter parameter, Tensor? lowPrecisionCopy)
     {
         ArgumentNullException.ThrowIfNull(parameter);
-        var group = _parameter_groups.Cast<ParamGroup>().FirstOrDefault(g => g.Parameters.Any(p => p.Handle == parameter.Handle))
-            ?? throw new ArgumentException("DeepSpeedCpuAdam: the parameter is not managed by this optimizer.", nameof(parameter));
-        using var _ = no_grad();
+        if (!_groupOf.TryGetValue(parameter.Handle, out var group))
+            throw new ArgumentException("DeepSpeedCpuAdam: the parameter is not managed by this optimizer.", nameof(parameter));
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
         Update(group, parameter, lowPrecisionCopy);
     }
 
@@ -211,6 +215,7 @@ public sealed partial class DeepSpeedCpuAdam : OptimizerHelper, optim.IBetas
             var state = new State(p);
             state.Initialize(o);
             _state[p.Handle] = state;
+            _groupOf[p.Handle] = (ParamGroup)param_group;
         }
     }
 
