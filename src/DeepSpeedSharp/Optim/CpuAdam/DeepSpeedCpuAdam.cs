@@ -119,7 +119,7 @@ public sealed partial class DeepSpeedCpuAdam : OptimizerHelper, optim.IBetas
         for (var gi = 0; gi < _parameter_groups.Count; gi++)
         {
             var group = (ParamGroup)_parameter_groups[gi];
-            var ps = (List<Parameter>)group.Parameters;
+            var ps = group.Parameters as IList<Parameter> ?? group.Parameters.ToList();
             var copies = lowPrecisionGroups[gi];
             if (copies is null || copies.Count != ps.Count)
                 throw new ArgumentException(
