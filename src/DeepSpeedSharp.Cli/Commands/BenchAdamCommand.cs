@@ -110,8 +110,9 @@ public sealed class BenchAdamCommand : ICliCommand
             CpuAdamKernel.StepParallel(Floats(param), Floats(grad), Floats(expAvg), Floats(expAvgSq), args, threads);
         });
 
+        // torch's thread count is process-wide: touch it only when it differs, and restore it.
         var previousThreads = get_num_threads();
-        set_num_threads(threads);
+        if (previousThreads != threads) set_num_threads(threads);
         try
         {
             using var p = new Parameter(param, requires_grad: true);
@@ -122,7 +123,7 @@ public sealed class BenchAdamCommand : ICliCommand
         }
         finally
         {
-            set_num_threads(previousThreads);
+            if (previousThreads != threads) set_num_threads(previousThreads);
         }
     }
 
