@@ -1,0 +1,245 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.Optim.CpuAdam;
+
+/// <summary>
+/// DeepSpeed's <c>deepspeed.ops.adam.DeepSpeedCPUAdam</c>: Adam/AdamW for fp32 parameters held in CPU memory (the
+/// ZeRO-Offload master weights), each step one fused pass of <see cref="CpuAdamKernel"/> over the parameter, its gradient
+/// and both moments, split over <see cref="Threads"/> threads. <see cref="Step(Parameter, Tensor?)"/> also writes a
+/// bf16/fp16 copy of the updated parameter in the same pass.
+/// </summary>
+/// <remarks>
+/// <para>The math is <see cref="CpuAdamKernel"/>'s (torch's Adam/AdamW operation order with fused multiply-adds);
+/// results do not depend on the thread count. The step count is kept per parameter, as DeepSpeed does.</para>
+/// <para>Parameters must be contiguous fp32 CPU tensors (gradients that are not contiguous are copied first).
+/// AMSGrad is rejected, as in DeepSpeed. <c>zero_grad()</c> zeroes gradients in place.</para>
+/// </remarks>
+public sealed partial class DeepSpeedCpuAdam : OptimizerHelper, optim.IBetas
+{
+    /// <summary>Creates the optimizer over one parameter group.</summary>
+    /// <param name="parameters">fp32 CPU parameters to optimize.</param>
+    /// <param name="lr">Learning rate (DeepSpeed <c>lr</c>, default 1e-3).</param>
+    /// <param name="biasCorrection">Divide the moments by 1 − β^t (DeepSpeed <c>bias_correction</c>, default true).</param>
+    /// <param name="beta1">β1 (first value of DeepSpeed <c>betas</c>, default 0.9).</param>
+    /// <param name="beta2">β2 (second value of DeepSpeed <c>betas</c>, default 0.999).</param>
+    /// <param name="eps">Denominator term (DeepSpeed <c>eps</c>, default 1e-8).</param>
+    /// <param name="weightDecay">Weight decay (DeepSpeed <c>weight_decay</c>, default 0).</param>
+    /// <param name="amsgrad">Must be false: DeepSpeed's CPU Adam does not support AMSGrad.</param>
+    /// <param name="adamWMode">True: decoupled weight decay (AdamW); false: L2 (Adam). DeepSpeed <c>adamw_mode</c>, default true.</param>
+    /// <param name="fp32OptimizerStates">DeepSpeed <c>fp32_optimizer_states</c> (default true): the moments' dtype is fp32
+    /// when true and the parameter's dtype when false; both are fp32 here because the parameters are.</param>
+    /// <param name="threads">Threads per step (DeepSpeed uses all OpenMP threads); 0 = <see cref="Environment.ProcessorCount"/>.</param>
+    public DeepSpeedCpuAdam(IEnumerable<Parameter> parameters, double lr = 1e-3, bool biasCorrection = true, double beta1 = 0.9,
+        double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0, bool amsgrad = false, bool adamWMode = true,
+        bool fp32OptimizerStates = true, int threads = 0)
+        : this(new[] { new ParamGroup(parameters) }, lr, biasCorrection, beta1, beta2, eps, weightDecay, amsgrad, adamWMode,
+            fp32OptimizerStates, threads)
+    {
+    }
+
+    /// <summary>Creates the optimizer over several parameter groups; options a group leaves unset take these defaults.</summary>
+    /// <inheritdoc cref="DeepSpeedCpuAdam(IEnumerable{Parameter}, double, bool, double, double, double, double, bool, bool, bool, int)"/>
+    public DeepSpeedCpuAdam(IEnumerable<ParamGroup> parameters, double lr = 1e-3, bool biasCorrection = true, double beta1 = 0.9,
+        double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0, bool amsgrad = false, bool adamWMode = true,
+        bool fp32OptimizerStates = true, int threads = 0)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        if (amsgrad)
+            throw new ArgumentException(
+                "DeepSpeedCPUAdam does not support the AMSGrad variant (optimizer.params.amsgrad = true); set amsgrad to false.",
+                nameof(amsgrad));
+        if (threads < 0)
+            throw new ArgumentOutOfRangeException(nameof(threads), threads, "DeepSpeedCpuAdam: threads must be >= 0 (0 = all cores).");
+        var defaults = new Options
+        {
+            LearningRate = lr, InitialLearningRate = lr, beta1 = beta1, beta2 = beta2, eps = eps,
+            weight_decay = weightDecay, bias_correction = biasCorrection,
+        };
+        Validate(defaults, "defaults");
+        AdamWMode = adamWMode;
+        Fp32OptimizerStates = fp32OptimizerStates;
+        Threads = threads == 0 ? Environment.ProcessorCount : threads;
+        _defaults = defaults;
+        _parameter_groups = new List<TorchSharp.Modules.ParamGroup>();
+        foreach (var group in parameters) add_param_group(group);
+    }
+
+    private readonly Dictionary<IntPtr, ParamGroup> _groupOf = new();
+
+    /// <summary>True when weight decay is decoupled (AdamW, DeepSpeed <c>adamw_mode</c>); false for L2 (Adam).</summary>
+    public bool AdamWMode { get; }
+
+    /// <summary>DeepSpeed <c>fp32_optimizer_states</c>, as given (the moments are fp32 in both cases).</summary>
+    public bool Fp32OptimizerStates { get; }
+
+    /// <summary>The number of threads each step uses.</summary>
+    public int Threads { get; }
+
+    /// <summary>The default (β1, β2) applied to groups added later.</summary>
+    public (double, double) Betas
+    {
+        get => (((Options)_defaults).beta1!.Value, ((Options)_defaults).beta2!.Value);
+        set { ((Options)_defaults).beta1 = value.Item1; ((Options)_defaults).beta2 = value.Item2; }
+    }
+
+    /// <summary>The number of optimizer steps applied to <paramref name="parameter"/> (0 before its first step).</summary>
+    public long StepCount(Parameter parameter) => GetState(parameter).step;
+
+    /// <summary>The first moment (exp_avg) of <paramref name="parameter"/>; owned by the optimizer, do not dispose.</summary>
+    public Tensor ExpAvg(Parameter parameter) => GetState(parameter).exp_avg;
+
+    /// <summary>The second moment (exp_avg_sq) of <paramref name="parameter"/>; owned by the optimizer, do not dispose.</summary>
+    public Tensor ExpAvgSq(Parameter parameter) => GetState(parameter).exp_avg_sq;
+
+    /// <summary>Applies one Adam/AdamW update to every parameter that has a gradient.</summary>
+    /// <param name="closure">Optional closure re-evaluating the loss; its result is returned.</param>
+    public override Tensor step(Func<Tensor>? closure = null) =>
+        _step<ParamGroup>(group =>
+        {
+            foreach (var p in group.Parameters) Update(group, p, null);
+        }, closure!);
+
+    /// <summary>
+    /// Applies one update to every parameter that has a gradient and writes each updated parameter into its bf16/fp16
+    /// copy in the same pass (DeepSpeed's <c>step(fp16_param_groups=...)</c>).
+    /// </summary>
+    /// <param name="lowPrecisionGroups">Per parameter group, per parameter (in order): a contiguous CPU BFloat16 or
+    /// Float16 tensor with the parameter's number of elements, or null for no copy.</param>
+    public void StepWithCopies(IReadOnlyList<IReadOnlyList<Tensor?>> lowPrecisionGroups)
+    {
+        ArgumentNullException.ThrowIfNull(lowPrecisionGroups);
+        if (lowPrecisionGroups.Count != _parameter_groups.Count)
+            throw new ArgumentException(
+                $"DeepSpeedCpuAdam: got low-precision copies for {lowPrecisionGroups.Count} parameter groups, the optimizer has {_parameter_groups.Count}.");
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        for (var gi = 0; gi < _parameter_groups.Count; gi++)
+        {
+            var group = (ParamGroup)_parameter_groups[gi];
+            var ps = group.Parameters as IList<Parameter> ?? group.Parameters.ToList();
+            var copies = lowPrecisionGroups[gi];
+            if (copies is null || copies.Count != ps.Count)
+                throw new ArgumentException(
+                    $"DeepSpeedCpuAdam: parameter group {gi} has {ps.Count} parameters but {copies?.Count.ToString() ?? "null"} low-precision copies were given.");
+            for (var i = 0; i < ps.Count; i++) Update(group, ps[i], copies[i]);
+        }
+    }
+
+    /// <summary>Updates one parameter (if it has a gradient) and writes the result into <paramref name="lowPrecisionCopy"/>
+    /// (a contiguous CPU BFloat16 or Float16 tensor with as many elements) in the same pass.</summary>
+    /// <param name="parameter">A parameter managed by this optimizer.</param>
+    /// <param name="lowPrecisionCopy">The copy to write, or null.</param>
+    public void Step(Parameter parameter, Tensor? lowPrecisionCopy)
+    {
+        ArgumentNullException.ThrowIfNull(parameter);
+        if (!_groupOf.TryGetValue(parameter.Handle, out var group))
+            throw new ArgumentException("DeepSpeedCpuAdam: the parameter is not managed by this optimizer.", nameof(parameter));
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        Update(group, parameter, lowPrecisionCopy);
+    }
+
+    private void Update(ParamGroup group, Parameter p, Tensor? lowPrecisionCopy)
+    {
+        var grad = p.grad;
+        if (grad is null) return;
+        var state = GetState(p);
+        var o = group.Options;
+        var args = new AdamStepArgs(o.LearningRate!.Value, o.beta1!.Value, o.beta2!.Value, o.eps!.Value, o.weight_decay!.Value,
+            state.step + 1, o.bias_correction!.Value, AdamWMode);
+        args.Validate();
+        if (!grad.shape.SequenceEqual(p.shape))
+            throw new ArgumentException($"DeepSpeedCpuAdam: gradient shape [{string.Join(",", grad.shape)}] differs from the parameter's [{string.Join(",", p.shape)}].");
+        using var contiguousGrad = grad.is_contiguous() ? null : grad.contiguous();
+        var param = TensorMemory.Floats(p, "the parameter");
+        var g = TensorMemory.Floats(contiguousGrad ?? grad, "the gradient");
+        var m = TensorMemory.Floats(state.exp_avg, "exp_avg");
+        var v = TensorMemory.Floats(state.exp_avg_sq, "exp_avg_sq");
+        Span<ushort> bf16 = default;
+        Span<Half> fp16 = default;
+        if (lowPrecisionCopy is not null)
+        {
+            if (lowPrecisionCopy.numel() != p.numel())
+                throw new ArgumentException(
+                    $"DeepSpeedCpuAdam: the low-precision copy has {lowPrecisionCopy.numel()} elements, the parameter {p.numel()}.");
+            var halves = TensorMemory.Halves(lowPrecisionCopy, "the low-precision copy");
+            if (lowPrecisionCopy.dtype == ScalarType.BFloat16) bf16 = halves;
+            else fp16 = MemoryMarshal.Cast<ushort, Half>(halves);
+        }
+        CpuAdamKernel.StepParallel(param, g, m, v, args, Threads, bf16, fp16);
+        state.step += 1;
+    }
+
+    /// <summary>Adds a parameter group of fp32 CPU parameters; unset options take the optimizer's defaults. Moments
+    /// are allocated now.</summary>
+    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
+    {
+        ArgumentNullException.ThrowIfNull(param_group);
+        if (param_group is not ParamGroup)
+            throw new ArgumentException(
+                $"DeepSpeedCpuAdam needs parameter groups of type {typeof(ParamGroup).FullName}, got {param_group.GetType().FullName}.",
+                nameof(param_group));
+        var def = (Options)_defaults;
+        param_group.Options ??= new Options();
+        var o = (Options)param_group.Options;
+        o.LearningRate ??= def.LearningRate;
+        o.beta1 ??= def.beta1;
+        o.beta2 ??= def.beta2;
+        o.eps ??= def.eps;
+        o.weight_decay ??= def.weight_decay;
+        o.bias_correction ??= def.bias_correction;
+        o.InitialLearningRate = o.LearningRate!.Value;
+        var where = $"param group {_parameter_groups.Count}";
+        Validate(o, where);
+
+        var parameters = param_group.Parameters?.ToList()
+            ?? throw new ArgumentException($"DeepSpeedCpuAdam {where} has no Parameters.", nameof(param_group));
+        for (var i = 0; i < parameters.Count; i++)
+        {
+            var p = parameters[i];
+            if (_state.ContainsKey(p.Handle) || parameters.Take(i).Any(q => q.Handle == p.Handle))
+                throw new ArgumentException("DeepSpeedCpuAdam: some parameters appear in more than one parameter group.", nameof(param_group));
+            if (p.dtype != ScalarType.Float32 || p.device_type != DeviceType.CPU || !p.is_contiguous())
+                throw new ArgumentException(
+                    $"DeepSpeedCpuAdam {where}, parameter {i}: needs a contiguous fp32 CPU tensor (the fp32 master weights), got " +
+                    $"{p.dtype} on {p.device}{(p.is_contiguous() ? "" : ", not contiguous")}. Keep an fp32 master copy on the CPU and pass " +
+                    "the bf16/fp16 model weights as the low-precision copy to Step.", nameof(param_group));
+        }
+        param_group.Parameters = parameters;
+        _parameter_groups.Add(param_group);
+        foreach (var p in parameters)
+        {
+            var state = new State(p);
+            state.Initialize(o);
+            _state[p.Handle] = state;
+            _groupOf[p.Handle] = (ParamGroup)param_group;
+        }
+    }
+
+    /// <summary>Disposes the optimizer and its moment tensors.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        if (!disposing) return;
+        foreach (var kv in _state) ((State)kv.Item2).Dispose();
+    }
+
+    private State GetState(Parameter p) =>
+        _state.TryGetValue(p.Handle, out var s) ? (State)s
+            : throw new ArgumentException("DeepSpeedCpuAdam: the parameter is not managed by this optimizer.", nameof(p));
+
+    private static void Validate(Options o, string where)
+    {
+        try
+        {
+            new AdamStepArgs(o.LearningRate!.Value, o.beta1!.Value, o.beta2!.Value, o.eps!.Value, o.weight_decay!.Value, 1).Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"DeepSpeedCpuAdam {where}: {e.Message["CPU Adam: ".Length..]}", e);
+        }
+    }
+}
