@@ -19,9 +19,10 @@ public sealed class BenchCommCommand : ICliCommand
 
     public int Run(string[] args)
     {
+        if (args.Length > 0 && args[0] == "train") return new BenchTrainCommand().Run(args[1..]);
         if (args.Length == 0 || args[0] != "comm")
         {
-            Console.Error.WriteLine("usage: dss bench comm [--backend shm|tcp] [--op all_reduce|reduce_scatter|all_gather|broadcast|all_to_all] [--sizes 1M,16M,64M] [--iters 10] [--warmup 3] [--dtype float32|bfloat16]");
+            Console.Error.WriteLine("usage: dss bench train ... (see dss bench train --help), or dss bench comm [--backend shm|tcp] [--op all_reduce|reduce_scatter|all_gather|broadcast|all_to_all] [--sizes 1M,16M,64M] [--iters 10] [--warmup 3] [--dtype float32|bfloat16]");
             return 2;
         }
         string? backend = null, op = "all_reduce", dtypeName = "float32";

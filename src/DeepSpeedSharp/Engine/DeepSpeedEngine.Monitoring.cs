@@ -37,7 +37,7 @@ public sealed partial class DeepSpeedEngine
         if (Module is nn.Module<Tensor, Tensor> root)
             root.register_forward_pre_hook((_, input) =>
             {
-                if (input.dtype is ScalarType.Int64 or ScalarType.Int32) progress.AddTokens(input.numel());
+                if (input.dtype is ScalarType.Int64 or ScalarType.Int32) progress.AddTokens(input.numel() * DataParallelWorldSize);
                 return null!;
             });
         if (Config.FlopsProfiler.Enabled) FlopsProfiler = new FlopsProfiler(Module);

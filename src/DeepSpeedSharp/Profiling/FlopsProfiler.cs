@@ -97,7 +97,9 @@ public sealed class FlopsProfiler : IDisposable
     private static ModuleProfile Build(nn.Module module, string name, int depth)
     {
         long parameters = module.parameters().Sum(p => p.numel());
-        var node = new ModuleProfile(name, module.GetType().Name, depth, parameters);
+        string typeName = module.GetType().Name;
+        int tick = typeName.IndexOf('`');
+        var node = new ModuleProfile(name, tick > 0 ? typeName[..tick] : typeName, depth, parameters);
         foreach (var (childName, child) in module.named_children())
             node.children.Add(Build(child, name.Length == 0 ? childName : name + "." + childName, depth + 1));
         return node;
