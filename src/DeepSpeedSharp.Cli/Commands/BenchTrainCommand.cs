@@ -28,7 +28,7 @@ public sealed class BenchTrainCommand : ICliCommand
         "[--peak-tflops X] [--model \"" + ReferenceModel + "\"] [--gpt path/Gpt.dll] [--keep DIR] CONFIG.json [CONFIG.json ...]";
 
     /// <summary>One finished run of one config.</summary>
-    internal sealed record RunResult(string Config, int Round, double TokensPerSecond, Dictionary<string, double> TimerMs,
+    public sealed record RunResult(string Config, int Round, double TokensPerSecond, Dictionary<string, double> TimerMs,
         long[] PeakRssMiB, long[] StateBytes, long[] BytesSent, double FinalLoss, double FwdFlopsPerRank, double MedianStepMs);
 
     public int Run(string[] args)
@@ -102,7 +102,7 @@ public sealed class BenchTrainCommand : ICliCommand
     }
 
     /// <summary>The user's config plus what the bench reads back: per-step timers through csv_monitor, and the flops profiler's count.</summary>
-    internal static string DerivedConfig(string configPath, string dir, int profileStep)
+    public static string DerivedConfig(string configPath, string dir, int profileStep)
     {
         var node = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject
             ?? throw new InvalidDataException($"{configPath}: a DeepSpeed config must be a JSON object");
@@ -141,7 +141,8 @@ public sealed class BenchTrainCommand : ICliCommand
         return Parse(config, round, stdout, dir, ranks, warmup);
     }
 
-    internal static RunResult Parse(string config, int round, string output, string dir, int ranks, int warmup)
+    /// <summary>Reads one run back: the ranks' `gpt: summary` lines, the per-step timer CSVs (after warm-up) and the profiler's forward flops.</summary>
+    public static RunResult Parse(string config, int round, string output, string dir, int ranks, int warmup)
     {
         var summaries = new SortedDictionary<int, JsonElement>();
         foreach (var line in output.Split('\n'))
@@ -178,7 +179,7 @@ public sealed class BenchTrainCommand : ICliCommand
     }
 
     /// <summary>"943.52 M" → 943520000 (the profiler's SI formatting).</summary>
-    internal static double ParseSi(string text)
+    public static double ParseSi(string text)
     {
         var parts = text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         double v = double.Parse(parts[0], CultureInfo.InvariantCulture);
@@ -187,7 +188,8 @@ public sealed class BenchTrainCommand : ICliCommand
         return power > 0 ? v * Math.Pow(1000, power) : v;
     }
 
-    internal static string FormatTable(List<string> configs, List<RunResult> results, int ranks, bool compare, double? peakTflops)
+    /// <summary>The result table: medians over rounds per config; with <paramref name="compare"/>, tokens/s ratios to the first config of the same round.</summary>
+    public static string FormatTable(List<string> configs, List<RunResult> results, int ranks, bool compare, double? peakTflops)
     {
         var ci = CultureInfo.InvariantCulture;
         var header = new List<string> { "config", "tokens/s" };
