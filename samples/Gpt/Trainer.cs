@@ -48,6 +48,8 @@ public sealed class Trainer
         }
         var (engine, _, _) = DeepSpeed.Initialize(model, config: config, optimizerFactory: optimizerFactory,
             trainMicroBatchSizePerGpu: options.MicroBatch, seed: options.Seed);
+        // The attention's q·kᵀ and att·v are functional matmuls: tell the flops profiler (if enabled) how to count them.
+        engine.FlopsProfiler?.AddCounter<CausalSelfAttention>((_, x, _) => Profiling.FlopsFormulas.SelfAttentionCore(x.shape[0], x.shape[1], x.shape[2], options.Model.Heads));
 
         var corpus = options.Data != null
             ? TokenCorpus.FromFile(options.Data, options.Model.Vocab)
@@ -62,6 +64,8 @@ public sealed class Trainer
         using var lossLog = options.LossLog != null && rank == 0 ? new StreamWriter(options.LossLog) : null;
         var stepTimes = new List<double>();
         var checkpoints = new SampleCheckpoints(options, engine);
+        double lastLoss = double.NaN;
+        using var display = rank == 0 ? Monitoring.TrainingProgressDisplay.Start(options.Steps, tokensPerStep) : null;
         engine.Train();
         for (long step = checkpoints.Resume(); step < options.Steps; step++)
         {
@@ -77,19 +81,21 @@ public sealed class Trainer
                 engine.Backward(loss);
                 engine.Step();
             }
-            double stepLoss = MeanOverRanks(engine, lossSum / gas);
+            double stepLoss = lastLoss = MeanOverRanks(engine, lossSum / gas);
             stepTimes.Add(clock.Elapsed.TotalSeconds);
             double lr = engine.GetLr().FirstOrDefault();
             if (rank == 0)
             {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step + 1} loss {stepLoss:F6} lr {lr:G6}"));
+                display!.Update(step + 1, stepLoss, lr);
                 lossLog?.WriteLine(JsonSerializer.Serialize(new { step = step + 1, loss = stepLoss, lr }));
             }
             checkpoints.AfterStep(step + 1);
         }
         checkpoints.AtEnd();
         if (options.SaveWeights != null && rank == 0) ModuleWeights.Save(model, options.SaveWeights);
+        display?.Dispose();
         if (rank == 0) PrintSummary(stepTimes, tokensPerStep, engine);
+        PrintMachineSummary(stepTimes, tokensPerStep, engine, lastLoss);
         return 0;
     }
 
@@ -116,6 +122,22 @@ public sealed class Trainer
         if (options.CheckpointActivations > 0)
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"gpt: activation checkpointing every {options.CheckpointActivations} block(s): peak saved-input bytes {DeepSpeed.Checkpointing.Stats.PeakBytes / 1048576.0:F2} MiB"));
+    }
+
+    /// <summary>One JSON line per rank for tools (`dss bench train` reads it): `gpt: summary {...}`.</summary>
+    private void PrintMachineSummary(List<double> stepTimes, long tokensPerStep, Engine.DeepSpeedEngine engine, double finalLoss)
+    {
+        var measured = stepTimes.Skip(Math.Min(options.WarmupSteps, Math.Max(0, stepTimes.Count - 1))).Order().ToList();
+        double median = measured.Count == 0 ? double.NaN : measured[measured.Count / 2];
+        var bytes = engine.ModelStateBytes();
+        Console.WriteLine("gpt: summary " + JsonSerializer.Serialize(new
+        {
+            rank = engine.GlobalRank, world_size = engine.DataParallelWorldSize, steps = stepTimes.Count, warmup_steps = options.WarmupSteps,
+            tokens_per_s = measured.Count == 0 ? 0 : tokensPerStep / median, median_step_ms = measured.Count == 0 ? 0 : median * 1000,
+            peak_rss_mib = PeakRssMiB(), parameter_bytes = bytes.Parameters, gradient_bytes = bytes.Gradients,
+            optimizer_state_bytes = bytes.OptimizerState, bytes_sent_last_step = engine.BytesSentLastStep,
+            final_loss = double.IsNaN(finalLoss) ? (double?)null : finalLoss,
+        }));
     }
 
     /// <summary>Peak resident set size of this process (VmHWM), in MiB.</summary>

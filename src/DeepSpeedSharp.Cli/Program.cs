@@ -18,15 +18,18 @@ public static class Program
             PrintUsage(commands);
             return args.Length == 0 ? 2 : 0;
         }
-        var command = commands.FirstOrDefault(c => c.Name == args[0]);
+        // A command's name may have several words ("bench comm"): the longest name that prefixes the arguments wins.
+        var command = commands
+            .Where(c => c.Name.Split(' ') is var words && words.Length <= args.Length && words.SequenceEqual(args[..words.Length]))
+            .MaxBy(c => c.Name.Split(' ').Length);
         if (command == null)
         {
-            Console.Error.WriteLine($"dss: unknown command '{args[0]}'. Commands: {string.Join(", ", commands.Select(c => c.Name))}.");
+            Console.Error.WriteLine($"dss: unknown command '{string.Join(' ', args.Take(2))}'. Commands: {string.Join(", ", commands.Select(c => c.Name))}.");
             return 2;
         }
         try
         {
-            return command.Run(args[1..]);
+            return command.Run(args[command.Name.Split(' ').Length..]);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

@@ -25,10 +25,10 @@ public sealed class BenchAdamCommand : ICliCommand
     private const long MemcpyBytes = 256L << 20;
 
     /// <inheritdoc/>
-    public string Name => "bench";
+    public string Name => "bench adam";
 
     /// <inheritdoc/>
-    public string Summary => "benchmarks: bench adam [--params 10M,100M] [--threads 1,2] [--steps N] (CPU Adam vs TorchSharp AdamW)";
+    public string Summary => "[--params 10M,100M] [--threads 1,2] [--steps N] (CPU Adam vs TorchSharp AdamW)";
 
     /// <inheritdoc/>
     public int Run(string[] args) => Run(args, Console.Out, Console.Error);
@@ -41,15 +41,10 @@ public sealed class BenchAdamCommand : ICliCommand
             stdout.WriteLine(Usage);
             return 0;
         }
-        if (args.Length == 0 || args[0] != "adam")
-        {
-            stderr.WriteLine($"dss bench: unknown benchmark '{(args.Length == 0 ? "(none)" : args[0])}'; available: adam. {Usage}");
-            return 2;
-        }
         long[] sizes = { 10_000_000, 100_000_000 };
         int[] threads = { 1, 2 };
         int steps = 10, warmup = 2;
-        for (var i = 1; i < args.Length; i++)
+        for (var i = 0; i < args.Length; i++)
         {
             var a = args[i];
             var value = i + 1 < args.Length ? args[i + 1] : null;

@@ -13,21 +13,16 @@ namespace DeepSpeedSharp.Cli.Commands;
 /// </summary>
 public sealed class BenchCommCommand : ICliCommand
 {
-    public string Name => "bench";
+    public string Name => "bench comm";
 
-    public string Summary => "bench comm --backend shm|tcp|mpi --op all_reduce|reduce_scatter|all_gather|broadcast --sizes 1M,16M,64M";
+    public string Summary => "--backend shm|tcp|mpi --op all_reduce|reduce_scatter|all_gather|broadcast --sizes 1M,16M,64M";
 
     public int Run(string[] args)
     {
-        if (args.Length == 0 || args[0] != "comm")
-        {
-            Console.Error.WriteLine("usage: dss bench comm [--backend shm|tcp|mpi|hierarchical] [--op all_reduce|reduce_scatter|all_gather|broadcast|all_to_all] [--sizes 1M,16M,64M] [--iters 10] [--warmup 3] [--dtype float32|bfloat16]");
-            return 2;
-        }
         string? backend = null, op = "all_reduce", dtypeName = "float32";
         var sizes = new List<long> { 1 << 20, 16 << 20, 64 << 20 };
         int iters = 10, warmup = 3;
-        for (int i = 1; i < args.Length; i++)
+        for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
             switch (args[i])

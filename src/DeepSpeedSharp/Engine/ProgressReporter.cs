@@ -5,8 +5,9 @@ using DeepSpeedSharp.Utils;
 namespace DeepSpeedSharp.Engine;
 
 /// <summary>
-/// DeepSpeed's <c>steps_per_print</c> report on rank 0: <c>step=N, skipped=K, lr=[...], loss=..., samples/s=...</c>,
-/// followed, with <c>wall_clock_breakdown</c>, by the timers accumulated since the previous report.
+/// DeepSpeed's <c>steps_per_print</c> report on rank 0: <c>step=N, skipped=K, lr=[...], loss=..., samples/s=...</c>
+/// plus tokens/s (when token ids were counted) and the process's resident memory (RSS, peak RSS), followed, with
+/// <c>wall_clock_breakdown</c>, by the timers accumulated since the previous report.
 /// </summary>
 internal sealed class ProgressReporter
 {
@@ -16,6 +17,13 @@ internal sealed class ProgressReporter
     private long lastSamples;
     private double lossSum;
     private int lossCount;
+    private long tokens, lastTokens;
+
+    /// <summary>The timers taken at the last report and the global step of that report (for the monitors).</summary>
+    public (long Step, IReadOnlyList<(string Name, double Milliseconds, int Count)> Times) LastBreakdown { get; private set; } = (0, []);
+
+    /// <summary>Counts token ids fed to the model (the engine's forward pre-hook calls this).</summary>
+    public void AddTokens(long count) => tokens += count;
 
     public ProgressReporter(int stepsPerPrint, bool wallClockBreakdown)
     {
@@ -40,12 +48,16 @@ internal sealed class ProgressReporter
         var ci = CultureInfo.InvariantCulture;
         string lr = string.Join(", ", lrs.Select(x => x.ToString("G6", ci)));
         string loss = lossCount > 0 ? (lossSum / lossCount).ToString("F6", ci) : "n/a";
-        Log.Info($"step={globalSteps}, skipped={skippedSteps}, lr=[{lr}], loss={loss}, samples/s={samplesPerSecond.ToString("F2", ci)}");
+        string tps = tokens > lastTokens && seconds > 0 ? $", tokens/s={((tokens - lastTokens) / seconds).ToString("F0", ci)}" : "";
+        long rssMiB = Environment.WorkingSet >> 20, peakMiB = Process.GetCurrentProcess().PeakWorkingSet64 >> 20;
+        Log.Info($"step={globalSteps}, skipped={skippedSteps}, lr=[{lr}], loss={loss}, samples/s={samplesPerSecond.ToString("F2", ci)}{tps}, RSS={rssMiB} MiB (peak {peakMiB} MiB)");
         var times = timers.TakeMilliseconds();
+        LastBreakdown = (globalSteps, times);
         if (wallClockBreakdown && times.Count > 0)
             Log.Info("time (ms) | " + string.Join(" | ", times.Select(t => $"{t.Name}: {t.Milliseconds.ToString("F2", ci)}")));
         lastTimestamp = now;
         lastSamples = globalSamples;
+        lastTokens = tokens;
         lossSum = 0;
         lossCount = 0;
     }
