@@ -51,14 +51,18 @@ internal sealed partial class DataParallelStrategy : ITrainingStrategy
         }
     }
 
-    public (double Norm, bool Applied) Step(double clip)
+    public StepResult Step(double clip, double lossScale, bool skipOnOverflow)
     {
         var grads = layout.Parameters.Select(p => p.grad).ToList();
-        double norm = GradientClipping.GlobalNorm(grads);
-        if (!double.IsFinite(norm)) return (norm, false);
-        if (clip > 0) GradientClipping.ClipByGlobalNorm(grads, clip, norm);
+        double norm = GradientClipping.GlobalNorm(grads) / lossScale;
+        bool overflow = !double.IsFinite(norm);
+        if (overflow && skipOnOverflow) return new StepResult(norm, false, true);
+        double factor = StepResult.GradientFactor(norm, clip, lossScale);
+        if (factor != 1.0)
+            using (no_grad())
+                foreach (var g in grads) g?.mul_(factor);
         Optimizer.step();
-        return (norm, true);
+        return new StepResult(norm, true, overflow);
     }
 
     public void ZeroGrad() => Optimizer.zero_grad();

@@ -48,6 +48,15 @@ internal sealed class GradientBuckets : IDisposable
         return view;
     }
 
+    /// <summary>Copies (and casts) [start, end) of a flat gradient buffer into the bucket; returns the bucket view.</summary>
+    public Tensor PackFrom(Tensor flatSource, long start, long end)
+    {
+        var view = bucket.narrow(0, 0, end - start);
+        using var source = flatSource.narrow(0, start, end - start);
+        view.copy_(source);
+        return view;
+    }
+
     /// <summary>Copies the bucket's [start, end) back into the gradients, creating missing ones.</summary>
     public void Unpack(Tensor view, long start, long end)
     {

@@ -16,6 +16,10 @@ internal static class EngineOptimizers
         if (config.Optimizer is not { } o) return null;
         var trainable = parameters.Where(p => p.requires_grad).ToList();
         if (trainable.Count == 0) throw new ArgumentException("the model has no trainable parameters (every parameter has requires_grad = false)");
+        // With ZeRO-Offload, DeepSpeed builds DeepSpeedCPUAdam for Adam/AdamW (unless torch_adam asks for torch's).
+        if (config.ZeroOptimization.OffloadOptimizer.Enabled && o.Type is "adam" or "adamw" && !o.TorchAdam)
+            return new Optim.CpuAdam.DeepSpeedCpuAdam(trainable, o.Lr, o.BiasCorrection, o.Beta1, o.Beta2, o.Eps, o.WeightDecay,
+                o.Amsgrad, o.Type == "adamw" || o.AdamWMode);
         return OptimizerFactory.Create(o.Type, trainable, o.Lr, o.Beta1, o.Beta2, o.Eps, o.WeightDecay, o.BiasCorrection,
             o.Amsgrad, o.AdamWMode, o.TorchAdam, o.Momentum, o.Dampening, o.Nesterov);
     }

@@ -12,6 +12,26 @@ public sealed record ModelStateBytes(long Parameters, long Gradients, long Optim
     public long Total => Parameters + Gradients + OptimizerState;
 }
 
+/// <summary>The outcome of an optimizer step.</summary>
+/// <param name="Norm">Global L2 norm of the unscaled gradients, before clipping.</param>
+/// <param name="Applied">Whether the optimizer updated the parameters.</param>
+/// <param name="Overflow">Whether the gradients were not finite.</param>
+internal readonly record struct StepResult(double Norm, bool Applied, bool Overflow)
+{
+    /// <summary>The factor that unscales gradients by the loss scale and clips them to a global norm (DeepSpeed's
+    /// max_norm / (norm + 1e-6), applied only when below 1).</summary>
+    public static double GradientFactor(double norm, double clip, double lossScale)
+    {
+        double factor = 1.0 / lossScale;
+        if (clip > 0 && double.IsFinite(norm))
+        {
+            double coefficient = clip / (norm + 1e-6);
+            if (coefficient < 1.0) factor *= coefficient;
+        }
+        return factor;
+    }
+}
+
 /// <summary>
 /// How gradients become an update: plain local training, data parallelism (stage 0) or ZeRO partitioning.
 /// The engine calls these at fixed points of a step; each implementation lives in its own folder.
@@ -25,11 +45,12 @@ internal interface ITrainingStrategy : IDisposable
     void AfterBackward(bool isBoundary);
 
     /// <summary>
-    /// At the accumulation boundary: finishes gradient reduction, computes the global gradient norm (the same on
-    /// every rank), clips by <paramref name="clip"/> when positive, steps the optimizer unless the norm is not
-    /// finite, and makes the updated parameters visible in the model. Returns the norm and whether it stepped.
+    /// At the accumulation boundary: computes the global gradient norm (the same on every rank) of the gradients
+    /// divided by <paramref name="lossScale"/>; when it is not finite and <paramref name="skipOnOverflow"/>, skips the
+    /// step; otherwise unscales, clips to <paramref name="clip"/> when positive, steps the optimizer and makes the
+    /// updated parameters visible in the model.
     /// </summary>
-    (double Norm, bool Applied) Step(double clip);
+    StepResult Step(double clip, double lossScale, bool skipOnOverflow);
 
     /// <summary>Clears all gradients.</summary>
     void ZeroGrad();

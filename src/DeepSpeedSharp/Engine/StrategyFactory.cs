@@ -1,6 +1,7 @@
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
 using DeepSpeedSharp.DataParallel;
+using DeepSpeedSharp.Precision;
 using DeepSpeedSharp.Zero;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -12,26 +13,31 @@ namespace DeepSpeedSharp.Engine;
 internal static class StrategyFactory
 {
     public static ITrainingStrategy Create(nn.Module model, DeepSpeedConfig config, IReadOnlyList<(string Name, Parameter Param)> parameters,
-        optim.Optimizer? instance, Func<IEnumerable<Parameter>, optim.Optimizer> factory, ProcessGroup group)
+        optim.Optimizer? instance, Func<IEnumerable<Parameter>, optim.Optimizer> factory, ProcessGroup group, PrecisionPolicy precision,
+        IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned)
     {
         int stage = config.ZeroOptimization.Stage;
         if (parameters.Count == 0) throw new ArgumentException("the model has no trainable parameters (every parameter has requires_grad = false)");
-        switch (stage)
+        if (prePartitioned.Count > 0 && stage != 3)
+            throw new DeepSpeedConfigException($"the model was built with ZeroInit (already partitioned), which needs zero_optimization.stage 3; the config has stage {stage}");
+        // fp32 stage 0 steps the model's own parameters (a user's optimizer instance works); everything else keeps
+        // fp32 master weights, so the optimizer must be built over them.
+        if (stage == 0 && !precision.IsReducedPrecision)
         {
-            case 0:
-                var optimizer = factory(parameters.Select(p => p.Param));
-                return new DataParallelStrategy(parameters.Select(p => p.Param).ToList(), optimizer, group, config);
-            case 1 or 2 or 3:
-                if (instance != null)
-                    throw new ArgumentException(
-                        $"ZeRO stage {stage} optimizes this rank's partition of the parameters, so it cannot use an optimizer " +
-                        "built over the model's parameters: pass optimizerFactory: ps => <your optimizer>(ps, ...) or put an \"optimizer\" section in the config");
-                if (stage == 3) return new Zero3Strategy(model, parameters, factory, group, config);
-                var strategy = new ZeroStage12Strategy(parameters, factory, group, config);
-                OptimizerChoice.CheckZeroSupported(config, strategy.Optimizer);
-                return strategy;
-            default:
-                throw new DeepSpeedConfigException($"zero_optimization.stage must be 0, 1, 2 or 3; got {stage}");
+            var optimizer = factory(parameters.Select(p => p.Param));
+            return new DataParallelStrategy(parameters.Select(p => p.Param).ToList(), optimizer, group, config);
         }
+        if (instance != null)
+            throw new ArgumentException(
+                $"{(stage == 0 ? precision + " training keeps fp32 master weights" : $"ZeRO stage {stage} optimizes this rank's partition of the parameters")}, " +
+                "so it cannot use an optimizer built over the model's parameters: pass optimizerFactory: ps => <your optimizer>(ps, ...) " +
+                "or put an \"optimizer\" section in the config");
+        var masterDevice = Offload.MasterDevice(config);
+        ITrainingStrategy strategy = stage == 3
+            ? new Zero3Strategy(model, parameters, factory, group, config, prePartitioned, masterDevice)
+            : new ZeroStage12Strategy(parameters, factory, group, config, precision.Fp32GradAccumulation, masterDevice);
+        if (stage > 0) OptimizerChoice.CheckZeroSupported(config, strategy.Optimizer);
+        Offload.CheckOptimizer(config, strategy.Optimizer);
+        return strategy;
     }
 }

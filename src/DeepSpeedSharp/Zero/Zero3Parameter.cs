@@ -35,7 +35,7 @@ internal sealed class Zero3Parameter
         PartitionSize = (Numel + group.Size - 1) / group.Size;
         MasterOffset = masterOffset;
         Persistent = persistent;
-        DType = prePartitioned?.DType ?? param.dtype;
+        DType = param.dtype; // the engine's model dtype (the parameter may already be empty)
         Device = param.device;
     }
 
@@ -102,9 +102,10 @@ internal sealed class Zero3Parameter
         using var noGrad = no_grad();
         var full = empty(PartitionSize * group.Size, DType, Device).DetachFromDisposeScope();
         var mine = master.narrow(0, MasterOffset, PartitionSize).DetachFromDisposeScope();
-        if (mine.dtype != DType)
+        if (mine.dtype != DType || mine.device.ToString() != Device.ToString())
         {
-            var cast = mine.to(DType).DetachFromDisposeScope();
+            // bf16/fp16 models, or partitions offloaded to host memory (offload_param / offload_optimizer)
+            var cast = mine.to(DType, Device).DetachFromDisposeScope();
             mine.Dispose();
             mine = cast;
         }
@@ -176,7 +177,8 @@ internal sealed class Zero3Parameter
         else group.ReduceScatter(output, input, ReduceOp.Sum);
         if (after != 1.0) output.mul_(after);
         using var target = gradPartition.narrow(0, MasterOffset, PartitionSize);
-        target.add_(output);
+        if (target.device.ToString() == output.device.ToString()) target.add_(output);
+        else using (var moved = output.to(target.device)) target.add_(moved);
         Param.grad = null;
     }
 

@@ -37,15 +37,16 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     private readonly Zero3Prefetcher prefetcher;
 
     public Zero3Strategy(nn.Module model, IReadOnlyList<(string Name, Parameter Param)> trainable,
-        Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config)
+        Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config,
+        IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, Device? masterDevice = null)
     {
         this.group = group;
         var zero = config.ZeroOptimization;
         scaling = GradientScaling.From(config, group.Size);
         var ps = trainable.Select(t => t.Param).ToList();
         var device = ps[0].device;
-        var pre = ps.ToDictionary(p => p.Handle, ZeroInit.Take);
-        ParameterSync.Broadcast(ps.Where(p => pre[p.Handle] is null).ToList(), group, group.GetGlobalRank(0));
+        ZeroInit.PrePartitioned? Pre(string name) => prePartitioned.TryGetValue(name, out var value) ? value : null;
+        ParameterSync.Broadcast(trainable.Where(t => Pre(t.Name) is null).Select(t => t.Param).ToList(), group, group.GetGlobalRank(0));
 
         var unpartitionable = UnitDiscovery.UnhookableOwners(model, trainable);
         foreach (var name in unpartitionable)
@@ -53,13 +54,13 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         long offset = 0;
         foreach (var (name, p) in trainable)
         {
-            long numel = pre[p.Handle]?.Numel ?? p.numel();
+            long numel = Pre(name)?.Numel ?? p.numel();
             bool persistent = numel <= zero.Stage3ParamPersistenceThreshold || unpartitionable.Any(u => name.StartsWith(u + ".", StringComparison.Ordinal) || u.Length == 0);
-            var zp = new Zero3Parameter(name, p, group, offset, persistent, pre[p.Handle]);
+            var zp = new Zero3Parameter(name, p, group, offset, persistent, Pre(name));
             parameters.Add(zp);
             offset += zp.PartitionSize;
         }
-        var initial = zeros(Math.Max(1, offset), ScalarType.Float32, device).DetachFromDisposeScope();
+        var initial = zeros(Math.Max(1, offset), ScalarType.Float32, masterDevice ?? device).DetachFromDisposeScope();
         foreach (var zp in parameters)
         {
             zp.CopyOwnPartitionTo(initial);
@@ -81,7 +82,6 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
             if (owned.Any(z => !z.Persistent)) units.Add(new Zero3Unit(name, module, owned, this, units.Count));
         prefetcher = new Zero3Prefetcher(zero.Stage3PrefetchBucketSize, zero.Stage3MaxLiveParameters, zero.Stage3MaxReuseDistance);
         Optimizer = optimizerFactory(new[] { masterParam });
-        OptimizerChoice.CheckZeroSupported(config, Optimizer);
         Gather16BitWeightsOnSave = zero.Stage3Gather16BitWeightsOnModelSave;
         RegisterOwnership();
     }
@@ -116,24 +116,26 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         prefetcher.EndOfPass(units);
     }
 
-    public (double Norm, bool Applied) Step(double clip)
+    public StepResult Step(double clip, double lossScale, bool skipOnOverflow)
     {
-        double norm = GlobalNorm();
-        if (!double.IsFinite(norm)) return (norm, false);
-        if (clip > 0) GradientClipping.ClipByGlobalNorm(new[] { gradPartition }, clip, norm);
+        double norm = GlobalNorm() / lossScale;
+        bool overflow = !double.IsFinite(norm);
+        if (overflow && skipOnOverflow) return new StepResult(norm, false, true);
+        double factor = StepResult.GradientFactor(norm, clip, lossScale);
+        if (factor != 1.0) gradPartition.mul_(factor);
         Optimizer.step();
         foreach (var zp in parameters)
         {
             if (zp.Persistent) zp.Refresh(master);
             else zp.Release();
         }
-        return (norm, true);
+        return new StepResult(norm, true, overflow);
     }
 
     private double GlobalNorm()
     {
         using var scope = NewDisposeScope();
-        var sq = gradPartition.to(ScalarType.Float64).square().sum().reshape(1);
+        var sq = gradPartition.to(ScalarType.Float64).square().sum().reshape(1).to(packed.device);
         if (group.Size > 1) group.AllReduce(sq, ReduceOp.Sum);
         return Math.Sqrt(sq.item<double>());
     }

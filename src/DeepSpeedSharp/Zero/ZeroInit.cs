@@ -48,6 +48,11 @@ public sealed class ZeroInit
         return module;
     }
 
+    /// <summary>Takes the slices of a model's parameters partitioned by <see cref="Partition{T}"/>, by parameter name.</summary>
+    internal static Dictionary<string, PrePartitioned> TakeAll(nn.Module model) =>
+        model.named_parameters().Select(p => (p.name, Slice: Take(p.parameter))).Where(p => p.Slice is not null)
+            .ToDictionary(p => p.name, p => p.Slice!);
+
     /// <summary>The slice recorded for a parameter partitioned by <see cref="Partition{T}"/>, removing it from the registry.</summary>
     internal static PrePartitioned? Take(Parameter p)
     {

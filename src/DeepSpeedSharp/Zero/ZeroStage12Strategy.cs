@@ -10,7 +10,8 @@ using static TorchSharp.torch;
 namespace DeepSpeedSharp.Zero;
 
 /// <summary>
-/// ZeRO stages 1 and 2. The trainable parameters become views of one flat buffer (padded to a multiple of the
+/// ZeRO stages 1 and 2 — and stage 0 for bf16/fp16 models, which need fp32 master weights too (then there is one
+/// "partition", the whole flat space, and gradients are all-reduced). The trainable parameters become views of one flat buffer (padded to a multiple of the
 /// data-parallel size); rank r owns partition r of it, with an fp32 master copy and the optimizer state for that
 /// partition only. Gradients are reduce-scattered bucket by bucket (<c>reduce_bucket_size</c>) so each rank receives
 /// the averaged gradient of its partition: stage 1 at the accumulation boundary, stage 2 after every micro-step,
@@ -31,23 +32,31 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     private readonly bool ignoreUnused;
     private readonly string[] names;
     private readonly Tensor scratch;
+    private readonly bool partitioned;
+    private readonly int partRank;
+    private readonly Tensor? fp32Accum;
+    private readonly Device masterDevice;
 
     public ZeroStage12Strategy(IReadOnlyList<(string Name, Parameter Param)> parameters,
-        Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config)
+        Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config,
+        bool fp32GradAccumulation = false, Device? masterDevice = null)
     {
         this.group = group;
         stage = config.ZeroOptimization.Stage;
+        partitioned = stage >= 1;
+        partRank = partitioned ? group.Rank : 0;
         names = parameters.Select(p => p.Name).ToArray();
         var ps = parameters.Select(p => p.Param).ToList();
         if (ps.Count == 0) throw new ArgumentException("ZeRO needs at least one trainable parameter");
         if (ps.Any(p => p.dtype != ps[0].dtype || p.device.ToString() != ps[0].device.ToString()))
             throw new ArgumentException("ZeRO stages 1–2 need every trainable parameter on one device with one dtype; " +
                 $"found {string.Join(", ", ps.Select(p => $"{p.dtype}@{p.device}").Distinct())}");
-        layout = new FlatLayout(ps, group.Size);
+        layout = new FlatLayout(ps, partitioned ? group.Size : 1);
         scaling = GradientScaling.From(config, group.Size);
         allgatherBucket = Math.Max(1, config.ZeroOptimization.AllgatherBucketSize);
         ignoreUnused = config.ZeroOptimization.IgnoreUnusedParameters;
         var device = ps[0].device;
+        this.masterDevice = masterDevice ?? device;
 
         ParameterSync.Broadcast(ps, group, group.GetGlobalRank(0));
         flatParams = zeros(layout.Padded, ps[0].dtype, device).DetachFromDisposeScope();
@@ -60,10 +69,14 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
                 ps[i].set_(view);
             }
         }
-        long myStart = layout.PartitionStart(group.Rank);
+        long myStart = layout.PartitionStart(partRank);
         using (no_grad())
-            master = new Parameter(flatParams.narrow(0, myStart, layout.PartitionSize).to(ScalarType.Float32, copy: true).DetachFromDisposeScope(), requires_grad: true);
-        gradPartition = zeros(layout.PartitionSize, ScalarType.Float32, device).DetachFromDisposeScope();
+            master = new Parameter(flatParams.narrow(0, myStart, layout.PartitionSize).to(ScalarType.Float32, this.masterDevice, copy: true).DetachFromDisposeScope(), requires_grad: true);
+        gradPartition = zeros(layout.PartitionSize, ScalarType.Float32, this.masterDevice).DetachFromDisposeScope();
+        // DeepSpeed's BF16 optimizer: 16-bit gradients are added into fp32 after every micro-step (stages 0-1;
+        // stage 2 already reduces into the fp32 partition every micro-step).
+        if (fp32GradAccumulation && stage < 2 && ps[0].dtype != ScalarType.Float32)
+            fp32Accum = zeros(layout.Padded, ScalarType.Float32, device).DetachFromDisposeScope();
         master.grad = gradPartition;
         buckets = new GradientBuckets(layout, config.ZeroOptimization.ReduceBucketSize,
             CommunicationType.Resolve(config, ScalarType.Float32), device);
@@ -78,27 +91,45 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
 
     public void AfterBackward(bool isBoundary)
     {
-        if (stage == 1 && !isBoundary) return; // stage 1 accumulates full gradients locally until the boundary
-        CheckUnused();
-        long myStart = layout.PartitionStart(group.Rank);
+        if (fp32Accum is not null) AccumulateLocally();
+        if (stage < 2 && !isBoundary) return; // stages 0-1 accumulate locally until the boundary
+        if (fp32Accum is null) CheckUnused();
+        long myStart = layout.PartitionStart(partRank);
         foreach (var (start, end) in buckets.Ranges())
         {
-            var view = buckets.Pack(start, end);
+            var view = fp32Accum is not null ? buckets.PackFrom(fp32Accum, start, end) : buckets.Pack(start, end);
             if (scaling.Before != 1.0) view.mul_(scaling.Before);
-            var counts = layout.CountsPerRank(start, end);
-            long mine = counts[group.Rank];
             long offsetInPartition = Math.Max(start, myStart) - myStart;
-            if (group.Size == 1)
+            if (!partitioned || group.Size == 1)
             {
+                if (group.Size > 1) group.AllReduce(view, ReduceOp.Sum);
                 Accumulate(view, offsetInPartition, stage == 2);
                 continue;
             }
-            var output = Scratch(mine);
+            var counts = layout.CountsPerRank(start, end);
+            var output = Scratch(counts[group.Rank]);
             group.ReduceScatter(output, view, counts, ReduceOp.Sum);
             Accumulate(output, offsetInPartition, stage == 2);
         }
-        // Full gradients are no longer needed: stage 2 releases them every micro-step, stage 1 at the boundary.
+        // Full gradients are no longer needed: stage 2 releases them every micro-step, stages 0-1 at the boundary.
         foreach (var p in layout.Parameters) p.grad = null;
+        fp32Accum?.zero_();
+    }
+
+    /// <summary>Adds this micro-step's 16-bit gradients into the fp32 accumulation buffer and drops them.</summary>
+    private void AccumulateLocally()
+    {
+        CheckUnused();
+        using var noGrad = no_grad();
+        for (int i = 0; i < layout.Parameters.Count; i++)
+        {
+            var grad = layout.Parameters[i].grad;
+            if (grad is null) continue;
+            using var flat = grad.reshape(-1);
+            using var target = fp32Accum!.narrow(0, layout.Offsets[i], layout.Numels[i]);
+            target.add_(flat);
+            layout.Parameters[i].grad = null;
+        }
     }
 
     private void Accumulate(Tensor reduced, long offset, bool add)
@@ -106,8 +137,9 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
         if (reduced.numel() == 0) return;
         using var target = gradPartition.narrow(0, offset, reduced.numel());
         using var scaled = scaling.After != 1.0 ? reduced.mul(scaling.After) : reduced.alias();
-        if (add) target.add_(scaled);
-        else target.copy_(scaled);
+        using var moved = scaled.device.ToString() == masterDevice.ToString() ? scaled.alias() : scaled.to(masterDevice);
+        if (add) target.add_(moved);
+        else target.copy_(moved);
     }
 
     /// <summary>This rank's share of one bucket: at most min(bucket, partition) elements, allocated once.</summary>
@@ -121,22 +153,24 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
                 throw new InvalidOperationException($"parameter '{names[i]}' received no gradient; set zero_optimization.ignore_unused_parameters to true to allow unused parameters");
     }
 
-    public (double Norm, bool Applied) Step(double clip)
+    public StepResult Step(double clip, double lossScale, bool skipOnOverflow)
     {
-        double norm = GlobalNorm();
-        if (!double.IsFinite(norm)) return (norm, false);
-        if (clip > 0) GradientClipping.ClipByGlobalNorm(new[] { gradPartition }, clip, norm);
+        double norm = GlobalNorm() / lossScale;
+        bool overflow = !double.IsFinite(norm);
+        if (overflow && skipOnOverflow) return new StepResult(norm, false, true);
+        double factor = StepResult.GradientFactor(norm, clip, lossScale);
+        if (factor != 1.0) gradPartition.mul_(factor);
         Optimizer.step();
         Publish();
-        return (norm, true);
+        return new StepResult(norm, true, overflow);
     }
 
     /// <summary>The L2 norm of the whole (averaged) gradient: partition sums of squares added across ranks.</summary>
     private double GlobalNorm()
     {
         using var scope = NewDisposeScope();
-        var sq = gradPartition.to(ScalarType.Float64).square().sum().reshape(1);
-        if (group.Size > 1) group.AllReduce(sq, ReduceOp.Sum);
+        var sq = gradPartition.to(ScalarType.Float64).square().sum().reshape(1).to(flatParams.device);
+        if (partitioned && group.Size > 1) group.AllReduce(sq, ReduceOp.Sum);
         return Math.Sqrt(sq.item<double>());
     }
 
@@ -145,8 +179,8 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var updated = master.detach().to(flatParams.dtype);
-        if (group.Size == 1)
+        var updated = master.detach().to(flatParams.dtype, flatParams.device);
+        if (!partitioned || group.Size == 1)
         {
             flatParams.narrow(0, 0, layout.PartitionSize).copy_(updated);
             return;
@@ -177,7 +211,7 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     public ModelStateBytes StateBytes()
     {
         long param = flatParams.numel() * flatParams.element_size() + master.numel() * master.element_size();
-        long grad = gradPartition.numel() * gradPartition.element_size()
+        long grad = gradPartition.numel() * gradPartition.element_size() + (fp32Accum is null ? 0 : fp32Accum.numel() * 4)
                     + layout.Parameters.Sum(p => p.grad is null ? 0 : p.grad.numel() * p.grad.element_size());
         return new ModelStateBytes(param, grad, OptimizerStateBytes.Count(Optimizer));
     }
@@ -186,5 +220,6 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     {
         buckets.Dispose();
         scratch.Dispose();
+        fp32Accum?.Dispose();
     }
 }
