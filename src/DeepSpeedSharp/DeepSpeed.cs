@@ -2,6 +2,8 @@ using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
 using DeepSpeedSharp.Engine;
 using DeepSpeedSharp.Native;
+using DeepSpeedSharp.Precision;
+using DeepSpeedSharp.Zero;
 using DeepSpeedSharp.Schedulers;
 using DeepSpeedSharp.Utils;
 using TorchSharp;
@@ -55,17 +57,23 @@ public static partial class DeepSpeed
         if (comms.Enabled) Dist.Logger.Configure(comms.Enabled, comms.Verbose, comms.ProfAll, comms.ProfOps);
 
         var batch = cfg.ResolveBatchSizes(group.Size, trainBatchSize, trainMicroBatchSizePerGpu, gradientAccumulationSteps);
-        var named = TrainableParameters(model, modelParameters);
+        var precision = PrecisionPolicy.From(cfg);
+        var subset = modelParameters == null ? null : NamesOf(model, modelParameters);
+        var prePartitioned = ZeroInit.TakeAll(model);
+        if (precision.IsReducedPrecision) model.to(precision.ModelDType); // no autocast in TorchSharp: the model computes in 16 bits
+        var named = TrainableParameters(model, subset);
         var factory = OptimizerChoice.Resolve(cfg, optimizer, optimizerFactory);
-        var strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, optimizer, factory, group);
+        var strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, optimizer, factory, group, precision, prePartitioned);
+        if (strategy is Checkpoint.ICheckpointableStrategy checkpointable) checkpointable.Precision = precision;
         var sched = SchedulerChoice.Resolve(cfg, strategy?.Optimizer, lrScheduler, lrSchedulerFactory);
 
-        var engine = new DeepSpeedEngine(model, strategy, sched, cfg, batch, group);
+        var engine = new DeepSpeedEngine(model, strategy, sched, cfg, batch, group, precision);
         engine.AttachMonitoring();
         if (seed is { } s0) torch.manual_seed(s0 + group.GlobalRank);
         Log.Info($"engine ready: train_batch_size={batch.TrainBatchSize}, micro_batch={batch.MicroBatchPerGpu}, " +
                  $"gradient_accumulation_steps={batch.GradientAccumulationSteps}, dp_world_size={group.Size}, " +
-                 $"zero_stage={cfg.ZeroOptimization.Stage}, backend={group.Backend}");
+                 $"zero_stage={cfg.ZeroOptimization.Stage}, precision={precision}, backend={group.Backend}" +
+                 (Zero.Offload.OptimizerOffloaded(cfg) ? ", optimizer offloaded to the CPU" : ""));
         return new DeepSpeedInitResult(engine, strategy?.Optimizer, sched);
     }
 
@@ -78,14 +86,17 @@ public static partial class DeepSpeed
     };
 
     /// <summary>The trainable parameters with their names, in the module's order (the order gradients are reduced in).</summary>
-    private static List<(string Name, Parameter Param)> TrainableParameters(nn.Module model, IEnumerable<Parameter>? subset)
+    private static List<(string Name, Parameter Param)> TrainableParameters(nn.Module model, HashSet<string>? subset) =>
+        model.named_parameters().Select(p => (p.name, p.parameter))
+            .Where(p => p.parameter.requires_grad && (subset == null || subset.Contains(p.name))).ToList();
+
+    /// <summary>Names of the given parameters (names survive the dtype conversion; parameter objects do not).</summary>
+    private static HashSet<string> NamesOf(nn.Module model, IEnumerable<Parameter> parameters)
     {
-        var all = model.named_parameters().Select(p => (p.name, p.parameter)).ToList();
-        if (subset != null)
-        {
-            var handles = subset.Select(p => p.Handle).ToHashSet();
-            all = all.Where(p => handles.Contains(p.parameter.Handle)).ToList();
-        }
-        return all.Where(p => p.parameter.requires_grad).ToList();
+        var handles = parameters.Select(p => p.Handle).ToHashSet();
+        var names = model.named_parameters().Where(p => handles.Contains(p.parameter.Handle)).Select(p => p.name).ToHashSet();
+        if (names.Count != handles.Count)
+            throw new ArgumentException("modelParameters contains parameters that are not the model's own parameters");
+        return names;
     }
 }

@@ -50,4 +50,7 @@ internal interface ICheckpointableStrategy
 
     /// <summary>Restores sections written by <see cref="SaveExtraState"/> (absent sections leave defaults).</summary>
     void LoadExtraState(JsonObject sections);
+
+    /// <summary>The engine's precision policy, whose loss-scaler state travels in the extra state.</summary>
+    DeepSpeedSharp.Precision.PrecisionPolicy? Precision { get; set; }
 }

@@ -25,9 +25,12 @@ internal sealed partial class DataParallelStrategy : ICheckpointableStrategy
     /// <summary>Every rank read the full state itself: only the stale gradients are cleared.</summary>
     public void AfterLoad() => ZeroGrad();
 
-    /// <summary>Stage 0 keeps no state beyond parameters and optimizer.</summary>
-    public JsonObject SaveExtraState() => new();
+    /// <summary>The precision state (the fp16 loss scaler), when the engine has one.</summary>
+    public JsonObject SaveExtraState() => Precision?.SaveState() ?? new();
 
-    /// <summary>Nothing to restore: see <see cref="SaveExtraState"/>.</summary>
-    public void LoadExtraState(JsonObject sections) { }
+    /// <summary>Restores what <see cref="SaveExtraState"/> wrote.</summary>
+    public void LoadExtraState(JsonObject sections) => Precision?.LoadState(sections);
+
+    /// <summary>The engine's precision policy (set by the engine after the strategy is built).</summary>
+    public DeepSpeedSharp.Precision.PrecisionPolicy? Precision { get; set; }
 }

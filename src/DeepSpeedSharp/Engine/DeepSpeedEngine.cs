@@ -1,5 +1,6 @@
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
+using DeepSpeedSharp.Precision;
 using DeepSpeedSharp.Schedulers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -25,8 +26,9 @@ public sealed partial class DeepSpeedEngine : IDisposable
     private long lastStepTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
 
     internal DeepSpeedEngine(nn.Module module, ITrainingStrategy? strategy, LrScheduler? lrScheduler,
-        DeepSpeedConfig config, BatchSizes batch, ProcessGroup dataParallelGroup)
+        DeepSpeedConfig config, BatchSizes batch, ProcessGroup dataParallelGroup, PrecisionPolicy precision)
     {
+        Precision = precision;
         Module = module;
         this.strategy = strategy;
         Optimizer = strategy?.Optimizer;
@@ -49,6 +51,12 @@ public sealed partial class DeepSpeedEngine : IDisposable
 
     /// <summary>The learning-rate scheduler, stepped once per optimizer step; may be null.</summary>
     public LrScheduler? LrScheduler { get; }
+
+    /// <summary>The training precision (model dtype, fp32 gradient accumulation, loss scaler).</summary>
+    public PrecisionPolicy Precision { get; }
+
+    /// <summary>The current fp16 loss scale (1 without fp16).</summary>
+    public double LossScale => Precision.LossScale;
 
     /// <summary>The parsed DeepSpeed configuration.</summary>
     public DeepSpeedConfig Config { get; }
@@ -114,6 +122,11 @@ public sealed partial class DeepSpeedEngine : IDisposable
         if (Module is not nn.Module<Tensor, Tensor> m)
             throw new InvalidOperationException($"Forward(Tensor) needs a module of type nn.Module<Tensor, Tensor>; {Module.GetType().Name} is not. Use Forward<TIn, TOut>.");
         using var t = Timers.Time(WallClockTimers.Forward);
+        if (Precision.IsReducedPrecision && input.is_floating_point() && input.dtype != Precision.ModelDType)
+        {
+            using var cast = input.to(Precision.ModelDType); // the engine owns the model's dtype: float inputs follow it
+            return m.call(cast);
+        }
         return m.call(input);
     }
 
@@ -127,8 +140,9 @@ public sealed partial class DeepSpeedEngine : IDisposable
     }
 
     /// <summary>
-    /// Back-propagates <paramref name="loss"/> divided by the accumulation steps (DeepSpeed's scale_wrt_gas)
-    /// and returns that scaled loss. Gradients accumulate until the boundary's <see cref="Step"/>.
+    /// Back-propagates <paramref name="loss"/> divided by the accumulation steps (DeepSpeed's scale_wrt_gas) and,
+    /// with fp16, multiplied by the loss scale; returns the loss divided by the accumulation steps. Gradients
+    /// accumulate until the boundary's <see cref="Step"/>.
     /// </summary>
     public Tensor Backward(Tensor loss, bool retainGraph = false, bool scaleWrtGas = true)
     {
@@ -140,7 +154,12 @@ public sealed partial class DeepSpeedEngine : IDisposable
         stepLossCount++;
         var scaled = scaleWrtGas && GradientAccumulationSteps > 1 ? loss / GradientAccumulationSteps : loss.alias();
         bool boundary = IsGradientAccumulationBoundary();
-        using (Timers.Time(WallClockTimers.BackwardInner)) scaled.backward(retain_graph: retainGraph);
+        using (Timers.Time(WallClockTimers.BackwardInner))
+        {
+            if (Precision.Scaler is { } scaler)
+                using (var forBackward = scaled * scaler.Scale) forBackward.backward(retain_graph: retainGraph);
+            else scaled.backward(retain_graph: retainGraph);
+        }
         DeepSpeed.Checkpointing.ThrowIfBackwardFailed(); // errors inside a checkpoint's recompute surface here
         using (Timers.Time(WallClockTimers.BackwardAllreduce)) strategy?.AfterBackward(boundary);
         return scaled;
@@ -173,11 +192,21 @@ public sealed partial class DeepSpeedEngine : IDisposable
 
     private void TakeModelStep(ITrainingStrategy training)
     {
-        var (norm, applied) = training.Step(Config.GradientClipping);
-        lastGradNorm = norm;
-        stepApplied = applied;
-        if (!applied) SkippedSteps++;
-        LrScheduler?.Step();
+        double scale = Precision.LossScale;
+        var result = training.Step(Config.GradientClipping, scale, Precision.CheckOverflow);
+        lastGradNorm = result.Norm;
+        stepApplied = result.Applied;
+        Precision.Scaler?.Update(result.Overflow);
+        if (!result.Applied)
+        {
+            SkippedSteps++;
+            Utils.Log.Info($"OVERFLOW! Skipping step {GlobalSteps + 1}: gradients are not finite" +
+                           (Precision.Scaler is { Dynamic: true } s ? $"; loss scale {scale} → {s.Scale}" : ""));
+        }
+        else
+        {
+            LrScheduler?.Step(); // as DeepSpeed: a skipped step does not advance the schedule
+        }
         training.ZeroGrad();
     }
 

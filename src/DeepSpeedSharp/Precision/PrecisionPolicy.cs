@@ -1,3 +1,4 @@
+using System.Text.Json;
 using DeepSpeedSharp.Config;
 using static TorchSharp.torch;
 
@@ -50,6 +51,19 @@ public sealed class PrecisionPolicy
             return new PrecisionPolicy(ScalarType.BFloat16, accum == "fp32", config.Bf16.CheckGradOverflow, null);
         }
         return new PrecisionPolicy(ScalarType.Float32, false, true, null);
+    }
+
+    /// <summary>The checkpoint section for the loss scaler ("loss_scaler"), empty without fp16.</summary>
+    public System.Text.Json.Nodes.JsonObject SaveState() => Scaler is null
+        ? new()
+        : new() { ["loss_scaler"] = System.Text.Json.JsonSerializer.SerializeToNode(Scaler.StateDict()) };
+
+    /// <summary>Restores the loss scaler from a checkpoint section written by <see cref="SaveState"/> (absent: unchanged).</summary>
+    public void LoadState(System.Text.Json.Nodes.JsonObject sections)
+    {
+        if (Scaler is null || sections["loss_scaler"] is not { } node) return;
+        var state = node.Deserialize<LossScalerState>() ?? throw new InvalidDataException("the checkpoint's loss_scaler section is empty");
+        Scaler.LoadStateDict(state);
     }
 
     /// <summary>Short name for logs: fp32, bf16 or fp16 (with "+fp32 accumulation").</summary>

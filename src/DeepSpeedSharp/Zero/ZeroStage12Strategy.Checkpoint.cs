@@ -33,9 +33,12 @@ internal sealed partial class ZeroStage12Strategy : ICheckpointableStrategy
         ZeroGrad();
     }
 
-    /// <summary>Stages 1–2 keep no state beyond master partitions and optimizer.</summary>
-    public JsonObject SaveExtraState() => new();
+    /// <summary>The precision state (the fp16 loss scaler), when the engine has one.</summary>
+    public JsonObject SaveExtraState() => Precision?.SaveState() ?? new();
 
-    /// <summary>Nothing to restore: see <see cref="SaveExtraState"/>.</summary>
-    public void LoadExtraState(JsonObject sections) { }
+    /// <summary>Restores what <see cref="SaveExtraState"/> wrote.</summary>
+    public void LoadExtraState(JsonObject sections) => Precision?.LoadState(sections);
+
+    /// <summary>The engine's precision policy (set by the engine after the strategy is built).</summary>
+    public DeepSpeedSharp.Precision.PrecisionPolicy? Precision { get; set; }
 }
