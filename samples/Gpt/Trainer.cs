@@ -76,7 +76,8 @@ public sealed class Trainer
                 using var scope = NewDisposeScope();
                 var (input, target) = sampler.MicroBatch(step, dpRank, micro, mb, gas, engine.TrainBatchSize);
                 var logits = engine.Forward(input);
-                var loss = nn.functional.cross_entropy(logits.view(-1, options.Model.Vocab), target.view(-1));
+                // The loss in fp32 even when the model computes in bf16/fp16 (the engine casts the model, not your loss).
+                var loss = nn.functional.cross_entropy(logits.to(ScalarType.Float32).view(-1, options.Model.Vocab), target.view(-1));
                 lossSum += loss.item<float>();
                 engine.Backward(loss);
                 engine.Step();
