@@ -8,6 +8,9 @@ public static class Program
     /// <summary>Entry point.</summary>
     public static int Main(string[] args)
     {
+        // Started by `dss launch` (like DeepSpeed's launcher) a program receives --local_rank=N first; the rank is
+        // also in LOCAL_RANK, so dss itself ignores the flag.
+        args = args.Where(a => !a.StartsWith("--local_rank=", StringComparison.Ordinal)).ToArray();
         var commands = Assembly.GetExecutingAssembly().GetTypes()
             .Where(t => typeof(ICliCommand).IsAssignableFrom(t) && !t.IsAbstract && !t.IsInterface)
             .Select(t => (ICliCommand)Activator.CreateInstance(t)!)
