@@ -35,6 +35,12 @@ public static class NodeLauncher
                 command.AddRange(CoreBinding.CommandPrefix(mine));
                 env["OMP_NUM_THREADS"] = mine.Count.ToString(CultureInfo.InvariantCulture);
             }
+            else if (!env.ContainsKey("OMP_NUM_THREADS") && Environment.GetEnvironmentVariable("OMP_NUM_THREADS") is null && globalRanks.Count > 1)
+            {
+                // As torchrun does: without an explicit setting, ranks sharing a host split its cores instead of each
+                // starting one thread per core (which oversubscribes the CPU and is several times slower).
+                env["OMP_NUM_THREADS"] = Math.Max(1, Environment.ProcessorCount / globalRanks.Count).ToString(CultureInfo.InvariantCulture);
+            }
             command.AddRange(spec.ProgramCommand);
             if (!spec.NoLocalRank) command.Add($"--local_rank={local}");
             command.AddRange(spec.ProgramArgs);
