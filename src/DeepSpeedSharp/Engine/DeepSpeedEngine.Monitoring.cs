@@ -17,7 +17,7 @@ public sealed partial class DeepSpeedEngine
     /// <summary>
     /// DeepSpeed's <c>engine.monitor</c>: the monitors enabled by the config, active on global rank 0 only. After each
     /// optimizer step the engine writes <c>Train/Samples/train_loss</c> (mean of the step's micro-batch losses on rank 0,
-    /// at the samples count before the step, as DeepSpeed does), <c>Train/Samples/lr</c> and, with
+    /// at the samples count before the step, as DeepSpeed does), <c>Train/Samples/lr</c>, <c>Train/Samples/loss_scale</c> (fp16) and, with
     /// <c>wall_clock_breakdown</c>, <c>Train/Samples/elapsed_time_ms_{forward,backward,backward_inner,backward_allreduce,step}</c>
     /// every <c>steps_per_print</c> steps.
     /// </summary>
@@ -64,6 +64,7 @@ public sealed partial class DeepSpeedEngine
         var events = new List<MonitorEvent>();
         if (!double.IsNaN(m.Loss)) events.Add(new("Train/Samples/train_loss", m.Loss, m.GlobalSamples - TrainBatchSize));
         if (m.LearningRates.Count > 0) events.Add(new("Train/Samples/lr", m.LearningRates[0], m.GlobalSamples));
+        if (Precision.Scaler is not null) events.Add(new("Train/Samples/loss_scale", Precision.LossScale, m.GlobalSamples));
         var (step, times) = progress.LastBreakdown;
         if ((Config.WallClockBreakdown || Config.FlopsProfiler.Enabled) && step == m.GlobalSteps)
             foreach (var t in times) events.Add(new($"Train/Samples/elapsed_time_ms_{t.Name}", t.Milliseconds, m.GlobalSamples));

@@ -7,8 +7,8 @@ namespace DeepSpeedSharp.Tests.Checkpoint;
 /// <summary>Runs the sample GPT (alone or under `dss launch`) with checkpoint options; returns exit code, output and losses by step.</summary>
 internal sealed record CheckpointRun(int ExitCode, string Output, Dictionary<int, double> Losses)
 {
-    public static string Config(int stage) => $$"""
-        { "train_batch_size": 8, "train_micro_batch_size_per_gpu": 2, "steps_per_print": 100,
+    public static string Config(int stage, string precision = "") => $$"""
+        { {{precision}} "train_batch_size": 8, "train_micro_batch_size_per_gpu": 2, "steps_per_print": 100,
           "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.01 } },
           "scheduler": { "type": "WarmupLR", "params": { "warmup_min_lr": 0, "warmup_max_lr": 0.002, "warmup_num_steps": 5 } },
           "zero_optimization": { "stage": {{stage}}, "reduce_bucket_size": 5000, "allgather_bucket_size": 7000,
@@ -16,11 +16,11 @@ internal sealed record CheckpointRun(int ExitCode, string Output, Dictionary<int
         """;
 
     /// <summary>Trains until <paramref name="steps"/> on <paramref name="ranks"/> ranks; extra args e.g. --save-dir, --resume.</summary>
-    public static CheckpointRun Start(int ranks, int stage, int steps, string extraArgs, IDictionary<string, string>? env = null, bool expectSuccess = true, double dropout = 0.1)
+    public static CheckpointRun Start(int ranks, int stage, int steps, string extraArgs, IDictionary<string, string>? env = null, bool expectSuccess = true, double dropout = 0.1, string precision = "")
     {
         var dir = Directory.CreateTempSubdirectory("dss-ckrun").FullName;
         var config = Path.Combine(dir, "ds.json");
-        File.WriteAllText(config, Config(stage));
+        File.WriteAllText(config, Config(stage, precision));
         var log = Path.Combine(dir, "loss.jsonl");
         var bin = AppContext.BaseDirectory;
         string gpt = $"{Path.Combine(bin, "Gpt.dll")} {GptRun.SmallModel} --dropout {dropout.ToString(System.Globalization.CultureInfo.InvariantCulture)} --steps {steps} --deepspeed_config {config} --loss-log {log} {extraArgs}";

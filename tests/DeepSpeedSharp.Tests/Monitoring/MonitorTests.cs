@@ -23,7 +23,7 @@ public class MonitorTests
         for (int s = 0; s < steps; s++)
         {
             using var scope = NewDisposeScope();
-            var loss = nn.functional.mse_loss(engine.Forward(randn(4, 6, generator: g)), randn(4, 3, generator: g));
+            var loss = nn.functional.mse_loss(engine.Forward(randn(4, 6, generator: g)).to(ScalarType.Float32), randn(4, 3, generator: g));
             losses.Add(loss.to(ScalarType.Float64).item<double>());
             engine.Backward(loss);
             engine.Step();
@@ -62,6 +62,14 @@ public class MonitorTests
             Assert.All(rows.Skip(1), r => Assert.True(double.Parse(r.Split(',')[1], CultureInfo.InvariantCulture) >= 0));
         }
         Assert.True(double.Parse(Lines("Train_Samples_elapsed_time_ms_forward.csv")[1].Split(',')[1], CultureInfo.InvariantCulture) > 0);
+    }
+
+    [Fact]
+    public void Fp16RunsWriteTheLossScale()
+    {
+        var dir = TempDir();
+        Train(Config("csv_monitor", dir) + ", \"fp16\": {\"enabled\": true, \"loss_scale\": 64}", steps: 2);
+        Assert.Equal(new[] { "step,loss_scale", "4,64", "8,64" }, File.ReadAllLines(Path.Combine(dir, "job", "Train_Samples_loss_scale.csv")));
     }
 
     [Fact]
