@@ -20,7 +20,7 @@ internal static class OptimizerStateBytes
             {
                 foreach (var f in type.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
                 {
-                    if (f.GetValue(state) is Tensor t && !t.IsInvalid && seen.Add(t.Handle))
+                    if (f.GetValue(state) is Tensor t && t is not TorchSharp.Modules.Parameter && !t.IsInvalid && seen.Add(t.Handle))
                         total += t.numel() * t.element_size();
                 }
             }
