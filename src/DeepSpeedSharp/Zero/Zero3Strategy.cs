@@ -135,7 +135,8 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     private double GlobalNorm()
     {
         using var scope = NewDisposeScope();
-        var sq = gradPartition.to(ScalarType.Float64).square().sum().reshape(1).to(packed.device);
+        // fp32 norm of this rank's partition (no full-size temporary), squared and summed across ranks in fp64
+        var sq = gradPartition.norm().to(ScalarType.Float64).square().reshape(1).to(packed.device);
         if (group.Size > 1) group.AllReduce(sq, ReduceOp.Sum);
         return Math.Sqrt(sq.item<double>());
     }
