@@ -12,7 +12,8 @@ namespace DeepSpeedSharp.DataParallel;
 /// ZeRO stage 0 — distributed data parallel. Parameters are broadcast from the group's first rank at start; every
 /// rank keeps full gradients and optimizer state; at the accumulation boundary the gradients are averaged across
 /// the data-parallel group in buckets of <c>reduce_bucket_size</c> elements (in the <c>communication_data_type</c>),
-/// in a fixed order, and every rank takes the same optimizer step. With one rank no communication happens.
+/// in a fixed order, and every rank takes the same optimizer step. With <c>overlap_comm</c> a bucket's all-reduce starts
+/// during backward as soon as its gradients are final. With one rank no communication happens.
 /// </summary>
 internal sealed partial class DataParallelStrategy : ITrainingStrategy
 {
@@ -21,7 +22,10 @@ internal sealed partial class DataParallelStrategy : ITrainingStrategy
     private readonly GradientBuckets? buckets;
     private readonly GradientScaling scaling;
 
-    public DataParallelStrategy(IReadOnlyList<Parameter> parameters, optim.Optimizer optimizer, ProcessGroup group, DeepSpeedConfig config)
+    private readonly GradientReadiness? readiness;
+    private readonly OverlappedReduction? overlap;
+
+    public DataParallelStrategy(nn.Module model, IReadOnlyList<Parameter> parameters, optim.Optimizer optimizer, ProcessGroup group, DeepSpeedConfig config)
     {
         this.group = group;
         Optimizer = optimizer;
@@ -33,14 +37,40 @@ internal sealed partial class DataParallelStrategy : ITrainingStrategy
             var commType = CommunicationType.Resolve(config, parameters[0].dtype);
             buckets = new GradientBuckets(layout, config.ZeroOptimization.ReduceBucketSize, commType, device);
             ParameterSync.Broadcast(parameters, group, group.GetGlobalRank(0));
+            if (config.ZeroOptimization.OverlapComm)
+            {
+                overlap = new OverlappedReduction(layout, config.ZeroOptimization.ReduceBucketSize, commType, device, poolSize: 2,
+                    launch: (_, view, _, _) =>
+                    {
+                        if (scaling.Before != 1.0) view.mul_(scaling.Before);
+                        return group.AllReduceAsync(view, ReduceOp.Sum);
+                    },
+                    complete: (_, bucket, view, start, end) =>
+                    {
+                        if (scaling.After != 1.0) view.mul_(scaling.After);
+                        bucket.Unpack(view, start, end);
+                    });
+                readiness = new GradientReadiness(model, parameters, overlap.ParametersReady);
+            }
         }
     }
 
     public optim.Optimizer Optimizer { get; }
 
+    public void BeforeForward(bool isBoundary)
+    {
+        if (isBoundary) readiness?.Arm();
+    }
+
     public void AfterBackward(bool isBoundary)
     {
         if (!isBoundary || buckets == null) return; // no reduction on non-boundary micro-steps
+        if (overlap != null)
+        {
+            readiness!.FinishPass(); // what the pass did not report yet is ready now
+            overlap.Finish();
+            return;
+        }
         foreach (var (start, end) in buckets.Ranges())
         {
             var view = buckets.Pack(start, end);
@@ -71,8 +101,13 @@ internal sealed partial class DataParallelStrategy : ITrainingStrategy
     {
         long param = layout.Parameters.Sum(p => p.numel() * p.element_size());
         long grad = layout.Parameters.Sum(p => p.grad is null ? 0 : p.grad.numel() * p.grad.element_size());
-        return new ModelStateBytes(param, grad + (buckets?.Bytes ?? 0), OptimizerStateBytes.Count(Optimizer));
+        return new ModelStateBytes(param, grad + (buckets?.Bytes ?? 0) + (overlap?.Bytes ?? 0), OptimizerStateBytes.Count(Optimizer));
     }
 
-    public void Dispose() => buckets?.Dispose();
+    public void Dispose()
+    {
+        readiness?.Dispose();
+        overlap?.Dispose();
+        buckets?.Dispose();
+    }
 }

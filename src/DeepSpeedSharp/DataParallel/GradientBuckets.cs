@@ -48,6 +48,9 @@ internal sealed class GradientBuckets : IDisposable
         return view;
     }
 
+    /// <summary>The first <paramref name="length"/> elements of the bucket buffer (what the last Pack returned).</summary>
+    public Tensor View(long length) => bucket.narrow(0, 0, length);
+
     /// <summary>Copies (and casts) [start, end) of a flat gradient buffer into the bucket; returns the bucket view.</summary>
     public Tensor PackFrom(Tensor flatSource, long start, long end)
     {

@@ -122,6 +122,7 @@ public sealed partial class DeepSpeedEngine : IDisposable
         if (Module is not nn.Module<Tensor, Tensor> m)
             throw new InvalidOperationException($"Forward(Tensor) needs a module of type nn.Module<Tensor, Tensor>; {Module.GetType().Name} is not. Use Forward<TIn, TOut>.");
         using var t = Timers.Time(WallClockTimers.Forward);
+        strategy?.BeforeForward(IsGradientAccumulationBoundary());
         if (Precision.IsReducedPrecision && input.is_floating_point() && input.dtype != Precision.ModelDType)
         {
             using var cast = input.to(Precision.ModelDType); // the engine owns the model's dtype: float inputs follow it
@@ -136,6 +137,7 @@ public sealed partial class DeepSpeedEngine : IDisposable
         if (Module is not nn.Module<TIn, TOut> m)
             throw new InvalidOperationException($"the module {Module.GetType().Name} is not an nn.Module<{typeof(TIn).Name}, {typeof(TOut).Name}>");
         using var t = Timers.Time(WallClockTimers.Forward);
+        strategy?.BeforeForward(IsGradientAccumulationBoundary());
         return m.call(input);
     }
 

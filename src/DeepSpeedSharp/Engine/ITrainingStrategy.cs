@@ -41,6 +41,9 @@ internal interface ITrainingStrategy : IDisposable
     /// <summary>The optimizer this strategy steps (over the model's parameters, or over partitions).</summary>
     torch.optim.Optimizer Optimizer { get; }
 
+    /// <summary>Called before every micro-step's forward through the engine (overlap_comm watches the pass).</summary>
+    void BeforeForward(bool isBoundary) { }
+
     /// <summary>Called after every micro-step's backward; <paramref name="isBoundary"/> marks the last one of a step.</summary>
     void AfterBackward(bool isBoundary);
 

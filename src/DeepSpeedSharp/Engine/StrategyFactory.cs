@@ -25,7 +25,7 @@ internal static class StrategyFactory
         if (stage == 0 && !precision.IsReducedPrecision)
         {
             var optimizer = factory(parameters.Select(p => p.Param));
-            return new DataParallelStrategy(parameters.Select(p => p.Param).ToList(), optimizer, group, config);
+            return new DataParallelStrategy(model, parameters.Select(p => p.Param).ToList(), optimizer, group, config);
         }
         if (instance != null)
             throw new ArgumentException(
@@ -35,7 +35,7 @@ internal static class StrategyFactory
         var masterDevice = Offload.MasterDevice(config);
         ITrainingStrategy strategy = stage == 3
             ? new Zero3Strategy(model, parameters, factory, group, config, prePartitioned, masterDevice)
-            : new ZeroStage12Strategy(parameters, factory, group, config, precision.Fp32GradAccumulation, masterDevice);
+            : new ZeroStage12Strategy(model, parameters, factory, group, config, precision.Fp32GradAccumulation, masterDevice);
         if (stage > 0) OptimizerChoice.CheckZeroSupported(config, strategy.Optimizer);
         Offload.CheckOptimizer(config, strategy.Optimizer);
         return strategy;

@@ -10,7 +10,7 @@ internal static class UnitDiscovery
     public static IEnumerable<(string Name, nn.Module<Tensor, Tensor> Module, List<Zero3Parameter> Owned)> Units(
         nn.Module root, IReadOnlyDictionary<IntPtr, Zero3Parameter> byHandle)
     {
-        foreach (var (name, module) in Owners(root, ""))
+        foreach (var (name, module) in DataParallel.ModuleOwners.Of(root))
         {
             if (module is not nn.Module<Tensor, Tensor> hookable) continue;
             var owned = module.parameters().Where(p => byHandle.ContainsKey(p.Handle)).Select(p => byHandle[p.Handle]).Distinct().ToList();
@@ -20,17 +20,5 @@ internal static class UnitDiscovery
 
     /// <summary>Names of owner modules that cannot be hooked (not nn.Module&lt;Tensor, Tensor&gt;); "" is the root.</summary>
     public static IReadOnlyList<string> UnhookableOwners(nn.Module root, IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Param)> trainable) =>
-        Owners(root, "").Where(o => o.Module is not nn.Module<Tensor, Tensor>).Select(o => o.Name).ToList();
-
-    private static IEnumerable<(string Name, nn.Module Module)> Owners(nn.Module module, string prefix)
-    {
-        if (module.named_parameters(recurse: false).Any())
-        {
-            yield return (prefix, module);
-            yield break;
-        }
-        foreach (var (childName, child) in module.named_children())
-            foreach (var owner in Owners(child, prefix.Length == 0 ? childName : $"{prefix}.{childName}"))
-                yield return owner;
-    }
+        DataParallel.ModuleOwners.Of(root).Where(o => o.Module is not nn.Module<Tensor, Tensor>).Select(o => o.Name).ToList();
 }

@@ -37,7 +37,11 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     private readonly Tensor? fp32Accum;
     private readonly Device masterDevice;
 
-    public ZeroStage12Strategy(IReadOnlyList<(string Name, Parameter Param)> parameters,
+    private readonly GradientReadiness? readiness;
+    private readonly OverlappedReduction? overlap;
+    private readonly Tensor[] slotScratch = Array.Empty<Tensor>();
+
+    public ZeroStage12Strategy(nn.Module model, IReadOnlyList<(string Name, Parameter Param)> parameters,
         Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config,
         bool fp32GradAccumulation = false, Device? masterDevice = null)
     {
@@ -81,6 +85,13 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
         buckets = new GradientBuckets(layout, config.ZeroOptimization.ReduceBucketSize,
             CommunicationType.Resolve(config, ScalarType.Float32), device);
         scratch = empty(Math.Max(1, Math.Min(buckets.BucketElements, layout.PartitionSize)), buckets.BucketType, device).DetachFromDisposeScope();
+        if (config.ZeroOptimization.OverlapComm && group.Size > 1 && fp32Accum is null)
+        {
+            slotScratch = new[] { scratch, empty(scratch.numel(), scratch.dtype, device).DetachFromDisposeScope() };
+            overlap = new OverlappedReduction(layout, config.ZeroOptimization.ReduceBucketSize, buckets.BucketType, device, poolSize: 2,
+                LaunchBucket, CompleteBucket);
+            readiness = new GradientReadiness(model, ps, overlap.ParametersReady);
+        }
         Optimizer = optimizerFactory(new[] { master });
     }
 
@@ -89,11 +100,23 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     /// <summary>The flat parameter layout (for checkpoints and reports).</summary>
     public FlatLayout Layout => layout;
 
+    public void BeforeForward(bool isBoundary)
+    {
+        if (stage == 2 || isBoundary) readiness?.Arm();
+    }
+
     public void AfterBackward(bool isBoundary)
     {
         if (fp32Accum is not null) AccumulateLocally();
         if (stage < 2 && !isBoundary) return; // stages 0-1 accumulate locally until the boundary
         if (fp32Accum is null) CheckUnused();
+        if (overlap is not null)
+        {
+            readiness!.FinishPass(); // what the pass did not report yet is ready now
+            overlap.Finish();
+            foreach (var p in layout.Parameters) p.grad = null;
+            return;
+        }
         long myStart = layout.PartitionStart(partRank);
         foreach (var (start, end) in buckets.Ranges())
         {
@@ -114,6 +137,24 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
         // Full gradients are no longer needed: stage 2 releases them every micro-step, stages 0-1 at the boundary.
         foreach (var p in layout.Parameters) p.grad = null;
         fp32Accum?.zero_();
+    }
+
+    /// <summary>overlap_comm: starts the reduction of a packed bucket (all-reduce at stage 0, reduce-scatter otherwise).</summary>
+    private Work LaunchBucket(int slot, Tensor view, long start, long end)
+    {
+        if (scaling.Before != 1.0) view.mul_(scaling.Before);
+        if (!partitioned) return group.AllReduceAsync(view, ReduceOp.Sum);
+        var counts = layout.CountsPerRank(start, end);
+        return group.ReduceScatterAsync(slotScratch[slot].narrow(0, 0, counts[group.Rank]), view, counts, ReduceOp.Sum);
+    }
+
+    /// <summary>overlap_comm: adds a reduced bucket into this rank's partition gradient.</summary>
+    private void CompleteBucket(int slot, GradientBuckets bucket, Tensor view, long start, long end)
+    {
+        long myStart = layout.PartitionStart(partRank);
+        long offset = Math.Max(start, myStart) - myStart;
+        if (!partitioned) Accumulate(view, offset, stage == 2);
+        else Accumulate(slotScratch[slot].narrow(0, 0, layout.CountsPerRank(start, end)[group.Rank]), offset, stage == 2);
     }
 
     /// <summary>Adds this micro-step's 16-bit gradients into the fp32 accumulation buffer and drops them.</summary>
@@ -219,6 +260,9 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
 
     public void Dispose()
     {
+        readiness?.Dispose();
+        overlap?.Dispose();
+        foreach (var t in slotScratch.Skip(1)) t.Dispose();
         buckets.Dispose();
         scratch.Dispose();
         fp32Accum?.Dispose();

@@ -10,10 +10,11 @@ namespace DeepSpeedSharp.Tests.DataParallel;
 [Collection(MultiProcessCollection.Name)]
 public class DataParallelEquivalenceTests
 {
-    private static string Config(int train, int micro, int stage) => $$"""
+    private static string Config(int train, int micro, int stage, bool overlap = false) => $$"""
         { "train_batch_size": {{train}}, "train_micro_batch_size_per_gpu": {{micro}}, "steps_per_print": 100,
           "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.01 } },
-          "zero_optimization": { "stage": {{stage}}, "reduce_bucket_size": 5000, "allgather_bucket_size": 7000 } }
+          "zero_optimization": { "stage": {{stage}}, "reduce_bucket_size": 5000, "allgather_bucket_size": 7000,
+                                 "overlap_comm": {{(overlap ? "true" : "false")}} } }
         """;
 
     [Fact]
@@ -39,6 +40,17 @@ public class DataParallelEquivalenceTests
         AssertClose(paramBytes, runs[0].BytesSentLastStep);
         AssertClose(paramBytes, runs[1].BytesSentLastStep);
         AssertClose(paramBytes * 1.5, runs[2].BytesSentLastStep);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(2)]
+    public void OverlappedReductionGivesIdenticalLosses(int stage)
+    {
+        // overlap_comm launches the same buckets during backward instead of after it: the sums are the same.
+        var plain = GptRun.Train(2, Config(16, 4, stage), steps: 8);
+        var overlapped = GptRun.Train(2, Config(16, 4, stage, overlap: true), steps: 8);
+        Assert.Equal(plain.Losses, overlapped.Losses);
     }
 
     [Fact]
