@@ -8,6 +8,7 @@ public static class Program
     /// <summary>Entry point.</summary>
     public static int Main(string[] args)
     {
+        args = args.Where(a => !a.StartsWith("--local_rank=", StringComparison.Ordinal)).ToArray(); // added by `dss launch`
         var scenarios = Assembly.GetExecutingAssembly().GetTypes()
             .Where(t => typeof(IScenario).IsAssignableFrom(t) && !t.IsAbstract && !t.IsInterface)
             .Select(t => (IScenario)Activator.CreateInstance(t)!)

@@ -36,6 +36,9 @@ public static class RankEnvironment
             ["MASTER_PORT"] = S(masterPort),
             ["CUDA_VISIBLE_DEVICES"] = string.Join(",", world.SlotsOf(nodeRank).Select(S)),
             [JobTokenVariable] = jobToken,
+            // The node's name in the hostfile: the communication library groups ranks by it (shared memory within a
+            // host, sockets between hosts), which also makes one-machine pdsh "-R exec" runs behave like real hosts.
+            ["DSS_HOST_ID"] = world.Hosts[nodeRank],
         };
     }
 }

@@ -48,6 +48,15 @@ public class LocalLaunchTests : IDisposable
     }
 
     [Fact]
+    public void FourLocalRanksRunAnAllReduceProgram()
+    {
+        var port = DeepSpeedSharp.Tests.Infrastructure.RankProcesses.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        using var dss = new DssProcess(_dir.FullName, "launch", "--num_gpus", "4", "--master_port", port, DssProcess.Worker, "launch-allreduce");
+        Assert.True(dss.WaitForExit(TimeSpan.FromSeconds(60)) == 0, dss.Output + dss.Error);
+        for (int rank = 0; rank < 4; rank++) Assert.Contains($"allreduce ok rank {rank} of 4 backend shm", dss.Output);
+    }
+
+    [Fact]
     public void RankExitingWithThreeStopsTheOthersAndTheLauncherExitsThree()
     {
         var pids = Pids;

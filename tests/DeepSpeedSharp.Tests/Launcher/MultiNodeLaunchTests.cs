@@ -36,6 +36,18 @@ public class MultiNodeLaunchTests : IDisposable
     }
 
     [PdshFact]
+    public void PdshExecRunCompletesAnAllReduceAcrossTwoHosts()
+    {
+        using var dss = new DssProcess(_dir.FullName, "launch", "-H", Hostfile("hostA slots=2\nhostB slots=2\n"), "--launcher_args", "-R exec",
+            "--master_addr", "127.0.0.1", "--master_port", RankProcessesPort(), "--no_local_rank", DssProcess.Worker, "launch-allreduce");
+        Assert.True(dss.WaitForExit(TimeSpan.FromSeconds(90)) == 0, dss.Output + dss.Error);
+        for (int rank = 0; rank < 4; rank++)
+            Assert.Contains($"allreduce ok rank {rank} of 4 backend hierarchical host {(rank < 2 ? "hostA" : "hostB")}", dss.Output);
+    }
+
+    private static string RankProcessesPort() => DeepSpeedSharp.Tests.Infrastructure.RankProcesses.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    [PdshFact]
     public void PdshExecFailureOnOneHostStopsTheOtherHost()
     {
         var pids = Directory.CreateDirectory(Path.Combine(_dir.FullName, "pids")).FullName;
