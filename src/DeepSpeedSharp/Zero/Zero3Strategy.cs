@@ -116,30 +116,15 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         prefetcher.EndOfPass(units);
     }
 
-    public StepResult Step(double clip, double lossScale, bool skipOnOverflow)
-    {
-        double norm = GlobalNorm() / lossScale;
-        bool overflow = !double.IsFinite(norm);
-        if (overflow && skipOnOverflow) return new StepResult(norm, false, true);
-        double factor = StepResult.GradientFactor(norm, clip, lossScale);
-        if (factor != 1.0) gradPartition.mul_(factor);
-        Optimizer.step();
-        foreach (var zp in parameters)
+    public StepResult Step(double clip, double lossScale, bool skipOnOverflow) =>
+        PartitionedStep.Run(gradPartition, group, packed.device, Optimizer, clip, lossScale, skipOnOverflow, () =>
         {
-            if (zp.Persistent) zp.Refresh(master);
-            else zp.Release();
-        }
-        return new StepResult(norm, true, overflow);
-    }
-
-    private double GlobalNorm()
-    {
-        using var scope = NewDisposeScope();
-        // fp32 norm of this rank's partition (no full-size temporary), squared and summed across ranks in fp64
-        var sq = gradPartition.norm().to(ScalarType.Float64).square().reshape(1).to(packed.device);
-        if (group.Size > 1) group.AllReduce(sq, ReduceOp.Sum);
-        return Math.Sqrt(sq.item<double>());
-    }
+            foreach (var zp in parameters)
+            {
+                if (zp.Persistent) zp.Refresh(master);
+                else zp.Release();
+            }
+        });
 
     public void ZeroGrad()
     {

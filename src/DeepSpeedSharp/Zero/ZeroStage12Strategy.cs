@@ -194,27 +194,8 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
                 throw new InvalidOperationException($"parameter '{names[i]}' received no gradient; set zero_optimization.ignore_unused_parameters to true to allow unused parameters");
     }
 
-    public StepResult Step(double clip, double lossScale, bool skipOnOverflow)
-    {
-        double norm = GlobalNorm() / lossScale;
-        bool overflow = !double.IsFinite(norm);
-        if (overflow && skipOnOverflow) return new StepResult(norm, false, true);
-        double factor = StepResult.GradientFactor(norm, clip, lossScale);
-        if (factor != 1.0) gradPartition.mul_(factor);
-        Optimizer.step();
-        Publish();
-        return new StepResult(norm, true, overflow);
-    }
-
-    /// <summary>The L2 norm of the whole (averaged) gradient: partition sums of squares added across ranks.</summary>
-    private double GlobalNorm()
-    {
-        using var scope = NewDisposeScope();
-        // fp32 norm of this rank's partition (no full-size temporary), squared and summed across ranks in fp64
-        var sq = gradPartition.norm().to(ScalarType.Float64).square().reshape(1).to(flatParams.device);
-        if (partitioned && group.Size > 1) group.AllReduce(sq, ReduceOp.Sum);
-        return Math.Sqrt(sq.item<double>());
-    }
+    public StepResult Step(double clip, double lossScale, bool skipOnOverflow) =>
+        PartitionedStep.Run(gradPartition, partitioned ? group : null, flatParams.device, Optimizer, clip, lossScale, skipOnOverflow, Publish);
 
     /// <summary>Writes the updated master partitions of every rank into the flat parameter buffer.</summary>
     private void Publish()
