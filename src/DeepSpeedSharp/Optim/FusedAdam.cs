@@ -24,7 +24,7 @@ namespace DeepSpeedSharp.Optim;
 /// group has a gradient; <c>zero_grad()</c> zeroes gradients in place instead of setting them to null
 /// (<c>set_grad_none</c>), so gradients that are views of a flat buffer survive. AMSGrad is rejected, as in DeepSpeed.</para>
 /// </remarks>
-public sealed partial class FusedAdam : OptimizerHelper, optim.IBetas
+public sealed class FusedAdam : AdamOptimizerBase
 {
     /// <summary>Creates the optimizer over one parameter group.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
@@ -47,42 +47,11 @@ public sealed partial class FusedAdam : OptimizerHelper, optim.IBetas
     /// <inheritdoc cref="FusedAdam(IEnumerable{Parameter}, double, bool, double, double, double, bool, double, bool)"/>
     public FusedAdam(IEnumerable<ParamGroup> parameters, double lr = 1e-3, bool biasCorrection = true, double beta1 = 0.9,
         double beta2 = 0.999, double eps = 1e-8, bool adamWMode = true, double weightDecay = 0, bool amsgrad = false)
+        : base(nameof(FusedAdam), lr, biasCorrection, beta1, beta2, eps, adamWMode, weightDecay, amsgrad,
+            ", or set torch_adam = true to use torch.optim.Adam/AdamW, which support it")
     {
-        ArgumentNullException.ThrowIfNull(parameters);
-        if (amsgrad)
-            throw new ArgumentException(
-                "FusedAdam does not support the AMSGrad variant (optimizer.params.amsgrad = true). Set amsgrad to false, " +
-                "or set torch_adam = true to use torch.optim.Adam/AdamW, which support it.", nameof(amsgrad));
-        var defaults = new Options
-        {
-            LearningRate = lr, InitialLearningRate = lr, beta1 = beta1, beta2 = beta2, eps = eps,
-            weight_decay = weightDecay, bias_correction = biasCorrection,
-        };
-        Validate(defaults, "defaults");
-        AdamWMode = adamWMode;
-        _defaults = defaults;
-        _parameter_groups = new List<TorchSharp.Modules.ParamGroup>();
-        foreach (var group in parameters) add_param_group(group);
+        AddParamGroups(parameters);
     }
-
-    /// <summary>True when weight decay is decoupled (AdamW, DeepSpeed <c>adam_w_mode</c>); false for L2 (Adam).</summary>
-    public bool AdamWMode { get; }
-
-    /// <summary>The default (β1, β2) applied to groups added later.</summary>
-    public (double, double) Betas
-    {
-        get => (((Options)_defaults).beta1!.Value, ((Options)_defaults).beta2!.Value);
-        set { ((Options)_defaults).beta1 = value.Item1; ((Options)_defaults).beta2 = value.Item2; }
-    }
-
-    /// <summary>The number of optimizer steps applied to <paramref name="parameter"/> (0 before its first step).</summary>
-    public long StepCount(Parameter parameter) => GetState(parameter).step;
-
-    /// <summary>The first moment (exp_avg) of <paramref name="parameter"/>; owned by the optimizer, do not dispose.</summary>
-    public Tensor ExpAvg(Parameter parameter) => GetState(parameter).exp_avg;
-
-    /// <summary>The second moment (exp_avg_sq) of <paramref name="parameter"/>; owned by the optimizer, do not dispose.</summary>
-    public Tensor ExpAvgSq(Parameter parameter) => GetState(parameter).exp_avg_sq;
 
     /// <summary>Applies one Adam/AdamW update to every parameter that has a gradient.</summary>
     /// <param name="closure">Optional closure re-evaluating the loss; its result is returned.</param>
@@ -126,64 +95,10 @@ public sealed partial class FusedAdam : OptimizerHelper, optim.IBetas
         p.addcdiv_(m, denom, value: -lr / bc1);
     }
 
-    /// <summary>Adds a parameter group; its unset options take the optimizer's defaults. Moments are allocated now
-    /// (fp32 for bf16/fp16 parameters, otherwise the parameter's dtype).</summary>
-    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
+    /// <summary>Accepts any floating-point parameter.</summary>
+    protected override void CheckParameter(Parameter parameter, int index, string where)
     {
-        ArgumentNullException.ThrowIfNull(param_group);
-        if (param_group is not ParamGroup)
-            throw new ArgumentException(
-                $"FusedAdam needs parameter groups of type {typeof(ParamGroup).FullName}, got {param_group.GetType().FullName}.",
-                nameof(param_group));
-        var def = (Options)_defaults;
-        param_group.Options ??= new Options();
-        var o = (Options)param_group.Options;
-        o.LearningRate ??= def.LearningRate;
-        o.beta1 ??= def.beta1;
-        o.beta2 ??= def.beta2;
-        o.eps ??= def.eps;
-        o.weight_decay ??= def.weight_decay;
-        o.bias_correction ??= def.bias_correction;
-        o.InitialLearningRate = o.LearningRate!.Value;
-        Validate(o, $"param group {_parameter_groups.Count}");
-
-        var parameters = param_group.Parameters?.ToList()
-            ?? throw new ArgumentException($"param group {_parameter_groups.Count} has no Parameters.", nameof(param_group));
-        foreach (var p in parameters)
-        {
-            if (_state.ContainsKey(p.Handle))
-                throw new ArgumentException("some parameters appear in more than one parameter group.", nameof(param_group));
-            if (!p.is_floating_point())
-                throw new ArgumentException($"FusedAdam only supports floating-point parameters, got {p.dtype}.", nameof(param_group));
-        }
-        param_group.Parameters = parameters;
-        _parameter_groups.Add(param_group);
-        foreach (var p in parameters)
-        {
-            var state = new State(p);
-            state.Initialize(o);
-            _state[p.Handle] = state;
-        }
-    }
-
-    /// <summary>Disposes the optimizer and its moment tensors.</summary>
-    protected override void Dispose(bool disposing)
-    {
-        base.Dispose(disposing);
-        if (!disposing) return;
-        foreach (var kv in _state) ((State)kv.Item2).Dispose();
-    }
-
-    private State GetState(Parameter p) =>
-        _state.TryGetValue(p.Handle, out var s) ? (State)s
-            : throw new ArgumentException("the parameter is not managed by this FusedAdam optimizer.", nameof(p));
-
-    private static void Validate(Options o, string where)
-    {
-        if (!(o.LearningRate >= 0)) throw new ArgumentException($"FusedAdam {where}: lr must be >= 0, got {o.LearningRate}.");
-        if (!(o.eps >= 0)) throw new ArgumentException($"FusedAdam {where}: eps must be >= 0, got {o.eps}.");
-        if (!(o.beta1 >= 0 && o.beta1 < 1)) throw new ArgumentException($"FusedAdam {where}: betas[0] must be in [0, 1), got {o.beta1}.");
-        if (!(o.beta2 >= 0 && o.beta2 < 1)) throw new ArgumentException($"FusedAdam {where}: betas[1] must be in [0, 1), got {o.beta2}.");
-        if (!(o.weight_decay >= 0)) throw new ArgumentException($"FusedAdam {where}: weight_decay must be >= 0, got {o.weight_decay}.");
+        if (!parameter.is_floating_point())
+            throw new ArgumentException($"{Name} {where}, parameter {index}: only floating-point parameters are supported, got {parameter.dtype}.");
     }
 }

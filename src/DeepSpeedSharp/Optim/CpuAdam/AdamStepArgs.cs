@@ -22,14 +22,20 @@ public readonly record struct AdamStepArgs(
     /// <summary>Throws <see cref="ArgumentException"/> naming the first out-of-range value.</summary>
     public void Validate()
     {
+        if (Problem() is { } problem) throw new ArgumentException($"CPU Adam: {problem}");
+    }
+
+    /// <summary>What is wrong with the first out-of-range value (e.g. "betas[1] must be in [0, 1), got 1."), or null.</summary>
+    internal string? Problem()
+    {
         static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
-        if (!(Lr >= 0) || double.IsInfinity(Lr)) throw new ArgumentException($"CPU Adam: lr must be a finite number >= 0, got {F(Lr)}.");
-        if (!(Beta1 >= 0 && Beta1 < 1)) throw new ArgumentException($"CPU Adam: betas[0] must be in [0, 1), got {F(Beta1)}.");
-        if (!(Beta2 >= 0 && Beta2 < 1)) throw new ArgumentException($"CPU Adam: betas[1] must be in [0, 1), got {F(Beta2)}.");
-        if (!(Eps >= 0) || double.IsInfinity(Eps)) throw new ArgumentException($"CPU Adam: eps must be a finite number >= 0, got {F(Eps)}.");
-        if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay))
-            throw new ArgumentException($"CPU Adam: weight_decay must be a finite number >= 0, got {F(WeightDecay)}.");
-        if (Step < 1) throw new ArgumentException($"CPU Adam: step must be >= 1 (the 1-based step number), got {Step}.");
+        if (!(Lr >= 0) || double.IsInfinity(Lr)) return $"lr must be a finite number >= 0, got {F(Lr)}.";
+        if (!(Beta1 >= 0 && Beta1 < 1)) return $"betas[0] must be in [0, 1), got {F(Beta1)}.";
+        if (!(Beta2 >= 0 && Beta2 < 1)) return $"betas[1] must be in [0, 1), got {F(Beta2)}.";
+        if (!(Eps >= 0) || double.IsInfinity(Eps)) return $"eps must be a finite number >= 0, got {F(Eps)}.";
+        if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) return $"weight_decay must be a finite number >= 0, got {F(WeightDecay)}.";
+        if (Step < 1) return $"step must be >= 1 (the 1-based step number), got {Step}.";
+        return null;
     }
 
     /// <summary>The per-step float constants, derived in double precision and rounded once to float, as

@@ -17,7 +17,7 @@ namespace DeepSpeedSharp.Optim.CpuAdam;
 /// <para>Parameters must be contiguous fp32 CPU tensors (gradients that are not contiguous are copied first).
 /// AMSGrad is rejected, as in DeepSpeed. <c>zero_grad()</c> zeroes gradients in place.</para>
 /// </remarks>
-public sealed partial class DeepSpeedCpuAdam : OptimizerHelper, optim.IBetas
+public sealed class DeepSpeedCpuAdam : AdamOptimizerBase
 {
     /// <summary>Creates the optimizer over one parameter group.</summary>
     /// <param name="parameters">fp32 CPU parameters to optimize.</param>
@@ -45,54 +45,20 @@ public sealed partial class DeepSpeedCpuAdam : OptimizerHelper, optim.IBetas
     public DeepSpeedCpuAdam(IEnumerable<ParamGroup> parameters, double lr = 1e-3, bool biasCorrection = true, double beta1 = 0.9,
         double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0, bool amsgrad = false, bool adamWMode = true,
         bool fp32OptimizerStates = true, int threads = 0)
+        : base(nameof(DeepSpeedCpuAdam), lr, biasCorrection, beta1, beta2, eps, adamWMode, weightDecay, amsgrad, "")
     {
-        ArgumentNullException.ThrowIfNull(parameters);
-        if (amsgrad)
-            throw new ArgumentException(
-                "DeepSpeedCPUAdam does not support the AMSGrad variant (optimizer.params.amsgrad = true); set amsgrad to false.",
-                nameof(amsgrad));
         if (threads < 0)
             throw new ArgumentOutOfRangeException(nameof(threads), threads, "DeepSpeedCpuAdam: threads must be >= 0 (0 = all cores).");
-        var defaults = new Options
-        {
-            LearningRate = lr, InitialLearningRate = lr, beta1 = beta1, beta2 = beta2, eps = eps,
-            weight_decay = weightDecay, bias_correction = biasCorrection,
-        };
-        Validate(defaults, "defaults");
-        AdamWMode = adamWMode;
         Fp32OptimizerStates = fp32OptimizerStates;
         Threads = threads == 0 ? Environment.ProcessorCount : threads;
-        _defaults = defaults;
-        _parameter_groups = new List<TorchSharp.Modules.ParamGroup>();
-        foreach (var group in parameters) add_param_group(group);
+        AddParamGroups(parameters);
     }
-
-    private readonly Dictionary<IntPtr, ParamGroup> _groupOf = new();
-
-    /// <summary>True when weight decay is decoupled (AdamW, DeepSpeed <c>adamw_mode</c>); false for L2 (Adam).</summary>
-    public bool AdamWMode { get; }
 
     /// <summary>DeepSpeed <c>fp32_optimizer_states</c>, as given (the moments are fp32 in both cases).</summary>
     public bool Fp32OptimizerStates { get; }
 
     /// <summary>The number of threads each step uses.</summary>
     public int Threads { get; }
-
-    /// <summary>The default (β1, β2) applied to groups added later.</summary>
-    public (double, double) Betas
-    {
-        get => (((Options)_defaults).beta1!.Value, ((Options)_defaults).beta2!.Value);
-        set { ((Options)_defaults).beta1 = value.Item1; ((Options)_defaults).beta2 = value.Item2; }
-    }
-
-    /// <summary>The number of optimizer steps applied to <paramref name="parameter"/> (0 before its first step).</summary>
-    public long StepCount(Parameter parameter) => GetState(parameter).step;
-
-    /// <summary>The first moment (exp_avg) of <paramref name="parameter"/>; owned by the optimizer, do not dispose.</summary>
-    public Tensor ExpAvg(Parameter parameter) => GetState(parameter).exp_avg;
-
-    /// <summary>The second moment (exp_avg_sq) of <paramref name="parameter"/>; owned by the optimizer, do not dispose.</summary>
-    public Tensor ExpAvgSq(Parameter parameter) => GetState(parameter).exp_avg_sq;
 
     /// <summary>Applies one Adam/AdamW update to every parameter that has a gradient.</summary>
     /// <param name="closure">Optional closure re-evaluating the loss; its result is returned.</param>
@@ -135,8 +101,7 @@ public sealed partial class DeepSpeedCpuAdam : OptimizerHelper, optim.IBetas
     public void Step(Parameter parameter, Tensor? lowPrecisionCopy)
     {
         ArgumentNullException.ThrowIfNull(parameter);
-        if (!_groupOf.TryGetValue(parameter.Handle, out var group))
-            throw new ArgumentException("DeepSpeedCpuAdam: the parameter is not managed by this optimizer.", nameof(parameter));
+        var group = GroupOf(parameter);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         Update(group, parameter, lowPrecisionCopy);
@@ -173,73 +138,13 @@ public sealed partial class DeepSpeedCpuAdam : OptimizerHelper, optim.IBetas
         state.step += 1;
     }
 
-    /// <summary>Adds a parameter group of fp32 CPU parameters; unset options take the optimizer's defaults. Moments
-    /// are allocated now.</summary>
-    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
+    /// <summary>Accepts contiguous fp32 CPU tensors only (the fp32 master weights).</summary>
+    protected override void CheckParameter(Parameter parameter, int index, string where)
     {
-        ArgumentNullException.ThrowIfNull(param_group);
-        if (param_group is not ParamGroup)
+        if (parameter.dtype != ScalarType.Float32 || parameter.device_type != DeviceType.CPU || !parameter.is_contiguous())
             throw new ArgumentException(
-                $"DeepSpeedCpuAdam needs parameter groups of type {typeof(ParamGroup).FullName}, got {param_group.GetType().FullName}.",
-                nameof(param_group));
-        var def = (Options)_defaults;
-        param_group.Options ??= new Options();
-        var o = (Options)param_group.Options;
-        o.LearningRate ??= def.LearningRate;
-        o.beta1 ??= def.beta1;
-        o.beta2 ??= def.beta2;
-        o.eps ??= def.eps;
-        o.weight_decay ??= def.weight_decay;
-        o.bias_correction ??= def.bias_correction;
-        o.InitialLearningRate = o.LearningRate!.Value;
-        var where = $"param group {_parameter_groups.Count}";
-        Validate(o, where);
-
-        var parameters = param_group.Parameters?.ToList()
-            ?? throw new ArgumentException($"DeepSpeedCpuAdam {where} has no Parameters.", nameof(param_group));
-        for (var i = 0; i < parameters.Count; i++)
-        {
-            var p = parameters[i];
-            if (_state.ContainsKey(p.Handle) || parameters.Take(i).Any(q => q.Handle == p.Handle))
-                throw new ArgumentException("DeepSpeedCpuAdam: some parameters appear in more than one parameter group.", nameof(param_group));
-            if (p.dtype != ScalarType.Float32 || p.device_type != DeviceType.CPU || !p.is_contiguous())
-                throw new ArgumentException(
-                    $"DeepSpeedCpuAdam {where}, parameter {i}: needs a contiguous fp32 CPU tensor (the fp32 master weights), got " +
-                    $"{p.dtype} on {p.device}{(p.is_contiguous() ? "" : ", not contiguous")}. Keep an fp32 master copy on the CPU and pass " +
-                    "the bf16/fp16 model weights as the low-precision copy to Step.", nameof(param_group));
-        }
-        param_group.Parameters = parameters;
-        _parameter_groups.Add(param_group);
-        foreach (var p in parameters)
-        {
-            var state = new State(p);
-            state.Initialize(o);
-            _state[p.Handle] = state;
-            _groupOf[p.Handle] = (ParamGroup)param_group;
-        }
-    }
-
-    /// <summary>Disposes the optimizer and its moment tensors.</summary>
-    protected override void Dispose(bool disposing)
-    {
-        base.Dispose(disposing);
-        if (!disposing) return;
-        foreach (var kv in _state) ((State)kv.Item2).Dispose();
-    }
-
-    private State GetState(Parameter p) =>
-        _state.TryGetValue(p.Handle, out var s) ? (State)s
-            : throw new ArgumentException("DeepSpeedCpuAdam: the parameter is not managed by this optimizer.", nameof(p));
-
-    private static void Validate(Options o, string where)
-    {
-        try
-        {
-            new AdamStepArgs(o.LearningRate!.Value, o.beta1!.Value, o.beta2!.Value, o.eps!.Value, o.weight_decay!.Value, 1).Validate();
-        }
-        catch (ArgumentException e)
-        {
-            throw new ArgumentException($"DeepSpeedCpuAdam {where}: {e.Message["CPU Adam: ".Length..]}", e);
-        }
+                $"DeepSpeedCpuAdam {where}, parameter {index}: needs a contiguous fp32 CPU tensor (the fp32 master weights), got " +
+                $"{parameter.dtype} on {parameter.device}{(parameter.is_contiguous() ? "" : ", not contiguous")}. Keep an fp32 master " +
+                "copy on the CPU and pass the bf16/fp16 model weights as the low-precision copy to Step.");
     }
 }

@@ -4,9 +4,9 @@ using static TorchSharp.torch;
 
 namespace DeepSpeedSharp.Optim;
 
-public sealed partial class FusedAdam
+public abstract partial class AdamOptimizerBase
 {
-    /// <summary>Hyper-parameters of one FusedAdam parameter group (null = take the optimizer's default).</summary>
+    /// <summary>Hyper-parameters of one Adam parameter group (null = take the optimizer's default).</summary>
     /// <remarks>Field names follow TorchSharp's optimizers (and DeepSpeed's JSON keys).</remarks>
     public sealed class Options : OptimizerOptions
     {
@@ -26,7 +26,7 @@ public sealed partial class FusedAdam
         {
             base.LoadStateDict(source);
             var o = source as Options ?? throw new ArgumentException(
-                $"expected FusedAdam options, got {source?.GetType().Name ?? "null"}.", nameof(source));
+                $"expected Adam options ({typeof(Options).FullName}), got {source?.GetType().Name ?? "null"}.", nameof(source));
             beta1 = o.beta1;
             beta2 = o.beta2;
             eps = o.eps;
@@ -57,7 +57,7 @@ public sealed partial class FusedAdam
         }
     }
 
-    /// <summary>A FusedAdam parameter group: parameters plus options overriding the optimizer's defaults.</summary>
+    /// <summary>An Adam parameter group (of <see cref="FusedAdam"/> or <see cref="CpuAdam.DeepSpeedCpuAdam"/>): parameters plus options overriding the optimizer's defaults.</summary>
     public sealed class ParamGroup : ParamGroup<Options>, optim.IBetas
     {
         /// <summary>A group whose options all default to the optimizer's.</summary>
@@ -93,7 +93,8 @@ public sealed partial class FusedAdam
         /// <summary>Second moment.</summary>
         public Tensor exp_avg_sq = null!;
 
-        /// <summary>Allocates zeroed moments: fp32 for bf16/fp16 parameters, otherwise the parameter's dtype.</summary>
+        /// <summary>Allocates zeroed moments: fp32 for bf16/fp16 parameters, otherwise the parameter's dtype (so always
+        /// fp32 for DeepSpeedCpuAdam, whose parameters are fp32 master weights).</summary>
         public override void Initialize(OptimizerOptions options)
         {
             var stateType = _parameter.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? ScalarType.Float32 : _parameter.dtype;
@@ -146,10 +147,10 @@ public sealed partial class FusedAdam
         public override void LoadStateDict(OptimizerState source)
         {
             var s = source as State ?? throw new ArgumentException(
-                $"expected FusedAdam state, got {source?.GetType().Name ?? "null"}.", nameof(source));
+                $"expected Adam state ({typeof(State).FullName}), got {source?.GetType().Name ?? "null"}.", nameof(source));
             if (!s.exp_avg.shape.SequenceEqual(exp_avg.shape))
                 throw new ArgumentException(
-                    $"FusedAdam state shape mismatch: loading [{string.Join(",", s.exp_avg.shape)}] into [{string.Join(",", exp_avg.shape)}].");
+                    $"Adam state shape mismatch: loading [{string.Join(",", s.exp_avg.shape)}] into [{string.Join(",", exp_avg.shape)}].");
             step = s.step;
             using (no_grad())
             {
