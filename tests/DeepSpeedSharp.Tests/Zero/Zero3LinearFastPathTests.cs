@@ -38,10 +38,12 @@ public class Zero3LinearFastPathTests
 
     private sealed record Result(float[][] MasterGrads, float[]?[] InputGrads, int FastUnits, int Recomputations, int Units);
 
-    private static Result Train(bool recomputeAll, long[] shape, bool inputRequiresGrad, int steps = 2)
+    private static Result Train(bool recomputeAll, long[] shape, bool inputRequiresGrad, bool bf16, int steps = 2)
     {
         manual_seed(7);
         using var net = new Net();
+        if (bf16) net.to(ScalarType.BFloat16);
+        var dtype = bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
         var trainable = net.named_parameters().Select(p => (p.name, p.parameter)).ToList();
         using var group = new SingleProcessGroup(0, TimeSpan.FromSeconds(5), new CommsLogger());
         var config = DeepSpeedConfig.FromJson("""
@@ -56,8 +58,8 @@ public class Zero3LinearFastPathTests
         {
             using var scope = NewDisposeScope();
             strategy.ZeroGrad();
-            var x = randn(shape, generator: gen).requires_grad_(inputRequiresGrad);
-            var weights = randn(shape[..^1].Append(6L).ToArray(), generator: gen);
+            var x = randn(shape, generator: gen).to(dtype).requires_grad_(inputRequiresGrad);
+            var weights = randn(shape[..^1].Append(6L).ToArray(), generator: gen).to(dtype);
             var loss = (net.call(x) * weights).sum();
             loss.backward();
             strategy.AfterBackward(isBoundary: true);
@@ -67,7 +69,7 @@ public class Zero3LinearFastPathTests
             Assert.All(strategy.Parameters, p => Assert.True(p.Param.grad is null, $"{p.Name} still holds a full gradient"));
 
             grads.Add(strategy.Optimizer.parameters().Single().grad!.data<float>().ToArray());
-            inputGrads.Add(inputRequiresGrad ? x.grad!.data<float>().ToArray() : null);
+            inputGrads.Add(inputRequiresGrad ? x.grad!.to(ScalarType.Float32).data<float>().ToArray() : null);
             strategy.Step(clip: 0, lossScale: 1, skipOnOverflow: false);
         }
         return new Result(grads.ToArray(), inputGrads.ToArray(), strategy.Units.Count(u => u.HasLinearFastPath),
@@ -75,14 +77,15 @@ public class Zero3LinearFastPathTests
     }
 
     [Theory]
-    [InlineData(new long[] { 3, 5, 8 }, true)]
-    [InlineData(new long[] { 3, 5, 8 }, false)]
-    [InlineData(new long[] { 7, 8 }, true)]
-    [InlineData(new long[] { 2, 2, 3, 8 }, true)]
-    public void GradientsAreBitIdenticalToRecomputingEveryUnit(long[] shape, bool inputRequiresGrad)
+    [InlineData(new long[] { 3, 5, 8 }, true, false)]
+    [InlineData(new long[] { 3, 5, 8 }, false, false)]
+    [InlineData(new long[] { 7, 8 }, true, false)]
+    [InlineData(new long[] { 2, 2, 3, 8 }, true, false)]
+    [InlineData(new long[] { 3, 5, 8 }, true, true)]
+    public void GradientsAreBitIdenticalToRecomputingEveryUnit(long[] shape, bool inputRequiresGrad, bool bf16)
     {
-        var recompute = Train(recomputeAll: true, shape, inputRequiresGrad);
-        var fast = Train(recomputeAll: false, shape, inputRequiresGrad);
+        var recompute = Train(recomputeAll: true, shape, inputRequiresGrad, bf16);
+        var fast = Train(recomputeAll: false, shape, inputRequiresGrad, bf16);
 
         Assert.Equal(3, fast.Units);
         Assert.Equal(2, fast.FastUnits);
