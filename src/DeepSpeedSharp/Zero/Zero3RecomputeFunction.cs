@@ -37,6 +37,7 @@ internal sealed class Zero3RecomputeFunction : autograd.SingleTensorFunction<Zer
         var input = ctx.get_saved_variables()[0];
         var unit = state.Unit;
         Tensor? inputGrad = null;
+        unit.Recomputations++;
         unit.Strategy.BeforeUnitBackward(unit);
         using (var current = get_rng_state())
         using (enable_grad())

@@ -19,9 +19,12 @@ namespace DeepSpeedSharp.Zero;
 /// </summary>
 /// <remarks>
 /// TorchSharp's <c>set_</c> bumps a tensor's version, so a parameter released after forward cannot be restored for
-/// the saved graph. Units (the modules owning parameters) therefore run forward without a graph and are recomputed in
-/// backward — exact, at the cost of one extra forward of the parameter-owning modules (what activation checkpointing
-/// also pays). Parameters must be used through their owning module's <c>call</c>.
+/// the saved graph. Units (the modules owning parameters) therefore run forward without a graph. A unit that is a
+/// Linear gets a backward node that saves its input and computes the gradients from the re-gathered weight
+/// (<see cref="Zero3LinearFunction"/>); any other unit is recomputed in backward (<see cref="Zero3RecomputeFunction"/>),
+/// exact at the cost of one extra forward of that module. Both give bit-identical gradients; the environment variable
+/// <c>DSS_ZERO3_RECOMPUTE_ALL=1</c> recomputes every unit (for comparison). Parameters must be used through their
+/// owning module's <c>call</c>.
 /// </remarks>
 internal sealed partial class Zero3Strategy : ITrainingStrategy
 {
@@ -38,9 +41,10 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
 
     public Zero3Strategy(nn.Module model, IReadOnlyList<(string Name, Parameter Param)> trainable,
         Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config,
-        IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, Device? masterDevice = null)
+        IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, Device? masterDevice = null, bool? recomputeAll = null)
     {
         this.group = group;
+        RecomputeAll = recomputeAll ?? Environment.GetEnvironmentVariable(RecomputeAllVariable) == "1";
         var zero = config.ZeroOptimization;
         scaling = GradientScaling.From(config, group.Size);
         var ps = trainable.Select(t => t.Param).ToList();
@@ -80,6 +84,9 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         var byHandle = parameters.ToDictionary(z => z.Param.Handle);
         foreach (var (name, module, owned) in UnitDiscovery.Units(model, byHandle))
             if (owned.Any(z => !z.Persistent)) units.Add(new Zero3Unit(name, module, owned, this, units.Count));
+        int fast = units.Count(u => u.HasLinearFastPath);
+        Log.Info($"ZeRO-3: {units.Count} units; {fast} Linear units skip recomputation in backward, {units.Count - fast} are recomputed" +
+                 (RecomputeAll ? $" ({RecomputeAllVariable}=1)" : ""));
         prefetcher = new Zero3Prefetcher(zero.Stage3PrefetchBucketSize, zero.Stage3MaxLiveParameters, zero.Stage3MaxReuseDistance);
         Optimizer = optimizerFactory(new[] { masterParam });
         Gather16BitWeightsOnSave = zero.Stage3Gather16BitWeightsOnModelSave;
@@ -87,6 +94,15 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     }
 
     public optim.Optimizer Optimizer { get; }
+
+    /// <summary>Environment variable that, set to 1, turns the Linear fast path off (every unit is recomputed in backward).</summary>
+    internal const string RecomputeAllVariable = "DSS_ZERO3_RECOMPUTE_ALL";
+
+    /// <summary>True when every unit is recomputed in backward, Linear units included.</summary>
+    internal bool RecomputeAll { get; }
+
+    /// <summary>The units (modules whose parameters are gathered and released together), in module order.</summary>
+    internal IReadOnlyList<Zero3Unit> Units => units;
 
     /// <summary>A scalar requiring grad that every unit's recompute node takes as input (see <see cref="Zero3RecomputeFunction"/>).</summary>
     internal Tensor Trigger { get; }
