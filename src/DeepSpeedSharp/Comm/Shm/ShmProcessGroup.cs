@@ -7,13 +7,14 @@ namespace DeepSpeedSharp.Comm.Shm;
 /// <summary>
 /// Shared-memory backend for ranks on one host. Layout of the segment: a 256-byte control block per rank
 /// (arrival counter and its sleeper count, pid, two descriptor slots), a 256-byte control block per ordered rank pair for
-/// point-to-point, two banks (double buffering) of one fixed-size slot per rank for collectives, and two
+/// point-to-point, three rotating banks of one fixed-size slot per rank for collectives, and two
 /// chunk buffers per ordered pair for point-to-point. Ranks synchronise with monotonically increasing
 /// counters and spin-then-yield waits; reductions run in rank order 0..N-1 on vectorised kernels.
 /// </summary>
 internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
 {
     private const int ControlBytes = 256;
+    private const int Banks = 3;
     private static readonly int SpinMicros = (int)EnvBytes("DSS_SHM_SPIN_US", 50, 0);
     private readonly ShmSegment _segment;
     private readonly int _n, _me;
@@ -35,14 +36,14 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
         _ctl = segment.Pointer;
         _pairCtl = _ctl + (long)_n * ControlBytes;
         _data = _pairCtl + (long)_n * _n * ControlBytes;
-        _p2pData = _data + 2L * _n * slotBytes;
+        _p2pData = _data + (long)Banks * _n * slotBytes;
         _sources = (nint*)NativeMemory.Alloc((nuint)_n, (nuint)sizeof(nint));
         _sendChunks = new long[_n]; _recvChunks = new long[_n]; _sendMsgs = new long[_n]; _recvMsgs = new long[_n];
         *(int*)(_ctl + (long)_me * ControlBytes + 16) = Environment.ProcessId;
         _spinTicks = Stopwatch.Frequency * (ranks.Length > Environment.ProcessorCount ? 2 : SpinMicros) / 1_000_000;
     }
 
-    private static long SegmentSize(int n, long slot, long p2p) => (long)n * ControlBytes + (long)n * n * ControlBytes + 2L * n * slot + 2L * n * n * p2p;
+    private static long SegmentSize(int n, long slot, long p2p) => (long)n * ControlBytes + (long)n * n * ControlBytes + (long)Banks * n * slot + 2L * n * n * p2p;
 
     /// <summary>Builds the group: member 0 creates the segment, the others map it, then the file is removed.</summary>
     public static ShmProcessGroup Create(CommRuntime rt, string prefix, int[] ranks)
@@ -104,8 +105,17 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
     /// <summary>Publishes this rank's descriptor, synchronises, and checks every rank runs the same operation.</summary>
     private void Begin(in OpContext ctx)
     {
-        *DescSlot(_me, ctx.Seq) = ctx.Descriptor;
+        Publish(ctx);
         Sync(ctx);
+        CheckDescriptors(ctx);
+    }
+
+    /// <summary>Publishes this rank's descriptor for <see cref="CheckDescriptors"/> after the next synchronisation.</summary>
+    private void Publish(in OpContext ctx) => *DescSlot(_me, ctx.Seq) = ctx.Descriptor;
+
+    /// <summary>After a synchronisation that followed <see cref="Publish"/>: throws unless every rank runs the same operation.</summary>
+    private void CheckDescriptors(in OpContext ctx)
+    {
         for (int r = 0; r < _n; r++)
         {
             var other = *DescSlot(r, ctx.Seq);
