@@ -84,6 +84,7 @@ internal static unsafe class Reducer
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // no slow first tier: a job may call this only a few times
     private static void Generic<T, TOp>(nint* sources, int nsrc, T* dst, T* dst2, long count, bool avg)
         where T : unmanaged, INumber<T> where TOp : struct, ICombine
     {
@@ -122,6 +123,7 @@ internal static unsafe class Reducer
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // no slow first tier: a job may call this only a few times
     private static void BFloat16(ReduceOp op, nint* sources, int nsrc, ushort* dst, ushort* dst2, long count)
     {
         int lanes = Vector512<ushort>.Count; // 32 bf16 values = two float vectors
@@ -176,6 +178,7 @@ internal static unsafe class Reducer
         return (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // no slow first tier: a job may call this only a few times
     private static void Float16(ReduceOp op, nint* sources, int nsrc, Half* dst, Half* dst2, long count)
     {
         float n = nsrc;

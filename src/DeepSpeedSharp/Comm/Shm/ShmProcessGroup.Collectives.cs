@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DeepSpeedSharp.Comm.Core;
 
 namespace DeepSpeedSharp.Comm.Shm;
@@ -27,6 +28,7 @@ internal sealed unsafe partial class ShmProcessGroup
     /// who copy it after the next synchronisation) and into its own buffer. The first synchronisation also checks the
     /// ranks' descriptors.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ReduceChunks(in OpContext ctx, HostBuffer buf, ReduceOp op, int dst)
     {
         if (buf.Count == 0) { Begin(ctx); return; }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using DeepSpeedSharp.Comm.Core;
 
@@ -129,6 +130,7 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
     /// Waits until *counter ≥ target: spins briefly (not at all when there are more ranks than cores), then sleeps on
     /// the counter's futex, checking every 200 ms that the peers are alive and the deadline has not passed.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WaitFor(long* counter, long target, int peer, in OpContext ctx, bool collective)
     {
         if (Volatile.Read(ref *counter) >= target) return;
