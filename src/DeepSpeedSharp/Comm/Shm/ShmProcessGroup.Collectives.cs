@@ -63,6 +63,7 @@ internal sealed unsafe partial class ShmProcessGroup
     }
 
     /// <summary>Copies every other rank's reduced sub-range of the chunk at <paramref name="off"/> from its slot.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void CopyOutPeers(int bank, HostBuffer buf, long off, long n, int es)
     {
         for (int k = 0; k < _n; k++)
@@ -73,6 +74,7 @@ internal sealed unsafe partial class ShmProcessGroup
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal override void ReduceScatterCore(in OpContext ctx, HostBuffer output, HostBuffer input, long[] counts, ReduceOp op)
     {
         Begin(ctx);
@@ -92,6 +94,7 @@ internal sealed unsafe partial class ShmProcessGroup
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal override void AllGatherCore(in OpContext ctx, HostBuffer output, HostBuffer input, long[] counts)
     {
         Begin(ctx);
@@ -110,6 +113,7 @@ internal sealed unsafe partial class ShmProcessGroup
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal override void BroadcastCore(in OpContext ctx, HostBuffer buf, int src)
     {
         Begin(ctx);
@@ -125,6 +129,7 @@ internal sealed unsafe partial class ShmProcessGroup
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal override void AllToAllCore(in OpContext ctx, HostBuffer output, HostBuffer input)
     {
         Begin(ctx);

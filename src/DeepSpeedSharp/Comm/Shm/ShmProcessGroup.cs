@@ -96,6 +96,7 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
     private byte* Slot(int bank, int r) => _data + ((long)bank * _n + r) * _slotBytes;
 
     /// <summary>Everyone arrives at the next epoch; returns when all have.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Sync(in OpContext ctx)
     {
         long target = ++_epoch;
@@ -115,6 +116,7 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
     private void Publish(in OpContext ctx) => *DescSlot(_me, ctx.Seq) = ctx.Descriptor;
 
     /// <summary>After a synchronisation that followed <see cref="Publish"/>: throws unless every rank runs the same operation.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void CheckDescriptors(in OpContext ctx)
     {
         for (int r = 0; r < _n; r++)
