@@ -12,21 +12,50 @@ namespace DeepSpeedSharp.Comm.Core;
 /// </summary>
 internal static unsafe class Reducer
 {
-    public static void Reduce(torch.ScalarType dtype, ReduceOp op, nint* sources, int nsrc, byte* dst, long count)
+    /// <summary>
+    /// dst[i] = sources[0][i] ∘ sources[1][i] ∘ … in source order; when <paramref name="dst2"/> is given the result is
+    /// stored there too (in the same pass, so a caller that needs the result twice reads the sources once).
+    /// </summary>
+    public static void Reduce(torch.ScalarType dtype, ReduceOp op, nint* sources, int nsrc, byte* dst, long count, byte* dst2 = null)
     {
         if (count == 0) return;
         if (op == ReduceOp.Avg && !CommDType.IsFloating(dtype))
             throw new ArgumentException($"ReduceOp.Avg needs a floating-point tensor; got {dtype}. Use ReduceOp.Sum and divide.");
         switch (dtype)
         {
-            case torch.ScalarType.Float32: Generic<float>(op, sources, nsrc, (float*)dst, count); break;
-            case torch.ScalarType.Float64: Generic<double>(op, sources, nsrc, (double*)dst, count); break;
-            case torch.ScalarType.Int32: Generic<int>(op, sources, nsrc, (int*)dst, count); break;
-            case torch.ScalarType.Int64: Generic<long>(op, sources, nsrc, (long*)dst, count); break;
-            case torch.ScalarType.BFloat16: BFloat16(op, sources, nsrc, (ushort*)dst, count); break;
-            case torch.ScalarType.Float16: Float16(op, sources, nsrc, (Half*)dst, count); break;
+            case torch.ScalarType.Float32: Dispatch<float>(op, sources, nsrc, (float*)dst, (float*)dst2, count); break;
+            case torch.ScalarType.Float64: Dispatch<double>(op, sources, nsrc, (double*)dst, (double*)dst2, count); break;
+            case torch.ScalarType.Int32: Dispatch<int>(op, sources, nsrc, (int*)dst, (int*)dst2, count); break;
+            case torch.ScalarType.Int64: Dispatch<long>(op, sources, nsrc, (long*)dst, (long*)dst2, count); break;
+            case torch.ScalarType.BFloat16: BFloat16(op, sources, nsrc, (ushort*)dst, (ushort*)dst2, count); break;
+            case torch.ScalarType.Float16: Float16(op, sources, nsrc, (Half*)dst, (Half*)dst2, count); break;
             default: throw new ArgumentException($"dtype {dtype} cannot be reduced; use {CommDType.Describe}.");
         }
+    }
+
+    /// <summary>An element-wise combine, as a type so each (dtype, op) pair gets its own specialised loop.</summary>
+    private interface ICombine
+    {
+        static abstract Vector512<T> Apply<T>(Vector512<T> a, Vector512<T> b) where T : unmanaged, INumber<T>;
+        static abstract T Apply<T>(T a, T b) where T : unmanaged, INumber<T>;
+    }
+
+    private struct SumOp : ICombine
+    {
+        public static Vector512<T> Apply<T>(Vector512<T> a, Vector512<T> b) where T : unmanaged, INumber<T> => a + b;
+        public static T Apply<T>(T a, T b) where T : unmanaged, INumber<T> => a + b;
+    }
+
+    private struct MaxOp : ICombine
+    {
+        public static Vector512<T> Apply<T>(Vector512<T> a, Vector512<T> b) where T : unmanaged, INumber<T> => Vector512.Max(a, b);
+        public static T Apply<T>(T a, T b) where T : unmanaged, INumber<T> => T.IsNaN(a) || a > b ? a : b;
+    }
+
+    private struct MinOp : ICombine
+    {
+        public static Vector512<T> Apply<T>(Vector512<T> a, Vector512<T> b) where T : unmanaged, INumber<T> => Vector512.Min(a, b);
+        public static T Apply<T>(T a, T b) where T : unmanaged, INumber<T> => T.IsNaN(a) || a < b ? a : b;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -45,30 +74,57 @@ internal static unsafe class Reducer
         _ => a + b,
     };
 
-    private static void Generic<T>(ReduceOp op, nint* sources, int nsrc, T* dst, long count) where T : unmanaged, INumber<T>
+    private static void Dispatch<T>(ReduceOp op, nint* sources, int nsrc, T* dst, T* dst2, long count) where T : unmanaged, INumber<T>
+    {
+        switch (op)
+        {
+            case ReduceOp.Max: Generic<T, MaxOp>(sources, nsrc, dst, dst2, count, false); break;
+            case ReduceOp.Min: Generic<T, MinOp>(sources, nsrc, dst, dst2, count, false); break;
+            default: Generic<T, SumOp>(sources, nsrc, dst, dst2, count, op == ReduceOp.Avg); break;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // no slow first tier: a job may call this only a few times
+    private static void Generic<T, TOp>(nint* sources, int nsrc, T* dst, T* dst2, long count, bool avg)
+        where T : unmanaged, INumber<T> where TOp : struct, ICombine
     {
         int lanes = Vector512<T>.Count;
         long i = 0;
         T n = T.CreateChecked(nsrc);
         var nv = Vector512.Create(n);
-        bool avg = op == ReduceOp.Avg;
+        if (nsrc == 2 && !avg)
+        {
+            // The common case (two ranks on a node), two vectors per step.
+            T* a = (T*)sources[0], b = (T*)sources[1];
+            for (; i + 2 * lanes <= count; i += 2 * lanes)
+            {
+                var r0 = TOp.Apply(Vector512.Load(a + i), Vector512.Load(b + i));
+                var r1 = TOp.Apply(Vector512.Load(a + i + lanes), Vector512.Load(b + i + lanes));
+                r0.Store(dst + i);
+                r1.Store(dst + i + lanes);
+                if (dst2 != null) { r0.Store(dst2 + i); r1.Store(dst2 + i + lanes); }
+            }
+        }
         for (; i + lanes <= count; i += lanes)
         {
             var acc = Vector512.Load((T*)sources[0] + i);
-            for (int k = 1; k < nsrc; k++) acc = Combine(op, acc, Vector512.Load((T*)sources[k] + i));
+            for (int k = 1; k < nsrc; k++) acc = TOp.Apply(acc, Vector512.Load((T*)sources[k] + i));
             if (avg) acc /= nv;
             acc.Store(dst + i);
+            if (dst2 != null) acc.Store(dst2 + i);
         }
         for (; i < count; i++)
         {
             T acc = ((T*)sources[0])[i];
-            for (int k = 1; k < nsrc; k++) acc = Combine(op, acc, ((T*)sources[k])[i]);
+            for (int k = 1; k < nsrc; k++) acc = TOp.Apply(acc, ((T*)sources[k])[i]);
             if (avg) acc /= n;
             dst[i] = acc;
+            if (dst2 != null) dst2[i] = acc;
         }
     }
 
-    private static void BFloat16(ReduceOp op, nint* sources, int nsrc, ushort* dst, long count)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // no slow first tier: a job may call this only a few times
+    private static void BFloat16(ReduceOp op, nint* sources, int nsrc, ushort* dst, ushort* dst2, long count)
     {
         int lanes = Vector512<ushort>.Count; // 32 bf16 values = two float vectors
         float n = nsrc;
@@ -85,7 +141,9 @@ internal static unsafe class Reducer
                 hi = Combine(op, hi, h2);
             }
             if (avg) { lo /= nv; hi /= nv; }
-            Vector512.Narrow(RoundToBf16(lo), RoundToBf16(hi)).Store(dst + i);
+            var r = Vector512.Narrow(RoundToBf16(lo), RoundToBf16(hi));
+            r.Store(dst + i);
+            if (dst2 != null) r.Store(dst2 + i);
         }
         for (; i < count; i++)
         {
@@ -93,6 +151,7 @@ internal static unsafe class Reducer
             for (int k = 1; k < nsrc; k++) acc = Combine(op, acc, BitConverter.Int32BitsToSingle(((ushort*)sources[k])[i] << 16));
             if (avg) acc /= n;
             dst[i] = ToBf16(acc);
+            if (dst2 != null) dst2[i] = dst[i];
         }
     }
 
@@ -119,7 +178,8 @@ internal static unsafe class Reducer
         return (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
     }
 
-    private static void Float16(ReduceOp op, nint* sources, int nsrc, Half* dst, long count)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // no slow first tier: a job may call this only a few times
+    private static void Float16(ReduceOp op, nint* sources, int nsrc, Half* dst, Half* dst2, long count)
     {
         float n = nsrc;
         bool avg = op == ReduceOp.Avg;
@@ -129,6 +189,7 @@ internal static unsafe class Reducer
             for (int k = 1; k < nsrc; k++) acc = Combine(op, acc, (float)((Half*)sources[k])[i]);
             if (avg) acc /= n;
             dst[i] = (Half)acc;
+            if (dst2 != null) dst2[i] = dst[i];
         }
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace DeepSpeedSharp.Comm.Shm;
@@ -25,6 +26,7 @@ internal static unsafe partial class SharedCounter
     private static partial long Syscall(long number, void* addr, int op, int val, Timespec* timeout, void* addr2, int val3);
 
     /// <summary>Publishes <paramref name="value"/> (full fence) and wakes any process sleeping on the counter.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Post(byte* counter, long value)
     {
         Interlocked.Exchange(ref *(long*)counter, value);
@@ -39,6 +41,7 @@ internal static unsafe partial class SharedCounter
     /// Sleeps until the counter changes from <paramref name="seen"/> or <paramref name="maxMicros"/> pass
     /// (spurious returns are fine: the caller re-checks).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Sleep(byte* counter, long seen, int maxMicros)
     {
         if (SysFutex < 0) { Thread.Sleep(1); return; }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using DeepSpeedSharp.Comm.Core;
 
@@ -7,13 +8,14 @@ namespace DeepSpeedSharp.Comm.Shm;
 /// <summary>
 /// Shared-memory backend for ranks on one host. Layout of the segment: a 256-byte control block per rank
 /// (arrival counter and its sleeper count, pid, two descriptor slots), a 256-byte control block per ordered rank pair for
-/// point-to-point, two banks (double buffering) of one fixed-size slot per rank for collectives, and two
+/// point-to-point, three rotating banks of one fixed-size slot per rank for collectives, and two
 /// chunk buffers per ordered pair for point-to-point. Ranks synchronise with monotonically increasing
 /// counters and spin-then-yield waits; reductions run in rank order 0..N-1 on vectorised kernels.
 /// </summary>
 internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
 {
     private const int ControlBytes = 256;
+    private const int Banks = 3;
     private static readonly int SpinMicros = (int)EnvBytes("DSS_SHM_SPIN_US", 50, 0);
     private readonly ShmSegment _segment;
     private readonly int _n, _me;
@@ -35,14 +37,14 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
         _ctl = segment.Pointer;
         _pairCtl = _ctl + (long)_n * ControlBytes;
         _data = _pairCtl + (long)_n * _n * ControlBytes;
-        _p2pData = _data + 2L * _n * slotBytes;
+        _p2pData = _data + (long)Banks * _n * slotBytes;
         _sources = (nint*)NativeMemory.Alloc((nuint)_n, (nuint)sizeof(nint));
         _sendChunks = new long[_n]; _recvChunks = new long[_n]; _sendMsgs = new long[_n]; _recvMsgs = new long[_n];
         *(int*)(_ctl + (long)_me * ControlBytes + 16) = Environment.ProcessId;
         _spinTicks = Stopwatch.Frequency * (ranks.Length > Environment.ProcessorCount ? 2 : SpinMicros) / 1_000_000;
     }
 
-    private static long SegmentSize(int n, long slot, long p2p) => (long)n * ControlBytes + (long)n * n * ControlBytes + 2L * n * slot + 2L * n * n * p2p;
+    private static long SegmentSize(int n, long slot, long p2p) => (long)n * ControlBytes + (long)n * n * ControlBytes + (long)Banks * n * slot + 2L * n * n * p2p;
 
     /// <summary>Builds the group: member 0 creates the segment, the others map it, then the file is removed.</summary>
     public static ShmProcessGroup Create(CommRuntime rt, string prefix, int[] ranks)
@@ -94,6 +96,7 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
     private byte* Slot(int bank, int r) => _data + ((long)bank * _n + r) * _slotBytes;
 
     /// <summary>Everyone arrives at the next epoch; returns when all have.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Sync(in OpContext ctx)
     {
         long target = ++_epoch;
@@ -104,8 +107,18 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
     /// <summary>Publishes this rank's descriptor, synchronises, and checks every rank runs the same operation.</summary>
     private void Begin(in OpContext ctx)
     {
-        *DescSlot(_me, ctx.Seq) = ctx.Descriptor;
+        Publish(ctx);
         Sync(ctx);
+        CheckDescriptors(ctx);
+    }
+
+    /// <summary>Publishes this rank's descriptor for <see cref="CheckDescriptors"/> after the next synchronisation.</summary>
+    private void Publish(in OpContext ctx) => *DescSlot(_me, ctx.Seq) = ctx.Descriptor;
+
+    /// <summary>After a synchronisation that followed <see cref="Publish"/>: throws unless every rank runs the same operation.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void CheckDescriptors(in OpContext ctx)
+    {
         for (int r = 0; r < _n; r++)
         {
             var other = *DescSlot(r, ctx.Seq);
@@ -119,6 +132,7 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
     /// Waits until *counter ≥ target: spins briefly (not at all when there are more ranks than cores), then sleeps on
     /// the counter's futex, checking every 200 ms that the peers are alive and the deadline has not passed.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WaitFor(long* counter, long target, int peer, in OpContext ctx, bool collective)
     {
         if (Volatile.Read(ref *counter) >= target) return;
