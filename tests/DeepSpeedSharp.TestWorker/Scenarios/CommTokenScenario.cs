@@ -21,8 +21,9 @@ public sealed class CommTokenScenario : IScenario
             {
                 s.Send([13, 0, 0, 0, .. "DSSSTORE1"u8, 1, 2, 3, 4]); // wrong token
                 var buf = new byte[256];
-                int n = s.Receive(buf);
+                int n = ReadFrame(s, buf); // the reply may arrive in several segments
                 if (n > 5 && buf[4] == 0) Console.WriteLine("REFUSED wrong token: " + System.Text.Encoding.UTF8.GetString(buf, 5, n - 5));
+                else Console.WriteLine($"wrong token: unexpected reply of {n} bytes");
             }
             using (var s = Connect(port))
             {
@@ -36,6 +37,20 @@ public sealed class CommTokenScenario : IScenario
         world.Barrier();
         Dist.Destroy();
         return 0;
+    }
+
+    /// <summary>Reads one length-prefixed frame (4-byte little-endian length, then the body) or until the peer closes.</summary>
+    private static int ReadFrame(Socket s, byte[] buf)
+    {
+        int n = 0;
+        while (n < buf.Length)
+        {
+            int got = s.Receive(buf, n, buf.Length - n, SocketFlags.None);
+            if (got == 0) break;
+            n += got;
+            if (n >= 4 && n >= 4 + BitConverter.ToInt32(buf, 0)) break;
+        }
+        return n;
     }
 
     private static Socket Connect(int port)
