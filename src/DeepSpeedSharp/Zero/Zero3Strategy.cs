@@ -36,6 +36,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     private readonly Tensor gradPartition;
     private readonly Tensor packed;
     private readonly Tensor received;
+    private readonly Zero3UnitReducer unitReducer;
     private readonly GradientScaling scaling;
     private readonly Zero3Prefetcher prefetcher;
 
@@ -88,6 +89,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         Log.Info($"ZeRO-3: {units.Count} units; {fast} Linear units skip recomputation in backward, {units.Count - fast} are recomputed" +
                  (RecomputeAll ? $" ({RecomputeAllVariable}=1)" : ""));
         prefetcher = new Zero3Prefetcher(zero.Stage3PrefetchBucketSize, zero.Stage3MaxLiveParameters, zero.Stage3MaxReuseDistance);
+        unitReducer = new Zero3UnitReducer(group, units, device);
         Optimizer = optimizerFactory(new[] { masterParam });
         Gather16BitWeightsOnSave = zero.Stage3Gather16BitWeightsOnModelSave;
         RegisterOwnership();
@@ -121,7 +123,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
 
     internal void AfterUnitBackward(Zero3Unit unit)
     {
-        foreach (var zp in unit.Parameters) zp.ReduceGradient(gradPartition, packed, received, scaling.Before, scaling.After);
+        unitReducer.Reduce(unit.Parameters, gradPartition, scaling.Before, scaling.After);
         prefetcher.Done(unit, units, forward: false);
     }
 
@@ -166,5 +168,6 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         foreach (var u in units) u.Dispose();
         packed.Dispose();
         received.Dispose();
+        unitReducer.Dispose();
     }
 }
