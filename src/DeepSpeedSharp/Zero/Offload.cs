@@ -21,6 +21,20 @@ internal static class Offload
         return host ? CPU : null;
     }
 
+    /// <summary>
+    /// Host buffers that exchange data with an accelerator are page-locked when the config asks for it
+    /// (<c>pin_memory</c>) and the compute device has pinned memory (CUDA); on a CPU-only run there is nothing to pin.
+    /// </summary>
+    public static Tensor PinIfUseful(Tensor hostTensor, Device computeDevice, DeepSpeedConfig config)
+    {
+        var zero = config.ZeroOptimization;
+        bool pin = zero.OffloadOptimizer.Enabled ? zero.OffloadOptimizer.PinMemory : zero.OffloadParam.Enabled && zero.OffloadParam.PinMemory;
+        if (!pin || computeDevice.type != DeviceType.CUDA || hostTensor.device.type != DeviceType.CPU) return hostTensor;
+        var pinned = hostTensor.pin_memory().DetachFromDisposeScope();
+        hostTensor.Dispose();
+        return pinned;
+    }
+
     /// <summary>True when the optimizer step runs on the host.</summary>
     public static bool OptimizerOffloaded(DeepSpeedConfig config) => config.ZeroOptimization.OffloadOptimizer.Enabled;
 

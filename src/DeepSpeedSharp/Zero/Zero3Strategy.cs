@@ -65,7 +65,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
             parameters.Add(zp);
             offset += zp.PartitionSize;
         }
-        var initial = zeros(Math.Max(1, offset), ScalarType.Float32, masterDevice ?? device).DetachFromDisposeScope();
+        var initial = Offload.PinIfUseful(zeros(Math.Max(1, offset), ScalarType.Float32, masterDevice ?? device).DetachFromDisposeScope(), device, config);
         foreach (var zp in parameters)
         {
             zp.CopyOwnPartitionTo(initial);

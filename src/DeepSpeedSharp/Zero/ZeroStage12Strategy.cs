@@ -75,8 +75,9 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
         }
         long myStart = layout.PartitionStart(partRank);
         using (no_grad())
-            master = new Parameter(flatParams.narrow(0, myStart, layout.PartitionSize).to(ScalarType.Float32, this.masterDevice, copy: true).DetachFromDisposeScope(), requires_grad: true);
-        gradPartition = zeros(layout.PartitionSize, ScalarType.Float32, this.masterDevice).DetachFromDisposeScope();
+            master = new Parameter(Offload.PinIfUseful(flatParams.narrow(0, myStart, layout.PartitionSize)
+                .to(ScalarType.Float32, this.masterDevice, copy: true).DetachFromDisposeScope(), device, config), requires_grad: true);
+        gradPartition = Offload.PinIfUseful(zeros(layout.PartitionSize, ScalarType.Float32, this.masterDevice).DetachFromDisposeScope(), device, config);
         // DeepSpeed's BF16 optimizer: 16-bit gradients are added into fp32 after every micro-step (stages 0-1;
         // stage 2 already reduces into the fp32 partition every micro-step).
         if (fp32GradAccumulation && stage < 2 && ps[0].dtype != ScalarType.Float32)
