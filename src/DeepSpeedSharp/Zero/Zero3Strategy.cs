@@ -130,6 +130,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     public void AfterBackward(bool isBoundary)
     {
         // Gradients of parameters used outside any unit (persistent ones) are reduced here, after every micro-step.
+        unitReducer.Flush(); // the units' reduce-scatters started during backward
         foreach (var zp in parameters) zp.ReduceGradient(gradPartition, packed, received, scaling.Before, scaling.After);
         prefetcher.EndOfPass(units);
     }

@@ -9,30 +9,47 @@ namespace DeepSpeedSharp.Zero;
 /// parameters' padded flat gradients are packed rank-major (rank r's block holds partition r of every parameter, in
 /// order), so one equal-chunk reduce-scatter leaves each rank its partition of every parameter. Every element is summed
 /// over the same ranks in the same order as the per-parameter path, so the result is bit-identical.
+/// The collective is asynchronous: backward goes on while it runs, with two packing buffers in rotation; results are
+/// added into the partition gradient in launch order (when a buffer is needed again, or at <see cref="Flush"/>).
 /// </summary>
 internal sealed class Zero3UnitReducer : IDisposable
 {
+    private const int Slots = 2;
     private readonly ProcessGroup group;
-    private readonly Tensor packed;
-    private readonly Tensor received;
+    private readonly Tensor[] packed = new Tensor[Slots];
+    private readonly Tensor[] received = new Tensor[Slots];
+    private readonly Queue<Pending> pending = new();
+    private int nextSlot;
+
+    private sealed record Pending(int Slot, Work? Work, List<Zero3Parameter> Parameters, Tensor Input, Tensor Output, Tensor GradPartition, double After);
 
     public Zero3UnitReducer(ProcessGroup group, IEnumerable<Zero3Unit> units, Device device)
     {
         this.group = group;
         long largest = Math.Max(1, units.Select(u => u.Parameters.Sum(p => p.PartitionSize)).DefaultIfEmpty(1).Max());
-        packed = empty(largest * group.Size, ScalarType.Float32, device).DetachFromDisposeScope();
-        received = empty(largest, ScalarType.Float32, device).DetachFromDisposeScope();
+        for (int k = 0; k < Slots; k++)
+        {
+            packed[k] = empty(largest * group.Size, ScalarType.Float32, device).DetachFromDisposeScope();
+            received[k] = empty(largest, ScalarType.Float32, device).DetachFromDisposeScope();
+        }
     }
 
-    /// <summary>Adds this rank's share of the unit's (scaled) gradients into <paramref name="gradPartition"/> and drops them.</summary>
+    /// <summary>
+    /// Packs the unit's gradients, drops them, and starts the reduce-scatter whose result (scaled by
+    /// <paramref name="after"/>) is later added into this rank's slices of <paramref name="gradPartition"/>.
+    /// </summary>
     public void Reduce(IReadOnlyList<Zero3Parameter> parameters, Tensor gradPartition, double before, double after)
     {
         var ps = parameters.Where(p => p.Param.grad is not null).ToList();
         if (ps.Count == 0) return;
+        int slot = nextSlot;
+        nextSlot = (nextSlot + 1) % Slots;
+        if (pending.Count == Slots) CompleteOldest(); // the slot about to be reused
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         long stride = ps.Sum(p => p.PartitionSize);
-        var input = packed.narrow(0, 0, stride * group.Size);
+        // The views outlive this call (the collective runs asynchronously): kept out of the scope, disposed on completion.
+        var input = packed[slot].narrow(0, 0, stride * group.Size).DetachFromDisposeScope();
         for (int r = 0; r < group.Size; r++)
         {
             long offset = r * stride;
@@ -47,9 +64,28 @@ internal sealed class Zero3UnitReducer : IDisposable
             }
         }
         if (before != 1.0) input.mul_(before);
-        var output = received.narrow(0, 0, stride);
+        foreach (var p in ps) p.Param.grad = null; // packed: the full gradients can go now
+        var output = received[slot].narrow(0, 0, stride).DetachFromDisposeScope();
+        Work? work = null;
         if (group.Size == 1) output.copy_(input);
-        else group.ReduceScatter(output, input, ReduceOp.Sum);
+        else work = group.ReduceScatterAsync(output, input, ReduceOp.Sum);
+        pending.Enqueue(new Pending(slot, work, ps, input, output, gradPartition, after));
+    }
+
+    /// <summary>Waits for every reduce-scatter in flight and adds the results, in launch order.</summary>
+    public void Flush()
+    {
+        while (pending.Count > 0) CompleteOldest();
+        nextSlot = 0;
+    }
+
+    private void CompleteOldest()
+    {
+        var (_, work, ps, input, output, gradPartition, after) = pending.Dequeue();
+        work?.Wait();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        input.Dispose();
         if (after != 1.0) output.mul_(after);
         long at = 0;
         foreach (var p in ps)
@@ -58,13 +94,13 @@ internal sealed class Zero3UnitReducer : IDisposable
             var mine = output.narrow(0, at, p.PartitionSize);
             target.add_(target.device.ToString() == mine.device.ToString() ? mine : mine.to(target.device));
             at += p.PartitionSize;
-            p.Param.grad = null;
         }
+        output.Dispose();
     }
 
     public void Dispose()
     {
-        packed.Dispose();
-        received.Dispose();
+        Flush();
+        foreach (var t in packed.Concat(received)) t.Dispose();
     }
 }
