@@ -23,8 +23,9 @@ public class CpuAdamBenchCommandTests
         var (code, output, err) = Run("--params", "100K,50001", "--threads", threads, "--steps", "2", "--warmup", "1");
         Assert.True(code == 0, err);
         Assert.Contains($"memcpy 256 MiB, {threads} thread(s):", output);
+        Assert.Contains("in-place read-modify-write:", output);
         var rows = output.Split('\n').Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
-            .Where(c => c.Length == 8 && (c[0] == "100K" || c[0] == "50001")).ToList();
+            .Where(c => c.Length == 9 && (c[0] == "100K" || c[0] == "50001")).ToList();
         Assert.Equal(2, rows.Count);
         Assert.All(rows, r => Assert.Equal(threads, r[1]));
         foreach (var r in rows)
@@ -32,6 +33,8 @@ public class CpuAdamBenchCommandTests
             Assert.True(double.Parse(r[2], CultureInfo.InvariantCulture) > 0); // our ms
             Assert.True(double.Parse(r[4], CultureInfo.InvariantCulture) > 0); // torch ms
             Assert.EndsWith("x", r[6]);
+            Assert.EndsWith("%", r[7]);
+            Assert.EndsWith("%", r[8]);
         }
     }
 

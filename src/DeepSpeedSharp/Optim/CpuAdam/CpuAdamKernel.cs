@@ -33,6 +33,9 @@ public enum CpuAdamPath
 /// <c>v.mul_(β2).addcmul_(g, g, 1 − β2)</c>, <c>denom = v.sqrt() / √bc2 + eps</c>, <c>p.addcdiv_(m, denom, −lr/bc1)</c>)
 /// with DeepSpeed's fused multiply-adds. The scalar, 256-bit and 512-bit paths perform exactly these IEEE operations in
 /// this order, so they agree bit for bit; an element's result never depends on how the span is split over threads.</para>
+/// <para>Where DeepSpeed's kernel differs from torch (it derives 1 − β and the bias corrections in float and multiplies
+/// √v by 1/√bc2 instead of dividing), this follows torch: after 100 steps it stays within ~1e-7 relative of TorchSharp's
+/// AdamW/Adam; DeepSpeed's choices would move results by about one float rounding per step.</para>
 /// </remarks>
 public static partial class CpuAdamKernel
 {
