@@ -155,33 +155,6 @@ internal sealed class Zero3Parameter
         Param.set_(none);
     }
 
-    /// <summary>
-    /// Reduce-scatters the parameter's full gradient (if any) so each rank adds the scaled sum of its partition into
-    /// <paramref name="gradPartition"/>, then drops the full gradient. <paramref name="packed"/> and
-    /// <paramref name="received"/> are reused scratch buffers of at least N·P and P elements.
-    /// </summary>
-    public void ReduceGradient(Tensor gradPartition, Tensor packed, Tensor received, double before, double after)
-    {
-        var grad = Param.grad;
-        if (grad is null) return;
-        using var noGrad = no_grad();
-        long total = PartitionSize * group.Size;
-        using var input = packed.narrow(0, 0, total);
-        using (var flat = grad.reshape(-1))
-        using (var head = input.narrow(0, 0, Numel))
-            head.copy_(flat);
-        if (total > Numel) using (var pad = input.narrow(0, Numel, total - Numel)) pad.zero_();
-        if (before != 1.0) input.mul_(before);
-        using var output = received.narrow(0, 0, PartitionSize);
-        if (group.Size == 1) output.copy_(input);
-        else group.ReduceScatter(output, input, ReduceOp.Sum);
-        if (after != 1.0) output.mul_(after);
-        using var target = gradPartition.narrow(0, MasterOffset, PartitionSize);
-        if (target.device.ToString() == output.device.ToString()) target.add_(output);
-        else using (var moved = output.to(target.device)) target.add_(moved);
-        Param.grad = null;
-    }
-
     /// <summary>Re-gathers a persistent parameter after the optimizer changed the partitions.</summary>
     public void Refresh(Tensor master)
     {

@@ -34,8 +34,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     private readonly Tensor master;
     private readonly Parameter masterParam;
     private readonly Tensor gradPartition;
-    private readonly Tensor packed;
-    private readonly Tensor received;
+    private readonly Device device;
     private readonly Zero3UnitReducer unitReducer;
     private readonly GradientScaling scaling;
     private readonly Zero3Prefetcher prefetcher;
@@ -77,9 +76,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         foreach (var zp in parameters.Where(z => z.Persistent)) zp.Gather(master);
         gradPartition = zeros_like(master).DetachFromDisposeScope();
         masterParam.grad = gradPartition;
-        long maxPartition = parameters.Max(z => z.PartitionSize);
-        packed = empty(maxPartition * group.Size, ScalarType.Float32, device).DetachFromDisposeScope();
-        received = empty(maxPartition, ScalarType.Float32, device).DetachFromDisposeScope();
+        this.device = device;
         Trigger = zeros(1, requires_grad: true).DetachFromDisposeScope();
 
         var byHandle = parameters.ToDictionary(z => z.Param.Handle);
@@ -89,7 +86,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         Log.Info($"ZeRO-3: {units.Count} units; {fast} Linear units skip recomputation in backward, {units.Count - fast} are recomputed" +
                  (RecomputeAll ? $" ({RecomputeAllVariable}=1)" : ""));
         prefetcher = new Zero3Prefetcher(zero.Stage3PrefetchBucketSize, zero.Stage3MaxLiveParameters, zero.Stage3MaxReuseDistance);
-        unitReducer = new Zero3UnitReducer(group, units, device);
+        unitReducer = new Zero3UnitReducer(group, units.Select(u => u.Parameters).Concat(parameters.Select(z => new[] { z })), device);
         Optimizer = optimizerFactory(new[] { masterParam });
         Gather16BitWeightsOnSave = zero.Stage3Gather16BitWeightsOnModelSave;
         RegisterOwnership();
@@ -129,14 +126,15 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
 
     public void AfterBackward(bool isBoundary)
     {
-        // Gradients of parameters used outside any unit (persistent ones) are reduced here, after every micro-step.
-        unitReducer.Flush(); // the units' reduce-scatters started during backward
-        foreach (var zp in parameters) zp.ReduceGradient(gradPartition, packed, received, scaling.Before, scaling.After);
+        // Gradients of parameters used outside any unit (persistent ones) are reduced here, one parameter at a time,
+        // after the units' reduce-scatters that started during backward.
+        foreach (var zp in parameters) unitReducer.Reduce(new[] { zp }, gradPartition, scaling.Before, scaling.After);
+        unitReducer.Flush();
         prefetcher.EndOfPass(units);
     }
 
     public StepResult Step(double clip, double lossScale, bool skipOnOverflow) =>
-        PartitionedStep.Run(gradPartition, group, packed.device, Optimizer, clip, lossScale, skipOnOverflow, () =>
+        PartitionedStep.Run(gradPartition, group, device, Optimizer, clip, lossScale, skipOnOverflow, () =>
         {
             foreach (var zp in parameters)
             {
@@ -167,8 +165,6 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     {
         UnregisterOwnership();
         foreach (var u in units) u.Dispose();
-        packed.Dispose();
-        received.Dispose();
         unitReducer.Dispose();
     }
 }

@@ -23,10 +23,13 @@ internal sealed class Zero3UnitReducer : IDisposable
 
     private sealed record Pending(int Slot, Work? Work, List<Zero3Parameter> Parameters, Tensor Input, Tensor Output, Tensor GradPartition, double After);
 
-    public Zero3UnitReducer(ProcessGroup group, IEnumerable<Zero3Unit> units, Device device)
+    /// <param name="group">The data-parallel group.</param>
+    /// <param name="batches">Every set of parameters that will be reduced together (each unit's, and single parameters).</param>
+    /// <param name="device">Where the packing buffers live.</param>
+    public Zero3UnitReducer(ProcessGroup group, IEnumerable<IReadOnlyList<Zero3Parameter>> batches, Device device)
     {
         this.group = group;
-        long largest = Math.Max(1, units.Select(u => u.Parameters.Sum(p => p.PartitionSize)).DefaultIfEmpty(1).Max());
+        long largest = Math.Max(1, batches.Select(b => b.Sum(p => p.PartitionSize)).DefaultIfEmpty(1).Max());
         for (int k = 0; k < Slots; k++)
         {
             packed[k] = empty(largest * group.Size, ScalarType.Float32, device).DetachFromDisposeScope();
