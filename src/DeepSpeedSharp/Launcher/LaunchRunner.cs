@@ -45,24 +45,8 @@ public static class LaunchRunner
         {
             if (o.NoSsh && plan.World.NodeCount > 1 && o.MasterAddr.Length == 0)
                 throw new ArgumentException("--no_ssh with several nodes needs --master_addr (the address of node 0, the same on every node).");
-            var spec = new NodeLaunchSpec
-            {
-                World = plan.World,
-                NodeRank = o.NoSsh ? o.NodeRank : 0,
-                MasterAddr = o.MasterAddr.Length > 0 ? o.MasterAddr : "127.0.0.1",
-                MasterPort = o.MasterPort,
-                JobToken = token,
-                ProgramCommand = program.Command,
-                ProgramArgs = o.ProgramArgs,
-                NoLocalRank = o.NoLocalRank,
-                EachRankLogDir = o.EachRankLogDir,
-                BindCoresToRank = o.BindCoresToRank,
-                BindCoreList = o.BindCoreList,
-                Exports = exports,
-                WorkingDirectory = cwd,
-                GracePeriodSeconds = o.GracePeriodSeconds,
-                SavePidOwner = o.SavePid ? Environment.ProcessId : 0,
-            };
+            var spec = NodeSpec(o, plan.World, o.NoSsh ? o.NodeRank : 0, token, program.Command, exports, cwd,
+                savePidOwner: o.SavePid ? Environment.ProcessId : 0);
             if (!o.DryRun) return NodeLauncher.Run(spec, stdout, stderr);
             foreach (var c in NodeLauncher.RankCommands(spec))
                 stdout.WriteLine($"rank {c.Rank}: {ShellWords.Join(c.Environment.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"))} {ShellWords.Join(c.Command)}");
@@ -135,6 +119,30 @@ public static class LaunchRunner
         return NodeLauncher.Run(NodeSpec(o, world, node, local, watchParent: false), stdout, stderr);
     }
 
+    /// <summary>What one node starts, from the options every launcher role shares.</summary>
+    private static NodeLaunchSpec NodeSpec(LaunchOptions o, WorldInfo world, int nodeRank, string token, IReadOnlyList<string> programCommand,
+        IReadOnlyDictionary<string, string> exports, string cwd, int savePidOwner, bool watchParent = false, int? onlyLocal = null) => new()
+    {
+        World = world,
+        NodeRank = nodeRank,
+        MasterAddr = o.MasterAddr.Length > 0 ? o.MasterAddr : "127.0.0.1",
+        MasterPort = o.MasterPort,
+        JobToken = token,
+        ProgramCommand = programCommand,
+        ProgramArgs = o.ProgramArgs,
+        NoLocalRank = o.NoLocalRank,
+        EachRankLogDir = o.EachRankLogDir,
+        BindCoresToRank = o.BindCoresToRank,
+        BindCoreList = o.BindCoreList,
+        Exports = exports,
+        WorkingDirectory = cwd,
+        GracePeriodSeconds = o.GracePeriodSeconds,
+        SavePidOwner = savePidOwner,
+        WatchParent = watchParent,
+        OnlyLocalRank = onlyLocal,
+    };
+
+    /// <summary>The spec of a node launcher started by pdsh/ssh or mpirun: exports and token come from the runner.</summary>
     private static NodeLaunchSpec NodeSpec(LaunchOptions o, WorldInfo world, int nodeRank, int? onlyLocal, bool watchParent)
     {
         var exports = o.Exports != null ? MultiNodeRunners.DecodeExports(o.Exports) : [];
@@ -142,26 +150,7 @@ public static class LaunchRunner
             token = Environment.GetEnvironmentVariable(RankEnvironment.JobTokenVariable) ?? throw new ArgumentException($"no job token: {RankEnvironment.JobTokenVariable} is neither exported nor set.");
         var cwd = o.Chdir ?? Environment.CurrentDirectory;
         var program = ProgramResolver.Resolve(o.Program, cwd, _ => { });
-        return new NodeLaunchSpec
-        {
-            World = world,
-            NodeRank = nodeRank,
-            MasterAddr = o.MasterAddr.Length > 0 ? o.MasterAddr : "127.0.0.1",
-            MasterPort = o.MasterPort,
-            JobToken = token,
-            ProgramCommand = program.Command,
-            ProgramArgs = o.ProgramArgs,
-            NoLocalRank = o.NoLocalRank,
-            EachRankLogDir = o.EachRankLogDir,
-            BindCoresToRank = o.BindCoresToRank,
-            BindCoreList = o.BindCoreList,
-            Exports = exports,
-            WorkingDirectory = cwd,
-            GracePeriodSeconds = o.GracePeriodSeconds,
-            SavePidOwner = o.SavePidOwner,
-            WatchParent = watchParent,
-            OnlyLocalRank = onlyLocal,
-        };
+        return NodeSpec(o, world, nodeRank, token, program.Command, exports, cwd, o.SavePidOwner, watchParent, onlyLocal);
     }
 
     private static Dictionary<string, string> CurrentEnvironment()

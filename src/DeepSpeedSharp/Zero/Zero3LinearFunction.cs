@@ -20,10 +20,8 @@ internal sealed class Zero3LinearFunction : autograd.SingleTensorFunction<Zero3L
     internal sealed record LinearParameters(Zero3Parameter Weight, Zero3Parameter? Bias);
 
     /// <summary>What the backward needs, carried as plain data in the autograd context.</summary>
-    internal sealed class State
+    internal sealed class State : Zero3UnitNodeState
     {
-        public required Zero3Unit Unit { get; init; }
-        public required Tensor Output { get; init; }
         public required LinearParameters Linear { get; init; }
     }
 
@@ -51,19 +49,11 @@ internal sealed class Zero3LinearFunction : autograd.SingleTensorFunction<Zero3L
     /// </summary>
     public static bool Supports(Tensor input) => input.dim() >= 2 && input.is_contiguous() && input.is_floating_point();
 
-    public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
-    {
-        var input = (Tensor)vars[0];
-        var state = (State)vars[2];
-        ctx.save_for_backward(new List<Tensor> { input });
-        ctx.save_data("state", state);
-        return state.Output;
-    }
+    public override Tensor forward(autograd.AutogradContext ctx, params object[] vars) => Zero3UnitNode.Forward(ctx, vars);
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
     {
-        var state = (State)ctx.get_data("state");
-        var input = ctx.get_saved_variables()[0];
+        var (input, state) = Zero3UnitNode.Saved<State>(ctx);
         var unit = state.Unit;
         var (weight, bias) = state.Linear;
         Tensor? inputGrad = null;

@@ -15,26 +15,16 @@ internal sealed class Zero3RecomputeFunction : autograd.SingleTensorFunction<Zer
     public override string Name => "Zero3Recompute";
 
     /// <summary>What the backward needs, carried as plain data in the autograd context.</summary>
-    internal sealed class State
+    internal sealed class State : Zero3UnitNodeState
     {
-        public required Zero3Unit Unit { get; init; }
-        public required Tensor Output { get; init; }
         public required Tensor RngState { get; init; }
     }
 
-    public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
-    {
-        var input = (Tensor)vars[0];
-        var state = (State)vars[2];
-        ctx.save_for_backward(new List<Tensor> { input });
-        ctx.save_data("state", state);
-        return state.Output;
-    }
+    public override Tensor forward(autograd.AutogradContext ctx, params object[] vars) => Zero3UnitNode.Forward(ctx, vars);
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
     {
-        var state = (State)ctx.get_data("state");
-        var input = ctx.get_saved_variables()[0];
+        var (input, state) = Zero3UnitNode.Saved<State>(ctx);
         var unit = state.Unit;
         Tensor? inputGrad = null;
         unit.Recomputations++;

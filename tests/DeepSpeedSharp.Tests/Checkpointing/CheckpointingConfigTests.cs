@@ -8,11 +8,8 @@ using Ckpt = DeepSpeedSharp.DeepSpeed.Checkpointing;
 namespace DeepSpeedSharp.Tests.Checkpointing;
 
 [Collection("Checkpointing")]
-public class CheckpointingConfigTests : IDisposable
+public class CheckpointingConfigTests : CheckpointingTestBase
 {
-    public CheckpointingConfigTests() => Ckpt.ResetAllForTests();
-
-    public void Dispose() => Ckpt.ResetAllForTests();
 
     private static DeepSpeedConfig Config(string section) =>
         DeepSpeedConfig.FromJson($$"""{ "train_micro_batch_size_per_gpu": 1, "activation_checkpointing": {{section}} }""");

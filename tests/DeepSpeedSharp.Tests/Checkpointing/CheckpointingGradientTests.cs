@@ -7,11 +7,8 @@ using Ckpt = DeepSpeedSharp.DeepSpeed.Checkpointing;
 namespace DeepSpeedSharp.Tests.Checkpointing;
 
 [Collection("Checkpointing")]
-public class CheckpointingGradientTests : IDisposable
+public class CheckpointingGradientTests : CheckpointingTestBase
 {
-    public CheckpointingGradientTests() => Ckpt.ResetAllForTests();
-
-    public void Dispose() => Ckpt.ResetAllForTests();
 
     [Fact]
     public void DropoutStageGivesBitIdenticalGradientsAndLeavesTheRngWhereThePlainRunDoes()

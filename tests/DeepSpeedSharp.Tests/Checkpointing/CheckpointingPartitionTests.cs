@@ -7,11 +7,8 @@ namespace DeepSpeedSharp.Tests.Checkpointing;
 
 /// <summary>partition_activations / cpu_checkpointing / contiguous_memory_optimization on one rank (model-parallel size 1).</summary>
 [Collection("Checkpointing")]
-public class CheckpointingPartitionTests : IDisposable
+public class CheckpointingPartitionTests : CheckpointingTestBase
 {
-    public CheckpointingPartitionTests() => Ckpt.ResetAllForTests();
-
-    public void Dispose() => Ckpt.ResetAllForTests();
 
     private static (Dictionary<string, Tensor> grads, Tensor inputGrad) Step(Stage[] stages, Tensor x, bool checkpoint)
     {

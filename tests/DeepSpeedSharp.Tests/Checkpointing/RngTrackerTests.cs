@@ -7,11 +7,8 @@ using Ckpt = DeepSpeedSharp.DeepSpeed.Checkpointing;
 namespace DeepSpeedSharp.Tests.Checkpointing;
 
 [Collection("Checkpointing")]
-public class RngTrackerTests : IDisposable
+public class RngTrackerTests : CheckpointingTestBase
 {
-    public RngTrackerTests() => Ckpt.ResetAllForTests();
-
-    public void Dispose() => Ckpt.ResetAllForTests();
 
     [Fact]
     public void ForkUsesTheStreamAndRestoresTheDefaultGenerator()
