@@ -102,12 +102,13 @@ internal sealed class Zero3Prefetcher
         return false;
     }
 
-    private static long LiveElements(IReadOnlyList<Zero3Unit> units) =>
-        units.SelectMany(u => u.Parameters).Distinct().Where(p => !p.Persistent && (p.IsGathered || p.IsGathering)).Sum(p => p.Numel);
+    private Zero3Parameter[]? partitioned; // the units' distinct non-persistent parameters (fixed after construction)
 
-    private void TrackPeak(IReadOnlyList<Zero3Unit> units)
-    {
-        long bytes = units.SelectMany(u => u.Parameters).Distinct().Where(p => !p.Persistent && (p.IsGathered || p.IsGathering)).Sum(p => p.FullBytes);
-        PeakLiveBytes = Math.Max(PeakLiveBytes, bytes);
-    }
+    private IEnumerable<Zero3Parameter> Live(IReadOnlyList<Zero3Unit> units) =>
+        (partitioned ??= units.SelectMany(u => u.Parameters).Distinct().Where(p => !p.Persistent).ToArray())
+        .Where(p => p.IsGathered || p.IsGathering);
+
+    private long LiveElements(IReadOnlyList<Zero3Unit> units) => Live(units).Sum(p => p.Numel);
+
+    private void TrackPeak(IReadOnlyList<Zero3Unit> units) => PeakLiveBytes = Math.Max(PeakLiveBytes, Live(units).Sum(p => p.FullBytes));
 }
