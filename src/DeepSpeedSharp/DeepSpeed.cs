@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
 using DeepSpeedSharp.Engine;
@@ -64,7 +65,7 @@ public static partial class DeepSpeed
         var named = TrainableParameters(model, subset);
         var factory = OptimizerChoice.Resolve(cfg, optimizer, optimizerFactory);
         var strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, optimizer, factory, group, precision, prePartitioned);
-        if (strategy is Checkpoint.ICheckpointableStrategy checkpointable) checkpointable.Precision = precision;
+        if (strategy is Training.ICheckpointableStrategy checkpointable) checkpointable.Precision = precision;
         var sched = SchedulerChoice.Resolve(cfg, strategy?.Optimizer, lrScheduler, lrSchedulerFactory);
 
         var engine = new DeepSpeedEngine(model, strategy, sched, cfg, batch, group, precision);

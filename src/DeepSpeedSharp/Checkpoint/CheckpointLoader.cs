@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -77,7 +78,7 @@ internal static class CheckpointLoader
             actions.Add(() => torch.set_rng_state(rng));
     }
 
-    private static void PrepareSegment(ShardReader reader, StateSegment seg, DataParallel.FlatLayout layout, string[] names,
+    private static void PrepareSegment(ShardReader reader, StateSegment seg, FlatLayout layout, string[] names,
         Dictionary<IntPtr, OptimizerState> states, bool withState, List<Action> actions)
     {
         var state = states.GetValueOrDefault(seg.Optimized.Handle);

@@ -1,4 +1,4 @@
-using DeepSpeedSharp.DataParallel;
+using DeepSpeedSharp.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 

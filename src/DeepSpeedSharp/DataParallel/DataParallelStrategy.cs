@@ -1,6 +1,6 @@
+using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
-using DeepSpeedSharp.Engine;
 using DeepSpeedSharp.Optim;
 using TorchSharp;
 using TorchSharp.Modules;

@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Comm;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Training;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using DeepSpeedSharp.Checkpoint;

@@ -1,5 +1,5 @@
+using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Comm;
-using DeepSpeedSharp.Engine;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,5 +1,5 @@
+using DeepSpeedSharp.Training;
 using System.Text.Json.Nodes;
-using DeepSpeedSharp.Checkpoint;
 using DeepSpeedSharp.Comm;
 
 namespace DeepSpeedSharp.Zero;

@@ -1,7 +1,7 @@
+using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
 using DeepSpeedSharp.DataParallel;
-using DeepSpeedSharp.Engine;
 using DeepSpeedSharp.Optim;
 using TorchSharp;
 using TorchSharp.Modules;

@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Tests.Infrastructure;
 
 namespace DeepSpeedSharp.Tests.DataParallel;

@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Training;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;

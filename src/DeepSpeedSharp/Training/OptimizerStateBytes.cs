@@ -2,7 +2,7 @@ using System.Reflection;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace DeepSpeedSharp.Engine;
+namespace DeepSpeedSharp.Training;
 
 /// <summary>Counts the bytes of the tensors an optimizer keeps as state (moments, momentum buffers), for any optimizer.</summary>
 internal static class OptimizerStateBytes

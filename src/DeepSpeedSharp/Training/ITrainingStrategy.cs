@@ -1,6 +1,6 @@
 using TorchSharp;
 
-namespace DeepSpeedSharp.Engine;
+namespace DeepSpeedSharp.Training;
 
 /// <summary>Bytes a rank holds in model state between steps.</summary>
 /// <param name="Parameters">Model parameters plus any master (fp32) partition.</param>

@@ -1,9 +1,8 @@
 using System.Text.Json.Nodes;
 using DeepSpeedSharp.Comm;
-using DeepSpeedSharp.DataParallel;
 using TorchSharp.Modules;
 
-namespace DeepSpeedSharp.Checkpoint;
+namespace DeepSpeedSharp.Training;
 
 /// <summary>
 /// One piece of the world-size-independent flat index space that this rank's optimizer holds: flat elements

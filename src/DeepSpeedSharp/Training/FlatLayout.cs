@@ -1,7 +1,7 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace DeepSpeedSharp.DataParallel;
+namespace DeepSpeedSharp.Training;
 
 /// <summary>
 /// The fixed order and offsets of the trainable parameters in one flat index space, padded so that it splits into
