@@ -6,6 +6,7 @@ using DeepSpeedSharp.Native;
 using DeepSpeedSharp.Precision;
 using DeepSpeedSharp.Zero;
 using DeepSpeedSharp.Schedulers;
+using DeepSpeedSharp.Topology;
 using DeepSpeedSharp.Utils;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -33,6 +34,11 @@ public static partial class DeepSpeed
     /// <para>Distributed training starts here when the launcher's environment says so (<c>Dist.Initialize</c> is called
     /// if nobody called it yet). Batch keys written as "auto" (or absent) are resolved from the batch arguments. With
     /// <paramref name="seed"/>, the global RNG is seeded with seed + rank after the engine is built.</para>
+    /// <para>With <paramref name="mpu"/> (e.g. a <see cref="PipelineParallelGrid"/>, or any Megatron-style
+    /// <see cref="IModelParallelUnit"/>) the engine works on that topology: batch sizes and ZeRO use its data-parallel
+    /// group, the gradient norm is summed over its model-parallel group (each parameter counted once: tensor-parallel
+    /// slices on every tensor rank, replicated parameters on tensor rank 0), and checkpoint files are named by its
+    /// model-parallel rank. Without it every rank is a data-parallel replica (or <paramref name="dataParallelGroup"/>'s).</para>
     /// </summary>
     public static DeepSpeedInitResult Initialize(
         nn.Module model,
@@ -46,12 +52,17 @@ public static partial class DeepSpeed
         int? seed = null,
         Func<IEnumerable<Parameter>, optim.Optimizer>? optimizerFactory = null,
         Func<optim.Optimizer, LrScheduler>? lrSchedulerFactory = null,
-        ProcessGroup? dataParallelGroup = null)
+        ProcessGroup? dataParallelGroup = null,
+        IModelParallelUnit? mpu = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         TorchRuntime.EnsureLoaded();
         var cfg = ReadConfig(config);
-        var group = dataParallelGroup ?? (Dist.IsInitialized ? Dist.World : Dist.Initialize());
+        if (mpu != null && dataParallelGroup != null)
+            throw new ArgumentException("pass either mpu (whose data-parallel group the engine uses) or dataParallelGroup, not both");
+        var world = Dist.IsInitialized ? Dist.World : Dist.Initialize();
+        var group = mpu?.GetDataParallelGroup() ?? dataParallelGroup ?? world;
+        if (!group.IsMember) throw new ArgumentException($"global rank {group.GlobalRank} is not a member of the data-parallel group it was given (members: {string.Join(",", group.GlobalRanks)})");
         Log.Rank = Dist.IsInitialized ? Dist.Rank : 0;
         foreach (var w in cfg.Warnings) Log.Warn(w);
         var comms = cfg.CommsLogger;
@@ -61,21 +72,35 @@ public static partial class DeepSpeed
         var precision = PrecisionPolicy.From(cfg);
         var subset = modelParameters == null ? null : NamesOf(model, modelParameters);
         var prePartitioned = ZeroInit.TakeAll(model);
-        if (precision.IsReducedPrecision) model.to(precision.ModelDType); // no autocast in TorchSharp: the model computes in 16 bits
+        if (precision.IsReducedPrecision) ConvertKeepingAttributes(model, precision.ModelDType);
         var named = TrainableParameters(model, subset);
         var factory = OptimizerChoice.Resolve(cfg, optimizer, optimizerFactory);
-        var strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, optimizer, factory, group, precision, prePartitioned);
+        var strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, optimizer, factory, group, precision, prePartitioned, GradientNorm.From(mpu));
         if (strategy is Training.ICheckpointableStrategy checkpointable) checkpointable.Precision = precision;
         var sched = SchedulerChoice.Resolve(cfg, strategy?.Optimizer, lrScheduler, lrSchedulerFactory);
 
-        var engine = new DeepSpeedEngine(model, strategy, sched, cfg, batch, group, precision);
+        var engine = new DeepSpeedEngine(model, strategy, sched, cfg, batch, group, precision, mpu, mpu == null ? group : world);
         engine.AttachMonitoring();
         if (seed is { } s0) torch.manual_seed(s0 + group.GlobalRank);
         Log.Info($"engine ready: train_batch_size={batch.TrainBatchSize}, micro_batch={batch.MicroBatchPerGpu}, " +
                  $"gradient_accumulation_steps={batch.GradientAccumulationSteps}, dp_world_size={group.Size}, " +
+                 (mpu == null ? "" : $"mp_world_size={mpu.GetModelParallelWorldSize()} (pipe {mpu.GetPipelineModelParallelWorldSize()} × tensor {mpu.GetTensorModelParallelWorldSize()}), ") +
                  $"zero_stage={cfg.ZeroOptimization.Stage}, precision={precision}, backend={group.Backend}" +
                  (Zero.Offload.OptimizerOffloaded(cfg) ? ", optimizer offloaded to the CPU" : ""));
         return new DeepSpeedInitResult(engine, strategy?.Optimizer, sched);
+    }
+
+    /// <summary>
+    /// Casts the model to the training dtype (no autocast in TorchSharp: the model computes in 16 bits). The cast replaces
+    /// the parameter objects, so their tensor/sequence-parallel attributes are carried over by name.
+    /// </summary>
+    private static void ConvertKeepingAttributes(nn.Module model, ScalarType dtype)
+    {
+        var attributes = model.named_parameters().Select(p => (p.name, Attributes: p.parameter.GetParallelAttributes())).ToList();
+        model.to(dtype);
+        var byName = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, a) in attributes)
+            if (byName.TryGetValue(name, out var p)) p.SetParallelAttributes(a);
     }
 
     private static DeepSpeedConfig ReadConfig(object? config) => config switch

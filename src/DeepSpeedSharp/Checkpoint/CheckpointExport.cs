@@ -39,13 +39,16 @@ public static class CheckpointExport
         TorchRuntime.EnsureLoaded();
         var tagDir = ResolveTag(directory, tag);
         var manifest = CheckpointManifest.Read(tagDir);
+        if (manifest.ModelParallelSize > 1)
+            throw new InvalidDataException($"checkpoint '{tagDir}' holds {manifest.ModelParallelSize} model-parallel shards ({manifest.Topology}); " +
+                                           "export consolidates data-parallel (ZeRO) shards only — merging tensor or pipeline shards into one model is not available in this version");
         using var reader = new ShardReader(tagDir, manifest);
         using var scope = NewDisposeScope();
         var tensors = new List<KeyValuePair<string, Tensor>>();
-        foreach (var p in manifest.Parameters)
+        foreach (var p in reader.Shard.Parameters)
             tensors.Add(new(p.Name, reader.Read("master", p.Offset, p.Numel).view(p.Shape).to(dtype)));
-        if (manifest.ModuleStatesFile != null)
-            foreach (var (name, t) in reader.File(manifest.ModuleStatesFile))
+        if (reader.Shard.ModuleStatesFile is { } moduleStates)
+            foreach (var (name, t) in reader.File(moduleStates))
                 tensors.Add(new(name, t.is_floating_point() ? t.to(dtype) : t));
         var dir = Path.GetDirectoryName(Path.GetFullPath(outputPath))!;
         Directory.CreateDirectory(dir);

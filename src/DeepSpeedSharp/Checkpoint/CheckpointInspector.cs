@@ -49,8 +49,9 @@ public static class CheckpointInspector
         try { m = CheckpointManifest.Read(tagDir); }
         catch (Exception e) when (e is InvalidDataException or IOException) { sb.AppendLine($"  ERROR {e.Message}"); return false; }
         string I(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
-        sb.AppendLine($"  world size {m.WorldSize}, ZeRO stage {m.ZeroStage}, global steps {m.GlobalSteps}, samples {m.GlobalSamples}, skipped {m.SkippedSteps}");
-        sb.AppendLine($"  parameters: {m.Parameters.Count} trainable, {I(m.TotalElements)} elements; model dtypes {string.Join(", ", m.Parameters.Select(p => p.Dtype).Distinct())}; stored as F32");
+        sb.AppendLine($"  topology {m.Topology}: data-parallel size {m.WorldSize}, model-parallel size {m.ModelParallelSize}; ZeRO stage {m.ZeroStage}, global steps {m.GlobalSteps}, samples {m.GlobalSamples}, skipped {m.SkippedSteps}");
+        foreach (var s in m.Shards)
+            sb.AppendLine($"  {(m.Shards.Count > 1 ? $"mp rank {s.MpRank} " : "")}parameters: {s.Parameters.Count} trainable, {I(s.TotalElements)} elements; model dtypes {string.Join(", ", s.Parameters.Select(p => p.Dtype).Distinct())}; stored as F32");
         if (m.Optimizer is { } o)
             sb.AppendLine($"  optimizer {o.Type} ({(o.Reshardable ? "reshardable" : "binary, same world size and stage only")}), state [{string.Join(", ", o.StateKinds)}], lr {string.Join(", ", o.Lrs.Select(x => x.ToString("G6", CultureInfo.InvariantCulture)))}");
         if (m.LrScheduler != null) sb.AppendLine($"  lr scheduler {m.LrScheduler.ToJsonString()}");
@@ -61,7 +62,7 @@ public static class CheckpointInspector
         {
             var bad = problems.FirstOrDefault(p => p.Contains($"'{Path.Combine(tagDir, f.Name)}'", StringComparison.Ordinal));
             long elements = f.Pieces.Sum(p => p.Length);
-            sb.AppendLine($"  {f.Name,-28} {I(f.Bytes),14} bytes  {(f.Rank >= 0 ? $"rank {f.Rank}, {I(elements)} elements" : "module states"),-28} {(bad == null ? "sha256 OK" : "FAILED: " + bad)}");
+            sb.AppendLine($"  {f.Name,-48} {I(f.Bytes),14} bytes  {(f.Rank >= 0 ? $"dp rank {f.Rank}, {I(elements)} elements" : "module states"),-30} {(bad == null ? "sha256 OK" : "FAILED: " + bad)}");
         }
         return problems.Count == 0;
     }

@@ -17,7 +17,7 @@ internal sealed record LoadOptions(bool ModuleStrict, bool OptimizerStates, bool
 internal static class CheckpointLoader
 {
     public static CheckpointManifest Load(string tagDirectory, nn.Module module, ICheckpointableStrategy strategy,
-        optim.Optimizer optimizer, LoadOptions options)
+        optim.Optimizer optimizer, LoadOptions options, CheckpointPlacement place)
     {
         var group = strategy.CheckpointGroup;
         CheckpointManifest? manifest = null;
@@ -25,10 +25,11 @@ internal static class CheckpointLoader
         var actions = new List<Action>();
         try
         {
-            RankAgreement.Run(group, $"reading checkpoint '{tagDirectory}'", () =>
+            RankAgreement.Run(place.Job, $"reading checkpoint '{tagDirectory}'", () =>
             {
                 manifest = CheckpointManifest.Read(tagDirectory);
-                reader = new ShardReader(tagDirectory, manifest);
+                CheckTopology(tagDirectory, manifest, place);
+                reader = new ShardReader(tagDirectory, manifest, place.MpRank);
                 Prepare(reader, module, strategy, optimizer, options, group.Rank, actions);
             });
             using (no_grad())
@@ -40,6 +41,14 @@ internal static class CheckpointLoader
         {
             reader?.Dispose();
         }
+    }
+
+    /// <summary>The model-parallel layout must match: each model-parallel rank holds a different slice of the model.</summary>
+    private static void CheckTopology(string tagDirectory, CheckpointManifest m, CheckpointPlacement place)
+    {
+        if (m.ModelParallelSize == place.MpSize) return;
+        throw new InvalidDataException($"checkpoint '{tagDirectory}' was saved with model-parallel size {m.ModelParallelSize} ({m.Topology}); " +
+                                       $"this run has {place.MpSize} ({place.Topology}). The data-parallel size may differ, the pipeline and tensor sizes may not");
     }
 
     private static void Prepare(ShardReader reader, nn.Module module, ICheckpointableStrategy strategy, optim.Optimizer optimizer,
@@ -63,7 +72,7 @@ internal static class CheckpointLoader
         PrepareModuleStates(reader, module, strategy, options, problems, actions);
 
         bool optimizerState = options.OptimizerStates && !options.ModuleOnly && m.Optimizer != null;
-        if (optimizerState) CheckOptimizer(m, names, strategy, optimizer, problems);
+        if (optimizerState) CheckOptimizer(m, reader.Shard, names, strategy, optimizer, problems);
         if (problems.Count > 0)
             throw new InvalidDataException($"checkpoint '{reader.Directory}' does not fit this engine: {string.Join("; ", problems)}" +
                 (optimizerState ? " (pass loadOptimizerStates: false to load the weights only)" : ""));
@@ -109,7 +118,7 @@ internal static class CheckpointLoader
         actions.Add(() => OptimizerStateAccess.SetStep(state, step));
     }
 
-    private static void CheckOptimizer(CheckpointManifest m, string[] names, ICheckpointableStrategy strategy, optim.Optimizer optimizer, List<string> problems)
+    private static void CheckOptimizer(CheckpointManifest m, CheckpointShard shard, string[] names, ICheckpointableStrategy strategy, optim.Optimizer optimizer, List<string> problems)
     {
         var o = m.Optimizer!;
         if (o.Type != optimizer.GetType().Name)
@@ -119,7 +128,7 @@ internal static class CheckpointLoader
                          $"it loads only at that world size and stage (this run: {strategy.CheckpointGroup.Size}, stage {strategy.Stage})");
         if (o.Reshardable && OptimizerStateAccess.WhyNotReshardable(optimizer, strategy.Segments.Select(s => s.Optimized)) is { } why)
             problems.Add($"the checkpoint's optimizer state is stored per flat range, but this engine's optimizer cannot take it: {why}");
-        var missing = names.Where(n => m.Parameters.All(p => p.Name != n)).ToList();
+        var missing = names.Where(n => shard.Parameters.All(p => p.Name != n)).ToList();
         if (missing.Count > 0) problems.Add($"optimizer state cannot be restored without the parameters {string.Join(", ", missing.Select(n => $"'{n}'"))}");
         int groups = optimizer.ParamGroups.Count();
         if (o.Lrs.Count != groups && o.Lrs.Distinct().Count() > 1)
@@ -150,7 +159,7 @@ internal static class CheckpointLoader
         List<string> problems, List<Action> actions)
     {
         var want = CheckpointNames.ModuleStates(module, strategy.Layout.Parameters.Select(p => p.Handle).ToHashSet());
-        var file = reader.Manifest.ModuleStatesFile;
+        var file = reader.Shard.ModuleStatesFile;
         var have = file == null ? new Dictionary<string, Tensor>() : reader.File(file);
         foreach (var (name, t) in want)
         {

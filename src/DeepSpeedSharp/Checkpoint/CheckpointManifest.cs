@@ -20,12 +20,19 @@ public sealed record CheckpointManifest
 
     /// <summary>Always <see cref="FormatName"/>.</summary>
     public string Format { get; init; } = FormatName;
-    /// <summary>Format version (1).</summary>
-    public int Version { get; init; } = 1;
+    /// <summary>The format version this build writes: 2 (model-parallel shards, DeepSpeed's file names). Version 1 is still read.</summary>
+    public const int CurrentVersion = 2;
+
+    /// <summary>Format version.</summary>
+    public int Version { get; init; } = CurrentVersion;
     /// <summary>The tag (directory name).</summary>
     public string Tag { get; init; } = "";
-    /// <summary>Data-parallel ranks that wrote the checkpoint.</summary>
+    /// <summary>Data-parallel ranks that wrote the checkpoint (DeepSpeed's <c>dp_world_size</c>).</summary>
     public int WorldSize { get; init; }
+    /// <summary>Ranks holding one model replica (pipeline × tensor; DeepSpeed's <c>mp_world_size</c>).</summary>
+    public int ModelParallelSize { get; init; } = 1;
+    /// <summary>The process topology of the run that wrote it (axes pipe, data, model).</summary>
+    public CheckpointTopology? Topology { get; init; }
     /// <summary>ZeRO stage of the run that wrote it.</summary>
     public int ZeroStage { get; init; }
     /// <summary>Engine counters.</summary>
@@ -40,10 +47,12 @@ public sealed record CheckpointManifest
     public int GradientAccumulationSteps { get; init; }
     /// <summary>Global batch size of the run that wrote it.</summary>
     public int TrainBatchSize { get; init; }
-    /// <summary>Elements of the (unpadded) flat index space of the trainable parameters.</summary>
-    public long TotalElements { get; init; }
-    /// <summary>The trainable parameters in flat order.</summary>
-    public List<CheckpointParameter> Parameters { get; init; } = new();
+    /// <summary>One entry per model-parallel rank: its own trainable parameters and flat index space.</summary>
+    public List<CheckpointShard> Shards { get; init; } = new();
+    /// <summary>Version 1 only: the flat index space's size (now in <see cref="Shards"/>).</summary>
+    public long? TotalElements { get; init; }
+    /// <summary>Version 1 only: the trainable parameters (now in <see cref="Shards"/>).</summary>
+    public List<CheckpointParameter>? Parameters { get; init; }
     /// <summary>The optimizer's description, or null for an engine without optimizer.</summary>
     public CheckpointOptimizer? Optimizer { get; init; }
     /// <summary>The LR scheduler's state (<c>{"last_batch_iteration": n}</c>), or null.</summary>
@@ -54,7 +63,7 @@ public sealed record CheckpointManifest
     public JsonObject? ClientState { get; init; }
     /// <summary>The DeepSpeed config of the run.</summary>
     public JsonNode? Config { get; init; }
-    /// <summary>File with the buffers and frozen parameters (rank 0), or null when the model has none.</summary>
+    /// <summary>Version 1 only: the file with buffers and frozen parameters (now in <see cref="Shards"/>).</summary>
     public string? ModuleStatesFile { get; init; }
     /// <summary>Every data file of the tag, with its checksum.</summary>
     public List<CheckpointFile> Files { get; init; } = new();
@@ -83,7 +92,17 @@ public sealed record CheckpointManifest
         }
         if (m == null || m.Format != FormatName)
             throw new InvalidDataException($"checkpoint manifest '{path}' is not a {FormatName} manifest");
-        if (m.Version != 1) throw new InvalidDataException($"checkpoint manifest '{path}' has version {m.Version}; this build reads version 1");
+        if (m.Version is < 1 or > CurrentVersion)
+            throw new InvalidDataException($"checkpoint manifest '{path}' has version {m.Version}; this build reads versions 1 to {CurrentVersion}");
+        if (m.Version == 1)
+            m = m with
+            {
+                Shards = [new CheckpointShard(0, m.TotalElements ?? 0, m.Parameters ?? new(), m.ModuleStatesFile)],
+                TotalElements = null, Parameters = null, ModuleStatesFile = null,
+                Topology = new CheckpointTopology(["pipe", "data", "model"], [1, m.WorldSize, 1]),
+            };
+        if (m.Shards.Count != m.ModelParallelSize || m.Shards.Select(s => s.MpRank).Order().Where((r, i) => r != i).Any())
+            throw new InvalidDataException($"checkpoint manifest '{path}' has shards for model-parallel ranks [{string.Join(", ", m.Shards.Select(s => s.MpRank))}]; model_parallel_size {m.ModelParallelSize} needs one for each of 0..{m.ModelParallelSize - 1}");
         return m;
     }
 
@@ -120,6 +139,25 @@ public sealed record CheckpointManifest
     }
 }
 
+/// <summary>The process topology of a checkpoint: DeepSpeed's axes (pipe, data, model) and their sizes.</summary>
+/// <param name="Axes">Axis names in layout order.</param>
+/// <param name="Dims">The size of each axis.</param>
+public sealed record CheckpointTopology(List<string> Axes, List<int> Dims)
+{
+    /// <summary>The size of an axis (1 when absent).</summary>
+    public int Dim(string axis) => Axes.IndexOf(axis) is var i and >= 0 ? Dims[i] : 1;
+
+    /// <inheritdoc/>
+    public override string ToString() => string.Join(" × ", Axes.Select((a, i) => $"{a} {Dims[i]}"));
+}
+
+/// <summary>The trainable parameters of one model-parallel rank (its slice of the model) and their flat index space.</summary>
+/// <param name="MpRank">The model-parallel rank.</param>
+/// <param name="TotalElements">Elements of its (unpadded) flat index space.</param>
+/// <param name="Parameters">Its trainable parameters in flat order.</param>
+/// <param name="ModuleStatesFile">File with its buffers and frozen parameters, or null when it has none.</param>
+public sealed record CheckpointShard(int MpRank, long TotalElements, List<CheckpointParameter> Parameters, string? ModuleStatesFile);
+
 /// <summary>One trainable parameter of the flat index space.</summary>
 /// <param name="Name">The module's parameter name.</param>
 /// <param name="Shape">Its shape.</param>
@@ -144,8 +182,10 @@ public sealed record CheckpointFile
 {
     /// <summary>File name inside the tag directory.</summary>
     public string Name { get; init; } = "";
-    /// <summary>The rank that wrote it (-1 for files of the whole job).</summary>
+    /// <summary>The data-parallel rank that wrote it (-1 for a model-parallel rank's module states).</summary>
     public int Rank { get; init; }
+    /// <summary>The model-parallel rank whose state it holds.</summary>
+    public int MpRank { get; init; }
     /// <summary>Size in bytes.</summary>
     public long Bytes { get; init; }
     /// <summary>Lowercase hex SHA-256.</summary>

@@ -10,6 +10,17 @@ internal static class CheckpointNames
     /// <summary>The file naming the most recent tag (DeepSpeed's <c>latest</c>).</summary>
     public const string LatestFile = "latest";
 
+    /// <summary>
+    /// The file of data-parallel rank <paramref name="dpRank"/> of model-parallel rank <paramref name="mpRank"/>: its fp32
+    /// master pieces, optimizer state and RNG state (DeepSpeed's <c>zero_pp_rank_D_mp_rank_XX_optim_states</c>).
+    /// </summary>
+    public static string OptimStatesFile(int dpRank, int mpRank) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"zero_pp_rank_{dpRank}_mp_rank_{mpRank:D2}_optim_states.safetensors");
+
+    /// <summary>The buffers and frozen parameters of model-parallel rank <paramref name="mpRank"/> (DeepSpeed's <c>mp_rank_XX_model_states</c>).</summary>
+    public static string ModelStatesFile(int mpRank) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"mp_rank_{mpRank:D2}_model_states.safetensors");
+
     /// <summary>DeepSpeed's default tag.</summary>
     public static string DefaultTag(long globalSteps) => $"global_step{globalSteps}";
 

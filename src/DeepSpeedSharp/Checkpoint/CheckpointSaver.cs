@@ -10,11 +10,13 @@ using static TorchSharp.torch;
 namespace DeepSpeedSharp.Checkpoint;
 
 /// <summary>
-/// Writes one checkpoint tag atomically, on every rank of the data-parallel group: every rank writes its file into
-/// <c>&lt;dir&gt;/.tmp-&lt;tag&gt;-&lt;job&gt;/</c>; once all succeeded, rank 0 writes the manifest (with every file's
-/// SHA-256), renames the directory to <c>&lt;dir&gt;/&lt;tag&gt;</c> (an existing tag is renamed away first and deleted
-/// after) and finally replaces <c>latest</c> through a temporary file. A process killed at any point leaves the previous
-/// checkpoint and <c>latest</c> intact.
+/// Writes one checkpoint tag atomically, on every rank of the job: every rank writes its file
+/// (<c>zero_pp_rank_D_mp_rank_XX_optim_states</c>) into <c>&lt;dir&gt;/.tmp-&lt;tag&gt;-&lt;job&gt;/</c>, data-parallel rank 0
+/// of each model-parallel rank also its module states (<c>mp_rank_XX_model_states</c>) and parameter table; once all
+/// succeeded, the job's rank 0 writes the manifest (topology, one shard per model-parallel rank, every file's SHA-256),
+/// renames the directory to <c>&lt;dir&gt;/&lt;tag&gt;</c> (an existing tag is renamed away first and deleted after) and
+/// finally replaces <c>latest</c> through a temporary file. A process killed at any point leaves the previous checkpoint
+/// and <c>latest</c> intact.
 /// </summary>
 internal static class CheckpointSaver
 {
@@ -22,58 +24,80 @@ internal static class CheckpointSaver
     public const string CrashVariable = "DSS_TEST_CRASH_DURING_SAVE";
 
     public static string Save(string directory, string tag, bool saveLatest, nn.Module module, ICheckpointableStrategy strategy,
-        optim.Optimizer optimizer, CheckpointManifest header)
+        optim.Optimizer optimizer, CheckpointManifest header, CheckpointPlacement place)
     {
         var group = strategy.CheckpointGroup;
-        long job = RankAgreement.BroadcastFromFirst(group, Environment.ProcessId * 100_000L + Random.Shared.Next(100_000));
+        var jobGroup = place.Job;
+        int dpSize = group.Size;
+        long job = RankAgreement.BroadcastFromFirst(jobGroup, Environment.ProcessId * 100_000L + Random.Shared.Next(100_000));
         string tmp = Path.Combine(directory, $".tmp-{tag}-{job}");
         var names = CheckpointNames.Of(module, strategy.Layout);
         string? reshardProblem = OptimizerStateAccess.WhyNotReshardable(optimizer, strategy.Segments.Select(s => s.Optimized));
 
-        RankAgreement.Run(group, $"writing checkpoint '{tag}'", () =>
+        RankAgreement.Run(jobGroup, $"writing checkpoint '{tag}'", () =>
         {
             Directory.CreateDirectory(tmp);
-            WriteRankFile(tmp, group.Rank, strategy, optimizer, reshardProblem == null, header.GlobalSteps);
-            if (group.Rank == 0) WriteModuleStates(tmp, module, strategy);
+            WriteRankFile(tmp, group.Rank, place, strategy, optimizer, reshardProblem == null, header.GlobalSteps);
+            if (group.Rank == 0) WriteShard(tmp, place.MpRank, module, strategy, names);
         });
 
-        RankAgreement.Run(group, $"committing checkpoint '{tag}'", () =>
+        RankAgreement.Run(jobGroup, $"committing checkpoint '{tag}'", () =>
         {
-            if (group.Rank != 0) return;
-            var reports = Enumerable.Range(0, group.Size).Select(r => ReadReport(tmp, r)).ToList();
-            var files = reports.Select(r => r.File).ToList();
-            string? moduleFile = File.Exists(Path.Combine(tmp, ModuleStatesFile)) ? ModuleStatesFile : null;
-            if (moduleFile != null) files.Add(Describe(tmp, moduleFile, -1, new(), false, false));
+            if (jobGroup.Rank != 0) return;
+            var reports = new List<RankReport>();
+            var shards = new List<CheckpointShard>();
+            var files = new List<CheckpointFile>();
+            for (int mp = 0; mp < place.MpSize; mp++)
+            {
+                var shard = ReadJson<ShardReport>(ShardReportPath(tmp, mp), $"model-parallel rank {mp}", tmp);
+                shards.Add(shard.Shard);
+                for (int dp = 0; dp < dpSize; dp++)
+                    reports.Add(ReadJson<RankReport>(ReportPath(tmp, dp, mp), $"data-parallel rank {dp} of model-parallel rank {mp}", tmp));
+                files.AddRange(reports.Skip(mp * dpSize).Select(r => r.File));
+                if (shard.ModuleStates != null) files.Add(shard.ModuleStates);
+            }
             var manifest = header with
             {
                 Tag = tag,
-                WorldSize = group.Size,
+                WorldSize = dpSize,
+                ModelParallelSize = place.MpSize,
+                Topology = place.Topology,
                 ZeroStage = strategy.Stage,
-                TotalElements = strategy.Layout.Total,
-                Parameters = names.Select((n, i) => new CheckpointParameter(n, strategy.Layout.Shapes[i],
-                    strategy.Layout.Offsets[i], strategy.Layout.Numels[i], SafeTensors.DTypeName(strategy.Layout.DTypes[i]))).ToList(),
+                Shards = shards,
                 Optimizer = new CheckpointOptimizer(optimizer.GetType().Name, reshardProblem == null,
                     reports.SelectMany(r => r.Kinds).Distinct().ToList(), optimizer.ParamGroups.Select(g => g.LearningRate).ToList()),
-                ModuleStatesFile = moduleFile,
                 Files = files,
             };
             manifest.Write(tmp);
-            for (int r = 0; r < group.Size; r++) File.Delete(ReportPath(tmp, r));
+            foreach (var report in Directory.EnumerateFiles(tmp, "*.report.json")) File.Delete(report);
             Commit(directory, tmp, tag, job, saveLatest);
         });
         return Path.Combine(directory, tag);
     }
 
-    public const string ModuleStatesFile = "module_states.safetensors";
+    private static string ReportPath(string tmp, int dpRank, int mpRank) =>
+        Path.Combine(tmp, string.Create(CultureInfo.InvariantCulture, $"dp{dpRank}-mp{mpRank}.report.json"));
 
-    /// <summary>The data file of a rank.</summary>
-    public static string RankFile(int rank) => string.Create(CultureInfo.InvariantCulture, $"rank{rank:D5}.safetensors");
-
-    private static string ReportPath(string tmp, int rank) => Path.Combine(tmp, string.Create(CultureInfo.InvariantCulture, $"rank{rank:D5}.report.json"));
+    private static string ShardReportPath(string tmp, int mpRank) =>
+        Path.Combine(tmp, string.Create(CultureInfo.InvariantCulture, $"mp{mpRank}.report.json"));
 
     private sealed record RankReport(CheckpointFile File, List<string> Kinds);
 
-    private static void WriteRankFile(string tmp, int rank, ICheckpointableStrategy strategy, optim.Optimizer optimizer, bool reshardable, long step)
+    private sealed record ShardReport(CheckpointShard Shard, CheckpointFile? ModuleStates);
+
+    /// <summary>Data-parallel rank 0 of each model-parallel rank: its module states file and its parameter table.</summary>
+    private static void WriteShard(string tmp, int mpRank, nn.Module module, ICheckpointableStrategy strategy, string[] names)
+    {
+        var layout = strategy.Layout;
+        string? moduleFile = WriteModuleStates(tmp, mpRank, module, strategy);
+        var shard = new CheckpointShard(mpRank, layout.Total,
+            names.Select((n, i) => new CheckpointParameter(n, layout.Shapes[i], layout.Offsets[i], layout.Numels[i], SafeTensors.DTypeName(layout.DTypes[i]))).ToList(),
+            moduleFile);
+        var described = moduleFile == null ? null : Describe(tmp, moduleFile, -1, mpRank, new(), false, false);
+        File.WriteAllText(ShardReportPath(tmp, mpRank), JsonSerializer.Serialize(new ShardReport(shard, described), CheckpointManifest.Json));
+    }
+
+    private static void WriteRankFile(string tmp, int rank, CheckpointPlacement place, ICheckpointableStrategy strategy, optim.Optimizer optimizer, bool reshardable, long step)
     {
         using var scope = NewDisposeScope();
         var tensors = new List<KeyValuePair<string, Tensor>>();
@@ -108,40 +132,42 @@ internal static class CheckpointSaver
             using (var w = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) helper.save_state_dict(w);
             tensors.Add(new("optimizer_binary", tensor(ms.ToArray(), ScalarType.Byte)));
         }
-        string name = RankFile(rank);
+        string name = CheckpointNames.OptimStatesFile(rank, place.MpRank);
         string path = Path.Combine(tmp, name);
         SafeTensors.Write(path, tensors);
-        MaybeCrash(path, rank, strategy.CheckpointGroup.Size, step);
-        var report = new RankReport(Describe(tmp, name, rank, pieces, true, !reshardable), kinds);
-        File.WriteAllText(ReportPath(tmp, rank), JsonSerializer.Serialize(report, CheckpointManifest.Json));
+        MaybeCrash(path, place.Job.Rank, place.Job.Size, step);
+        var report = new RankReport(Describe(tmp, name, rank, place.MpRank, pieces, true, !reshardable), kinds);
+        File.WriteAllText(ReportPath(tmp, rank, place.MpRank), JsonSerializer.Serialize(report, CheckpointManifest.Json));
     }
 
     private static Tensor Slice(Tensor t, long offset, long length) =>
         t.detach().reshape(-1).narrow(0, offset, length).to(ScalarType.Float32);
 
-    private static void WriteModuleStates(string tmp, nn.Module module, ICheckpointableStrategy strategy)
+    /// <summary>Writes the buffers and frozen parameters; returns the file name, or null when the module has none.</summary>
+    private static string? WriteModuleStates(string tmp, int mpRank, nn.Module module, ICheckpointableStrategy strategy)
     {
         var trainable = strategy.Layout.Parameters.Select(p => p.Handle).ToHashSet();
         var extra = CheckpointNames.ModuleStates(module, trainable);
-        if (extra.Count == 0) return;
-        SafeTensors.Write(Path.Combine(tmp, ModuleStatesFile), extra.Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value)));
+        if (extra.Count == 0) return null;
+        string name = CheckpointNames.ModelStatesFile(mpRank);
+        SafeTensors.Write(Path.Combine(tmp, name), extra.Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value)));
+        return name;
     }
 
-    private static CheckpointFile Describe(string tmp, string name, int rank, List<CheckpointPiece> pieces, bool rng, bool binary)
+    private static CheckpointFile Describe(string tmp, string name, int rank, int mpRank, List<CheckpointPiece> pieces, bool rng, bool binary)
     {
         var path = Path.Combine(tmp, name);
         return new CheckpointFile
         {
-            Name = name, Rank = rank, Bytes = new FileInfo(path).Length, Sha256 = CheckpointManifest.Sha256Of(path),
+            Name = name, Rank = rank, MpRank = mpRank, Bytes = new FileInfo(path).Length, Sha256 = CheckpointManifest.Sha256Of(path),
             Pieces = pieces, HasRngState = rng, HasOptimizerBinary = binary,
         };
     }
 
-    private static RankReport ReadReport(string tmp, int rank)
+    private static T ReadJson<T>(string path, string who, string tmp)
     {
-        var path = ReportPath(tmp, rank);
-        if (!File.Exists(path)) throw new IOException($"rank {rank} did not leave its report '{path}': is '{tmp}' on storage every rank shares?");
-        return JsonSerializer.Deserialize<RankReport>(File.ReadAllText(path), CheckpointManifest.Json)
+        if (!File.Exists(path)) throw new IOException($"{who} did not leave its report '{path}': is '{tmp}' on storage every rank shares?");
+        return JsonSerializer.Deserialize<T>(File.ReadAllText(path), CheckpointManifest.Json)
                ?? throw new InvalidDataException($"report '{path}' is empty");
     }
 

@@ -6,8 +6,9 @@ using static TorchSharp.torch;
 namespace DeepSpeedSharp.Checkpoint;
 
 /// <summary>
-/// Reads flat ranges of a checkpoint's state (the fp32 values, tensor <c>master</c>, or an optimizer state kind)
-/// whatever the world size that wrote it: a range is assembled from the pieces of every file that overlap it. Each
+/// Reads flat ranges of one model-parallel rank's state (the fp32 values, tensor <c>master</c>, or an optimizer state
+/// kind) whatever the data-parallel size that wrote it: a range is assembled from the pieces of every file of that
+/// model-parallel rank that overlap it. Each
 /// file is checked against its size and SHA-256 before it is read; all tensors read are owned here until disposed.
 /// </summary>
 internal sealed class ShardReader : IDisposable
@@ -16,17 +17,26 @@ internal sealed class ShardReader : IDisposable
     private readonly Dictionary<string, Dictionary<string, Tensor>> cache = new();
     private readonly List<Tensor> produced = new();
 
-    public ShardReader(string tagDirectory, CheckpointManifest manifest)
+    public ShardReader(string tagDirectory, CheckpointManifest manifest, int mpRank = 0)
     {
         this.tagDirectory = tagDirectory;
         Manifest = manifest;
+        Shard = manifest.Shards.FirstOrDefault(s => s.MpRank == mpRank)
+                ?? throw new InvalidDataException($"checkpoint '{tagDirectory}' has no shard for model-parallel rank {mpRank} (it has {manifest.Shards.Count})");
+        ShardFiles = manifest.Files.Where(f => f.MpRank == mpRank).ToList();
         var byName = new Dictionary<string, CheckpointParameter>();
-        foreach (var p in manifest.Parameters)
+        foreach (var p in Shard.Parameters)
             if (!byName.TryAdd(p.Name, p)) throw new InvalidDataException($"checkpoint manifest '{ManifestPath}' lists parameter '{p.Name}' twice");
         Parameters = byName;
     }
 
     public CheckpointManifest Manifest { get; }
+
+    /// <summary>The model-parallel rank's entry of the manifest.</summary>
+    public CheckpointShard Shard { get; }
+
+    /// <summary>The files holding this model-parallel rank's state.</summary>
+    public IReadOnlyList<CheckpointFile> ShardFiles { get; }
 
     /// <summary>The tag directory being read.</summary>
     public string Directory => tagDirectory;
@@ -83,13 +93,13 @@ internal sealed class ShardReader : IDisposable
 
     private IEnumerable<(CheckpointFile File, CheckpointPiece Piece)> Overlapping(long start, long length)
     {
-        foreach (var f in Manifest.Files)
+        foreach (var f in ShardFiles)
             foreach (var p in f.Pieces)
                 if (p.Start < start + length && start < p.Start + p.Length) yield return (f, p);
     }
 
-    /// <summary>The data file written by <paramref name="rank"/>, if any.</summary>
-    public CheckpointFile? RankFile(int rank) => Manifest.Files.FirstOrDefault(f => f.Rank == rank);
+    /// <summary>The data file written by data-parallel rank <paramref name="rank"/> of this model-parallel rank, if any.</summary>
+    public CheckpointFile? RankFile(int rank) => ShardFiles.FirstOrDefault(f => f.Rank == rank);
 
     public void Dispose()
     {

@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Topology;
 using DeepSpeedSharp.Checkpointing;
 using DeepSpeedSharp.Config;
 using DeepSpeedSharp.Utils;
@@ -186,15 +187,15 @@ public static partial class DeepSpeed
         /// <summary>
         /// <c>model_parallel_cuda_manual_seed(seed)</c>: seeds the default generator with <paramref name="seed"/> (the same on
         /// every model-parallel rank: dropout outside model-parallel regions agrees) and the tracker's "model-parallel-rng"
-        /// stream with seed + 2718 + model-parallel rank (different per model-parallel rank, the same across data-parallel
+        /// stream with seed + 2718 + tensor-parallel rank (different per tensor-parallel rank, the same across data-parallel
         /// replicas). Call after <see cref="Configure"/> with the mpu.
         /// </summary>
         public static void ModelParallelManualSeed(long seed)
         {
             var mpu = Mpu;
-            int tpRank = mpu?.GetModelParallelRank() ?? 0, dpRank = mpu?.GetDataParallelRank() ?? 0;
+            int tpRank = mpu?.GetTensorModelParallelRank() ?? 0, dpRank = mpu?.GetDataParallelRank() ?? 0;
             long modelParallelSeed = seed + 2718 + tpRank;
-            Log.Info($"activation checkpointing: model-parallel rank {tpRank}, data-parallel rank {dpRank}: model-parallel seed {modelParallelSeed}, data-parallel seed {seed}");
+            Log.Info($"activation checkpointing: tensor-parallel rank {tpRank}, data-parallel rank {dpRank}: model-parallel seed {modelParallelSeed}, data-parallel seed {seed}");
             Tracker.Reset();
             manual_seed(seed);
             Tracker.Add(RngStatesTracker.ModelParallelRngName, modelParallelSeed);

@@ -1,5 +1,7 @@
 using DeepSpeedSharp.Comm;
 
+using DeepSpeedSharp.Topology;
+
 namespace DeepSpeedSharp.Checkpointing;
 
 /// <summary>

@@ -21,13 +21,16 @@ internal sealed partial class DataParallelStrategy : ITrainingStrategy
     private readonly FlatLayout layout;
     private readonly GradientBuckets? buckets;
     private readonly GradientScaling scaling;
+    private readonly GradientNorm normScope;
 
     private readonly GradientReadiness? readiness;
     private readonly OverlappedReduction? overlap;
 
-    public DataParallelStrategy(nn.Module model, IReadOnlyList<Parameter> parameters, optim.Optimizer optimizer, ProcessGroup group, DeepSpeedConfig config)
+    public DataParallelStrategy(nn.Module model, IReadOnlyList<Parameter> parameters, optim.Optimizer optimizer, ProcessGroup group, DeepSpeedConfig config,
+        GradientNorm? normScope = null)
     {
         this.group = group;
+        this.normScope = normScope ?? GradientNorm.DataParallelOnly;
         Optimizer = optimizer;
         layout = new FlatLayout(parameters, 1);
         scaling = GradientScaling.From(config, group.Size);
@@ -84,7 +87,8 @@ internal sealed partial class DataParallelStrategy : ITrainingStrategy
     public StepResult Step(double clip, double lossScale, bool skipOnOverflow)
     {
         var grads = layout.Parameters.Select(p => p.grad).ToList();
-        double norm = GradientClipping.GlobalNorm(grads) / lossScale;
+        // Every data-parallel rank holds the whole (averaged) gradient: only the model-parallel ranks are summed.
+        double norm = normScope.Finish(normScope.Squares(layout.Parameters), null, layout.Parameters[0].device) / lossScale;
         bool overflow = !double.IsFinite(norm);
         if (overflow && skipOnOverflow) return new StepResult(norm, false, true);
         double factor = StepResult.GradientFactor(norm, clip, lossScale);

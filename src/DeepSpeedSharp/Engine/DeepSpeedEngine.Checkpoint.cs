@@ -48,7 +48,7 @@ public sealed partial class DeepSpeedEngine
             Config = JsonNode.Parse(Config.ToJson()),
         };
         Directory.CreateDirectory(saveDir);
-        var path = CheckpointSaver.Save(saveDir, tag, saveLatest, Module, cs, optimizer, header);
+        var path = CheckpointSaver.Save(saveDir, tag, saveLatest, Module, cs, optimizer, header, Placement());
         Log.Info($"saved checkpoint {path}");
         return true;
     }
@@ -78,7 +78,7 @@ public sealed partial class DeepSpeedEngine
         CheckpointNames.CheckTag(tag);
         ValidateTag(tag);
         string tagDir = Path.Combine(loadDir, tag);
-        var m = CheckpointLoader.Load(tagDir, Module, cs, optimizer, new LoadOptions(loadModuleStrict, loadOptimizerStates, loadModuleOnly));
+        var m = CheckpointLoader.Load(tagDir, Module, cs, optimizer, new LoadOptions(loadModuleStrict, loadOptimizerStates, loadModuleOnly), Placement());
         if (!loadModuleOnly)
         {
             if (loadLrSchedulerStates && LrScheduler != null && m.LrScheduler?[LrSchedulerState.LastBatchIterationKey] is { } it)
@@ -102,14 +102,23 @@ public sealed partial class DeepSpeedEngine
         return (cs, Optimizer);
     }
 
+    /// <summary>This rank's place in a checkpoint: the job, its model-parallel rank and the topology.</summary>
+    private CheckpointPlacement Placement()
+    {
+        if (Mpu == null) return CheckpointPlacement.DataParallel(DataParallelGroup);
+        var topology = new CheckpointTopology(["pipe", "data", "model"],
+            [Mpu.GetPipelineModelParallelWorldSize(), Mpu.GetDataParallelWorldSize(), Mpu.GetTensorModelParallelWorldSize()]);
+        return new CheckpointPlacement(JobGroup, Mpu.GetModelParallelRank(), Mpu.GetModelParallelWorldSize(), topology);
+    }
+
     /// <summary>checkpoint.tag_validation: every rank must use the same tag.</summary>
     private void ValidateTag(string tag)
     {
         string mode = Config.Checkpoint.TagValidation;
-        if (mode == "Ignore" || DataParallelGroup.Size == 1) return;
-        var hashes = RankAgreement.GatherHashes(DataParallelGroup, tag);
+        if (mode == "Ignore" || JobGroup.Size == 1) return;
+        var hashes = RankAgreement.GatherHashes(JobGroup, tag);
         if (hashes.Distinct().Count() == 1) return;
-        string msg = $"checkpoint tag '{tag}' (on rank {GlobalRank}) is not the same on every data-parallel rank; pass the same tag everywhere";
+        string msg = $"checkpoint tag '{tag}' (on rank {GlobalRank}) is not the same on every rank; pass the same tag everywhere";
         if (mode == "Fail") throw new InvalidOperationException(msg + " (checkpoint.tag_validation is \"Fail\")");
         Log.Warn(msg);
     }

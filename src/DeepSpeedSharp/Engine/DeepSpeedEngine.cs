@@ -3,6 +3,7 @@ using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
 using DeepSpeedSharp.Precision;
 using DeepSpeedSharp.Schedulers;
+using DeepSpeedSharp.Topology;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -27,8 +28,11 @@ public sealed partial class DeepSpeedEngine : IDisposable
     private long lastStepTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
 
     internal DeepSpeedEngine(nn.Module module, ITrainingStrategy? strategy, LrScheduler? lrScheduler,
-        DeepSpeedConfig config, BatchSizes batch, ProcessGroup dataParallelGroup, PrecisionPolicy precision)
+        DeepSpeedConfig config, BatchSizes batch, ProcessGroup dataParallelGroup, PrecisionPolicy precision,
+        IModelParallelUnit? mpu, ProcessGroup jobGroup)
     {
+        Mpu = mpu;
+        JobGroup = jobGroup;
         Precision = precision;
         Module = module;
         this.strategy = strategy;
@@ -91,6 +95,27 @@ public sealed partial class DeepSpeedEngine : IDisposable
 
     /// <summary>This rank's index in the data-parallel group.</summary>
     public int DataParallelRank => DataParallelGroup.Rank;
+
+    /// <summary>The topology passed to <see cref="DeepSpeed.Initialize"/> as <c>mpu</c>, or null (data parallelism only).</summary>
+    public IModelParallelUnit? Mpu { get; }
+
+    /// <summary>Ranks holding one model replica (pipeline × tensor): DeepSpeed's <c>mp_world_size</c>; 1 without an mpu.</summary>
+    public int ModelParallelWorldSize => Mpu?.GetModelParallelWorldSize() ?? 1;
+
+    /// <summary>This rank's model-parallel rank (<c>get_model_parallel_rank</c>; the <c>mp_rank_XX</c> of checkpoint files).</summary>
+    public int GetModelParallelRank() => Mpu?.GetModelParallelRank() ?? 0;
+
+    /// <summary>This rank's tensor-parallel rank (<c>get_tensor_parallel_rank</c>).</summary>
+    public int GetTensorParallelRank() => Mpu?.GetTensorModelParallelRank() ?? 0;
+
+    /// <summary>This rank's pipeline stage (<c>get_pipeline_parallel_rank</c>).</summary>
+    public int GetPipelineParallelRank() => Mpu?.GetPipelineModelParallelRank() ?? 0;
+
+    /// <summary>This rank's data-parallel rank (<c>get_data_parallel_rank</c>).</summary>
+    public int GetDataParallelRank() => DataParallelGroup.Rank;
+
+    /// <summary>Every rank of the job (the world with an mpu, else the data-parallel group): checkpoints are agreed on and committed over it.</summary>
+    internal ProcessGroup JobGroup { get; }
 
     /// <summary>Bytes of parameters, gradients and optimizer state this rank holds between steps.</summary>
     public ModelStateBytes ModelStateBytes() => strategy?.StateBytes() ?? new ModelStateBytes(

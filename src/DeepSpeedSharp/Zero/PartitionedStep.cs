@@ -9,14 +9,15 @@ namespace DeepSpeedSharp.Zero;
 internal static class PartitionedStep
 {
     /// <summary>
-    /// Global norm of the gradient held as partitions (this rank's fp32 norm, squared and summed across
-    /// <paramref name="partitionGroup"/> in fp64; null when this rank holds the whole gradient), then the overflow check,
-    /// unscaling and clipping, the optimizer step and <paramref name="publish"/> (make the new values visible).
+    /// Global norm of the gradient held as partitions (<paramref name="localSquares"/>, this rank's sum of squares of the
+    /// elements that count, summed across <paramref name="partitionGroup"/> — null when this rank holds the whole
+    /// gradient — and across the model-parallel group in fp64), then the overflow check, unscaling and clipping, the
+    /// optimizer step and <paramref name="publish"/> (make the new values visible).
     /// </summary>
-    public static StepResult Run(Tensor gradPartition, ProcessGroup? partitionGroup, Device commDevice, optim.Optimizer optimizer,
-        double clip, double lossScale, bool skipOnOverflow, Action publish)
+    public static StepResult Run(Tensor gradPartition, double localSquares, GradientNorm normScope, ProcessGroup? partitionGroup, Device commDevice,
+        optim.Optimizer optimizer, double clip, double lossScale, bool skipOnOverflow, Action publish)
     {
-        double norm = GlobalNorm(gradPartition, partitionGroup, commDevice) / lossScale;
+        double norm = normScope.Finish(localSquares, partitionGroup, commDevice) / lossScale;
         bool overflow = !double.IsFinite(norm);
         if (overflow && skipOnOverflow) return new StepResult(norm, false, true);
         double factor = StepResult.GradientFactor(norm, clip, lossScale);
@@ -26,11 +27,4 @@ internal static class PartitionedStep
         return new StepResult(norm, true, overflow);
     }
 
-    private static double GlobalNorm(Tensor gradPartition, ProcessGroup? partitionGroup, Device commDevice)
-    {
-        using var scope = NewDisposeScope();
-        var sq = gradPartition.norm().to(ScalarType.Float64).square().reshape(1).to(commDevice);
-        if (partitionGroup is { Size: > 1 }) partitionGroup.AllReduce(sq, ReduceOp.Sum);
-        return Math.Sqrt(sq.item<double>());
-    }
 }

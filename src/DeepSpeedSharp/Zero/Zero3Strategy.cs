@@ -38,12 +38,14 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     private readonly Zero3UnitReducer unitReducer;
     private readonly GradientScaling scaling;
     private readonly Zero3Prefetcher prefetcher;
+    private readonly GradientNorm normScope;
 
     public Zero3Strategy(nn.Module model, IReadOnlyList<(string Name, Parameter Param)> trainable,
         Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config,
-        IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, Device? masterDevice = null, bool? recomputeAll = null)
+        IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, Device? masterDevice = null, bool? recomputeAll = null, GradientNorm? normScope = null)
     {
         this.group = group;
+        this.normScope = normScope ?? GradientNorm.DataParallelOnly;
         RecomputeAll = recomputeAll ?? Environment.GetEnvironmentVariable(RecomputeAllVariable) == "1";
         var zero = config.ZeroOptimization;
         scaling = GradientScaling.From(config, group.Size);
@@ -134,7 +136,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     }
 
     public StepResult Step(double clip, double lossScale, bool skipOnOverflow) =>
-        PartitionedStep.Run(gradPartition, group, device, Optimizer, clip, lossScale, skipOnOverflow, () =>
+        PartitionedStep.Run(gradPartition, LocalSquares(), normScope, group, device, Optimizer, clip, lossScale, skipOnOverflow, () =>
         {
             foreach (var zp in parameters)
             {
@@ -142,6 +144,20 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
                 else zp.Release();
             }
         });
+
+    /// <summary>Sum of squares of this rank's partition gradient, over the parameters that count in the global norm.</summary>
+    private double LocalSquares()
+    {
+        if (normScope.CountsEverything) return GradientNorm.Squares(gradPartition);
+        double sum = 0;
+        foreach (var zp in parameters)
+        {
+            if (!normScope.Counts(zp.Param)) continue;
+            using var own = gradPartition.narrow(0, zp.MasterOffset, zp.PartitionSize);
+            sum += GradientNorm.Squares(own);
+        }
+        return sum;
+    }
 
     public void ZeroGrad()
     {

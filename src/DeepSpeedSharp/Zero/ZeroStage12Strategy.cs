@@ -36,6 +36,7 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     private readonly int partRank;
     private readonly Tensor? fp32Accum;
     private readonly Device masterDevice;
+    private readonly GradientNorm normScope;
 
     private readonly GradientReadiness? readiness;
     private readonly OverlappedReduction? overlap;
@@ -43,9 +44,10 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
 
     public ZeroStage12Strategy(nn.Module model, IReadOnlyList<(string Name, Parameter Param)> parameters,
         Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config,
-        bool fp32GradAccumulation = false, Device? masterDevice = null)
+        bool fp32GradAccumulation = false, Device? masterDevice = null, GradientNorm? normScope = null)
     {
         this.group = group;
+        this.normScope = normScope ?? GradientNorm.DataParallelOnly;
         stage = config.ZeroOptimization.Stage;
         partitioned = stage >= 1;
         partRank = partitioned ? group.Rank : 0;
@@ -196,7 +198,22 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     }
 
     public StepResult Step(double clip, double lossScale, bool skipOnOverflow) =>
-        PartitionedStep.Run(gradPartition, partitioned ? group : null, flatParams.device, Optimizer, clip, lossScale, skipOnOverflow, Publish);
+        PartitionedStep.Run(gradPartition, LocalSquares(), normScope, partitioned ? group : null, flatParams.device, Optimizer, clip, lossScale, skipOnOverflow, Publish);
+
+    /// <summary>Sum of squares of this rank's partition gradient, over the parameters that count in the global norm.</summary>
+    private double LocalSquares()
+    {
+        if (normScope.CountsEverything) return GradientNorm.Squares(gradPartition);
+        long myStart = layout.PartitionStart(partRank);
+        double sum = 0;
+        foreach (var (index, _, rangeOffset, count) in layout.Pieces(myStart, Math.Min(layout.Total, myStart + layout.PartitionSize)))
+        {
+            if (!normScope.Counts(layout.Parameters[index])) continue;
+            using var piece = gradPartition.narrow(0, rangeOffset, count);
+            sum += GradientNorm.Squares(piece);
+        }
+        return sum;
+    }
 
     /// <summary>Writes the updated master partitions of every rank into the flat parameter buffer.</summary>
     private void Publish()

@@ -112,7 +112,8 @@ public class CheckpointMultiProcessTests
         }
         var (code, output) = Dss("checkpoint", "inspect", ckpt);
         Assert.Equal(0, code);
-        Assert.Contains("world size 2, ZeRO stage 2, global steps 3", output);
+        Assert.Contains("data-parallel size 2, model-parallel size 1; ZeRO stage 2, global steps 3", output);
+        Assert.Contains("zero_pp_rank_1_mp_rank_00_optim_states.safetensors", output);
         Assert.Contains("all checksums verified", output);
         var (bad, err) = Dss("checkpoint", "export", Path.Combine(ckpt, "nope"), "--out", out32);
         Assert.Equal(1, bad);

@@ -113,7 +113,7 @@ public class CheckpointUnitTests
         Assert.Throws<ArgumentException>(() => e.SaveCheckpoint(dir, tag: "../escape"));
         var report = CheckpointInspector.Inspect(dir, null, out bool ok);
         Assert.True(ok, report);
-        Assert.Contains("world size 1, ZeRO stage 1, global steps 1", report);
+        Assert.Contains("data-parallel size 1, model-parallel size 1; ZeRO stage 1, global steps 1", report);
     }
 
     public static TheoryData<string, string> Corruptions => new()
@@ -133,7 +133,7 @@ public class CheckpointUnitTests
         Train(a, 0, 2);
         a.SaveCheckpoint(dir);
         var tagDir = Path.Combine(dir, "global_step2");
-        var shard = Path.Combine(tagDir, "rank00000.safetensors");
+        var shard = Path.Combine(tagDir, "zero_pp_rank_0_mp_rank_00_optim_states.safetensors");
         switch (corruption)
         {
             case "truncate": using (var f = new FileStream(shard, FileMode.Open)) f.SetLength(f.Length - 100); break;
@@ -150,7 +150,7 @@ public class CheckpointUnitTests
         var before = Snapshot(b);
         var e = Assert.ThrowsAny<Exception>(() => b.LoadCheckpoint(dir));
         Assert.IsType<InvalidDataException>(e);
-        Assert.Contains(corruption == "manifest" ? CheckpointManifest.FileName : "rank00000.safetensors", e.Message);
+        Assert.Contains(corruption == "manifest" ? CheckpointManifest.FileName : "zero_pp_rank_0_mp_rank_00_optim_states.safetensors", e.Message);
         Assert.Contains(expectedWords, e.Message);
         Assert.Equal(before, Snapshot(b));
         Assert.Equal(1, b.GlobalSteps);

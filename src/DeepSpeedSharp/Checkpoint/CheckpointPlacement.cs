@@ -1,0 +1,19 @@
+using DeepSpeedSharp.Comm;
+
+namespace DeepSpeedSharp.Checkpoint;
+
+/// <summary>
+/// Where this rank sits in a checkpoint: the job's ranks (which agree on and commit a tag together), this rank's
+/// model-parallel rank (whose flat index space and file names it uses) and the topology recorded in the manifest.
+/// The data-parallel rank is the strategy's <c>CheckpointGroup</c> rank.
+/// </summary>
+/// <param name="Job">Every rank of the job.</param>
+/// <param name="MpRank">This rank's model-parallel rank.</param>
+/// <param name="MpSize">Ranks per model replica (pipeline × tensor).</param>
+/// <param name="Topology">Axes and sizes of the run.</param>
+internal sealed record CheckpointPlacement(ProcessGroup Job, int MpRank, int MpSize, CheckpointTopology Topology)
+{
+    /// <summary>Data parallelism only: the job is the data-parallel group.</summary>
+    public static CheckpointPlacement DataParallel(ProcessGroup group) =>
+        new(group, 0, 1, new CheckpointTopology(["pipe", "data", "model"], [1, group.Size, 1]));
+}
