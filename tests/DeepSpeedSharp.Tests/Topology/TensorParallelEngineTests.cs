@@ -17,13 +17,13 @@ public class TensorParallelEngineTests(ITestOutputHelper output)
     private const int Steps = 20, Gas = 2, Mb = 3, Dp = 2;
     private const double Clip = 0.05, Lr = 1e-2;
 
-    private static List<(double Loss, double Norm)> Run(int stage, int steps, string dir, string? extra = null)
+    private static List<(double Loss, double Norm)> Run(int stage, int steps, string dir, string? extra = null, int ranks = 4, int gas = Gas)
     {
         var log = Path.Combine(dir, "steps.jsonl");
-        var args = new List<string> { "--tp", "2", "--stage", $"{stage}", "--steps", $"{steps}", "--gas", $"{Gas}", "--mb", $"{Mb}",
+        var args = new List<string> { "--tp", "2", "--stage", $"{stage}", "--steps", $"{steps}", "--gas", $"{gas}", "--mb", $"{Mb}",
             "--clip", $"{Clip}", "--lr", $"{Lr}", "--out", log };
         if (extra != null) args.AddRange(extra.Split(' '));
-        var results = RankProcesses.Run("tp-mlp", 4, args, new RankOptions { Timeout = TimeSpan.FromSeconds(180) });
+        var results = RankProcesses.Run("tp-mlp", ranks, args, new RankOptions { Timeout = TimeSpan.FromSeconds(180) });
         foreach (var r in results) Assert.True(r.ExitCode == 0, r.ToString());
         return File.ReadAllLines(log).Select(l => JsonDocument.Parse(l).RootElement)
             .Select(e => (e.GetProperty("loss").GetDouble(), e.GetProperty("norm").GetDouble())).ToList();
@@ -33,6 +33,7 @@ public class TensorParallelEngineTests(ITestOutputHelper output)
     [InlineData(0)]
     [InlineData(1)]
     [InlineData(2)]
+    [InlineData(3)]
     public void TensorTwoByDataTwoMatchesThePlainReference(int stage)
     {
         var reference = TensorParallelMlp.PlainReference(Steps, Dp, Gas, Mb, Clip, Lr);
@@ -75,5 +76,13 @@ public class TensorParallelEngineTests(ITestOutputHelper output)
         Assert.Equal(4, resumed.Count);
         Assert.Equal(full.Skip(4).Select(s => s.Loss), resumed.Select(s => s.Loss));
         Assert.Equal(full.Skip(4).Select(s => s.Norm), resumed.Select(s => s.Norm));
+
+        // The same checkpoint on tensor 2 × data 1 (two ranks, twice the accumulation: the same global batch):
+        // the optimizer state reshards across the data axis and the run continues the curve.
+        var reshardedDir = Path.Combine(dir, "resharded");
+        Directory.CreateDirectory(reshardedDir);
+        var resharded = Run(2, 8, reshardedDir, $"--resume {ckpt}", ranks: 2, gas: Gas * 2);
+        double diff = full.Skip(4).Zip(resharded, (a, b) => Math.Abs(a.Loss - b.Loss)).Max();
+        Assert.True(diff <= 1e-5, $"resuming a tp 2 × dp 2 checkpoint on tp 2 × dp 1 (ZeRO-2) differs by {diff}");
     }
 }
