@@ -1,5 +1,6 @@
 using DeepSpeedSharp.Checkpointing;
 using DeepSpeedSharp.Comm;
+using DeepSpeedSharp.Topology;
 using TorchSharp;
 using static TorchSharp.torch;
 using Ckpt = DeepSpeedSharp.DeepSpeed.Checkpointing;
@@ -7,7 +8,9 @@ using Ckpt = DeepSpeedSharp.DeepSpeed.Checkpointing;
 namespace DeepSpeedSharp.TestWorker.Scenarios;
 
 /// <summary>
-/// `checkpointing-partition [cpu] [contiguous]`: the world is one model-parallel group; every rank holds the same
+/// `checkpointing-partition [cpu] [contiguous] [grid]`: the world is one model-parallel group (with `grid`: a
+/// pipe 2 × tensor 2 <see cref="PipelineParallelGrid"/>, whose tensor group of 2 — not its model group of 4 — is what
+/// activations are partitioned across); every rank holds the same
 /// weights and input (replicated, as tensor-parallel layers see them). Three checkpointed dropout stages run with
 /// partition_activations (plus the options given); each rank must keep only its 1/mp share of every saved input, and
 /// the gradients must be bit-identical to an uncheckpointed run on the same rank. Prints "OK ..." or the failure.
@@ -18,17 +21,18 @@ public sealed class CheckpointingPartitionScenario : IScenario
 
     public int Run(string[] args)
     {
-        bool cpu = args.Contains("cpu"), contiguous = args.Contains("contiguous");
+        bool cpu = args.Contains("cpu"), contiguous = args.Contains("contiguous"), useGrid = args.Contains("grid");
         Dist.Initialize(null, TimeSpan.FromSeconds(60));
         try
         {
-            using var mpu = ModelParallelUnit.FromWorld(Dist.WorldSize);
+            IModelParallelUnit mpu = useGrid ? PipelineParallelGrid.Create(pipelineParallelSize: 2, tensorParallelSize: 2) : ModelParallelUnit.FromWorld(Dist.WorldSize);
+            using var owner = (IDisposable)mpu;
             Ckpt.Configure(mpu, partitionActivations: true, checkpointInCpu: cpu, contiguousCheckpointing: contiguous, numCheckpoints: contiguous ? 3 : null);
             using var scope = NewDisposeScope();
             manual_seed(11);
             var layers = Enumerable.Range(0, 3).Select(_ => (nn.Linear(13, 13), nn.Dropout(0.3))).ToArray();
             var x = randn(5, 13).requires_grad_(true); // 65 elements: not divisible by 2 ranks (padded shares)
-            int mp = mpu.GetModelParallelWorldSize();
+            int mp = mpu.GetTensorModelParallelWorldSize();
             long share = (65 + mp - 1) / mp;
 
             (List<Tensor> grads, long saved) Step(bool checkpoint)
