@@ -75,7 +75,7 @@ public static partial class DeepSpeed
         if (precision.IsReducedPrecision) ConvertKeepingAttributes(model, precision.ModelDType);
         var named = TrainableParameters(model, subset);
         var factory = OptimizerChoice.Resolve(cfg, optimizer, optimizerFactory);
-        var strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, optimizer, factory, group, precision, prePartitioned, GradientNorm.From(mpu));
+        var strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, optimizer, factory, group, precision, prePartitioned, ModelParallelGradients.From(mpu));
         if (strategy is Training.ICheckpointableStrategy checkpointable) checkpointable.Precision = precision;
         var sched = SchedulerChoice.Resolve(cfg, strategy?.Optimizer, lrScheduler, lrSchedulerFactory);
 

@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Topology;
 using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
@@ -21,16 +22,16 @@ internal sealed partial class DataParallelStrategy : ITrainingStrategy
     private readonly FlatLayout layout;
     private readonly GradientBuckets? buckets;
     private readonly GradientScaling scaling;
-    private readonly GradientNorm normScope;
+    private readonly ModelParallelGradients modelParallel;
 
     private readonly GradientReadiness? readiness;
     private readonly OverlappedReduction? overlap;
 
     public DataParallelStrategy(nn.Module model, IReadOnlyList<Parameter> parameters, optim.Optimizer optimizer, ProcessGroup group, DeepSpeedConfig config,
-        GradientNorm? normScope = null)
+        ModelParallelGradients? modelParallel = null)
     {
         this.group = group;
-        this.normScope = normScope ?? GradientNorm.DataParallelOnly;
+        this.modelParallel = modelParallel ?? ModelParallelGradients.DataParallelOnly;
         Optimizer = optimizer;
         layout = new FlatLayout(parameters, 1);
         scaling = GradientScaling.From(config, group.Size);
@@ -86,9 +87,11 @@ internal sealed partial class DataParallelStrategy : ITrainingStrategy
 
     public StepResult Step(double clip, double lossScale, bool skipOnOverflow)
     {
+        if (modelParallel.NeedsSequenceParallelReduction(layout.Parameters))
+            modelParallel.ReduceSequenceParallel(layout.Parameters.Where(p => p.IsSequenceParallel() && p.grad is not null).Select(p => p.grad!).ToList());
         var grads = layout.Parameters.Select(p => p.grad).ToList();
         // Every data-parallel rank holds the whole (averaged) gradient: only the model-parallel ranks are summed.
-        double norm = normScope.Finish(normScope.Squares(layout.Parameters), null, layout.Parameters[0].device) / lossScale;
+        double norm = modelParallel.Finish(modelParallel.Squares(layout.Parameters), null, layout.Parameters[0].device) / lossScale;
         bool overflow = !double.IsFinite(norm);
         if (overflow && skipOnOverflow) return new StepResult(norm, false, true);
         double factor = StepResult.GradientFactor(norm, clip, lossScale);

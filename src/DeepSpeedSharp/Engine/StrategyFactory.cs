@@ -15,7 +15,7 @@ internal static class StrategyFactory
 {
     public static ITrainingStrategy Create(nn.Module model, DeepSpeedConfig config, IReadOnlyList<(string Name, Parameter Param)> parameters,
         optim.Optimizer? instance, Func<IEnumerable<Parameter>, optim.Optimizer> factory, ProcessGroup group, PrecisionPolicy precision,
-        IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, GradientNorm normScope)
+        IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, ModelParallelGradients modelParallel)
     {
         int stage = config.ZeroOptimization.Stage;
         if (parameters.Count == 0) throw new ArgumentException("the model has no trainable parameters (every parameter has requires_grad = false)");
@@ -26,7 +26,7 @@ internal static class StrategyFactory
         if (stage == 0 && !precision.IsReducedPrecision)
         {
             var optimizer = factory(parameters.Select(p => p.Param));
-            return new DataParallelStrategy(model, parameters.Select(p => p.Param).ToList(), optimizer, group, config, normScope);
+            return new DataParallelStrategy(model, parameters.Select(p => p.Param).ToList(), optimizer, group, config, modelParallel);
         }
         if (instance != null)
             throw new ArgumentException(
@@ -35,8 +35,8 @@ internal static class StrategyFactory
                 "or put an \"optimizer\" section in the config");
         var masterDevice = Offload.MasterDevice(config);
         ITrainingStrategy strategy = stage == 3
-            ? new Zero3Strategy(model, parameters, factory, group, config, prePartitioned, masterDevice, normScope: normScope)
-            : new ZeroStage12Strategy(model, parameters, factory, group, config, precision.Fp32GradAccumulation, masterDevice, normScope);
+            ? new Zero3Strategy(model, parameters, factory, group, config, prePartitioned, masterDevice, modelParallel: modelParallel)
+            : new ZeroStage12Strategy(model, parameters, factory, group, config, precision.Fp32GradAccumulation, masterDevice, modelParallel);
         if (stage > 0) OptimizerChoice.CheckZeroSupported(config, strategy.Optimizer);
         Offload.CheckOptimizer(config, strategy.Optimizer);
         return strategy;

@@ -14,10 +14,10 @@ internal static class PartitionedStep
     /// gradient — and across the model-parallel group in fp64), then the overflow check, unscaling and clipping, the
     /// optimizer step and <paramref name="publish"/> (make the new values visible).
     /// </summary>
-    public static StepResult Run(Tensor gradPartition, double localSquares, GradientNorm normScope, ProcessGroup? partitionGroup, Device commDevice,
+    public static StepResult Run(Tensor gradPartition, double localSquares, ModelParallelGradients modelParallel, ProcessGroup? partitionGroup, Device commDevice,
         optim.Optimizer optimizer, double clip, double lossScale, bool skipOnOverflow, Action publish)
     {
-        double norm = normScope.Finish(localSquares, partitionGroup, commDevice) / lossScale;
+        double norm = modelParallel.Finish(localSquares, partitionGroup, commDevice) / lossScale;
         bool overflow = !double.IsFinite(norm);
         if (overflow && skipOnOverflow) return new StepResult(norm, false, true);
         double factor = StepResult.GradientFactor(norm, clip, lossScale);

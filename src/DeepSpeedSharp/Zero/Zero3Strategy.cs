@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Topology;
 using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
@@ -38,14 +39,14 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     private readonly Zero3UnitReducer unitReducer;
     private readonly GradientScaling scaling;
     private readonly Zero3Prefetcher prefetcher;
-    private readonly GradientNorm normScope;
+    private readonly ModelParallelGradients modelParallel;
 
     public Zero3Strategy(nn.Module model, IReadOnlyList<(string Name, Parameter Param)> trainable,
         Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config,
-        IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, Device? masterDevice = null, bool? recomputeAll = null, GradientNorm? normScope = null)
+        IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, Device? masterDevice = null, bool? recomputeAll = null, ModelParallelGradients? modelParallel = null)
     {
         this.group = group;
-        this.normScope = normScope ?? GradientNorm.DataParallelOnly;
+        this.modelParallel = modelParallel ?? ModelParallelGradients.DataParallelOnly;
         RecomputeAll = recomputeAll ?? Environment.GetEnvironmentVariable(RecomputeAllVariable) == "1";
         var zero = config.ZeroOptimization;
         scaling = GradientScaling.From(config, group.Size);
@@ -135,8 +136,15 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         prefetcher.EndOfPass(units);
     }
 
-    public StepResult Step(double clip, double lossScale, bool skipOnOverflow) =>
-        PartitionedStep.Run(gradPartition, LocalSquares(), normScope, group, device, Optimizer, clip, lossScale, skipOnOverflow, () =>
+    public StepResult Step(double clip, double lossScale, bool skipOnOverflow)
+    {
+        if (modelParallel.NeedsSequenceParallelReduction(parameters.Select(z => z.Param)))
+        {
+            var views = parameters.Where(z => z.Param.IsSequenceParallel()).Select(z => gradPartition.narrow(0, z.MasterOffset, z.PartitionSize)).ToList();
+            modelParallel.ReduceSequenceParallel(views);
+            foreach (var v in views) v.Dispose();
+        }
+        return PartitionedStep.Run(gradPartition, LocalSquares(), modelParallel, group, device, Optimizer, clip, lossScale, skipOnOverflow, () =>
         {
             foreach (var zp in parameters)
             {
@@ -144,17 +152,18 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
                 else zp.Release();
             }
         });
+    }
 
     /// <summary>Sum of squares of this rank's partition gradient, over the parameters that count in the global norm.</summary>
     private double LocalSquares()
     {
-        if (normScope.CountsEverything) return GradientNorm.Squares(gradPartition);
+        if (modelParallel.CountsEverything) return ModelParallelGradients.Squares(gradPartition);
         double sum = 0;
         foreach (var zp in parameters)
         {
-            if (!normScope.Counts(zp.Param)) continue;
+            if (!modelParallel.Counts(zp.Param)) continue;
             using var own = gradPartition.narrow(0, zp.MasterOffset, zp.PartitionSize);
-            sum += GradientNorm.Squares(own);
+            sum += ModelParallelGradients.Squares(own);
         }
         return sum;
     }

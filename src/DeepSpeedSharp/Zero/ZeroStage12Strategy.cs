@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Topology;
 using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
@@ -36,7 +37,7 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     private readonly int partRank;
     private readonly Tensor? fp32Accum;
     private readonly Device masterDevice;
-    private readonly GradientNorm normScope;
+    private readonly ModelParallelGradients modelParallel;
 
     private readonly GradientReadiness? readiness;
     private readonly OverlappedReduction? overlap;
@@ -44,10 +45,10 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
 
     public ZeroStage12Strategy(nn.Module model, IReadOnlyList<(string Name, Parameter Param)> parameters,
         Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config,
-        bool fp32GradAccumulation = false, Device? masterDevice = null, GradientNorm? normScope = null)
+        bool fp32GradAccumulation = false, Device? masterDevice = null, ModelParallelGradients? modelParallel = null)
     {
         this.group = group;
-        this.normScope = normScope ?? GradientNorm.DataParallelOnly;
+        this.modelParallel = modelParallel ?? ModelParallelGradients.DataParallelOnly;
         stage = config.ZeroOptimization.Stage;
         partitioned = stage >= 1;
         partRank = partitioned ? group.Rank : 0;
@@ -197,20 +198,32 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
                 throw new InvalidOperationException($"parameter '{names[i]}' received no gradient; set zero_optimization.ignore_unused_parameters to true to allow unused parameters");
     }
 
-    public StepResult Step(double clip, double lossScale, bool skipOnOverflow) =>
-        PartitionedStep.Run(gradPartition, LocalSquares(), normScope, partitioned ? group : null, flatParams.device, Optimizer, clip, lossScale, skipOnOverflow, Publish);
+    public StepResult Step(double clip, double lossScale, bool skipOnOverflow)
+    {
+        if (modelParallel.NeedsSequenceParallelReduction(layout.Parameters))
+        {
+            // Each tensor rank has the same flat layout, so the same pieces of the same partition line up across them.
+            long myStart = layout.PartitionStart(partRank);
+            var views = layout.Pieces(myStart, Math.Min(layout.Total, myStart + layout.PartitionSize))
+                .Where(piece => layout.Parameters[piece.Index].IsSequenceParallel())
+                .Select(piece => gradPartition.narrow(0, piece.RangeOffset, piece.Count)).ToList();
+            modelParallel.ReduceSequenceParallel(views);
+            foreach (var v in views) v.Dispose();
+        }
+        return PartitionedStep.Run(gradPartition, LocalSquares(), modelParallel, partitioned ? group : null, flatParams.device, Optimizer, clip, lossScale, skipOnOverflow, Publish);
+    }
 
     /// <summary>Sum of squares of this rank's partition gradient, over the parameters that count in the global norm.</summary>
     private double LocalSquares()
     {
-        if (normScope.CountsEverything) return GradientNorm.Squares(gradPartition);
+        if (modelParallel.CountsEverything) return ModelParallelGradients.Squares(gradPartition);
         long myStart = layout.PartitionStart(partRank);
         double sum = 0;
         foreach (var (index, _, rangeOffset, count) in layout.Pieces(myStart, Math.Min(layout.Total, myStart + layout.PartitionSize)))
         {
-            if (!normScope.Counts(layout.Parameters[index])) continue;
+            if (!modelParallel.Counts(layout.Parameters[index])) continue;
             using var piece = gradPartition.narrow(0, rangeOffset, count);
-            sum += GradientNorm.Squares(piece);
+            sum += ModelParallelGradients.Squares(piece);
         }
         return sum;
     }

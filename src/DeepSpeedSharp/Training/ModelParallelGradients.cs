@@ -7,26 +7,55 @@ using static TorchSharp.torch;
 namespace DeepSpeedSharp.Training;
 
 /// <summary>
-/// How the global gradient norm is assembled on a topology, as DeepSpeed does with an mpu: every rank sums the squares
+/// What gradients need on a model-parallel topology before the optimizer step. <b>Sequence-parallel parameters</b>
+/// (replicated across the tensor ranks, each of which saw only its part of the sequence) have their gradients summed
+/// over the tensor group, as Megatron's <c>allreduce_sequence_parallel_grads</c>. <b>The global gradient norm</b> is
+/// assembled as DeepSpeed does with an mpu: every rank sums the squares
 /// of the gradient elements it holds that count — tensor-parallel slices on every tensor rank, replicated parameters
 /// (including those marked sequence-parallel) on tensor rank 0 only — then the sums are added over the partition group
 /// (ZeRO's data-parallel partitions) and over the model-parallel group (pipeline stages × tensor ranks). Every rank of
 /// the job ends with the same norm, so overflow and clipping decisions agree everywhere.
 /// </summary>
-internal sealed class GradientNorm
+internal sealed class ModelParallelGradients
 {
     /// <summary>No model parallelism: every element counts and nothing is added across model-parallel ranks.</summary>
-    public static GradientNorm DataParallelOnly { get; } = new(null, 0);
+    public static ModelParallelGradients DataParallelOnly { get; } = new(null, null, 0);
 
-    public GradientNorm(ProcessGroup? modelParallelGroup, int tensorParallelRank)
+    public ModelParallelGradients(ProcessGroup? modelParallelGroup, ProcessGroup? tensorGroup, int tensorParallelRank)
     {
         ModelParallelGroup = modelParallelGroup is { Size: > 1 } ? modelParallelGroup : null;
+        TensorGroup = tensorGroup is { Size: > 1 } ? tensorGroup : null;
         TensorParallelRank = tensorParallelRank;
     }
 
     /// <summary>From an mpu (null: <see cref="DataParallelOnly"/>).</summary>
-    public static GradientNorm From(IModelParallelUnit? mpu) =>
-        mpu == null ? DataParallelOnly : new GradientNorm(mpu.GetModelParallelGroup(), mpu.GetTensorModelParallelRank());
+    public static ModelParallelGradients From(IModelParallelUnit? mpu) =>
+        mpu == null ? DataParallelOnly : new ModelParallelGradients(mpu.GetModelParallelGroup(), mpu.GetTensorModelParallelGroup(), mpu.GetTensorModelParallelRank());
+
+    /// <summary>The tensor-parallel group; null when it has one rank.</summary>
+    public ProcessGroup? TensorGroup { get; }
+
+    /// <summary>True when some of <paramref name="parameters"/> are sequence-parallel and there are several tensor ranks.</summary>
+    public bool NeedsSequenceParallelReduction(IEnumerable<Parameter> parameters) => TensorGroup != null && parameters.Any(p => p.IsSequenceParallel());
+
+    /// <summary>
+    /// Sums <paramref name="views"/> (this rank's gradient of the sequence-parallel parameters, in an order that is the same
+    /// on every tensor rank) over the tensor group, in place, with one all-reduce.
+    /// </summary>
+    public void ReduceSequenceParallel(IReadOnlyList<Tensor> views)
+    {
+        if (TensorGroup == null || views.Count == 0) return;
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var packed = cat(views.Select(v => v.reshape(-1)).ToList(), 0);
+        TensorGroup.AllReduce(packed, ReduceOp.Sum);
+        long offset = 0;
+        foreach (var v in views)
+        {
+            v.copy_(packed.narrow(0, offset, v.numel()).view(v.shape));
+            offset += v.numel();
+        }
+    }
 
     /// <summary>The group the squared norms are summed over after the partition group; null when it has one rank.</summary>
     public ProcessGroup? ModelParallelGroup { get; }
