@@ -14,7 +14,8 @@ public sealed record ExportSummary(string TagDirectory, int Tensors, long Elemen
 
 /// <summary>
 /// Consolidates a checkpoint of any world size and ZeRO stage into one safetensors file under the model's own
-/// parameter (and buffer) names — what DeepSpeed's <c>zero_to_fp32.py</c> produces, without running any code from the
+/// parameter (and buffer) names — merging tensor-parallel slices (column and vocabulary slices along dim 0, row slices
+/// along dim 1, as recorded in the manifest) and pipeline stages into the whole model — what DeepSpeed's <c>zero_to_fp32.py</c> produces, without running any code from the
 /// checkpoint. Single process; every file read is checked against its SHA-256.
 /// </summary>
 public static class CheckpointExport
@@ -39,17 +40,9 @@ public static class CheckpointExport
         TorchRuntime.EnsureLoaded();
         var tagDir = ResolveTag(directory, tag);
         var manifest = CheckpointManifest.Read(tagDir);
-        if (manifest.ModelParallelSize > 1)
-            throw new InvalidDataException($"checkpoint '{tagDir}' holds {manifest.ModelParallelSize} model-parallel shards ({manifest.Topology}); " +
-                                           "export consolidates data-parallel (ZeRO) shards only — merging tensor or pipeline shards into one model is not available in this version");
-        using var reader = new ShardReader(tagDir, manifest);
         using var scope = NewDisposeScope();
-        var tensors = new List<KeyValuePair<string, Tensor>>();
-        foreach (var p in reader.Shard.Parameters)
-            tensors.Add(new(p.Name, reader.Read("master", p.Offset, p.Numel).view(p.Shape).to(dtype)));
-        if (reader.Shard.ModuleStatesFile is { } moduleStates)
-            foreach (var (name, t) in reader.File(moduleStates))
-                tensors.Add(new(name, t.is_floating_point() ? t.to(dtype) : t));
+        var tensors = ModelParallelMerge.Tensors(tagDir, manifest)
+            .Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value.is_floating_point() ? kv.Value.to(dtype) : kv.Value)).ToList();
         var dir = Path.GetDirectoryName(Path.GetFullPath(outputPath))!;
         Directory.CreateDirectory(dir);
         var tmp = Path.Combine(dir, $".{Path.GetFileName(outputPath)}.{Environment.ProcessId}.tmp");

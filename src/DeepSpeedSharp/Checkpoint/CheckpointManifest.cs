@@ -164,7 +164,9 @@ public sealed record CheckpointShard(int MpRank, long TotalElements, List<Checkp
 /// <param name="Offset">First flat index.</param>
 /// <param name="Numel">Elements.</param>
 /// <param name="Dtype">The model's dtype (safetensors name); saved values are fp32.</param>
-public sealed record CheckpointParameter(string Name, long[] Shape, long Offset, long Numel, string Dtype);
+/// <param name="PartitionDim">For a tensor-parallel slice, the dimension the full weight is split along across the tensor
+/// ranks (export concatenates the slices along it); null for a parameter replicated on every tensor rank.</param>
+public sealed record CheckpointParameter(string Name, long[] Shape, long Offset, long Numel, string Dtype, int? PartitionDim = null);
 
 /// <summary>The optimizer of the run.</summary>
 /// <param name="Type">Its class name.</param>

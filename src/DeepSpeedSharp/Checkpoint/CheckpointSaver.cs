@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Topology;
 using DeepSpeedSharp.Training;
 using System.Globalization;
 using System.Text.Json;
@@ -91,7 +92,8 @@ internal static class CheckpointSaver
         var layout = strategy.Layout;
         string? moduleFile = WriteModuleStates(tmp, mpRank, module, strategy);
         var shard = new CheckpointShard(mpRank, layout.Total,
-            names.Select((n, i) => new CheckpointParameter(n, layout.Shapes[i], layout.Offsets[i], layout.Numels[i], SafeTensors.DTypeName(layout.DTypes[i]))).ToList(),
+            names.Select((n, i) => new CheckpointParameter(n, layout.Shapes[i], layout.Offsets[i], layout.Numels[i], SafeTensors.DTypeName(layout.DTypes[i]),
+                layout.Parameters[i].GetParallelAttributes() is { TensorModelParallel: true } a ? a.PartitionDim : null)).ToList(),
             moduleFile);
         var described = moduleFile == null ? null : Describe(tmp, moduleFile, -1, mpRank, new(), false, false);
         File.WriteAllText(ShardReportPath(tmp, mpRank), JsonSerializer.Serialize(new ShardReport(shard, described), CheckpointManifest.Json));

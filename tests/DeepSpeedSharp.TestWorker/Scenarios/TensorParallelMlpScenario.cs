@@ -9,7 +9,8 @@ namespace DeepSpeedSharp.TestWorker.Scenarios;
 
 /// <summary>
 /// Trains <see cref="TensorParallelMlp"/> on a pipe × tensor × data grid with the engine (mpu: the grid). Args:
-/// <c>--tp T --stage S --steps N --gas G --mb M --clip C --lr LR --out FILE [--save-at K --save-dir DIR] [--resume DIR]</c>.
+/// <c>--tp T --stage S --steps N --gas G --mb M --clip C --lr LR --out FILE [--save-at K --save-dir DIR] [--resume DIR]
+/// [--init-weights FILE.safetensors] [--first-step K]</c> (the data of step K onwards, for a run started from exported weights).
 /// Global rank 0 writes one JSON line per step to FILE: {step, loss (mean over the global batch), norm}; every rank
 /// prints its parameter shapes and, after a save, the files of the tag.
 /// </summary>
@@ -26,6 +27,7 @@ public sealed class TensorParallelMlpScenario : IScenario
         Dist.Initialize();
         using var grid = PipelineParallelGrid.Create(pipelineParallelSize: 1, tensorParallelSize: tp);
         var model = new TensorParallelMlp(grid.GetTensorModelParallelRank(), tp, grid.GetTensorModelParallelGroup());
+        if (a.TryGetValue("init-weights", out var weights)) DeepSpeedSharp.IO.ModuleWeights.Load(model, weights);
         string config = $$"""
             { "train_micro_batch_size_per_gpu": {{mb}}, "gradient_accumulation_steps": {{gas}}, "steps_per_print": 1000,
               "gradient_clipping": {{clip.ToString(CultureInfo.InvariantCulture)}},
@@ -35,11 +37,12 @@ public sealed class TensorParallelMlpScenario : IScenario
         var (engine, _, _) = DeepSpeed.Initialize(model, config: config, mpu: grid);
         Console.WriteLine($"rank {Dist.Rank}: {grid}; dp world {engine.DataParallelWorldSize}, mp world {engine.ModelParallelWorldSize}; " +
                           $"shapes {string.Join(" ", model.named_parameters().Select(p => $"{p.name}[{string.Join("x", p.parameter.shape)}]"))}");
-        long first = 0;
+        long first = I(a, "first-step", 0);
         if (a.TryGetValue("resume", out var resumeDir))
         {
             engine.LoadCheckpoint(resumeDir);
             first = engine.GlobalSteps;
+            if (a.ContainsKey("first-step")) throw new ArgumentException("--first-step and --resume exclude each other");
         }
         using var log = Dist.Rank == 0 && a.TryGetValue("out", out var outFile) ? new StreamWriter(outFile, append: first > 0) { AutoFlush = true } : null;
         int dpRank = engine.DataParallelRank;

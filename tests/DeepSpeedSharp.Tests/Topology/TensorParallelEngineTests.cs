@@ -84,5 +84,19 @@ public class TensorParallelEngineTests(ITestOutputHelper output)
         var resharded = Run(2, 8, reshardedDir, $"--resume {ckpt}", ranks: 2, gas: Gas * 2);
         double diff = full.Skip(4).Zip(resharded, (a, b) => Math.Abs(a.Loss - b.Loss)).Max();
         Assert.True(diff <= 1e-5, $"resuming a tp 2 × dp 2 checkpoint on tp 2 × dp 1 (ZeRO-2) differs by {diff}");
+
+        // Export merges the tensor slices into the full model (column slices on dim 0, row slices on dim 1, the
+        // replicated bias once): a tp = 1 run started from it computes the loss the tp = 2 run had at that step.
+        var exported = Path.Combine(dir, "merged.safetensors");
+        CheckpointExport.Export(ckpt, "global_step4", exported);
+        var merged = DeepSpeedSharp.IO.SafeTensors.Read(exported);
+        Assert.Equal(new long[] { 16, 8 }, merged["w1"].shape);
+        Assert.Equal(new long[] { 4, 16 }, merged["w2"].shape);
+        Assert.Equal(new long[] { 4 }, merged["b2"].shape);
+        var tp1Dir = Path.Combine(dir, "tp1");
+        Directory.CreateDirectory(tp1Dir);
+        var tp1 = Run(1, 5, tp1Dir, $"--tp 1 --init-weights {exported} --first-step 4", ranks: 2);
+        Assert.Single(tp1);
+        Assert.True(Math.Abs(tp1[0].Loss - full[4].Loss) <= 1e-5, $"tp 1 from the merged export: loss {tp1[0].Loss}, the tp 2 run had {full[4].Loss}");
     }
 }
