@@ -19,4 +19,13 @@ public class TensorParallelLayerTests
         RankProcesses.AssertAllSucceeded(results);
         Assert.All(results, r => Assert.Contains($"OK rank {r.Rank} tp {ranks}", r.Stdout));
     }
+
+    [Fact]
+    public void DropoutStreamsAgreeInReplicatedRegionsAndDifferInParallelOnes()
+    {
+        // 4 ranks as tensor 2 × data 2: the model-parallel RNG stream is seeded from the tensor rank.
+        var results = RankProcesses.Run("rng-streams", 4, ["2"], new RankOptions { Timeout = TimeSpan.FromSeconds(120) });
+        RankProcesses.AssertAllSucceeded(results);
+        Assert.All(results, r => Assert.Contains($"OK rank {r.Rank}", r.Stdout));
+    }
 }
