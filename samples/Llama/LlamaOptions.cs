@@ -135,16 +135,21 @@ public sealed class LlamaOptions
     }
 
     /// <summary>
-    /// Throws when a parallelism the sample cannot run yet was asked for: tensor parallelism
-    /// (<c>--tensor-model-parallel-size</c> &gt; 1), <c>--sequence-parallel</c> and pipeline parallelism
-    /// (<c>--pipeline-model-parallel-size</c> &gt; 1).
+    /// Throws when the parallel flags cannot work together: <c>--sequence-parallel</c> needs
+    /// <c>--tensor-model-parallel-size</c> &gt; 1 and a sequence length it divides, the tensor size must divide the heads
+    /// and kv heads; pipeline parallelism (<c>--pipeline-model-parallel-size</c> &gt; 1) is not in this sample yet.
     /// </summary>
     public void RequireAvailableParallelism()
     {
-        if (TensorModelParallelSize > 1)
-            throw new ArgumentException($"--tensor-model-parallel-size {TensorModelParallelSize}: tensor parallelism is not available yet in this sample (use 1)");
-        if (SequenceParallel)
-            throw new ArgumentException("--sequence-parallel: sequence parallelism is not available yet in this sample (it also needs --tensor-model-parallel-size > 1)");
+        int tp = TensorModelParallelSize;
+        if (SequenceParallel && tp == 1)
+            throw new ArgumentException("--sequence-parallel needs --tensor-model-parallel-size > 1 (it splits the sequence across the tensor-parallel ranks)");
+        if (SequenceParallel && Model.Seq % tp != 0)
+            throw new ArgumentException($"--sequence-parallel: --seq {Model.Seq} must be a multiple of --tensor-model-parallel-size {tp}");
+        if (Model.Heads % tp != 0 || Model.KvHeads % tp != 0)
+            throw new ArgumentException($"--tensor-model-parallel-size {tp} must divide --heads {Model.Heads} and --kv-heads {Model.KvHeads}");
+        if (Model.FfnHiddenSize % tp != 0)
+            throw new ArgumentException($"--tensor-model-parallel-size {tp} must divide --ffn-hidden {Model.FfnHiddenSize}");
         if (PipelineModelParallelSize > 1)
             throw new ArgumentException($"--pipeline-model-parallel-size {PipelineModelParallelSize}: pipeline parallelism is not available yet");
     }

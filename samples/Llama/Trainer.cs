@@ -41,8 +41,15 @@ public sealed class Trainer
 
         Comm.Dist.Initialize();
         using var grid = PipelineParallelGrid.Create(options.PipelineModelParallelSize, options.TensorModelParallelSize);
-        torch.manual_seed(options.Seed);
-        var layers = new LlamaLayers();
+        var layers = new LlamaLayers(grid, options.SequenceParallel);
+        if (layers.TensorParallelSize > 1)
+        {
+            // Megatron's model_parallel_cuda_manual_seed: the default stream seeded with the seed on every rank (so the
+            // full weights every layer slices are the tp = 1 model's), the model-parallel stream per tensor rank.
+            DeepSpeed.Checkpointing.Configure(grid, config);
+            DeepSpeed.Checkpointing.ModelParallelManualSeed(options.Seed);
+        }
+        else torch.manual_seed(options.Seed);
         var model = new LlamaModel(shape, layers);
         if (options.InitWeights != null) ModuleWeights.Load(model, options.InitWeights);
 

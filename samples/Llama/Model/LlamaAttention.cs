@@ -24,6 +24,7 @@ public sealed class LlamaAttention : nn.Module<Tensor, Tensor>
     private readonly RotaryEmbedding rotary;
     private readonly int headDim;
     private readonly double attentionDropout;
+    private readonly LlamaLayers layers;
 
     /// <param name="config">The model's shape.</param>
     /// <param name="layers">Where the projections come from, and how many heads this rank runs.</param>
@@ -40,6 +41,7 @@ public sealed class LlamaAttention : nn.Module<Tensor, Tensor>
         resid_dropout = nn.Dropout(config.Dropout);
         rotary = new RotaryEmbedding(headDim, config.RopeTheta);
         attentionDropout = config.Dropout;
+        this.layers = layers;
         RegisterComponents();
     }
 
@@ -69,8 +71,13 @@ public sealed class LlamaAttention : nn.Module<Tensor, Tensor>
             k = k.repeat_interleave(group, dim: 1);
             v = v.repeat_interleave(group, dim: 1);
         }
-        var y = nn.functional.scaled_dot_product_attention(q, k, v, p: training ? attentionDropout : 0.0, is_casual: true);
+        Tensor y;
+        // Attention dropout acts on this rank's heads: the model-parallel RNG stream (different per tensor rank).
+        using (training && attentionDropout > 0 ? layers.ParallelRegionRng() : null)
+            y = nn.functional.scaled_dot_product_attention(q, k, v, p: training ? attentionDropout : 0.0, is_casual: true);
         y = y.transpose(1, 2).contiguous().view(b, t, HeadsPerRank * headDim);
-        return resid_dropout.call(o_proj.call(y)).MoveToOuterDisposeScope();
+        var output = o_proj.call(y);
+        using (layers.SequenceParallel ? layers.ParallelRegionRng() : null) output = resid_dropout.call(output);
+        return output.MoveToOuterDisposeScope();
     }
 }

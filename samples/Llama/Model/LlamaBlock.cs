@@ -15,9 +15,9 @@ public sealed class LlamaBlock : nn.Module<Tensor, Tensor>
     /// <param name="layers">Where the projections come from.</param>
     public LlamaBlock(LlamaConfig config, LlamaLayers layers) : base(nameof(LlamaBlock))
     {
-        input_layernorm = new RmsNorm(config.DModel, config.NormEps);
+        input_layernorm = layers.Norm(config.DModel, config.NormEps);
         self_attn = new LlamaAttention(config, layers);
-        post_attention_layernorm = new RmsNorm(config.DModel, config.NormEps);
+        post_attention_layernorm = layers.Norm(config.DModel, config.NormEps);
         mlp = new SwiGluMlp(config, layers);
         RegisterComponents();
     }

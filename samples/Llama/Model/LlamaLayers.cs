@@ -1,27 +1,44 @@
+using DeepSpeedSharp.TensorParallel;
+using DeepSpeedSharp.Topology;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace DeepSpeedSharp.Samples.Llama.Model;
 
 /// <summary>
-/// The one place the model gets its parameterised layers and its loss from, so that tensor parallelism can be wired
-/// in here without touching the model: every projection, the embedding, the LM head and the cross-entropy are built
-/// through these members.
-/// <para>Today they are plain TorchSharp layers (a tensor-parallel size of 1). Every weight is created whole, drawn
-/// from the global torch RNG as N(0, 0.02) — one <c>normal_</c> over the full [out, in] (or [vocab, dim]) tensor and
-/// nothing else — so a tensor-parallel replacement that draws the same full tensor on every rank and keeps its slice
-/// starts from exactly the same model. No layer has a bias.</para>
-/// <para>What a tensor-parallel version would do: <see cref="ColumnLinear"/> splits the output features (each rank
-/// computes out / tp of them; with <c>gatherOutput</c> the slices are gathered back), <see cref="RowLinear"/> splits
-/// the input features and all-reduces its output, <see cref="Embedding"/> splits the vocabulary, and
-/// <see cref="CrossEntropy"/> takes vocabulary-parallel logits. The attention asks <see cref="HeadsPerRank"/> how
-/// many of its query and key/value heads this rank's slices of the q/k/v projections hold.</para>
+/// The one place the model gets its parameterised layers and its loss from: every projection, the embedding, the LM
+/// head, the norms and the cross-entropy are built here, from DeepSpeedSharp's Megatron-style tensor-parallel layers
+/// over the mpu's tensor group (plain layers when the tensor-parallel size is 1).
+/// <para>Every weight is created whole on every rank, drawn from the global torch RNG as N(0, 0.02) — one
+/// <c>normal_</c> over the full [out, in] (or [vocab, dim]) tensor and nothing else — and each rank keeps its slice, so
+/// a tp = N model built after the same seed is exactly the slices of the tp = 1 model. No layer has a bias.</para>
+/// <para><see cref="ColumnLinear"/> splits the output features (q/k/v, gate/up, the LM head), <see cref="RowLinear"/>
+/// the input features (attention output, down projection), <see cref="Embedding"/> the vocabulary, and
+/// <see cref="CrossEntropy"/> takes the vocabulary-parallel logits without gathering them. With sequence parallelism
+/// the residual stream is split along the sequence: column layers all-gather it, row layers and the embedding
+/// reduce-scatter into it, and the norms (working on a sequence slice) are marked sequence-parallel so that their
+/// gradients are summed over the tensor group.</para>
 /// </summary>
 public sealed class LlamaLayers
 {
     private const double InitStd = 0.02;
-    private const int TensorParallelSize = 1;
+    private readonly IModelParallelUnit? mpu;
+    private readonly int tensorParallelSize, tensorParallelRank;
+
+    /// <summary>Layers for the tensor group of <paramref name="mpu"/> (null: one rank), with or without sequence parallelism.</summary>
+    public LlamaLayers(IModelParallelUnit? mpu = null, bool sequenceParallel = false)
+    {
+        this.mpu = mpu;
+        tensorParallelSize = mpu?.GetTensorModelParallelWorldSize() ?? 1;
+        tensorParallelRank = mpu?.GetTensorModelParallelRank() ?? 0;
+        SequenceParallel = sequenceParallel && tensorParallelSize > 1;
+    }
+
+    /// <summary>True when the residual stream is split along the sequence across the tensor ranks.</summary>
+    public bool SequenceParallel { get; }
+
+    /// <summary>Ranks in the tensor-parallel group.</summary>
+    public int TensorParallelSize => tensorParallelSize;
 
     /// <summary>
     /// A linear layer whose output features are split across the tensor-parallel ranks (Megatron's
@@ -30,10 +47,10 @@ public sealed class LlamaLayers
     /// <param name="inFeatures">Input features (whole on every rank).</param>
     /// <param name="outFeatures">Output features of the whole layer.</param>
     /// <param name="gatherOutput">Whether the output slices are gathered into the whole output (false for layers
-    /// whose consumer works on the slice: attention heads, the SwiGLU product, vocabulary-parallel logits). With one
-    /// rank the output is whole either way.</param>
+    /// whose consumer works on the slice: attention heads, the SwiGLU product, vocabulary-parallel logits).</param>
     public nn.Module<Tensor, Tensor> ColumnLinear(int inFeatures, int outFeatures, bool gatherOutput) =>
-        Linear(inFeatures, outFeatures);
+        new ColumnParallelLinear(inFeatures, outFeatures, mpu, hasBias: false, gatherOutput: gatherOutput && !SequenceParallel,
+            sequenceParallel: SequenceParallel, init: Normal);
 
     /// <summary>
     /// A linear layer whose input features are split across the tensor-parallel ranks and whose output is summed over
@@ -42,54 +59,53 @@ public sealed class LlamaLayers
     /// </summary>
     /// <param name="inFeatures">Input features of the whole layer.</param>
     /// <param name="outFeatures">Output features (whole on every rank).</param>
-    public nn.Module<Tensor, Tensor> RowLinear(int inFeatures, int outFeatures) => Linear(inFeatures, outFeatures);
+    public nn.Module<Tensor, Tensor> RowLinear(int inFeatures, int outFeatures) =>
+        new RowParallelLinear(inFeatures, outFeatures, mpu, hasBias: false, inputIsParallel: true, sequenceParallel: SequenceParallel, init: Normal);
 
     /// <summary>The token embedding (Megatron's <c>VocabParallelEmbedding</c>): [vocab, dim], N(0, 0.02).</summary>
-    /// <param name="vocab">Rows: the padded vocabulary size.</param>
+    /// <param name="vocab">Rows: the padded vocabulary size (divisible by the tensor-parallel size).</param>
     /// <param name="dim">Columns: the hidden size.</param>
     public nn.Module<Tensor, Tensor> Embedding(int vocab, int dim) =>
-        Initialised(() => nn.Embedding(vocab, dim), m => m.weight!);
+        new VocabParallelEmbedding(vocab, dim, mpu, sequenceParallel: SequenceParallel, init: Normal);
+
+    /// <summary>An RMSNorm over the hidden size, marked sequence-parallel when the residual stream is sequence-split.</summary>
+    public RmsNorm Norm(int dim, double eps)
+    {
+        var norm = new RmsNorm(dim, eps);
+        if (SequenceParallel) norm.Weight.MarkSequenceParallel();
+        return norm;
+    }
 
     /// <summary>
-    /// The mean token cross-entropy, computed in fp32 whatever dtype the model computes in (Megatron's
-    /// <c>vocab_parallel_cross_entropy</c> followed by the mean).
+    /// The mean token cross-entropy, computed in fp32 whatever dtype the model computes in, from this rank's
+    /// vocabulary slice of the logits (Megatron's <c>vocab_parallel_cross_entropy</c> followed by the mean).
     /// </summary>
-    /// <param name="logits">[..., vocab] logits (this rank's vocabulary slice under tensor parallelism).</param>
+    /// <param name="logits">[..., vocab / tp] logits.</param>
     /// <param name="targets">[...] token ids (int64), the same leading shape as <paramref name="logits"/>.</param>
     /// <returns>A scalar fp32 tensor.</returns>
     public Tensor CrossEntropy(Tensor logits, Tensor targets)
     {
         using var scope = NewDisposeScope();
-        var flat = logits.to(ScalarType.Float32).reshape(-1, logits.shape[^1]);
-        return nn.functional.cross_entropy(flat, targets.reshape(-1)).MoveToOuterDisposeScope();
+        var group = tensorParallelSize > 1 ? mpu!.GetTensorModelParallelGroup() : null;
+        return TensorParallelRegions.VocabParallelCrossEntropy(logits, targets, group, tensorParallelRank * logits.shape[^1])
+            .mean().MoveToOuterDisposeScope();
     }
 
     /// <summary>How many of <paramref name="heads"/> attention heads each tensor-parallel rank runs: heads / tp.</summary>
     /// <exception cref="ArgumentException">The tensor-parallel size does not divide <paramref name="heads"/>.</exception>
     public int HeadsPerRank(int heads)
     {
-        if (heads < 1 || heads % TensorParallelSize != 0)
-            throw new ArgumentException($"the tensor-parallel size {TensorParallelSize} must divide the number of heads, got {heads}");
-        return heads / TensorParallelSize;
+        if (heads < 1 || heads % tensorParallelSize != 0)
+            throw new ArgumentException($"the tensor-parallel size {tensorParallelSize} must divide the number of heads, got {heads}");
+        return heads / tensorParallelSize;
     }
-
-    /// <summary>A bias-free linear layer with an N(0, 0.02) weight [out, in].</summary>
-    private static Linear Linear(int inFeatures, int outFeatures) =>
-        Initialised(() => nn.Linear(inFeatures, outFeatures, hasBias: false), m => m.weight!);
 
     /// <summary>
-    /// Builds a module with the global RNG's state put back afterwards (TorchSharp's constructors draw their own
-    /// default initialisation), then draws its weight as N(0, 0.02): one draw over the whole weight, nothing else.
+    /// The RNG stream for dropout on tensor-split activations (attention probabilities; with sequence parallelism, the
+    /// residual dropout too): the model-parallel stream of <c>DeepSpeed.Checkpointing.GetRngTracker()</c>, different on
+    /// each tensor rank. Null (the default stream) with one tensor rank.
     /// </summary>
-    private static T Initialised<T>(Func<T> build, Func<T, Tensor> weight) where T : nn.Module
-    {
-        T module;
-        using (var state = get_rng_state())
-        {
-            try { module = build(); }
-            finally { set_rng_state(state); }
-        }
-        using (no_grad()) nn.init.normal_(weight(module), 0.0, InitStd);
-        return module;
-    }
+    public IDisposable? ParallelRegionRng() => tensorParallelSize > 1 ? DeepSpeed.Checkpointing.GetRngTracker().Fork() : null;
+
+    private static void Normal(Tensor weight) => nn.init.normal_(weight, 0.0, InitStd);
 }

@@ -68,7 +68,7 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
         {
             embed_tokens = factory.Embedding(config.Vocab, config.DModel);
             layers = nn.ModuleList(Enumerable.Range(0, config.Layers).Select(_ => new LlamaBlock(config, factory)).ToArray());
-            norm = new RmsNorm(config.DModel, config.NormEps);
+            norm = factory.Norm(config.DModel, config.NormEps);
             RegisterComponents();
         }
 

@@ -14,6 +14,7 @@ public sealed class SwiGluMlp : nn.Module<Tensor, Tensor>
     private readonly nn.Module<Tensor, Tensor> up_proj;
     private readonly nn.Module<Tensor, Tensor> down_proj;
     private readonly Dropout dropout;
+    private readonly LlamaLayers layers;
 
     /// <param name="config">The model's shape (d, f, dropout).</param>
     /// <param name="layers">Where the projections come from.</param>
@@ -25,6 +26,7 @@ public sealed class SwiGluMlp : nn.Module<Tensor, Tensor>
         up_proj = layers.ColumnLinear(d, f, gatherOutput: false);
         down_proj = layers.RowLinear(f, d);
         dropout = nn.Dropout(config.Dropout);
+        this.layers = layers;
         RegisterComponents();
     }
 
@@ -35,6 +37,9 @@ public sealed class SwiGluMlp : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var hidden = nn.functional.silu(gate_proj.call(x)) * up_proj.call(x);
-        return dropout.call(down_proj.call(hidden)).MoveToOuterDisposeScope();
+        var y = down_proj.call(hidden);
+        // On a sequence slice (sequence parallelism) each tensor rank drops different tokens: the model-parallel stream.
+        using (layers.SequenceParallel ? layers.ParallelRegionRng() : null) y = dropout.call(y);
+        return y.MoveToOuterDisposeScope();
     }
 }

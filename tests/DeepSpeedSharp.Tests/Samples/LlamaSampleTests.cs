@@ -80,14 +80,17 @@ public class LlamaSampleTests
 
         string Unavailable(params string[] args) =>
             Assert.Throws<ArgumentException>(() => LlamaOptions.Parse(args).RequireAvailableParallelism()).Message;
-        Assert.StartsWith("--tensor-model-parallel-size 2:", Unavailable("--tensor-model-parallel-size", "2"));
-        Assert.StartsWith("--sequence-parallel:", Unavailable("--sequence-parallel"));
+        Assert.Contains("must divide --heads 4", Unavailable("--tensor-model-parallel-size", "3"));
+        Assert.StartsWith("--sequence-parallel needs --tensor-model-parallel-size > 1", Unavailable("--sequence-parallel"));
+        Assert.Contains("--seq 30 must be a multiple of --tensor-model-parallel-size 4",
+            Unavailable("--sequence-parallel", "--tensor-model-parallel-size", "4", "--seq", "30", "--heads", "4", "--kv-heads", "4"));
         Assert.Contains("pipeline parallelism is not available yet", Unavailable("--pipeline-model-parallel-size", "2"));
         LlamaOptions.Parse(new[] { "--tensor-model-parallel-size", "1", "--pipeline-model-parallel-size", "1" }).RequireAvailableParallelism();
+        LlamaOptions.Parse(new[] { "--tensor-model-parallel-size", "2", "--sequence-parallel" }).RequireAvailableParallelism();
     }
 
     [Theory]
-    [InlineData("--tensor-model-parallel-size 2", "--tensor-model-parallel-size")]
+    [InlineData("--tensor-model-parallel-size 3", "--tensor-model-parallel-size")]
     [InlineData("--sequence-parallel", "--sequence-parallel")]
     [InlineData("--pipeline-model-parallel-size 2", "pipeline parallelism is not available yet")]
     [InlineData("--layers x", "--layers")]
