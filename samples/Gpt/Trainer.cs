@@ -64,7 +64,7 @@ public sealed class Trainer
 
         using var lossLog = options.LossLog != null && rank == 0 ? new StreamWriter(options.LossLog) : null;
         var stepTimes = new List<double>();
-        var checkpoints = new SampleCheckpoints(options, engine);
+        var checkpoints = new Shared.SampleCheckpoints("gpt", options.Resume, options.SaveDir, options.SaveEvery, engine);
         double lastLoss = double.NaN;
         using var display = rank == 0 ? Monitoring.TrainingProgressDisplay.Start(options.Steps, tokensPerStep) : null;
         engine.Train();
@@ -83,7 +83,7 @@ public sealed class Trainer
                 engine.Backward(loss);
                 engine.Step();
             }
-            double stepLoss = lastLoss = MeanOverRanks(engine, lossSum / gas);
+            double stepLoss = lastLoss = Shared.SampleReport.MeanOverDataParallelRanks(engine, lossSum / gas);
             stepTimes.Add(clock.Elapsed.TotalSeconds);
             double lr = engine.GetLr().FirstOrDefault();
             if (rank == 0)
@@ -96,58 +96,8 @@ public sealed class Trainer
         checkpoints.AtEnd();
         if (options.SaveWeights != null && rank == 0) ModuleWeights.Save(model, options.SaveWeights);
         display?.Dispose();
-        if (rank == 0) PrintSummary(stepTimes, tokensPerStep, engine);
-        PrintMachineSummary(stepTimes, tokensPerStep, engine, lastLoss);
+        if (rank == 0) Shared.SampleReport.PrintSummary("gpt", engine, stepTimes, options.WarmupSteps, tokensPerStep, options.CheckpointActivations);
+        Shared.SampleReport.PrintMachineSummary("gpt", engine, stepTimes, options.WarmupSteps, tokensPerStep, lastLoss);
         return 0;
-    }
-
-    /// <summary>The loss of a step is the mean over the whole global batch: every micro-step and every rank.</summary>
-    private static double MeanOverRanks(Engine.DeepSpeedEngine engine, double localMean)
-    {
-        if (engine.DataParallelWorldSize == 1) return localMean;
-        using var t = torch.tensor(new[] { localMean }, ScalarType.Float64);
-        engine.DataParallelGroup.AllReduce(t, Comm.ReduceOp.Avg);
-        return t.item<double>();
-    }
-
-    private void PrintSummary(List<double> stepTimes, long tokensPerStep, Engine.DeepSpeedEngine engine)
-    {
-        var bytes = engine.ModelStateBytes();
-        Console.WriteLine($"gpt: model state bytes on rank 0: parameters {bytes.Parameters}, gradients {bytes.Gradients}, " +
-                          $"optimizer state {bytes.OptimizerState}; bytes sent in the last step {engine.BytesSentLastStep}");
-        if (engine.PeakGatheredParameterBytes is { } peak)
-            Console.WriteLine($"gpt: peak gathered parameter bytes on rank 0: {peak}");
-        var measured = stepTimes.Skip(Math.Min(options.WarmupSteps, Math.Max(0, stepTimes.Count - 1))).Order().ToList();
-        double median = measured.Count == 0 ? double.NaN : measured[measured.Count / 2];
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"gpt: tokens/s {tokensPerStep / median:F0} (median step {median * 1000:F1} ms after {options.WarmupSteps} warm-up steps), peak RSS {PeakRssMiB()} MiB"));
-        if (options.CheckpointActivations > 0)
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"gpt: activation checkpointing every {options.CheckpointActivations} block(s): peak saved-input bytes {DeepSpeed.Checkpointing.Stats.PeakBytes / 1048576.0:F2} MiB"));
-    }
-
-    /// <summary>One JSON line per rank for tools (`dss bench train` reads it): `gpt: summary {...}`.</summary>
-    private void PrintMachineSummary(List<double> stepTimes, long tokensPerStep, Engine.DeepSpeedEngine engine, double finalLoss)
-    {
-        var measured = stepTimes.Skip(Math.Min(options.WarmupSteps, Math.Max(0, stepTimes.Count - 1))).Order().ToList();
-        double median = measured.Count == 0 ? double.NaN : measured[measured.Count / 2];
-        var bytes = engine.ModelStateBytes();
-        Console.WriteLine("gpt: summary " + JsonSerializer.Serialize(new
-        {
-            rank = engine.GlobalRank, world_size = engine.DataParallelWorldSize, steps = stepTimes.Count, warmup_steps = options.WarmupSteps,
-            tokens_per_s = measured.Count == 0 ? 0 : tokensPerStep / median, median_step_ms = measured.Count == 0 ? 0 : median * 1000,
-            peak_rss_mib = PeakRssMiB(), parameter_bytes = bytes.Parameters, gradient_bytes = bytes.Gradients,
-            optimizer_state_bytes = bytes.OptimizerState, bytes_sent_last_step = engine.BytesSentLastStep,
-            final_loss = double.IsNaN(finalLoss) ? (double?)null : finalLoss,
-        }));
-    }
-
-    /// <summary>Peak resident set size of this process (VmHWM), in MiB.</summary>
-    public static long PeakRssMiB()
-    {
-        foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024;
-        return -1;
     }
 }

@@ -5,6 +5,7 @@ using DeepSpeedSharp.Engine;
 using DeepSpeedSharp.IO;
 using DeepSpeedSharp.Native;
 using DeepSpeedSharp.Samples.Llama.Data;
+using DeepSpeedSharp.Samples.Shared;
 using DeepSpeedSharp.Samples.Llama.Model;
 using DeepSpeedSharp.Topology;
 using TorchSharp;
@@ -77,7 +78,7 @@ public sealed class Trainer
 
         using var lossLog = options.LossLog != null && rank == 0 ? new StreamWriter(options.LossLog) : null;
         var stepTimes = new List<double>();
-        var checkpoints = new SampleCheckpoints(options, engine);
+        var checkpoints = new SampleCheckpoints("llama", options.Resume, options.SaveDir, options.SaveEvery, engine);
         double lastLoss = double.NaN;
         using var display = rank == 0 ? Monitoring.TrainingProgressDisplay.Start(options.Steps, tokensPerStep) : null;
         engine.Train();
@@ -94,7 +95,7 @@ public sealed class Trainer
                 engine.Backward(loss);
                 engine.Step();
             }
-            double stepLoss = lastLoss = MeanOverDataParallelRanks(engine, lossSum / gas);
+            double stepLoss = lastLoss = SampleReport.MeanOverDataParallelRanks(engine, lossSum / gas);
             stepTimes.Add(clock.Elapsed.TotalSeconds);
             double lr = engine.GetLr().FirstOrDefault();
             if (rank == 0)
@@ -107,8 +108,11 @@ public sealed class Trainer
         checkpoints.AtEnd();
         if (options.SaveWeights != null && rank == 0) ModuleWeights.Save(model, options.SaveWeights);
         display?.Dispose();
-        if (rank == 0) PrintSummary(stepTimes, tokensPerStep, engine);
-        PrintMachineSummary(stepTimes, tokensPerStep, engine, grid, lastLoss);
+        if (rank == 0) SampleReport.PrintSummary("llama", engine, stepTimes, options.WarmupSteps, tokensPerStep, options.CheckpointActivations);
+        SampleReport.PrintMachineSummary("llama", engine, stepTimes, options.WarmupSteps, tokensPerStep, lastLoss, new Dictionary<string, object?>
+        {
+            ["tensor_parallel_size"] = grid.TensorParallelSize, ["pipeline_parallel_size"] = grid.PipeParallelSize,
+        });
         return 0;
     }
 
@@ -124,62 +128,5 @@ public sealed class Trainer
         profiler.AddCounter<RmsNorm>((_, x, _) => Profiling.FlopsFormulas.LayerNorm(x.numel(), true));
         // silu and the product over the hidden activations [B, T, f].
         profiler.AddCounter<SwiGluMlp>((m, x, _) => Profiling.FlopsFormulas.Elementwise(x.numel() / x.shape[^1] * m.Hidden) * 2);
-    }
-
-    /// <summary>The loss of a step is the mean over the whole global batch: every micro-step and every data-parallel rank.</summary>
-    private static double MeanOverDataParallelRanks(DeepSpeedEngine engine, double localMean)
-    {
-        if (engine.DataParallelWorldSize == 1) return localMean;
-        using var t = torch.tensor(new[] { localMean }, ScalarType.Float64);
-        engine.DataParallelGroup.AllReduce(t, Comm.ReduceOp.Avg);
-        return t.item<double>();
-    }
-
-    /// <summary>Median step time after the warm-up steps (NaN without any step).</summary>
-    private double MedianStepSeconds(List<double> stepTimes)
-    {
-        var measured = stepTimes.Skip(Math.Min(options.WarmupSteps, Math.Max(0, stepTimes.Count - 1))).Order().ToList();
-        return measured.Count == 0 ? double.NaN : measured[measured.Count / 2];
-    }
-
-    private void PrintSummary(List<double> stepTimes, long tokensPerStep, DeepSpeedEngine engine)
-    {
-        var bytes = engine.ModelStateBytes();
-        Console.WriteLine($"llama: model state bytes on rank 0: parameters {bytes.Parameters}, gradients {bytes.Gradients}, " +
-                          $"optimizer state {bytes.OptimizerState}; bytes sent in the last step {engine.BytesSentLastStep}");
-        if (engine.PeakGatheredParameterBytes is { } peak)
-            Console.WriteLine($"llama: peak gathered parameter bytes on rank 0: {peak}");
-        double median = MedianStepSeconds(stepTimes);
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"llama: tokens/s {tokensPerStep / median:F0} (median step {median * 1000:F1} ms after {options.WarmupSteps} warm-up steps), peak RSS {PeakRssMiB()} MiB"));
-        if (options.CheckpointActivations > 0)
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"llama: activation checkpointing every {options.CheckpointActivations} block(s): peak saved-input bytes {DeepSpeed.Checkpointing.Stats.PeakBytes / 1048576.0:F2} MiB"));
-    }
-
-    /// <summary>One JSON line per rank for tools, with the Gpt sample's fields: `llama: summary {...}`.</summary>
-    private void PrintMachineSummary(List<double> stepTimes, long tokensPerStep, DeepSpeedEngine engine, PipelineParallelGrid grid, double finalLoss)
-    {
-        double median = MedianStepSeconds(stepTimes);
-        bool measured = !double.IsNaN(median);
-        var bytes = engine.ModelStateBytes();
-        Console.WriteLine("llama: summary " + JsonSerializer.Serialize(new
-        {
-            rank = engine.GlobalRank, world_size = engine.DataParallelWorldSize, steps = stepTimes.Count, warmup_steps = options.WarmupSteps,
-            tokens_per_s = measured ? tokensPerStep / median : 0, median_step_ms = measured ? median * 1000 : 0,
-            peak_rss_mib = PeakRssMiB(), parameter_bytes = bytes.Parameters, gradient_bytes = bytes.Gradients,
-            optimizer_state_bytes = bytes.OptimizerState, bytes_sent_last_step = engine.BytesSentLastStep,
-            final_loss = double.IsNaN(finalLoss) ? (double?)null : finalLoss,
-            tensor_parallel_size = grid.TensorParallelSize, pipeline_parallel_size = grid.PipeParallelSize,
-        }));
-    }
-
-    /// <summary>Peak resident set size of this process (VmHWM), in MiB.</summary>
-    public static long PeakRssMiB()
-    {
-        foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024;
-        return -1;
     }
 }

@@ -1,70 +1,10 @@
-using TorchSharp;
-using static TorchSharp.torch;
+using DeepSpeedSharp.Samples.Shared;
 
 namespace DeepSpeedSharp.Samples.Llama.Data;
 
 /// <summary>
-/// Chooses the samples of every (global step, data-parallel rank, micro-step) as a pure function of those numbers,
-/// so that the global batch of a step is the same whatever the number of ranks (and a resumed run continues with the
-/// batches it would have had): global sample g = s·G + (r·gas + m)·mb + k, where G = mb·gas·dp is the global batch.
-/// Random order (the default) takes the window of T + 1 tokens starting at a position hashed from (seed, g);
-/// sequential order takes tokens [g·(T+1), (g+1)·(T+1)), wrapping around the text.
+/// The LLaMA sample's batches: <see cref="WindowBatchSampler"/> over the tokenised text's model ids — a pure function
+/// of (step, data-parallel rank, micro-step), so the global batch is the same for any number of ranks.
 /// </summary>
-public sealed class BatchSampler
-{
-    private readonly int[] tokens;
-    private readonly int seq;
-    private readonly bool sequential;
-    private readonly int seed;
-
-    /// <param name="tokens">The model's token ids.</param>
-    /// <param name="seq">Sequence length T: each sample is T inputs and the T next tokens as targets.</param>
-    /// <param name="sequential">Sequential rather than random windows.</param>
-    /// <param name="seed">Seed of the random windows.</param>
-    public BatchSampler(int[] tokens, int seq, bool sequential, int seed)
-    {
-        ArgumentNullException.ThrowIfNull(tokens);
-        if (tokens.Length < seq + 1)
-            throw new ArgumentException($"--seq: the data has {tokens.Length} tokens; at least --seq + 1 = {seq + 1} are needed");
-        this.tokens = tokens;
-        this.seq = seq;
-        this.sequential = sequential;
-        this.seed = seed;
-    }
-
-    /// <summary>Input and target token ids [mb, T] (int64) for one micro-step of one data-parallel rank.</summary>
-    public (Tensor Input, Tensor Target) MicroBatch(long step, int dataParallelRank, int microStep, int microBatch, int gas, int globalBatch)
-    {
-        var input = new long[microBatch * seq];
-        var target = new long[microBatch * seq];
-        long first = step * globalBatch + ((long)dataParallelRank * gas + microStep) * microBatch;
-        for (int k = 0; k < microBatch; k++)
-        {
-            long start = Start(first + k);
-            for (int i = 0; i < seq; i++)
-            {
-                input[k * seq + i] = tokens[(start + i) % tokens.Length];
-                target[k * seq + i] = tokens[(start + i + 1) % tokens.Length];
-            }
-        }
-        return (torch.tensor(input, new long[] { microBatch, seq }), torch.tensor(target, new long[] { microBatch, seq }));
-    }
-
-    /// <summary>First token of global sample <paramref name="sample"/>.</summary>
-    public long Start(long sample)
-    {
-        if (sequential) return sample * (seq + 1) % tokens.Length;
-        long windows = tokens.Length - seq; // valid starts: [0, windows)
-        ulong h = Mix((ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)sample);
-        return (long)(h % (ulong)windows);
-    }
-
-    /// <summary>SplitMix64's finaliser: a fixed, platform-independent hash.</summary>
-    private static ulong Mix(ulong z)
-    {
-        z += 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
-    }
-}
+public sealed class BatchSampler(int[] tokens, int seq, bool sequential, int seed)
+    : WindowBatchSampler(tokens.Length, i => tokens[i], seq, sequential, seed);

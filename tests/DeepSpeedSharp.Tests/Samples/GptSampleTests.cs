@@ -88,7 +88,7 @@ public class GptSampleTests
         var path = Path.Combine(Directory.CreateTempSubdirectory("dss-data").FullName, "tokens.bin");
         File.WriteAllBytes(path, Enumerable.Range(0, 5000).SelectMany(i => new[] { (byte)(i % 500 & 0xFF), (byte)((i % 500) >> 8) }).ToArray());
         var sampler = new BatchSampler(TokenCorpus.FromFile(path, 500), seq: 4, sequential: true, seed: 0);
-        var (input, target) = sampler.MicroBatch(step: 1, rank: 1, microStep: 1, microBatch: 2, gas: 2, globalBatch: 8);
+        var (input, target) = sampler.MicroBatch(step: 1, dataParallelRank: 1, microStep: 1, microBatch: 2, gas: 2, globalBatch: 8);
         Assert.Equal(new long[] { 70, 71, 72, 73, 75, 76, 77, 78 }, input.data<long>().ToArray());
         Assert.Equal(new long[] { 71, 72, 73, 74, 76, 77, 78, 79 }, target.data<long>().ToArray());
     }

@@ -1,6 +1,6 @@
 using DeepSpeedSharp.Engine;
 
-namespace DeepSpeedSharp.Samples.Gpt;
+namespace DeepSpeedSharp.Samples.Shared;
 
 /// <summary>
 /// The sample's checkpoint cycle: <c>--resume DIR</c> loads the latest checkpoint of DIR (or, when DIR is itself a tag
@@ -10,45 +10,55 @@ namespace DeepSpeedSharp.Samples.Gpt;
 /// </summary>
 public sealed class SampleCheckpoints
 {
-    private readonly GptOptions options;
+    private readonly string name;
+    private readonly string? resume, saveDir;
+    private readonly int saveEvery;
     private readonly DeepSpeedEngine engine;
     private long lastSaved = -1;
 
-    public SampleCheckpoints(GptOptions options, DeepSpeedEngine engine)
+    /// <param name="name">The sample's name, prefixed to its messages.</param>
+    /// <param name="resume">--resume DIR (or a tag directory), or null.</param>
+    /// <param name="saveDir">--save-dir DIR, or null.</param>
+    /// <param name="saveEvery">--save-every K (0: only at the end).</param>
+    /// <param name="engine">The engine whose checkpoints these are.</param>
+    public SampleCheckpoints(string name, string? resume, string? saveDir, int saveEvery, DeepSpeedEngine engine)
     {
-        this.options = options;
+        this.name = name;
+        this.resume = resume;
+        this.saveDir = saveDir;
+        this.saveEvery = saveEvery;
         this.engine = engine;
     }
 
     /// <summary>Loads the checkpoint named by --resume (if any) and returns the step to continue from.</summary>
     public long Resume()
     {
-        if (options.Resume == null) return 0;
-        string dir = options.Resume.TrimEnd('/');
+        if (resume == null) return 0;
+        string dir = resume.TrimEnd('/');
         bool isTag = File.Exists(Path.Combine(dir, "checkpoint.json"));
         var (path, _) = isTag
             ? engine.LoadCheckpoint(Path.GetDirectoryName(Path.GetFullPath(dir))!, tag: Path.GetFileName(dir))
             : engine.LoadCheckpoint(dir);
-        if (path == null) throw new InvalidOperationException($"--resume {options.Resume}: there is no 'latest' checkpoint in that directory");
-        if (engine.GlobalRank == 0) Console.WriteLine($"gpt: resumed from {path} at step {engine.GlobalSteps}");
+        if (path == null) throw new InvalidOperationException($"--resume {resume}: there is no 'latest' checkpoint in that directory");
+        if (engine.GlobalRank == 0) Console.WriteLine($"{name}: resumed from {path} at step {engine.GlobalSteps}");
         return engine.GlobalSteps;
     }
 
     /// <summary>Saves after every --save-every steps.</summary>
     public void AfterStep(long stepsDone)
     {
-        if (options.SaveDir != null && options.SaveEvery > 0 && stepsDone % options.SaveEvery == 0) Save();
+        if (saveDir != null && saveEvery > 0 && stepsDone % saveEvery == 0) Save();
     }
 
     /// <summary>Saves at the end of training unless this step was just saved.</summary>
     public void AtEnd()
     {
-        if (options.SaveDir != null && lastSaved != engine.GlobalSteps) Save();
+        if (saveDir != null && lastSaved != engine.GlobalSteps) Save();
     }
 
     private void Save()
     {
-        engine.SaveCheckpoint(options.SaveDir!, clientState: new { step = engine.GlobalSteps });
+        engine.SaveCheckpoint(saveDir!, clientState: new { step = engine.GlobalSteps });
         lastSaved = engine.GlobalSteps;
     }
 }
