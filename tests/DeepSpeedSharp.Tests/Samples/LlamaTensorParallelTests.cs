@@ -15,9 +15,9 @@ public class LlamaTensorParallelTests(ITestOutputHelper output)
     private const string Model = "--d-model 32 --layers 2 --heads 8 --kv-heads 4 --seq 32";
     private const int Steps = 100;
 
-    private static string Config(int micro, int stage, bool bf16 = false) => $$"""
+    private static string Config(int micro, int stage, bool bf16 = false, string lr = "3e-3") => $$"""
         { "train_batch_size": 8, "train_micro_batch_size_per_gpu": {{micro}}, "steps_per_print": 1000,
-          "optimizer": { "type": "AdamW", "params": { "lr": 3e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.01 } },
+          "optimizer": { "type": "AdamW", "params": { "lr": {{lr}}, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.01 } },
           "zero_optimization": { "stage": {{stage}} }, "bf16": { "enabled": {{(bf16 ? "true" : "false")}} } }
         """;
 
@@ -54,14 +54,15 @@ public class LlamaTensorParallelTests(ITestOutputHelper output)
         Assert.True(Compare("tp 2 × dp 2, ZeRO-1", single, zero1) <= 1e-4);
         Assert.True(Compare("tp 2 × dp 2, ZeRO-2, sequence parallel", single, zero2Sp) <= 1e-4);
 
-        // bf16: the split model follows the unsplit bf16 model within 2e-2 (its partial sums are rounded to bf16 before
-        // the tensor group adds them, as in Megatron). bf16 itself drifts from fp32 on this tiny model: the unsplit bf16
-        // run is 4.6e-2 from fp32 at worst over the 100 steps, so that comparison only bounds the drift.
-        var bf16Single = LlamaRun.Train(1, Config(4, 1, bf16: true), Steps, model: Model);
-        var bf16 = LlamaRun.Train(2, Config(4, 1, bf16: true), Steps, "--tensor-model-parallel-size 2 --sequence-parallel", Model);
-        double bf16Diff = Compare("tp 2 + sequence parallel, bf16, vs the unsplit bf16 model", bf16Single, bf16);
-        Assert.True(bf16Diff <= 2e-2 && bf16Diff > 0, $"bf16 tp 2 differs from bf16 tp 1 by {bf16Diff}");
-        Assert.True(Compare("tp 2 + sequence parallel, bf16, vs fp32", single, bf16) <= 5e-2);
+        // bf16 at the sample's own learning rate (1e-3, samples/Llama/configs): within 2e-2 of the unsplit fp32 model and
+        // of the unsplit bf16 model. (At 3e-3 this tiny model amplifies rounding: bf16 alone, unsplit, drifts 4.6e-2 from
+        // fp32 over the 100 steps, the split bf16 model 3.4e-2 — see docs/benchmarks.md.)
+        var fp32Single = LlamaRun.Train(1, Config(4, 1, lr: "1e-3"), Steps, model: Model);
+        var bf16Single = LlamaRun.Train(1, Config(4, 1, bf16: true, lr: "1e-3"), Steps, model: Model);
+        var bf16 = LlamaRun.Train(2, Config(4, 1, bf16: true, lr: "1e-3"), Steps, "--tensor-model-parallel-size 2 --sequence-parallel", Model);
+        double bf16Diff = Compare("tp 2 + sequence parallel, bf16, vs unsplit fp32", fp32Single, bf16);
+        Assert.True(bf16Diff <= 2e-2 && bf16Diff > 0, $"bf16 tp 2 differs from fp32 tp 1 by {bf16Diff}");
+        Assert.True(Compare("tp 2 + sequence parallel, bf16, vs unsplit bf16", bf16Single, bf16) <= 2e-2);
         Assert.Contains("micro 4 × gas 1 × dp 2", zero1.Output);
         // ZeRO over the data axis: each rank holds half of its tensor slice's optimizer state.
         Assert.InRange(zero1.OptimizerStateBytes, single.OptimizerStateBytes / 4, single.OptimizerStateBytes / 4 * 1.02 + 64);
