@@ -47,8 +47,7 @@ public sealed class Trainer
         {
             // Megatron's model_parallel_cuda_manual_seed: the default stream seeded with the seed on every rank (so the
             // full weights every layer slices are the tp = 1 model's), the model-parallel stream per tensor rank.
-            DeepSpeed.Checkpointing.Configure(grid, config);
-            DeepSpeed.Checkpointing.ModelParallelManualSeed(options.Seed);
+            DeepSpeed.Checkpointing.ModelParallelManualSeed(options.Seed, grid);
         }
         else torch.manual_seed(options.Seed);
         var model = new LlamaModel(shape, layers);

@@ -42,6 +42,8 @@ public static class SampleReport
         if (checkpointActivations > 0)
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{name}: activation checkpointing every {checkpointActivations} block(s): peak saved-input bytes {DeepSpeed.Checkpointing.Stats.PeakBytes / 1048576.0:F2} MiB"));
+        // The config's comms_logger: DeepSpeed's deepspeed.comm.log_summary() at the end of training.
+        if (Comm.Dist.Logger.Enabled) Console.WriteLine($"{name}: communication on rank 0 over the whole run\n{Comm.Dist.Logger.Summary()}");
     }
 
     /// <summary>One JSON line per rank for tools: <c>NAME: summary {...}</c>, plus <paramref name="extra"/> fields.</summary>

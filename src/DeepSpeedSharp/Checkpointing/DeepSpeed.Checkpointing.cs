@@ -188,11 +188,12 @@ public static partial class DeepSpeed
         /// <c>model_parallel_cuda_manual_seed(seed)</c>: seeds the default generator with <paramref name="seed"/> (the same on
         /// every model-parallel rank: dropout outside model-parallel regions agrees) and the tracker's "model-parallel-rng"
         /// stream with seed + 2718 + tensor-parallel rank (different per tensor-parallel rank, the same across data-parallel
-        /// replicas). Call after <see cref="Configure"/> with the mpu.
+        /// replicas). The tensor rank comes from <paramref name="mpu"/>, or else from the mpu given to <see cref="Configure"/>
+        /// (a model that uses the RNG tracker without activation checkpointing passes its mpu here instead of configuring).
         /// </summary>
-        public static void ModelParallelManualSeed(long seed)
+        public static void ModelParallelManualSeed(long seed, IModelParallelUnit? mpu = null)
         {
-            var mpu = Mpu;
+            mpu ??= Mpu;
             int tpRank = mpu?.GetTensorModelParallelRank() ?? 0, dpRank = mpu?.GetDataParallelRank() ?? 0;
             long modelParallelSeed = seed + 2718 + tpRank;
             Log.Info($"activation checkpointing: tensor-parallel rank {tpRank}, data-parallel rank {dpRank}: model-parallel seed {modelParallelSeed}, data-parallel seed {seed}");

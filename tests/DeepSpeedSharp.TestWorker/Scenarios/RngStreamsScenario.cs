@@ -6,8 +6,7 @@ using Ckpt = DeepSpeedSharp.DeepSpeed.Checkpointing;
 namespace DeepSpeedSharp.TestWorker.Scenarios;
 
 /// <summary>
-/// `rng-streams TP`: on a tensor TP × data (world / TP) grid, after <c>Checkpointing.Configure(grid)</c> and
-/// <c>ModelParallelManualSeed</c>, a dropout mask drawn from the default stream (a replicated region) must be the same on
+/// `rng-streams TP`: on a tensor TP × data (world / TP) grid, after <c>ModelParallelManualSeed(seed, grid)</c>, a dropout mask drawn from the default stream (a replicated region) must be the same on
 /// every rank, and one drawn inside <c>GetRngTracker().Fork()</c> (a tensor-parallel region) the same across
 /// data-parallel replicas of a tensor rank but different between tensor ranks. Prints "OK ..." or the failures.
 /// </summary>
@@ -22,8 +21,7 @@ public sealed class RngStreamsScenario : IScenario
         try
         {
             using var grid = PipelineParallelGrid.Create(1, tp);
-            Ckpt.Configure(grid);
-            Ckpt.ModelParallelManualSeed(1234);
+            Ckpt.ModelParallelManualSeed(1234, grid);
             var replicated = nn.functional.dropout(ones(64), 0.5);
             Tensor parallel;
             using (Ckpt.GetRngTracker().Fork()) parallel = nn.functional.dropout(ones(64), 0.5);
