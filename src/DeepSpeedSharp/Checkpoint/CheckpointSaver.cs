@@ -53,8 +53,11 @@ internal static class CheckpointSaver
                 var shard = ReadJson<ShardReport>(ShardReportPath(tmp, mp), $"model-parallel rank {mp}", tmp);
                 shards.Add(shard.Shard);
                 for (int dp = 0; dp < dpSize; dp++)
-                    reports.Add(ReadJson<RankReport>(ReportPath(tmp, dp, mp), $"data-parallel rank {dp} of model-parallel rank {mp}", tmp));
-                files.AddRange(reports.Skip(mp * dpSize).Select(r => r.File));
+                {
+                    var report = ReadJson<RankReport>(ReportPath(tmp, dp, mp), $"data-parallel rank {dp} of model-parallel rank {mp}", tmp);
+                    reports.Add(report);
+                    files.Add(report.File);
+                }
                 if (shard.ModuleStates != null) files.Add(shard.ModuleStates);
             }
             var manifest = header with

@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Topology;
 using System.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -9,7 +10,7 @@ internal sealed record CheckpointCall(
     Func<Tensor[], Tensor[]> Function,
     long Index,
     CheckpointingSettings Settings,
-    ModelParallelContext ModelParallel,
+    TensorParallelContext ModelParallel,
     ContiguousCheckpointBuffers Buffers,
     RngStatesTracker Tracker,
     SavedActivationStats Stats,

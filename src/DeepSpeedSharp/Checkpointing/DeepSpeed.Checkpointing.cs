@@ -21,7 +21,7 @@ public static partial class DeepSpeed
         private static readonly object Lock = new();
         private static CheckpointingSettings _settings = CheckpointingSettings.Defaults;
         private static IModelParallelUnit? _mpu;
-        private static ModelParallelContext _mp = ModelParallelContext.Single;
+        private static TensorParallelContext _mp = TensorParallelContext.Single;
         private static bool _configured;
         private static int _used, _warnedUnused, _warnedNoGradInputs, _warnedDeviceRng;
         private static long _nextIndex;
@@ -75,7 +75,7 @@ public static partial class DeepSpeed
             };
             s.Validate();
             var chosenMpu = mpu ?? Mpu;
-            var mp = ModelParallelContext.From(chosenMpu);
+            var mp = TensorParallelContext.From(chosenMpu);
             lock (Lock)
             {
                 _settings = s;
@@ -231,7 +231,7 @@ public static partial class DeepSpeed
             {
                 _settings = CheckpointingSettings.Defaults;
                 _mpu = null;
-                _mp = ModelParallelContext.Single;
+                _mp = TensorParallelContext.Single;
                 _configured = false;
                 Buffers.Clear();
             }

@@ -7,19 +7,19 @@ namespace DeepSpeedSharp.Checkpointing;
 /// <summary>
 /// An <see cref="IModelParallelUnit"/> over two given groups, or built from the world with Megatron's layout
 /// (<see cref="FromWorld"/>): model-parallel groups are blocks of consecutive ranks, data-parallel groups take one
-/// rank from each block.
+/// rank from each block — the tensor × data layout of <see cref="PipelineParallelGrid"/>, which builds them.
 /// </summary>
 public sealed class ModelParallelUnit : IModelParallelUnit, IDisposable
 {
     private readonly ProcessGroup _modelParallel;
     private readonly ProcessGroup _dataParallel;
-    private readonly bool _ownsGroups;
+    private readonly IDisposable? _owner;
 
     /// <summary>Wraps existing groups (this process must be a member of both; the caller keeps ownership).</summary>
     public ModelParallelUnit(ProcessGroup modelParallelGroup, ProcessGroup dataParallelGroup)
-        : this(modelParallelGroup, dataParallelGroup, ownsGroups: false) { }
+        : this(modelParallelGroup, dataParallelGroup, owner: null) { }
 
-    private ModelParallelUnit(ProcessGroup modelParallelGroup, ProcessGroup dataParallelGroup, bool ownsGroups)
+    private ModelParallelUnit(ProcessGroup modelParallelGroup, ProcessGroup dataParallelGroup, IDisposable? owner)
     {
         ArgumentNullException.ThrowIfNull(modelParallelGroup);
         ArgumentNullException.ThrowIfNull(dataParallelGroup);
@@ -29,7 +29,7 @@ public sealed class ModelParallelUnit : IModelParallelUnit, IDisposable
             throw new ArgumentException($"global rank {dataParallelGroup.GlobalRank} is not a member of the given data-parallel group (members: {string.Join(",", dataParallelGroup.GlobalRanks)}).", nameof(dataParallelGroup));
         _modelParallel = modelParallelGroup;
         _dataParallel = dataParallelGroup;
-        _ownsGroups = ownsGroups;
+        _owner = owner;
     }
 
     /// <summary>
@@ -42,14 +42,8 @@ public sealed class ModelParallelUnit : IModelParallelUnit, IDisposable
         int world = Dist.WorldSize;
         if (modelParallelSize < 1 || world % modelParallelSize != 0)
             throw new ArgumentException($"model-parallel size {modelParallelSize} must be at least 1 and divide the world size {world}.", nameof(modelParallelSize));
-        int dataParallelSize = world / modelParallelSize;
-        var mpPartition = Enumerable.Range(0, dataParallelSize)
-            .Select(g => (IReadOnlyList<int>)Enumerable.Range(g * modelParallelSize, modelParallelSize).ToArray()).ToArray();
-        var dpPartition = Enumerable.Range(0, modelParallelSize)
-            .Select(m => (IReadOnlyList<int>)Enumerable.Range(0, dataParallelSize).Select(d => d * modelParallelSize + m).ToArray()).ToArray();
-        var mp = Dist.NewGroups(mpPartition);
-        var dp = Dist.NewGroups(dpPartition);
-        return new ModelParallelUnit(mp, dp, ownsGroups: true);
+        var grid = PipelineParallelGrid.Create(pipelineParallelSize: 1, tensorParallelSize: modelParallelSize);
+        return new ModelParallelUnit(grid.GetTensorModelParallelGroup(), grid.GetDataParallelGroup(), owner: grid);
     }
 
     /// <inheritdoc/>
@@ -71,10 +65,5 @@ public sealed class ModelParallelUnit : IModelParallelUnit, IDisposable
     public int GetDataParallelWorldSize() => _dataParallel.Size;
 
     /// <summary>Disposes the groups when <see cref="FromWorld"/> created them.</summary>
-    public void Dispose()
-    {
-        if (!_ownsGroups) return;
-        _modelParallel.Dispose();
-        _dataParallel.Dispose();
-    }
+    public void Dispose() => _owner?.Dispose();
 }

@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Topology;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -12,10 +13,10 @@ namespace DeepSpeedSharp.Checkpointing;
 internal sealed class SavedInputs : IDisposable
 {
     private readonly Entry[] _entries;
-    private readonly ModelParallelContext _mp;
+    private readonly TensorParallelContext _mp;
     private bool _disposed;
 
-    private SavedInputs(Entry[] entries, ModelParallelContext mp, long bytes)
+    private SavedInputs(Entry[] entries, TensorParallelContext mp, long bytes)
     {
         _entries = entries;
         _mp = mp;
@@ -34,7 +35,7 @@ internal sealed class SavedInputs : IDisposable
     /// <summary>The kept tensor of input <paramref name="index"/> (the reference or the partition), for inspection.</summary>
     public Tensor Kept(int index) => _entries[index].Reference ?? _entries[index].Partition!;
 
-    public static SavedInputs Save(IReadOnlyList<Tensor> inputs, CheckpointingSettings settings, ModelParallelContext mp, ContiguousCheckpointBuffers buffers)
+    public static SavedInputs Save(IReadOnlyList<Tensor> inputs, CheckpointingSettings settings, TensorParallelContext mp, ContiguousCheckpointBuffers buffers)
     {
         var entries = new Entry[inputs.Count];
         long bytes = 0;
@@ -60,7 +61,7 @@ internal sealed class SavedInputs : IDisposable
         return new SavedInputs(entries, mp, bytes);
     }
 
-    private static Entry SavePartition(Tensor input, CheckpointingSettings s, ModelParallelContext mp, ContiguousCheckpointBuffers buffers, int index)
+    private static Entry SavePartition(Tensor input, CheckpointingSettings s, TensorParallelContext mp, ContiguousCheckpointBuffers buffers, int index)
     {
         long numel = input.numel();
         long share = (numel + mp.Size - 1) / mp.Size;

@@ -1,4 +1,3 @@
-using DeepSpeedSharp.Topology;
 using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
@@ -87,11 +86,11 @@ internal sealed partial class DataParallelStrategy : ITrainingStrategy
 
     public StepResult Step(double clip, double lossScale, bool skipOnOverflow)
     {
-        if (modelParallel.NeedsSequenceParallelReduction(layout.Parameters))
-            modelParallel.ReduceSequenceParallel(layout.Parameters.Where(p => p.IsSequenceParallel() && p.grad is not null).Select(p => p.grad!).ToList());
         var grads = layout.Parameters.Select(p => p.grad).ToList();
+        double squares = modelParallel.PrepareAndSquare(
+            () => layout.Parameters.Where(p => p.grad is not null).Select(p => new GradientPiece(p, p.grad!)), whole: null);
         // Every data-parallel rank holds the whole (averaged) gradient: only the model-parallel ranks are summed.
-        double norm = modelParallel.Finish(modelParallel.Squares(layout.Parameters), null, layout.Parameters[0].device) / lossScale;
+        double norm = modelParallel.Finish(squares, null, layout.Parameters[0].device) / lossScale;
         bool overflow = !double.IsFinite(norm);
         if (overflow && skipOnOverflow) return new StepResult(norm, false, true);
         double factor = StepResult.GradientFactor(norm, clip, lossScale);

@@ -14,7 +14,11 @@ public static class GradientClipping
     /// upcast, as DeepSpeed's <c>.float().norm()</c>), and the squares are summed in fp64. An inf or NaN anywhere makes
     /// the result inf or NaN; no gradients gives 0.
     /// </summary>
-    public static double GlobalNorm(IEnumerable<Tensor?> grads)
+    public static double GlobalNorm(IEnumerable<Tensor?> grads) => Math.Sqrt(SumOfSquares(grads));
+
+    /// <summary>The square of <see cref="GlobalNorm"/> before the square root: each tensor's norm (fp32, fp64 for fp64
+    /// tensors) squared and summed in fp64. Null entries are skipped.</summary>
+    public static double SumOfSquares(IEnumerable<Tensor?> grads)
     {
         ArgumentNullException.ThrowIfNull(grads);
         double sumOfSquares = 0;
@@ -29,7 +33,7 @@ public static class GradientClipping
             var n = t.norm().to(ScalarType.Float64).item<double>();
             sumOfSquares += n * n;
         }
-        return Math.Sqrt(sumOfSquares);
+        return sumOfSquares;
     }
 
     /// <summary>

@@ -1,10 +1,14 @@
 using DeepSpeedSharp.Comm;
+using DeepSpeedSharp.Optim;
 using DeepSpeedSharp.Topology;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace DeepSpeedSharp.Training;
+
+/// <summary>A piece of this rank's gradient: the parameter it belongs to and the gradient elements held for it.</summary>
+internal readonly record struct GradientPiece(Parameter Owner, Tensor Grad);
 
 /// <summary>
 /// What gradients need on a model-parallel topology before the optimizer step. <b>Sequence-parallel parameters</b>
@@ -35,14 +39,31 @@ internal sealed class ModelParallelGradients
     /// <summary>The tensor-parallel group; null when it has one rank.</summary>
     public ProcessGroup? TensorGroup { get; }
 
-    /// <summary>True when some of <paramref name="parameters"/> are sequence-parallel and there are several tensor ranks.</summary>
-    public bool NeedsSequenceParallelReduction(IEnumerable<Parameter> parameters) => TensorGroup != null && parameters.Any(p => p.IsSequenceParallel());
+    /// <summary>The group the squared norms are summed over after the partition group; null when it has one rank.</summary>
+    public ProcessGroup? ModelParallelGroup { get; }
+
+    /// <summary>This rank's tensor-parallel rank.</summary>
+    public int TensorParallelRank { get; }
 
     /// <summary>
-    /// Sums <paramref name="views"/> (this rank's gradient of the sequence-parallel parameters, in an order that is the same
-    /// on every tensor rank) over the tensor group, in place, with one all-reduce.
+    /// Prepares this rank's gradient for the step and returns its share of the squared global norm: sums the
+    /// sequence-parallel <paramref name="pieces"/> over the tensor group, then squares the pieces that count. A strategy
+    /// describes its gradient once, as pieces (in the same order on every tensor rank); they are asked for only when the
+    /// topology needs them. <paramref name="whole"/>, when the strategy holds its gradient in one tensor, is squared
+    /// directly whenever every element counts.
     /// </summary>
-    public void ReduceSequenceParallel(IReadOnlyList<Tensor> views)
+    public double PrepareAndSquare(Func<IEnumerable<GradientPiece>> pieces, Tensor? whole)
+    {
+        if (TensorGroup == null && whole is not null) return GradientClipping.SumOfSquares([whole]);
+        using var scope = NewDisposeScope();
+        var list = pieces().ToList();
+        if (TensorGroup != null) ReduceSequenceParallel(list.Where(p => p.Owner.IsSequenceParallel()).Select(p => p.Grad).ToList());
+        if (TensorParallelRank == 0 && whole is not null) return GradientClipping.SumOfSquares([whole]);
+        return GradientClipping.SumOfSquares(list.Where(p => p.Owner.IsNotTensorParallelDuplicate(TensorParallelRank)).Select(p => p.Grad));
+    }
+
+    /// <summary>Sums <paramref name="views"/> over the tensor group, in place, with one all-reduce.</summary>
+    private void ReduceSequenceParallel(IReadOnlyList<Tensor> views)
     {
         if (TensorGroup == null || views.Count == 0) return;
         using var scope = NewDisposeScope();
@@ -55,36 +76,6 @@ internal sealed class ModelParallelGradients
             v.copy_(packed.narrow(0, offset, v.numel()).view(v.shape));
             offset += v.numel();
         }
-    }
-
-    /// <summary>The group the squared norms are summed over after the partition group; null when it has one rank.</summary>
-    public ProcessGroup? ModelParallelGroup { get; }
-
-    /// <summary>This rank's tensor-parallel rank.</summary>
-    public int TensorParallelRank { get; }
-
-    /// <summary>True when every local element counts (tensor rank 0, or no tensor parallelism).</summary>
-    public bool CountsEverything => TensorParallelRank == 0;
-
-    /// <summary>Whether this rank's copy of <paramref name="parameter"/> counts in the norm.</summary>
-    public bool Counts(Parameter parameter) => parameter.IsNotTensorParallelDuplicate(TensorParallelRank);
-
-    /// <summary>Squared L2 norm of a tensor: its norm (in fp32 for 16-bit tensors) squared in fp64.</summary>
-    public static double Squares(Tensor t)
-    {
-        using var scope = NewDisposeScope();
-        var x = t.dtype is ScalarType.Float32 or ScalarType.Float64 ? t : t.to(ScalarType.Float32);
-        double n = x.norm().to(ScalarType.Float64).item<double>();
-        return n * n;
-    }
-
-    /// <summary>Sum of squares over the gradients of the parameters that count (null gradients are skipped).</summary>
-    public double Squares(IEnumerable<Parameter> parameters)
-    {
-        double sum = 0;
-        foreach (var p in parameters)
-            if (p.grad is { } g && Counts(p)) sum += Squares(g);
-        return sum;
     }
 
     /// <summary>

@@ -1,4 +1,3 @@
-using DeepSpeedSharp.Topology;
 using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
@@ -136,15 +135,8 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         prefetcher.EndOfPass(units);
     }
 
-    public StepResult Step(double clip, double lossScale, bool skipOnOverflow)
-    {
-        if (modelParallel.NeedsSequenceParallelReduction(parameters.Select(z => z.Param)))
-        {
-            var views = parameters.Where(z => z.Param.IsSequenceParallel()).Select(z => gradPartition.narrow(0, z.MasterOffset, z.PartitionSize)).ToList();
-            modelParallel.ReduceSequenceParallel(views);
-            foreach (var v in views) v.Dispose();
-        }
-        return PartitionedStep.Run(gradPartition, LocalSquares(), modelParallel, group, device, Optimizer, clip, lossScale, skipOnOverflow, () =>
+    public StepResult Step(double clip, double lossScale, bool skipOnOverflow) =>
+        PartitionedStep.Run(gradPartition, modelParallel.PrepareAndSquare(OwnPieces, gradPartition), modelParallel, group, device, Optimizer, clip, lossScale, skipOnOverflow, () =>
         {
             foreach (var zp in parameters)
             {
@@ -152,21 +144,10 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
                 else zp.Release();
             }
         });
-    }
 
-    /// <summary>Sum of squares of this rank's partition gradient, over the parameters that count in the global norm.</summary>
-    private double LocalSquares()
-    {
-        if (modelParallel.CountsEverything) return ModelParallelGradients.Squares(gradPartition);
-        double sum = 0;
-        foreach (var zp in parameters)
-        {
-            if (!modelParallel.Counts(zp.Param)) continue;
-            using var own = gradPartition.narrow(0, zp.MasterOffset, zp.PartitionSize);
-            sum += ModelParallelGradients.Squares(own);
-        }
-        return sum;
-    }
+    /// <summary>This rank's partition gradient, one piece per parameter (its own range; the same pieces on every tensor rank).</summary>
+    private IEnumerable<GradientPiece> OwnPieces() =>
+        parameters.Select(zp => new GradientPiece(zp.Param, gradPartition.narrow(0, zp.MasterOffset, zp.PartitionSize)));
 
     public void ZeroGrad()
     {

@@ -1,4 +1,3 @@
-using DeepSpeedSharp.Topology;
 using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
@@ -198,34 +197,16 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
                 throw new InvalidOperationException($"parameter '{names[i]}' received no gradient; set zero_optimization.ignore_unused_parameters to true to allow unused parameters");
     }
 
-    public StepResult Step(double clip, double lossScale, bool skipOnOverflow)
-    {
-        if (modelParallel.NeedsSequenceParallelReduction(layout.Parameters))
-        {
-            // Each tensor rank has the same flat layout, so the same pieces of the same partition line up across them.
-            long myStart = layout.PartitionStart(partRank);
-            var views = layout.Pieces(myStart, Math.Min(layout.Total, myStart + layout.PartitionSize))
-                .Where(piece => layout.Parameters[piece.Index].IsSequenceParallel())
-                .Select(piece => gradPartition.narrow(0, piece.RangeOffset, piece.Count)).ToList();
-            modelParallel.ReduceSequenceParallel(views);
-            foreach (var v in views) v.Dispose();
-        }
-        return PartitionedStep.Run(gradPartition, LocalSquares(), modelParallel, partitioned ? group : null, flatParams.device, Optimizer, clip, lossScale, skipOnOverflow, Publish);
-    }
+    public StepResult Step(double clip, double lossScale, bool skipOnOverflow) =>
+        PartitionedStep.Run(gradPartition, modelParallel.PrepareAndSquare(PartitionPieces, gradPartition), modelParallel,
+            partitioned ? group : null, flatParams.device, Optimizer, clip, lossScale, skipOnOverflow, Publish);
 
-    /// <summary>Sum of squares of this rank's partition gradient, over the parameters that count in the global norm.</summary>
-    private double LocalSquares()
+    /// <summary>This rank's partition gradient, one piece per parameter it overlaps (the same pieces on every tensor rank).</summary>
+    private IEnumerable<GradientPiece> PartitionPieces()
     {
-        if (modelParallel.CountsEverything) return ModelParallelGradients.Squares(gradPartition);
         long myStart = layout.PartitionStart(partRank);
-        double sum = 0;
         foreach (var (index, _, rangeOffset, count) in layout.Pieces(myStart, Math.Min(layout.Total, myStart + layout.PartitionSize)))
-        {
-            if (!modelParallel.Counts(layout.Parameters[index])) continue;
-            using var piece = gradPartition.narrow(0, rangeOffset, count);
-            sum += ModelParallelGradients.Squares(piece);
-        }
-        return sum;
+            yield return new GradientPiece(layout.Parameters[index], gradPartition.narrow(0, rangeOffset, count));
     }
 
     /// <summary>Writes the updated master partitions of every rank into the flat parameter buffer.</summary>

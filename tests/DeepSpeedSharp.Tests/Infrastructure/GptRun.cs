@@ -29,17 +29,9 @@ internal sealed partial class GptRun
         var config = Path.Combine(dir, "ds.json");
         File.WriteAllText(config, configJson);
         var log = Path.Combine(dir, "loss.jsonl");
-        var bin = AppContext.BaseDirectory;
-        string gpt = $"{Path.Combine(bin, "Gpt.dll")} {model} --steps {steps} --deepspeed_config {config} --loss-log {log} {extraArgs}";
-        string args = ranks == 1 ? gpt : $"{Path.Combine(bin, "dss.dll")} launch --num_gpus {ranks} --master_port {RankProcesses.FreePort()} {gpt}";
-        var psi = new ProcessStartInfo("dotnet", args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
-        psi.Environment["OMP_NUM_THREADS"] = "1";
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(300_000)) { p.Kill(true); Assert.Fail($"training on {ranks} rank(s) did not finish in 300 s:\n{stdout}"); }
-        string output = stdout + stderr.Result;
-        Assert.True(p.ExitCode == 0, $"training on {ranks} rank(s) exited with {p.ExitCode}:\n{output}");
+        var (code, stdout, stderr) = SampleProcess.Run("Gpt.dll", ranks, $"{model} --steps {steps} --deepspeed_config {config} --loss-log {log} {extraArgs}", dir);
+        string output = stdout + stderr;
+        Assert.True(code == 0, $"training on {ranks} rank(s) exited with {code}:\n{output}");
         var m = StateLine().Match(output);
         Assert.True(m.Success, $"no model-state line in the output:\n{output}");
         long L(int i) => long.Parse(m.Groups[i].Value, CultureInfo.InvariantCulture);

@@ -26,7 +26,7 @@ internal sealed partial class LlamaRun
         var config = Path.Combine(dir, "ds.json");
         File.WriteAllText(config, configJson);
         var log = Path.Combine(dir, "loss.jsonl");
-        var (code, stdout, stderr) = Start(ranks, $"{model} --steps {steps} --deepspeed_config {config} --loss-log {log} {extraArgs}", dir);
+        var (code, stdout, stderr) = SampleProcess.Run("Llama.dll", ranks, $"{model} --steps {steps} --deepspeed_config {config} --loss-log {log} {extraArgs}", dir);
         string output = stdout + stderr;
         Assert.True(code == 0, $"training on {ranks} rank(s) exited with {code}:\n{output}");
         var m = StateLine().Match(output);
@@ -43,27 +43,13 @@ internal sealed partial class LlamaRun
 
     /// <summary>Runs Llama.dll alone with <paramref name="args"/> and returns its exit code, stdout and stderr.</summary>
     public static (int ExitCode, string Stdout, string Stderr) Run(string args) =>
-        Start(1, args, Directory.CreateTempSubdirectory("dss-llamarun").FullName);
+        SampleProcess.Run("Llama.dll", 1, args, Directory.CreateTempSubdirectory("dss-llamarun").FullName);
 
     /// <summary>Largest absolute per-step difference between two runs' losses (they must have the same length).</summary>
     public static double MaxDifference(LlamaRun a, LlamaRun b)
     {
         Assert.Equal(a.Losses.Length, b.Losses.Length);
         return a.Losses.Zip(b.Losses, (x, y) => Math.Abs(x - y)).Max();
-    }
-
-    private static (int, string, string) Start(int ranks, string llamaArgs, string workingDirectory)
-    {
-        var bin = AppContext.BaseDirectory;
-        string llama = $"{Path.Combine(bin, "Llama.dll")} {llamaArgs}";
-        string args = ranks == 1 ? llama : $"{Path.Combine(bin, "dss.dll")} launch --num_gpus {ranks} --master_port {RankProcesses.FreePort()} {llama}";
-        var psi = new ProcessStartInfo("dotnet", args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
-        psi.Environment["OMP_NUM_THREADS"] = "1";
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(300_000)) { p.Kill(true); Assert.Fail($"Llama on {ranks} rank(s) did not finish in 300 s:\n{stdout}"); }
-        return (p.ExitCode, stdout, stderr.Result);
     }
 
     [GeneratedRegex(@"llama: model state bytes on rank 0: parameters (\d+), gradients (\d+), optimizer state (\d+); bytes sent in the last step (\d+)")]

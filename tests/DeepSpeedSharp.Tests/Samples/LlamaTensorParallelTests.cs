@@ -15,6 +15,9 @@ public class LlamaTensorParallelTests(ITestOutputHelper output)
     private const string Model = "--d-model 32 --layers 2 --heads 8 --kv-heads 4 --seq 32";
     private const int Steps = 100;
 
+    // The unsplit fp32 model on one process: the reference of both tests, trained once.
+    private static readonly Lazy<LlamaRun> Single = new(() => LlamaRun.Train(1, Config(4, 1), Steps, model: Model));
+
     private static string Config(int micro, int stage, bool bf16 = false, string lr = "3e-3") => $$"""
         { "train_batch_size": 8, "train_micro_batch_size_per_gpu": {{micro}}, "steps_per_print": 1000,
           "optimizer": { "type": "AdamW", "params": { "lr": {{lr}}, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.01 } },
@@ -31,7 +34,7 @@ public class LlamaTensorParallelTests(ITestOutputHelper output)
     [Fact]
     public void TensorAndSequenceParallelRunsFollowTheUnsplitModel()
     {
-        var single = LlamaRun.Train(1, Config(4, 1), Steps, model: Model);
+        var single = Single.Value;
         var tp2 = LlamaRun.Train(2, Config(4, 1), Steps, "--tensor-model-parallel-size 2", Model);
         var tp2Sp = LlamaRun.Train(2, Config(4, 1), Steps, "--tensor-model-parallel-size 2 --sequence-parallel", Model);
         var tp4Sp = LlamaRun.Train(4, Config(4, 1), Steps, "--tensor-model-parallel-size 4 --sequence-parallel", Model);
@@ -48,7 +51,7 @@ public class LlamaTensorParallelTests(ITestOutputHelper output)
     [Fact]
     public void TensorTwoByDataTwoUnderZero1And2AndBf16FollowTheUnsplitModel()
     {
-        var single = LlamaRun.Train(1, Config(4, 1), Steps, model: Model);
+        var single = Single.Value;
         var zero1 = LlamaRun.Train(4, Config(4, 1), Steps, "--tensor-model-parallel-size 2", Model);
         var zero2Sp = LlamaRun.Train(4, Config(4, 2), Steps, "--tensor-model-parallel-size 2 --sequence-parallel", Model);
         Assert.True(Compare("tp 2 × dp 2, ZeRO-1", single, zero1) <= 1e-4);
