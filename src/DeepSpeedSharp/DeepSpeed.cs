@@ -15,10 +15,15 @@ using static TorchSharp.torch;
 namespace DeepSpeedSharp;
 
 /// <summary>What <see cref="DeepSpeed.Initialize"/> returns: the engine, its optimizer and its scheduler.</summary>
-/// <param name="Engine">The training engine.</param>
+/// <param name="Engine">The training engine (a <see cref="Engine.PipelineEngine"/> for a <see cref="Pipeline.PipelineModule"/>).</param>
 /// <param name="Optimizer">The optimizer the engine steps (with ZeRO it works on this rank's partition), or null.</param>
 /// <param name="LrScheduler">The learning-rate scheduler (from the config or passed in), or null.</param>
-public sealed record DeepSpeedInitResult(DeepSpeedEngine Engine, optim.Optimizer? Optimizer, LrScheduler? LrScheduler);
+public sealed record DeepSpeedInitResult(DeepSpeedEngine Engine, optim.Optimizer? Optimizer, LrScheduler? LrScheduler)
+{
+    /// <summary>The engine as a <see cref="Engine.PipelineEngine"/> (when the model is a <see cref="Pipeline.PipelineModule"/>).</summary>
+    public PipelineEngine PipelineEngine => Engine as PipelineEngine
+        ?? throw new InvalidOperationException("the engine is not a pipeline engine: pass a PipelineModule to DeepSpeed.Initialize to train with pipeline parallelism");
+}
 
 /// <summary>DeepSpeed's entry points (<c>deepspeed.initialize</c>, <c>deepspeed.init_distributed</c>).</summary>
 public static partial class DeepSpeed
@@ -61,6 +66,14 @@ public static partial class DeepSpeed
         if (mpu != null && dataParallelGroup != null)
             throw new ArgumentException("pass either mpu (whose data-parallel group the engine uses) or dataParallelGroup, not both");
         var world = Dist.IsInitialized ? Dist.World : Dist.Initialize();
+        var pipeline = model as Pipeline.PipelineModule;
+        if (pipeline != null)
+        {
+            if (mpu != null || dataParallelGroup != null)
+                throw new ArgumentException("a PipelineModule brings its own topology (its Grid is the mpu): do not pass mpu or dataParallelGroup with it");
+            mpu = pipeline.Grid;
+            cfg = PipelineConfigFor(cfg);
+        }
         var group = mpu?.GetDataParallelGroup() ?? dataParallelGroup ?? world;
         if (!group.IsMember) throw new ArgumentException($"global rank {group.GlobalRank} is not a member of the data-parallel group it was given (members: {string.Join(",", group.GlobalRanks)})");
         Log.Rank = Dist.IsInitialized ? Dist.Rank : 0;
@@ -79,7 +92,9 @@ public static partial class DeepSpeed
         if (strategy is Training.ICheckpointableStrategy checkpointable) checkpointable.Precision = precision;
         var sched = SchedulerChoice.Resolve(cfg, strategy?.Optimizer, lrScheduler, lrSchedulerFactory);
 
-        var engine = new DeepSpeedEngine(model, strategy, sched, cfg, batch, group, precision, mpu, mpu == null ? group : world);
+        var engine = pipeline != null
+            ? new PipelineEngine(pipeline, strategy, sched, cfg, batch, precision, world)
+            : new DeepSpeedEngine(model, strategy, sched, cfg, batch, group, precision, mpu, mpu == null ? group : world);
         engine.AttachMonitoring();
         if (seed is { } s0) torch.manual_seed(s0 + group.GlobalRank);
         Log.Info($"engine ready: train_batch_size={batch.TrainBatchSize}, micro_batch={batch.MicroBatchPerGpu}, " +
@@ -101,6 +116,18 @@ public static partial class DeepSpeed
         var byName = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, a) in attributes)
             if (byName.TryGetValue(name, out var p)) p.SetParallelAttributes(a);
+    }
+
+    /// <summary>
+    /// The config a pipeline trains with: ZeRO-3 is refused (each stage's parameters would be gathered on every
+    /// micro-batch's forward and backward, interleaved across micro-batches by the schedule); overlap_comm is turned off,
+    /// because the pipeline reduces gradients at its ReduceGrads instruction, after every micro-batch's backward.
+    /// </summary>
+    private static DeepSpeedConfig PipelineConfigFor(DeepSpeedConfig cfg)
+    {
+        if (cfg.ZeroOptimization.Stage == 3)
+            throw new DeepSpeedConfigException("zero_optimization.stage 3 cannot be combined with pipeline parallelism (as in DeepSpeed): use stage 0, 1 or 2 with a PipelineModule");
+        return cfg.ZeroOptimization.OverlapComm ? cfg.WithZeroOptimization(cfg.ZeroOptimization with { OverlapComm = false }) : cfg;
     }
 
     private static DeepSpeedConfig ReadConfig(object? config) => config switch

@@ -2,6 +2,14 @@ namespace DeepSpeedSharp.Config;
 
 public sealed partial class DeepSpeedConfig
 {
+    /// <summary>A copy with another <c>zero_optimization</c> section (the engine's adjustments, e.g. for a pipeline).</summary>
+    internal DeepSpeedConfig WithZeroOptimization(ZeroConfig zero)
+    {
+        var copy = (DeepSpeedConfig)MemberwiseClone();
+        copy.ZeroOptimization = zero;
+        return copy;
+    }
+
     /// <summary><c>train_batch_size</c>: global batch; null when absent or "auto" (see <see cref="ResolveBatchSizes"/>).</summary>
     public int? TrainBatchSize { get; private set; }
     /// <summary><c>train_micro_batch_size_per_gpu</c>: per-rank micro batch; null when absent or "auto".</summary>

@@ -12,7 +12,7 @@ namespace DeepSpeedSharp.Engine;
 /// <param name="ClientState">The client state saved with it (null when nothing was loaded).</param>
 public sealed record CheckpointLoadResult(string? LoadPath, JsonObject? ClientState);
 
-public sealed partial class DeepSpeedEngine
+public partial class DeepSpeedEngine
 {
     /// <summary>
     /// Saves a checkpoint (DeepSpeed's <c>save_checkpoint</c>); call it on every rank. <paramref name="tag"/> defaults

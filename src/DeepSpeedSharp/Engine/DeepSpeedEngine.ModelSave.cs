@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace DeepSpeedSharp.Engine;
 
-public sealed partial class DeepSpeedEngine
+public partial class DeepSpeedEngine
 {
     /// <summary>
     /// DeepSpeed's <c>save_16bit_model</c>: writes the model's weights in its own dtype (fp32, bf16 or fp16) under its

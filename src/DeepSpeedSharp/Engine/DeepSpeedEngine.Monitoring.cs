@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace DeepSpeedSharp.Engine;
 
 /// <summary>The engine's monitoring: config monitors (csv_monitor, tensorboard), token counting for the throughput line, and the flops profiler.</summary>
-public sealed partial class DeepSpeedEngine
+public partial class DeepSpeedEngine
 {
     /// <summary>Environment variable stating one rank's peak TFLOP/s, used by the flops profiler's MFU line.</summary>
     public const string PeakTflopsVariable = "DSS_PEAK_TFLOPS";

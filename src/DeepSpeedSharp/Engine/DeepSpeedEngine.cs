@@ -16,7 +16,7 @@ namespace DeepSpeedSharp.Engine;
 /// gradient-accumulation boundary). Features (data parallelism, ZeRO, precision) are separate components that
 /// the engine calls in order; it does not implement them itself.
 /// </summary>
-public sealed partial class DeepSpeedEngine : IDisposable
+public partial class DeepSpeedEngine : IDisposable
 {
     private readonly ProgressReporter progress;
     private readonly ITrainingStrategy? strategy;
@@ -145,21 +145,27 @@ public sealed partial class DeepSpeedEngine : IDisposable
     /// <summary>Runs the module through <c>call</c> (so forward hooks fire).</summary>
     public Tensor Forward(Tensor input)
     {
+        ThrowIfPipeline(nameof(Forward));
         if (Module is not nn.Module<Tensor, Tensor> m)
             throw new InvalidOperationException($"Forward(Tensor) needs a module of type nn.Module<Tensor, Tensor>; {Module.GetType().Name} is not. Use Forward<TIn, TOut>.");
         using var t = Timers.Time(WallClockTimers.Forward);
         strategy?.BeforeForward(IsGradientAccumulationBoundary());
         if (Precision.IsReducedPrecision && input.is_floating_point() && input.dtype != Precision.ModelDType)
         {
-            using var cast = input.to(Precision.ModelDType); // the engine owns the model's dtype: float inputs follow it
+            using var cast = ToModelDType(input);
             return m.call(cast);
         }
         return m.call(input);
     }
 
+    /// <summary>A float input in the model's dtype (the engine owns the model's dtype: float inputs follow it); other inputs unchanged.</summary>
+    private protected Tensor ToModelDType(Tensor input) =>
+        Precision.IsReducedPrecision && input.is_floating_point() && input.dtype != Precision.ModelDType ? input.to(Precision.ModelDType) : input.alias();
+
     /// <summary>Runs a module with another signature through <c>call</c>.</summary>
     public TOut Forward<TIn, TOut>(TIn input)
     {
+        ThrowIfPipeline(nameof(Forward));
         if (Module is not nn.Module<TIn, TOut> m)
             throw new InvalidOperationException($"the module {Module.GetType().Name} is not an nn.Module<{typeof(TIn).Name}, {typeof(TOut).Name}>");
         using var t = Timers.Time(WallClockTimers.Forward);
@@ -174,23 +180,52 @@ public sealed partial class DeepSpeedEngine : IDisposable
     /// </summary>
     public Tensor Backward(Tensor loss, bool retainGraph = false, bool scaleWrtGas = true)
     {
+        ThrowIfPipeline(nameof(Backward));
         if (loss.numel() != 1) throw new ArgumentException($"Backward needs a scalar loss; got a tensor of shape [{string.Join(", ", loss.shape)}]");
         using var t = Timers.Time(WallClockTimers.Backward);
-        double lossValue = loss.detach().to(ScalarType.Float64).item<double>();
+        RecordLoss(loss.detach().to(ScalarType.Float64).item<double>());
+        bool boundary = IsGradientAccumulationBoundary();
+        var scaled = BackwardLoss(loss, retainGraph, scaleWrtGas);
+        FinishMicroBackward(boundary);
+        return scaled;
+    }
+
+    /// <summary>Counts a micro-batch loss in the step's mean loss (monitors, progress).</summary>
+    private protected void RecordLoss(double lossValue)
+    {
         progress.RecordLoss(lossValue);
         stepLossSum += lossValue;
         stepLossCount++;
+    }
+
+    /// <summary>Back-propagates <paramref name="loss"/> / gradient_accumulation_steps (× the fp16 loss scale); returns the divided loss.</summary>
+    private protected Tensor BackwardLoss(Tensor loss, bool retainGraph = false, bool scaleWrtGas = true)
+    {
         var scaled = scaleWrtGas && GradientAccumulationSteps > 1 ? loss / GradientAccumulationSteps : loss.alias();
-        bool boundary = IsGradientAccumulationBoundary();
         using (Timers.Time(WallClockTimers.BackwardInner))
         {
             if (Precision.Scaler is { } scaler)
                 using (var forBackward = scaled * scaler.Scale) forBackward.backward(retain_graph: retainGraph);
             else scaled.backward(retain_graph: retainGraph);
         }
+        return scaled;
+    }
+
+    /// <summary>Ends a micro-batch's backward: surfaces recompute errors, then lets the strategy reduce (at the boundary, or every micro-step for ZeRO-2).</summary>
+    private protected void FinishMicroBackward(bool boundary)
+    {
         DeepSpeed.Checkpointing.ThrowIfBackwardFailed(); // errors inside a checkpoint's recompute surface here
         using (Timers.Time(WallClockTimers.BackwardAllreduce)) strategy?.AfterBackward(boundary);
-        return scaled;
+    }
+
+    /// <summary>True when the strategy takes the gradients out of the parameters after every micro-step (ZeRO-2, fp32 accumulation).</summary>
+    private protected bool StrategyDrainsEveryMicroStep => strategy?.DrainsGradientsEveryMicroStep ?? false;
+
+    private void ThrowIfPipeline(string method)
+    {
+        if (this is PipelineEngine)
+            throw new InvalidOperationException($"{method}() is not available on a pipeline engine: one call to TrainBatch(dataIterator) runs the forward, " +
+                                                "backward and optimizer step of every micro-batch (EvalBatch for evaluation), as DeepSpeed's PipelineEngine does");
     }
 
     /// <summary>
@@ -200,23 +235,31 @@ public sealed partial class DeepSpeedEngine : IDisposable
     /// </summary>
     public void Step()
     {
+        ThrowIfPipeline(nameof(Step));
         stepApplied = false;
-        if (IsGradientAccumulationBoundary())
-        {
-            if (strategy == null) throw new InvalidOperationException("Step() needs an optimizer: pass one to DeepSpeed.Initialize or add an \"optimizer\" section to the config");
-            using var t = Timers.Time(WallClockTimers.Step);
-            TakeModelStep(strategy);
-            long sent = Dist.Logger.BytesSent;
-            BytesSentLastStep = sent - bytesSentAtLastStep;
-            bytesSentAtLastStep = sent;
-            GlobalSteps++;
-            GlobalSamples += TrainBatchSize;
-            if (GlobalSteps == 1) DeepSpeed.Checkpointing.WarnIfConfiguredButUnused(Config);
-            progress.AfterStep(GlobalSteps, SkippedSteps, GlobalSamples, GetLr(), Timers);
-            RaiseStepCompleted();
-        }
+        if (IsGradientAccumulationBoundary()) BoundaryStep();
         MicroSteps++;
     }
+
+    /// <summary>The optimizer step at the accumulation boundary, with its bookkeeping (steps, samples, progress, monitors).</summary>
+    private protected void BoundaryStep()
+    {
+        stepApplied = false;
+        if (strategy == null) throw new InvalidOperationException("training needs an optimizer: pass one to DeepSpeed.Initialize or add an \"optimizer\" section to the config");
+        using var t = Timers.Time(WallClockTimers.Step);
+        TakeModelStep(strategy);
+        long sent = Dist.Logger.BytesSent;
+        BytesSentLastStep = sent - bytesSentAtLastStep;
+        bytesSentAtLastStep = sent;
+        GlobalSteps++;
+        GlobalSamples += TrainBatchSize;
+        if (GlobalSteps == 1) DeepSpeed.Checkpointing.WarnIfConfiguredButUnused(Config);
+        progress.AfterStep(GlobalSteps, SkippedSteps, GlobalSamples, GetLr(), Timers);
+        RaiseStepCompleted();
+    }
+
+    /// <summary>Advances the micro-step count by a pipeline batch's micro-batches.</summary>
+    private protected void AddMicroSteps(int count) => MicroSteps += count;
 
     private void TakeModelStep(ITrainingStrategy training)
     {

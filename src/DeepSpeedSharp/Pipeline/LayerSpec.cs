@@ -52,6 +52,15 @@ public class LayerSpec
         parameterCount ??= layer.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
     }
 
+    /// <summary>A layer without parameters that computes <paramref name="function"/> (DeepSpeed accepts plain callables, e.g.
+    /// <c>lambda x: x.transpose(0, 1)</c>, in a pipeline's layer list).</summary>
+    public static LayerSpec Function(string name, Func<Tensor, Tensor> function)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(function);
+        return new LayerSpec(() => new FunctionLayer(name, function), name, 0);
+    }
+
     /// <summary>A spec for modules of type <typeparamref name="T"/>.</summary>
     public static LayerSpec Of<T>(Func<T> build) where T : nn.Module<Tensor, Tensor> => new(build, typeof(T).Name);
 
@@ -93,4 +102,10 @@ public sealed class TiedLayerSpec : LayerSpec
 
     /// <inheritdoc/>
     public override string ToString() => $"TiedLayerSpec({Key}, {TypeName})";
+}
+
+/// <summary>A parameterless layer that applies a function (see <see cref="LayerSpec.Function"/>).</summary>
+internal sealed class FunctionLayer(string name, Func<Tensor, Tensor> function) : nn.Module<Tensor, Tensor>(name)
+{
+    public override Tensor forward(Tensor input) => function(input);
 }

@@ -12,7 +12,9 @@ namespace DeepSpeedSharp.Topology;
 /// <param name="PartitionStride">Megatron's <c>partition_stride</c>.</param>
 /// <param name="SequenceParallel">True for a parameter used inside the sequence-parallel region (replicated across tensor ranks,
 /// whose gradient must be summed over the tensor group).</param>
-public sealed record ParallelAttributes(bool TensorModelParallel, int PartitionDim, int PartitionStride, bool SequenceParallel)
+/// <param name="PipeReplicated">True for a copy of a weight tied across pipeline stages held by a stage other than the tie's
+/// first (DeepSpeed's <c>ds_pipe_replicated</c>): it counts once in global quantities such as the gradient norm.</param>
+public sealed record ParallelAttributes(bool TensorModelParallel, int PartitionDim, int PartitionStride, bool SequenceParallel, bool PipeReplicated = false)
 {
     /// <summary>A replicated parameter (no attribute set).</summary>
     public static ParallelAttributes Replicated { get; } = new(false, -1, 1, false);
@@ -48,6 +50,25 @@ public static class ParallelParameterExtensions
         Set(parameter, parameter.GetParallelAttributes() with { SequenceParallel = true });
         return parameter;
     }
+
+    /// <summary>Marks <paramref name="parameter"/> as another stage's copy of a pipeline-tied weight (DeepSpeed's
+    /// <c>ds_pipe_replicated</c>); the pipeline module does this for every tied weight outside the tie's first stage.</summary>
+    internal static Parameter MarkPipeReplicated(this Parameter parameter)
+    {
+        Set(parameter, parameter.GetParallelAttributes() with { PipeReplicated = true });
+        return parameter;
+    }
+
+    /// <summary>True for another stage's copy of a pipeline-tied weight (DeepSpeed's <c>ds_pipe_replicated</c>).</summary>
+    public static bool IsPipeReplicated(this Parameter parameter) => parameter.GetParallelAttributes().PipeReplicated;
+
+    /// <summary>
+    /// True when this rank's copy counts in the global gradient norm: not a tensor-parallel duplicate
+    /// (<see cref="IsNotTensorParallelDuplicate"/>) and not another stage's copy of a tied weight (as DeepSpeed's
+    /// <c>clip_grad_norm_</c> skips <c>ds_pipe_replicated</c> parameters).
+    /// </summary>
+    public static bool CountsInGlobalNorm(this Parameter parameter, int tensorParallelRank) =>
+        parameter.IsNotTensorParallelDuplicate(tensorParallelRank) && !parameter.IsPipeReplicated();
 
     /// <summary>The parameter's attributes (<see cref="ParallelAttributes.Replicated"/> when none were set).</summary>
     public static ParallelAttributes GetParallelAttributes(this Parameter parameter) =>

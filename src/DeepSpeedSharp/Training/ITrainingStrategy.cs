@@ -44,6 +44,10 @@ internal interface ITrainingStrategy : IDisposable
     /// <summary>Called before every micro-step's forward through the engine (overlap_comm watches the pass).</summary>
     void BeforeForward(bool isBoundary) { }
 
+    /// <summary>True when <see cref="AfterBackward"/> takes the gradients out of the parameters after every micro-step
+    /// (ZeRO-2's reduce-scatter, fp32 gradient accumulation); false when they accumulate in the parameters until the boundary.</summary>
+    bool DrainsGradientsEveryMicroStep => false;
+
     /// <summary>Called after every micro-step's backward; <paramref name="isBoundary"/> marks the last one of a step.</summary>
     void AfterBackward(bool isBoundary);
 

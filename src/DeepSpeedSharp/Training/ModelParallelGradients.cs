@@ -25,8 +25,13 @@ internal sealed class ModelParallelGradients
     /// <summary>No model parallelism: every element counts and nothing is added across model-parallel ranks.</summary>
     public static ModelParallelGradients DataParallelOnly { get; } = new(null, null, 0);
 
-    public ModelParallelGradients(ProcessGroup? modelParallelGroup, ProcessGroup? tensorGroup, int tensorParallelRank)
+    /// <param name="modelParallelGroup">The group the squared norms are summed over after the partition group.</param>
+    /// <param name="tensorGroup">The tensor-parallel group.</param>
+    /// <param name="tensorParallelRank">This rank's tensor-parallel rank.</param>
+    /// <param name="pipelined">True with several pipeline stages: copies of tied weights (<see cref="ParallelParameterExtensions.IsPipeReplicated"/>) are then left out of the norm.</param>
+    public ModelParallelGradients(ProcessGroup? modelParallelGroup, ProcessGroup? tensorGroup, int tensorParallelRank, bool pipelined = false)
     {
+        Pipelined = pipelined;
         ModelParallelGroup = modelParallelGroup is { Size: > 1 } ? modelParallelGroup : null;
         TensorGroup = tensorGroup is { Size: > 1 } ? tensorGroup : null;
         TensorParallelRank = tensorParallelRank;
@@ -34,7 +39,11 @@ internal sealed class ModelParallelGradients
 
     /// <summary>From an mpu (null: <see cref="DataParallelOnly"/>).</summary>
     public static ModelParallelGradients From(IModelParallelUnit? mpu) =>
-        mpu == null ? DataParallelOnly : new ModelParallelGradients(mpu.GetModelParallelGroup(), mpu.GetTensorModelParallelGroup(), mpu.GetTensorModelParallelRank());
+        mpu == null ? DataParallelOnly : new ModelParallelGradients(mpu.GetModelParallelGroup(), mpu.GetTensorModelParallelGroup(), mpu.GetTensorModelParallelRank(),
+            mpu.GetPipelineModelParallelWorldSize() > 1);
+
+    /// <summary>True with several pipeline stages (tied-weight copies do not count in the norm).</summary>
+    public bool Pipelined { get; }
 
     /// <summary>The tensor-parallel group; null when it has one rank.</summary>
     public ProcessGroup? TensorGroup { get; }
@@ -54,12 +63,12 @@ internal sealed class ModelParallelGradients
     /// </summary>
     public double PrepareAndSquare(Func<IEnumerable<GradientPiece>> pieces, Tensor? whole)
     {
-        if (TensorGroup == null && whole is not null) return GradientClipping.SumOfSquares([whole]);
+        if (TensorGroup == null && !Pipelined && whole is not null) return GradientClipping.SumOfSquares([whole]);
         using var scope = NewDisposeScope();
         var list = pieces().ToList();
         if (TensorGroup != null) ReduceSequenceParallel(list.Where(p => p.Owner.IsSequenceParallel()).Select(p => p.Grad).ToList());
-        if (TensorParallelRank == 0 && whole is not null) return GradientClipping.SumOfSquares([whole]);
-        return GradientClipping.SumOfSquares(list.Where(p => p.Owner.IsNotTensorParallelDuplicate(TensorParallelRank)).Select(p => p.Grad));
+        if (TensorParallelRank == 0 && !Pipelined && whole is not null) return GradientClipping.SumOfSquares([whole]);
+        return GradientClipping.SumOfSquares(list.Where(p => p.Owner.CountsInGlobalNorm(TensorParallelRank)).Select(p => p.Grad));
     }
 
     /// <summary>Sums <paramref name="views"/> over the tensor group, in place, with one all-reduce.</summary>

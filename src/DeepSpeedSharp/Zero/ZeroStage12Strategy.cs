@@ -108,6 +108,8 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
         if (stage == 2 || isBoundary) readiness?.Arm();
     }
 
+    public bool DrainsGradientsEveryMicroStep => stage == 2 || fp32Accum is not null;
+
     public void AfterBackward(bool isBoundary)
     {
         if (fp32Accum is not null) AccumulateLocally();

@@ -1,0 +1,121 @@
+using DeepSpeedSharp.Comm;
+using DeepSpeedSharp.Config;
+using DeepSpeedSharp.Pipeline;
+using DeepSpeedSharp.Precision;
+using DeepSpeedSharp.Schedulers;
+using DeepSpeedSharp.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.Engine;
+
+/// <summary>
+/// DeepSpeed's <c>PipelineEngine</c>, returned by <see cref="DeepSpeed.Initialize"/> for a <see cref="PipelineModule"/>:
+/// trains one stage of the pipeline. <see cref="TrainBatch"/> runs one optimizer step over
+/// <c>gradient_accumulation_steps</c> micro-batches with the 1F1B schedule (<see cref="TrainSchedule"/>): activations go
+/// forward and gradients backward between stages, tied weights' gradients are summed over their stages, gradients are
+/// reduced over the stage's data-parallel group (or ZeRO-1/2 partitions) and every stage steps its own parameters.
+/// <see cref="EvalBatch"/> runs the forward passes only. <c>Forward</c>, <c>Backward</c> and <c>Step</c> fail with a
+/// message pointing here, as in DeepSpeed.
+/// <para>Data: the first stage takes the inputs and the last stage the labels of each (inputs, labels) pair from the
+/// data iterator; give both stages the same sequence (other stages may pass null).</para>
+/// </summary>
+public sealed partial class PipelineEngine : DeepSpeedEngine
+{
+    private readonly PipelineModule pipe;
+    private readonly StageChannel channel;
+    private IEnumerator<(Tensor Inputs, Tensor Labels)>? dataIterator;
+
+    internal PipelineEngine(PipelineModule module, ITrainingStrategy? strategy, LrScheduler? lrScheduler, DeepSpeedConfig config,
+        BatchSizes batch, PrecisionPolicy precision, ProcessGroup world)
+        : base(module, strategy, lrScheduler, config, batch, module.Grid.GetDataParallelGroup(), precision, module.Grid, world)
+    {
+        pipe = module;
+        channel = new StageChannel(module.Grid, config.Pipeline.PipePartitioned, config.Pipeline.GradPartitioned,
+            module.parameters().FirstOrDefault()?.device ?? CPU);
+    }
+
+    /// <summary>The pipeline module this engine trains (this stage's layers).</summary>
+    public PipelineModule PipelineModule => pipe;
+
+    /// <summary>Pipeline stages.</summary>
+    public int NumStages => pipe.NumStages;
+
+    /// <summary>This rank's stage (<c>stage_id</c>).</summary>
+    public int StageId => pipe.StageId;
+
+    /// <summary>Micro-batches per <see cref="TrainBatch"/> (gradient_accumulation_steps).</summary>
+    public int MicroBatches => GradientAccumulationSteps;
+
+    /// <summary>True on the first stage (it reads the inputs).</summary>
+    public bool IsFirstStage() => StageId == 0;
+
+    /// <summary>True on the last stage (it reads the labels and computes the loss).</summary>
+    public bool IsLastStage() => StageId == NumStages - 1;
+
+    /// <summary>
+    /// The loss of the last <see cref="TrainBatch"/> on this data-parallel replica, before averaging over replicas
+    /// (DeepSpeed's <c>dp_group_loss</c>); the same on every stage.
+    /// </summary>
+    public double DataParallelGroupLoss { get; private set; } = double.NaN;
+
+    /// <summary>Sets the iterator <see cref="TrainBatch"/> and <see cref="EvalBatch"/> read when given none (DeepSpeed's <c>set_dataiterator</c>).</summary>
+    public void SetDataIterator(IEnumerator<(Tensor Inputs, Tensor Labels)>? iterator) => dataIterator = iterator;
+
+    /// <summary>
+    /// Forgets the activation and gradient shapes exchanged between stages, for a model whose activation shapes change
+    /// (e.g. a new sequence length); the next batch sends them again (DeepSpeed's <c>reset_activation_shape</c>).
+    /// </summary>
+    public void ResetActivationShape() => channel.ResetShapes();
+
+    /// <summary>
+    /// Trains on one global batch: gradient_accumulation_steps micro-batches through the 1F1B schedule, then one optimizer
+    /// step. Returns the loss averaged over the micro-batches and the data-parallel replicas, on every rank (DeepSpeed's
+    /// <c>agg_train_loss</c>).
+    /// </summary>
+    public double TrainBatch(IEnumerator<(Tensor Inputs, Tensor Labels)>? dataIterator = null)
+    {
+        if (Optimizer == null) throw new InvalidOperationException("TrainBatch needs an optimizer: pass one to DeepSpeed.Initialize or add an \"optimizer\" section to the config");
+        if (pipe.LossFn == null && IsLastStage()) throw new InvalidOperationException("TrainBatch needs the PipelineModule's lossFn: the last stage computes the loss from its output and the labels");
+        if (dataIterator != null) this.dataIterator = dataIterator;
+        Module.train();
+        var run = new ScheduleRun(this, new TrainSchedule(MicroBatches, NumStages, StageId), training: true, computeLoss: true, keepOutputs: false);
+        run.Execute();
+        return run.AggregatedLoss;
+    }
+
+    /// <summary>The schedule <see cref="TrainBatch"/> runs on this stage, printable (one step per line).</summary>
+    public PipeSchedule TrainScheduleForThisStage() => new TrainSchedule(MicroBatches, NumStages, StageId);
+
+    /// <summary>The next (inputs, labels) pair, for the first and last stages.</summary>
+    private (Tensor Inputs, Tensor Labels) NextMicroBatch()
+    {
+        if (dataIterator == null)
+            throw new InvalidOperationException($"stage {StageId} needs data: pass a data iterator to TrainBatch/EvalBatch (or SetDataIterator) on the first and last stages");
+        if (!dataIterator.MoveNext())
+            throw new InvalidOperationException($"the data iterator ended in the middle of a batch on stage {StageId}: it must yield gradient_accumulation_steps ({MicroBatches}) micro-batches per batch");
+        return dataIterator.Current;
+    }
+
+    /// <summary>Sums the loss (or another scalar) over the data-parallel group and divides by its size.</summary>
+    private double MeanOverDataParallel(double value)
+    {
+        if (DataParallelWorldSize == 1) return value;
+        using var t = tensor(new[] { value }, ScalarType.Float64);
+        DataParallelGroup.AllReduce(t, ReduceOp.Sum);
+        return t.item<double>() / DataParallelWorldSize;
+    }
+
+    /// <summary>Broadcasts values from the last stage to every stage of this pipeline (DeepSpeed's <c>_bcast_pipe_scalar</c>).</summary>
+    private double[] BroadcastFromLastStage(double[] values)
+    {
+        var group = pipe.Grid.GetPipelineModelParallelGroup()!;
+        if (group.Size == 1) return values;
+        using var t = tensor(values, ScalarType.Float64);
+        group.Broadcast(t, pipe.Grid.StageToGlobal(NumStages - 1));
+        return t.data<double>().ToArray();
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"PipelineEngine(stage {StageId} of {NumStages}, {MicroBatches} micro-batches, {pipe.Grid})";
+}

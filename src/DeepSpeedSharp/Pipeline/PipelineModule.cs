@@ -1,0 +1,238 @@
+using DeepSpeedSharp.Comm;
+using DeepSpeedSharp.Topology;
+using DeepSpeedSharp.Utils;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.Pipeline;
+
+/// <summary>
+/// DeepSpeed's <c>PipelineModule</c>: a model written as a sequence of layers, split into pipeline stages. Every rank
+/// builds only the layers of its own stage (from <see cref="LayerSpec"/>s); layers of a <see cref="TiedLayerSpec"/> key
+/// share one module per stage, whose weights are kept equal across stages. Pass it to <see cref="DeepSpeed.Initialize"/>
+/// to get a <c>PipelineEngine</c>, which trains it with <c>TrainBatch</c>.
+/// <para>Parameters are named by layer index as in DeepSpeed (<c>3.attn.c_attn.weight</c>; tied modules
+/// <c>tied_modules.KEY.weight</c>). <see cref="forward"/> runs this stage's layers only.</para>
+/// </summary>
+public sealed class PipelineModule : nn.Module<Tensor, Tensor>
+{
+    private readonly List<(int Index, Func<Tensor, Tensor> Forward, bool HasParameters)> local = new();
+    private readonly Dictionary<string, nn.Module> tiedModules = new(StringComparer.Ordinal);
+    private readonly bool ownsGrid;
+    private readonly Func<Func<Tensor, Tensor>, Tensor, Tensor> checkpointFunction;
+    private long microOffset;
+
+    /// <summary>
+    /// Splits <paramref name="layers"/> into <paramref name="numStages"/> stages over the whole world, the remaining
+    /// factor being data parallelism (DeepSpeed's <c>PipeDataParallelTopology(num_stages, world / num_stages)</c>).
+    /// </summary>
+    public PipelineModule(IEnumerable<LayerSpec> layers, int numStages, Func<Tensor, Tensor, Tensor>? lossFn = null,
+        string partitionMethod = "parameters", int activationCheckpointInterval = 0, bool seedLayers = false, int baseSeed = 1234,
+        Func<Func<Tensor, Tensor>, Tensor, Tensor>? activationCheckpointFunc = null)
+        : this(layers, GridFor(numStages), ownsGrid: true, lossFn, partitionMethod, activationCheckpointInterval, seedLayers, baseSeed, activationCheckpointFunc)
+    {
+    }
+
+    /// <summary>Splits <paramref name="layers"/> over the pipe axis of <paramref name="topology"/> (e.g. a <see cref="PipeModelDataParallelTopology"/>).</summary>
+    public PipelineModule(IEnumerable<LayerSpec> layers, ProcessTopology topology, Func<Tensor, Tensor, Tensor>? lossFn = null,
+        string partitionMethod = "parameters", int activationCheckpointInterval = 0, bool seedLayers = false, int baseSeed = 1234,
+        Func<Func<Tensor, Tensor>, Tensor, Tensor>? activationCheckpointFunc = null)
+        : this(layers, new PipelineParallelGrid(topology), ownsGrid: true, lossFn, partitionMethod, activationCheckpointInterval, seedLayers, baseSeed, activationCheckpointFunc)
+    {
+    }
+
+    /// <summary>
+    /// Splits <paramref name="layers"/> over <paramref name="grid"/>'s stages — the form to use with tensor parallelism, whose
+    /// layers need the same grid for their groups. The caller keeps ownership of the grid.
+    /// </summary>
+    public PipelineModule(IEnumerable<LayerSpec> layers, PipelineParallelGrid grid, Func<Tensor, Tensor, Tensor>? lossFn = null,
+        string partitionMethod = "parameters", int activationCheckpointInterval = 0, bool seedLayers = false, int baseSeed = 1234,
+        Func<Func<Tensor, Tensor>, Tensor, Tensor>? activationCheckpointFunc = null)
+        : this(layers, grid, ownsGrid: false, lossFn, partitionMethod, activationCheckpointInterval, seedLayers, baseSeed, activationCheckpointFunc)
+    {
+    }
+
+    private PipelineModule(IEnumerable<LayerSpec> layers, PipelineParallelGrid grid, bool ownsGrid, Func<Tensor, Tensor, Tensor>? lossFn,
+        string partitionMethod, int activationCheckpointInterval, bool seedLayers, int baseSeed,
+        Func<Func<Tensor, Tensor>, Tensor, Tensor>? activationCheckpointFunc) : base(nameof(PipelineModule))
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        Grid = grid ?? throw new ArgumentNullException(nameof(grid));
+        this.ownsGrid = ownsGrid;
+        try
+        {
+            Specs = layers.ToList();
+            if (Specs.Count == 0) throw new ArgumentException("a pipeline module needs at least one layer", nameof(layers));
+            if (Specs.Any(s => s is null)) throw new ArgumentException("the layer list contains null", nameof(layers));
+            if (activationCheckpointInterval < 0)
+                throw new ArgumentOutOfRangeException(nameof(activationCheckpointInterval), $"activation_checkpoint_interval must be ≥ 0 (0 = off), got {activationCheckpointInterval}");
+            if (Specs.Count < NumStages)
+                throw new ArgumentException($"{Specs.Count} layers cannot fill {NumStages} pipeline stages: every stage needs at least one layer");
+            LossFn = lossFn;
+            PartitionMethod = partitionMethod;
+            ActivationCheckpointInterval = activationCheckpointInterval;
+            SeedLayers = seedLayers;
+            BaseSeed = baseSeed;
+            checkpointFunction = activationCheckpointFunc ?? DeepSpeed.Checkpointing.Checkpoint;
+            Parts = Partition(partitionMethod);
+            BuildLocalLayers();
+            Tied = new TiedWeights(grid, Specs, Parts, tiedModules);
+            Tied.Synchronize();
+            if (grid.GlobalRank == 0) Log.Info(Describe());
+        }
+        catch
+        {
+            if (ownsGrid) grid.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The topology the module is split on; it is also the engine's mpu.</summary>
+    public PipelineParallelGrid Grid { get; }
+
+    /// <summary>DeepSpeed's <c>mpu()</c>: the grid.</summary>
+    public IModelParallelUnit Mpu() => Grid;
+
+    /// <summary>Every layer of the pipeline, in order.</summary>
+    public IReadOnlyList<LayerSpec> Specs { get; }
+
+    /// <summary>Pipeline stages.</summary>
+    public int NumStages => Grid.PipeParallelSize;
+
+    /// <summary>This rank's stage.</summary>
+    public int StageId => Grid.StageId;
+
+    /// <summary>Stage boundaries: stage s owns layers [Parts[s], Parts[s+1]) (DeepSpeed's <c>parts</c>).</summary>
+    public IReadOnlyList<int> Parts { get; }
+
+    /// <summary>The first layer of this stage.</summary>
+    public int LocalStart => Parts[StageId];
+
+    /// <summary>One past the last layer of this stage.</summary>
+    public int LocalStop => Parts[StageId + 1];
+
+    /// <summary>The loss computed on the last stage from its output and the labels.</summary>
+    public Func<Tensor, Tensor, Tensor>? LossFn { get; }
+
+    /// <summary>How the layers were split (<c>parameters</c>, <c>uniform</c> or <c>type:REGEX</c>).</summary>
+    public string PartitionMethod { get; }
+
+    /// <summary>Layers per activation-checkpoint segment; 0 = off.</summary>
+    public int ActivationCheckpointInterval { get; }
+
+    /// <summary>Whether each layer is built, and runs, under its own seed (<see cref="BaseSeed"/> + layer index).</summary>
+    public bool SeedLayers { get; }
+
+    /// <summary>The seed base for <see cref="SeedLayers"/>.</summary>
+    public int BaseSeed { get; }
+
+    /// <summary>The weights this stage shares with other stages.</summary>
+    internal TiedWeights Tied { get; }
+
+    /// <summary>This stage's tied modules by key.</summary>
+    internal IReadOnlyDictionary<string, nn.Module> TiedModules => tiedModules;
+
+    /// <summary>Runs this stage's layers, in segments of <see cref="ActivationCheckpointInterval"/> layers when set (and training).</summary>
+    public override Tensor forward(Tensor input)
+    {
+        microOffset++;
+        if (ActivationCheckpointInterval == 0 || !training) return Run(0, local.Count, input);
+        var x = input;
+        for (int start = 0; start < local.Count; start += ActivationCheckpointInterval)
+        {
+            int from = start, to = Math.Min(local.Count, start + ActivationCheckpointInterval);
+            // As DeepSpeed: segments without parameters are not worth checkpointing.
+            x = local.Skip(from).Take(to - from).Any(l => l.HasParameters)
+                ? checkpointFunction(y => Run(from, to, y), x)
+                : Run(from, to, x);
+        }
+        return x;
+    }
+
+    private Tensor Run(int from, int to, Tensor x)
+    {
+        for (int i = from; i < to; i++)
+        {
+            // DeepSpeed reseeds before each layer so that dropout masks do not depend on the partition.
+            if (SeedLayers) manual_seed(BaseSeed * microOffset + local[i].Index);
+            x = local[i].Forward(x);
+        }
+        return x;
+    }
+
+    /// <summary>The partition, one line per stage with its layers (printed at start on rank 0).</summary>
+    public string Describe()
+    {
+        var lines = new List<string> { $"pipeline partition ({PartitionMethod}) of {Specs.Count} layers over {NumStages} stages:" };
+        for (int s = 0; s < NumStages; s++)
+        {
+            lines.Add($"stage={s} layers={Parts[s + 1] - Parts[s]}");
+            for (int i = Parts[s]; i < Parts[s + 1]; i++) lines.Add($"    {i,2}: {Specs[i].TypeName}");
+        }
+        if (LossFn != null) lines.Add($"  loss: {LossFn.Method.Name}");
+        return string.Join('\n', lines);
+    }
+
+    private int[] Partition(string method)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(method, nameof(PartitionMethod));
+        string m = method.ToLowerInvariant();
+        var counts = m == "parameters" ? Specs.Select(s => s.TrainableParameterCount).ToArray() : new long[Specs.Count];
+        var types = m.StartsWith("type:", StringComparison.Ordinal) ? Specs.Select(s => s.TypeName).ToArray() : new string[Specs.Count];
+        var parts = LayerPartition.Compute(method, counts, types, NumStages);
+        for (int s = 0; s < NumStages; s++)
+            if (parts[s + 1] <= parts[s])
+                throw new ArgumentException($"partition method '{method}' leaves stage {s} without layers (boundaries [{string.Join(", ", parts)}]); " +
+                                            "use fewer stages or the 'uniform' method");
+        return parts;
+    }
+
+    private void BuildLocalLayers()
+    {
+        for (int i = LocalStart; i < LocalStop; i++)
+        {
+            if (SeedLayers) manual_seed(BaseSeed + i);
+            var spec = Specs[i];
+            if (spec is TiedLayerSpec tied)
+            {
+                if (!tiedModules.TryGetValue(tied.Key, out var shared))
+                    tiedModules[tied.Key] = shared = tied.Build();
+                var module = (nn.Module<Tensor, Tensor>)shared;
+                var fn = tied.ForwardFn;
+                local.Add((i, fn == null ? x => module.call(x) : x => fn(module, x), module.parameters().Any()));
+            }
+            else
+            {
+                var module = spec.Build();
+                register_module(i.ToString(System.Globalization.CultureInfo.InvariantCulture), module);
+                local.Add((i, x => module.call(x), module.parameters().Any()));
+            }
+        }
+        if (tiedModules.Count > 0)
+        {
+            var dict = new TorchSharp.Modules.ModuleDict<nn.Module>();
+            foreach (var (key, m) in tiedModules) dict.Add(key, m);
+            register_module("tied_modules", dict);
+        }
+    }
+
+    private static PipelineParallelGrid GridFor(int numStages)
+    {
+        if (!Dist.IsInitialized) Dist.Initialize();
+        int world = Dist.WorldSize;
+        if (numStages < 1 || world % numStages != 0)
+            throw new ArgumentException($"num_stages {numStages} must be ≥ 1 and divide the world size {world} (the rest is data parallelism)");
+        return new PipelineParallelGrid(new PipeDataParallelTopology(numStages, world / numStages));
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            Tied.Dispose();
+            if (ownsGrid) Grid.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+}
