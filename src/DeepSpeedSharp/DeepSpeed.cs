@@ -87,6 +87,9 @@ public static partial class DeepSpeed
         var prePartitioned = ZeroInit.TakeAll(model);
         if (precision.IsReducedPrecision) ConvertKeepingAttributes(model, precision.ModelDType);
         var named = TrainableParameters(model, subset);
+        if (pipeline != null && named.Count == 0)
+            throw new ArgumentException($"pipeline stage {pipeline.StageId} (layers {pipeline.LocalStart}..{pipeline.LocalStop - 1}) has no trainable parameters: " +
+                                        "choose a partition that gives every stage some (e.g. partitionMethod \"parameters\") or fewer stages");
         var factory = OptimizerChoice.Resolve(cfg, optimizer, optimizerFactory);
         var strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, optimizer, factory, group, precision, prePartitioned, ModelParallelGradients.From(mpu));
         if (strategy is Training.ICheckpointableStrategy checkpointable) checkpointable.Precision = precision;

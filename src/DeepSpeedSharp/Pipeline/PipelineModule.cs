@@ -141,8 +141,9 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
         for (int start = 0; start < local.Count; start += ActivationCheckpointInterval)
         {
             int from = start, to = Math.Min(local.Count, start + ActivationCheckpointInterval);
-            // As DeepSpeed: segments without parameters are not worth checkpointing.
-            x = local.Skip(from).Take(to - from).Any(l => l.HasParameters)
+            // As DeepSpeed: segments without parameters are not worth checkpointing. Nor is a segment whose input carries no
+            // gradient (e.g. token ids into the embedding): a recomputed segment returns gradients only through its input.
+            x = local.Skip(from).Take(to - from).Any(l => l.HasParameters) && x.requires_grad
                 ? checkpointFunction(y => Run(from, to, y), x)
                 : Run(from, to, x);
         }
@@ -208,12 +209,7 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
                 local.Add((i, x => module.call(x), module.parameters().Any()));
             }
         }
-        if (tiedModules.Count > 0)
-        {
-            var dict = new TorchSharp.Modules.ModuleDict<nn.Module>();
-            foreach (var (key, m) in tiedModules) dict.Add(key, m);
-            register_module("tied_modules", dict);
-        }
+        if (tiedModules.Count > 0) register_module("tied_modules", new TiedModuleContainer(tiedModules));
     }
 
     private static PipelineParallelGrid GridFor(int numStages)
@@ -234,5 +230,14 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
             if (ownsGrid) Grid.Dispose();
         }
         base.Dispose(disposing);
+    }
+}
+
+/// <summary>Holds the tied modules under their keys (<c>tied_modules.KEY.*</c>), as DeepSpeed's <c>ModuleDict</c>.</summary>
+internal sealed class TiedModuleContainer : nn.Module
+{
+    public TiedModuleContainer(IReadOnlyDictionary<string, nn.Module> modules) : base("tied_modules")
+    {
+        foreach (var (key, module) in modules) register_module(key, module);
     }
 }
