@@ -21,16 +21,15 @@ internal static class CheckpointLoader
     {
         var group = strategy.CheckpointGroup;
         CheckpointManifest? manifest = null;
-        ShardReader? reader = null;
+        ShardSet? shards = null;
         var actions = new List<Action>();
         try
         {
             RankAgreement.Run(place.Job, $"reading checkpoint '{tagDirectory}'", () =>
             {
                 manifest = CheckpointManifest.Read(tagDirectory);
-                CheckTopology(tagDirectory, manifest, place);
-                reader = new ShardReader(tagDirectory, manifest, place.MpRank);
-                Prepare(reader, module, strategy, optimizer, options, group.Rank, actions);
+                shards = ShardSet.Open(tagDirectory, manifest, place);
+                Prepare(shards, module, strategy, optimizer, options, group.Rank, actions);
             });
             using (no_grad())
                 foreach (var a in actions) a();
@@ -39,62 +38,57 @@ internal static class CheckpointLoader
         }
         finally
         {
-            reader?.Dispose();
+            shards?.Dispose();
         }
     }
 
-    /// <summary>The model-parallel layout must match: each model-parallel rank holds a different slice of the model.</summary>
-    private static void CheckTopology(string tagDirectory, CheckpointManifest m, CheckpointPlacement place)
-    {
-        if (m.ModelParallelSize == place.MpSize) return;
-        throw new InvalidDataException($"checkpoint '{tagDirectory}' was saved with model-parallel size {m.ModelParallelSize} ({m.Topology}); " +
-                                       $"this run has {place.MpSize} ({place.Topology}). The data-parallel size may differ, the pipeline and tensor sizes may not");
-    }
-
-    private static void Prepare(ShardReader reader, nn.Module module, ICheckpointableStrategy strategy, optim.Optimizer optimizer,
+    private static void Prepare(ShardSet shards, nn.Module module, ICheckpointableStrategy strategy, optim.Optimizer optimizer,
         LoadOptions options, int rank, List<Action> actions)
     {
+        var reader = shards.First;
         var m = reader.Manifest;
         var layout = strategy.Layout;
         var names = CheckpointNames.Of(module, layout);
         var problems = new List<string>();
         for (int i = 0; i < names.Length; i++)
         {
-            if (!reader.Parameters.TryGetValue(names[i], out var p))
+            if (!shards.TryFind(names[i], out _, out var p))
             {
                 if (options.ModuleStrict) problems.Add($"parameter '{names[i]}' is missing from the checkpoint");
             }
             else if (!p.Shape.SequenceEqual(layout.Shapes[i]))
                 problems.Add($"parameter '{names[i]}' has shape [{string.Join(", ", p.Shape)}] in the checkpoint, the model needs [{string.Join(", ", layout.Shapes[i])}]");
         }
-        if (options.ModuleStrict)
+        // With another pipeline size each stage holds only some of the checkpoint's parameters.
+        if (options.ModuleStrict && shards.IsOwnShard)
             problems.AddRange(reader.Parameters.Keys.Except(names).Order().Select(n => $"the checkpoint has trainable parameter '{n}' that the model's trainable parameters lack"));
-        PrepareModuleStates(reader, module, strategy, options, problems, actions);
+        PrepareModuleStates(shards, module, strategy, options, problems, actions);
 
         bool optimizerState = options.OptimizerStates && !options.ModuleOnly && m.Optimizer != null;
-        if (optimizerState) CheckOptimizer(m, reader.Shard, names, strategy, optimizer, problems);
+        if (optimizerState) CheckOptimizer(m, shards, names, strategy, optimizer, problems);
         if (problems.Count > 0)
             throw new InvalidDataException($"checkpoint '{reader.Directory}' does not fit this engine: {string.Join("; ", problems)}" +
                 (optimizerState ? " (pass loadOptimizerStates: false to load the weights only)" : ""));
 
         var states = OptimizerStateAccess.States(optimizer);
         foreach (var seg in strategy.Segments.Where(s => s.Length > 0))
-            PrepareSegment(reader, seg, layout, names, states, optimizerState && m.Optimizer!.Reshardable, actions);
+            PrepareSegment(shards, seg, layout, names, states, optimizerState && m.Optimizer!.Reshardable, actions);
         if (optimizerState) PrepareOptimizerScalars(reader, optimizer, rank, actions);
 
-        var mine = reader.RankFile(rank);
+        // The RNG state is this rank's own (another model-parallel layout has no file of this rank to take it from).
+        var mine = shards.IsOwnShard ? reader.RankFile(rank) : null;
         if (!options.ModuleOnly && mine is { HasRngState: true } && reader.File(mine.Name).TryGetValue("rng_state", out var rng))
             actions.Add(() => torch.set_rng_state(rng));
     }
 
-    private static void PrepareSegment(ShardReader reader, StateSegment seg, FlatLayout layout, string[] names,
+    private static void PrepareSegment(ShardSet shards, StateSegment seg, FlatLayout layout, string[] names,
         Dictionary<IntPtr, OptimizerState> states, bool withState, List<Action> actions)
     {
         var state = states.GetValueOrDefault(seg.Optimized.Handle);
         var steps = new HashSet<long>();
         foreach (var (index, paramOffset, rangeOffset, count) in layout.Pieces(seg.FlatStart, seg.FlatStart + seg.Length))
         {
-            if (!reader.Parameters.TryGetValue(names[index], out var p)) continue; // non-strict: left as it is
+            if (!shards.TryFind(names[index], out var reader, out var p)) continue; // non-strict: left as it is
             long source = p.Offset + paramOffset, target = seg.OptimizedOffset + rangeOffset;
             var master = reader.Read("master", source, count);
             actions.Add(() => { using var d = seg.Optimized.detach().reshape(-1).narrow(0, target, count); d.copy_(master); });
@@ -118,17 +112,17 @@ internal static class CheckpointLoader
         actions.Add(() => OptimizerStateAccess.SetStep(state, step));
     }
 
-    private static void CheckOptimizer(CheckpointManifest m, CheckpointShard shard, string[] names, ICheckpointableStrategy strategy, optim.Optimizer optimizer, List<string> problems)
+    private static void CheckOptimizer(CheckpointManifest m, ShardSet shards, string[] names, ICheckpointableStrategy strategy, optim.Optimizer optimizer, List<string> problems)
     {
         var o = m.Optimizer!;
         if (o.Type != optimizer.GetType().Name)
             problems.Add($"the checkpoint's optimizer state is for {o.Type}, this engine's optimizer is {optimizer.GetType().Name}");
-        if (!o.Reshardable && (m.WorldSize != strategy.CheckpointGroup.Size || m.ZeroStage != strategy.Stage))
+        if (!o.Reshardable && (m.WorldSize != strategy.CheckpointGroup.Size || m.ZeroStage != strategy.Stage || !shards.IsOwnShard))
             problems.Add($"the optimizer state of {o.Type} was saved in its own binary form at world size {m.WorldSize}, ZeRO stage {m.ZeroStage}; " +
                          $"it loads only at that world size and stage (this run: {strategy.CheckpointGroup.Size}, stage {strategy.Stage})");
         if (o.Reshardable && OptimizerStateAccess.WhyNotReshardable(optimizer, strategy.Segments.Select(s => s.Optimized)) is { } why)
             problems.Add($"the checkpoint's optimizer state is stored per flat range, but this engine's optimizer cannot take it: {why}");
-        var missing = names.Where(n => shard.Parameters.All(p => p.Name != n)).ToList();
+        var missing = names.Where(n => !shards.TryFind(n, out _, out _)).ToList();
         if (missing.Count > 0) problems.Add($"optimizer state cannot be restored without the parameters {string.Join(", ", missing.Select(n => $"'{n}'"))}");
         int groups = optimizer.ParamGroups.Count();
         if (o.Lrs.Count != groups && o.Lrs.Distinct().Count() > 1)
@@ -155,12 +149,11 @@ internal static class CheckpointLoader
         });
     }
 
-    private static void PrepareModuleStates(ShardReader reader, nn.Module module, ICheckpointableStrategy strategy, LoadOptions options,
+    private static void PrepareModuleStates(ShardSet shards, nn.Module module, ICheckpointableStrategy strategy, LoadOptions options,
         List<string> problems, List<Action> actions)
     {
         var want = CheckpointNames.ModuleStates(module, strategy.Layout.Parameters.Select(p => p.Handle).ToHashSet());
-        var file = reader.Shard.ModuleStatesFile;
-        var have = file == null ? new Dictionary<string, Tensor>() : reader.File(file);
+        var have = shards.ModuleStates();
         foreach (var (name, t) in want)
         {
             if (!have.TryGetValue(name, out var src))
@@ -171,7 +164,7 @@ internal static class CheckpointLoader
             if (!src.shape.SequenceEqual(t.shape)) { problems.Add($"'{name}' has shape [{string.Join(", ", src.shape)}] in the checkpoint, the model needs [{string.Join(", ", t.shape)}]"); continue; }
             actions.Add(() => t.copy_(src));
         }
-        if (options.ModuleStrict)
+        if (options.ModuleStrict && shards.IsOwnShard)
             problems.AddRange(have.Keys.Except(want.Keys).Order().Select(n => $"the checkpoint has buffer or frozen parameter '{n}' that the model lacks"));
     }
 }

@@ -21,6 +21,13 @@ internal static class CheckpointNames
     public static string ModelStatesFile(int mpRank) =>
         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"mp_rank_{mpRank:D2}_model_states.safetensors");
 
+    /// <summary>
+    /// The weights of pipeline layer <paramref name="layer"/> (DeepSpeed's <c>layer_LL[-RANKREPR]-model_states</c>, where
+    /// RANKREPR is the topology's rank representation without the data and pipe axes, e.g. <c>model_01</c>).
+    /// </summary>
+    public static string LayerFile(int layer, string rankRepr) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"layer_{layer:D2}{(rankRepr.Length > 0 ? "-" + rankRepr : "")}-model_states.safetensors");
+
     /// <summary>DeepSpeed's default tag.</summary>
     public static string DefaultTag(long globalSteps) => $"global_step{globalSteps}";
 

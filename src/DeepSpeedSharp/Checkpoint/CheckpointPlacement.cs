@@ -11,7 +11,9 @@ namespace DeepSpeedSharp.Checkpoint;
 /// <param name="MpRank">This rank's model-parallel rank.</param>
 /// <param name="MpSize">Ranks per model replica (pipeline × tensor).</param>
 /// <param name="Topology">Axes and sizes of the run.</param>
-internal sealed record CheckpointPlacement(ProcessGroup Job, int MpRank, int MpSize, CheckpointTopology Topology)
+/// <param name="LayerNamed">True for a pipeline module, whose parameter names do not depend on the stage: a checkpoint of
+/// another pipeline size then loads by name (see <see cref="ShardSet"/>).</param>
+internal sealed record CheckpointPlacement(ProcessGroup Job, int MpRank, int MpSize, CheckpointTopology Topology, bool LayerNamed = false)
 {
     /// <summary>Data parallelism only: the job is the data-parallel group.</summary>
     public static CheckpointPlacement DataParallel(ProcessGroup group) =>

@@ -24,8 +24,12 @@ internal static class CheckpointSaver
     /// <summary>Test hook: when set to a step number, the last rank exits half-way through writing that step's checkpoint.</summary>
     public const string CrashVariable = "DSS_TEST_CRASH_DURING_SAVE";
 
+    /// <summary>Saves tag <paramref name="tag"/> under <paramref name="directory"/>. <paramref name="layerFiles"/>: extra weight
+    /// files written by data-parallel rank 0 of each model-parallel rank (a pipeline's per-layer <c>layer_LL-model_states</c>),
+    /// listed and checksummed in the manifest.</summary>
     public static string Save(string directory, string tag, bool saveLatest, nn.Module module, ICheckpointableStrategy strategy,
-        optim.Optimizer optimizer, CheckpointManifest header, CheckpointPlacement place)
+        optim.Optimizer optimizer, CheckpointManifest header, CheckpointPlacement place,
+        IReadOnlyList<(string Name, Func<IReadOnlyList<KeyValuePair<string, Tensor>>> Tensors)>? layerFiles = null)
     {
         var group = strategy.CheckpointGroup;
         var jobGroup = place.Job;
@@ -39,7 +43,7 @@ internal static class CheckpointSaver
         {
             Directory.CreateDirectory(tmp);
             WriteRankFile(tmp, group.Rank, place, strategy, optimizer, reshardProblem == null, header.GlobalSteps);
-            if (group.Rank == 0) WriteShard(tmp, place.MpRank, module, strategy, names);
+            if (group.Rank == 0) WriteShard(tmp, place.MpRank, module, strategy, names, layerFiles ?? []);
         });
 
         RankAgreement.Run(jobGroup, $"committing checkpoint '{tag}'", () =>
@@ -59,6 +63,7 @@ internal static class CheckpointSaver
                     files.Add(report.File);
                 }
                 if (shard.ModuleStates != null) files.Add(shard.ModuleStates);
+                files.AddRange(shard.LayerFiles ?? []);
             }
             var manifest = header with
             {
@@ -87,10 +92,11 @@ internal static class CheckpointSaver
 
     private sealed record RankReport(CheckpointFile File, List<string> Kinds);
 
-    private sealed record ShardReport(CheckpointShard Shard, CheckpointFile? ModuleStates);
+    private sealed record ShardReport(CheckpointShard Shard, CheckpointFile? ModuleStates, List<CheckpointFile>? LayerFiles);
 
     /// <summary>Data-parallel rank 0 of each model-parallel rank: its module states file and its parameter table.</summary>
-    private static void WriteShard(string tmp, int mpRank, nn.Module module, ICheckpointableStrategy strategy, string[] names)
+    private static void WriteShard(string tmp, int mpRank, nn.Module module, ICheckpointableStrategy strategy, string[] names,
+        IReadOnlyList<(string Name, Func<IReadOnlyList<KeyValuePair<string, Tensor>>> Tensors)> layerFiles)
     {
         var layout = strategy.Layout;
         string? moduleFile = WriteModuleStates(tmp, mpRank, module, strategy);
@@ -99,7 +105,14 @@ internal static class CheckpointSaver
                 layout.Parameters[i].GetParallelAttributes() is { TensorModelParallel: true } a ? a.PartitionDim : null)).ToList(),
             moduleFile);
         var described = moduleFile == null ? null : Describe(tmp, moduleFile, -1, mpRank, new(), false, false);
-        File.WriteAllText(ShardReportPath(tmp, mpRank), JsonSerializer.Serialize(new ShardReport(shard, described), CheckpointManifest.Json));
+        var layers = new List<CheckpointFile>();
+        foreach (var (name, tensors) in layerFiles)
+        {
+            using var scope = NewDisposeScope();
+            SafeTensors.Write(Path.Combine(tmp, name), tensors());
+            layers.Add(Describe(tmp, name, -1, mpRank, new(), false, false));
+        }
+        File.WriteAllText(ShardReportPath(tmp, mpRank), JsonSerializer.Serialize(new ShardReport(shard, described, layers), CheckpointManifest.Json));
     }
 
     private static void WriteRankFile(string tmp, int rank, CheckpointPlacement place, ICheckpointableStrategy strategy, optim.Optimizer optimizer, bool reshardable, long step)

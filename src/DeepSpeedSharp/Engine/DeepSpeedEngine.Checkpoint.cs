@@ -48,7 +48,7 @@ public partial class DeepSpeedEngine
             Config = JsonNode.Parse(Config.ToJson()),
         };
         Directory.CreateDirectory(saveDir);
-        var path = CheckpointSaver.Save(saveDir, tag, saveLatest, Module, cs, optimizer, header, Placement());
+        var path = CheckpointSaver.Save(saveDir, tag, saveLatest, Module, cs, optimizer, header, Placement(), LayerFiles());
         Log.Info($"saved checkpoint {path}");
         return true;
     }
@@ -102,13 +102,31 @@ public partial class DeepSpeedEngine
         return (cs, Optimizer);
     }
 
+    /// <summary>
+    /// A pipeline module's weights layer by layer, as DeepSpeed stores them (<c>layer_LL-model_states</c>: each layer's own
+    /// parameters and buffers under the layer's names, in the model's dtype); none for other modules. Resuming reads the
+    /// fp32 master weights of the optimizer-state files; these files are DeepSpeed's layout for tools that read layers.
+    /// </summary>
+    private IReadOnlyList<(string, Func<IReadOnlyList<KeyValuePair<string, TorchSharp.torch.Tensor>>>)>? LayerFiles()
+    {
+        if (Module is not Pipeline.PipelineModule pipe) return null;
+        string repr = pipe.Grid.Topology.GetRankRepr(pipe.Grid.GlobalRank);
+        return pipe.LocalLayers().Where(l => l.Module.parameters().Any() || l.Module.buffers().Any())
+            .Select(l => (CheckpointNames.LayerFile(l.Index, repr), (Func<IReadOnlyList<KeyValuePair<string, TorchSharp.torch.Tensor>>>)(() =>
+                l.Module.named_parameters().Select(p => new KeyValuePair<string, TorchSharp.torch.Tensor>(p.name, p.parameter.detach()))
+                    .Concat(l.Module.named_buffers().Select(b => new KeyValuePair<string, TorchSharp.torch.Tensor>(b.name, b.buffer.detach())))
+                    .ToList())))
+            .ToList();
+    }
+
     /// <summary>This rank's place in a checkpoint: the job, its model-parallel rank and the topology.</summary>
     private CheckpointPlacement Placement()
     {
         if (Mpu == null) return CheckpointPlacement.DataParallel(DataParallelGroup);
         var topology = new CheckpointTopology(["pipe", "data", "model"],
             [Mpu.GetPipelineModelParallelWorldSize(), Mpu.GetDataParallelWorldSize(), Mpu.GetTensorModelParallelWorldSize()]);
-        return new CheckpointPlacement(JobGroup, Mpu.GetModelParallelRank(), Mpu.GetModelParallelWorldSize(), topology);
+        return new CheckpointPlacement(JobGroup, Mpu.GetModelParallelRank(), Mpu.GetModelParallelWorldSize(), topology,
+            LayerNamed: Module is Pipeline.PipelineModule);
     }
 
     /// <summary>checkpoint.tag_validation: every rank must use the same tag.</summary>

@@ -16,7 +16,7 @@ namespace DeepSpeedSharp.Pipeline;
 /// </summary>
 public sealed class PipelineModule : nn.Module<Tensor, Tensor>
 {
-    private readonly List<(int Index, Func<Tensor, Tensor> Forward, bool HasParameters)> local = new();
+    private readonly List<(int Index, Func<Tensor, Tensor> Forward, bool HasParameters, nn.Module Module)> local = new();
     private readonly Dictionary<string, nn.Module> tiedModules = new(StringComparer.Ordinal);
     private readonly bool ownsGrid;
     private readonly Func<Func<Tensor, Tensor>, Tensor, Tensor> checkpointFunction;
@@ -129,6 +129,9 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
     /// <summary>The weights this stage shares with other stages.</summary>
     internal TiedWeights Tied { get; }
 
+    /// <summary>This stage's layers: their index in the pipeline and the module computing them (a tied layer's shared module).</summary>
+    public IEnumerable<(int Index, nn.Module Module)> LocalLayers() => local.Select(l => (l.Index, l.Module));
+
     /// <summary>This stage's tied modules by key.</summary>
     internal IReadOnlyDictionary<string, nn.Module> TiedModules => tiedModules;
 
@@ -200,13 +203,13 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
                     tiedModules[tied.Key] = shared = tied.Build();
                 var module = (nn.Module<Tensor, Tensor>)shared;
                 var fn = tied.ForwardFn;
-                local.Add((i, fn == null ? x => module.call(x) : x => fn(module, x), module.parameters().Any()));
+                local.Add((i, fn == null ? x => module.call(x) : x => fn(module, x), module.parameters().Any(), module));
             }
             else
             {
                 var module = spec.Build();
                 register_module(i.ToString(System.Globalization.CultureInfo.InvariantCulture), module);
-                local.Add((i, x => module.call(x), module.parameters().Any()));
+                local.Add((i, x => module.call(x), module.parameters().Any(), module));
             }
         }
         if (tiedModules.Count > 0) register_module("tied_modules", new TiedModuleContainer(tiedModules));

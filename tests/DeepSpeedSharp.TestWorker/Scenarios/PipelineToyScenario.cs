@@ -13,7 +13,7 @@ namespace DeepSpeedSharp.TestWorker.Scenarios;
 /// Trains <see cref="PipelineToy"/> as a <see cref="PipelineModule"/> on a pipe × tensor × data grid with
 /// <see cref="PipelineEngine.TrainBatch"/>, then evaluates one batch with <c>bcastLoss</c> true and false. Args:
 /// <c>--pp P --tp T --stage S --steps N --gas G --mb M --blocks B --tied 0|1 --clip C --lr LR --interval K
-/// --partition METHOD --bf16 0|1 --pipe-partitioned 0|1 --out FILE</c>. Global rank 0 writes one JSON line per step
+/// --partition METHOD --bf16 0|1 --pipe-partitioned 0|1 --out FILE [--save-at K --save-dir DIR] [--resume DIR]</c>. Global rank 0 writes one JSON line per step
 /// {step, loss, norm} to FILE; every rank writes FILE.evalR: {rank, stage, bcast, noBcast, bcastBytes, noBcastBytes}
 /// and prints what Forward() says on a pipeline engine.
 /// </summary>
@@ -49,13 +49,20 @@ public sealed class PipelineToyScenario : IScenario
         try { engine.Forward(zeros(1)); }
         catch (InvalidOperationException e) { Console.WriteLine($"forward-refused: {e.Message}"); }
 
+        long first = 0;
+        if (a.TryGetValue("resume", out var resumeDir))
+        {
+            engine.LoadCheckpoint(resumeDir);
+            first = engine.GlobalSteps;
+        }
         using var log = Dist.Rank == 0 && a.TryGetValue("out", out var outFile) ? new StreamWriter(outFile) { AutoFlush = true } : null;
         int dpRank = engine.GetDataParallelRank();
         bool reads = engine.IsFirstStage() || engine.IsLastStage();
-        for (long step = 0; step < steps; step++)
+        for (long step = first; step < steps; step++)
         {
             double loss = engine.TrainBatch(reads ? PipelineToy.StepData(step, dpRank, mb, gas) : null);
             log?.WriteLine(JsonSerializer.Serialize(new { step = step + 1, loss, norm = engine.GetGlobalGradNorm() }));
+            if (step + 1 == I("save-at", -1)) engine.SaveCheckpoint(a["save-dir"]);
         }
 
         long before = Dist.Logger.BytesSent;

@@ -82,4 +82,31 @@ public class PipelineEngineTests(ITestOutputHelper output)
         Assert.True(evals.Sum(e => e.NoBcastBytes) < evals.Sum(e => e.BcastBytes),
             $"without the broadcast {evals.Sum(e => e.NoBcastBytes)} bytes, with it {evals.Sum(e => e.BcastBytes)}");
     }
+
+    [Fact]
+    public void CheckpointIsStoredPerLayerAndResumesOnAnyNumberOfStages()
+    {
+        var dir = Directory.CreateTempSubdirectory("dss-pipeck").FullName;
+        var (full, _, _) = Run(4, $"--pp 2 --tp 1 --stage 1 --save-at 5 --save-dir {dir}");
+        var tag = Path.Combine(dir, "global_step5");
+        var files = Directory.GetFiles(tag).Select(Path.GetFileName).Order().ToArray();
+        output.WriteLine(string.Join(" ", files));
+        // DeepSpeed's names: a file of weights per layer (the parameterless function layer has none), the optimizer
+        // partitions per data-parallel rank and stage.
+        foreach (var layer in new[] { 0, 1, 2, 3, 5 }) Assert.Contains($"layer_{layer:D2}-model_00-model_states.safetensors", files);
+        Assert.DoesNotContain("layer_04-model_00-model_states.safetensors", files);
+        foreach (var name in new[] { "zero_pp_rank_0_mp_rank_00", "zero_pp_rank_1_mp_rank_00", "zero_pp_rank_0_mp_rank_01", "zero_pp_rank_1_mp_rank_01" })
+            Assert.Contains($"{name}_optim_states.safetensors", files);
+
+        // The same checkpoint resumed on 4 stages, on 1 stage (each with data parallelism 2 or 1: the same global batch).
+        foreach (var (ranks, pp, dp) in new[] { (4, 4, 1), (2, 1, 2), (1, 1, 1) })
+        {
+            int gas = Gas * 2 / dp;
+            var (resumed, _, _) = Run(ranks, $"--pp {pp} --tp 1 --stage 1 --resume {dir} --gas {gas} --mb {Mb}");
+            Assert.Equal(Steps - 5, resumed.Count);
+            double diff = resumed.Zip(full.Skip(5), (a, b) => Math.Abs(a.Loss - b.Loss)).Max();
+            output.WriteLine($"resumed on pp {pp} × dp {dp}: max loss difference {diff:E2}");
+            Assert.True(diff <= 1e-5, $"pp {pp} × dp {dp}: the resumed losses differ from the uninterrupted run's by {diff}");
+        }
+    }
 }
