@@ -6,10 +6,12 @@ namespace DeepSpeedSharp.Checkpoint;
 /// Reassembles the whole model from a checkpoint's model-parallel shards: within each pipeline stage, tensor-parallel
 /// slices are concatenated along the dimension the manifest records for them (column-parallel and vocabulary slices on
 /// dim 0, row-parallel on dim 1) and replicated parameters are taken from tensor rank 0; the stages' parameters are
-/// united. Model-parallel rank m is stage m / tp, tensor rank m % tp (DeepSpeed's order within a replica).
+/// united (a weight tied across stages, <c>tied_modules.KEY.*</c>, once). Model-parallel rank m is stage m / tp, tensor rank m % tp (DeepSpeed's order within a replica).
 /// </summary>
 internal static class ModelParallelMerge
 {
+    private const string TiedPrefix = "tied_modules.";
+
     /// <summary>Every trainable parameter (fp32) and buffer of the whole model, by the model's own names.</summary>
     public static List<KeyValuePair<string, Tensor>> Tensors(string tagDir, CheckpointManifest manifest)
     {
@@ -25,7 +27,12 @@ internal static class ModelParallelMerge
             {
                 foreach (var p in readers[0].Shard.Parameters)
                 {
-                    if (!seen.Add(p.Name)) throw new InvalidDataException($"checkpoint '{tagDir}': parameter '{p.Name}' appears in more than one pipeline stage");
+                    if (!seen.Add(p.Name))
+                    {
+                        // A weight tied across stages (a pipeline's tied_modules.KEY.*) is saved by every stage holding it, equal on each.
+                        if (p.Name.StartsWith(TiedPrefix, StringComparison.Ordinal)) continue;
+                        throw new InvalidDataException($"checkpoint '{tagDir}': parameter '{p.Name}' appears in more than one pipeline stage");
+                    }
                     var parts = readers.Select(r => Slice(tagDir, r, p)).ToList();
                     var merged = p.PartitionDim is int dim && tp > 1 ? cat(parts, dim) : parts[0].clone();
                     result.Add(new(p.Name, merged.DetachFromDisposeScope()));

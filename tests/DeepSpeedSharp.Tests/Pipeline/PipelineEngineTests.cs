@@ -98,6 +98,16 @@ public class PipelineEngineTests(ITestOutputHelper output)
         foreach (var name in new[] { "zero_pp_rank_0_mp_rank_00", "zero_pp_rank_1_mp_rank_00", "zero_pp_rank_0_mp_rank_01", "zero_pp_rank_1_mp_rank_01" })
             Assert.Contains($"{name}_optim_states.safetensors", files);
 
+        // Export unites the stages into one file of the whole model, the tied embedding once.
+        var exported = Path.Combine(dir, "model.safetensors");
+        DeepSpeedSharp.Checkpoint.CheckpointExport.Export(dir, "global_step5", exported);
+        var merged = DeepSpeedSharp.IO.SafeTensors.Read(exported);
+        output.WriteLine("exported: " + string.Join(" ", merged.Keys.Order()));
+        Assert.Contains("tied_modules.embed.weight", merged.Keys);
+        foreach (var block in new[] { 1, 2, 3 }) Assert.Contains($"{block}.ln.weight", merged.Keys);
+        Assert.Equal(new long[] { PipelineToy.Vocab, PipelineToy.D }, merged["tied_modules.embed.weight"].shape);
+        foreach (var t in merged.Values) t.Dispose();
+
         // The same checkpoint resumed on 4 stages, on 1 stage (each with data parallelism 2 or 1: the same global batch).
         foreach (var (ranks, pp, dp) in new[] { (4, 4, 1), (2, 1, 2), (1, 1, 1) })
         {
