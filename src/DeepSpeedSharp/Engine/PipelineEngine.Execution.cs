@@ -19,6 +19,8 @@ public sealed partial class PipelineEngine
         private readonly Tensor?[] inputs, outputs, labels, outputGrads, inputGrads;
         private int backwardPasses;
         private double lossSum;
+        private readonly System.Diagnostics.Stopwatch wall = new(), compute = new();
+        private TimeSpan scheduleTime;
 
         public ScheduleRun(PipelineEngine engine, PipeSchedule schedule, bool training, bool computeLoss, bool keepOutputs)
         {
@@ -44,14 +46,22 @@ public sealed partial class PipelineEngine
         /// <summary>Last stage, when keeping outputs: each micro-batch's output, detached.</summary>
         public List<Tensor> Outputs { get; } = new();
 
+        /// <summary>Where this stage's time went in the schedule (up to the optimizer step).</summary>
+        public PipelineBatchTimings Timings => new(scheduleTime.TotalSeconds, compute.Elapsed.TotalSeconds, schedule.MicroBatches, schedule.Stages);
+
         public void Execute()
         {
             using var noGrad = training ? null : no_grad();
+            wall.Start();
             try
             {
                 foreach (var step in schedule.Steps())
                     foreach (var instruction in step)
+                    {
+                        if (instruction is Pipeline.OptimizerStep) scheduleTime = wall.Elapsed;
                         Exec(instruction);
+                    }
+                if (scheduleTime == TimeSpan.Zero) scheduleTime = wall.Elapsed;
             }
             finally
             {
@@ -107,7 +117,9 @@ public sealed partial class PipelineEngine
         {
             using var timer = e.Timers.Time(WallClockTimers.Forward);
             var x = inputs[buffer] ?? throw Missing(new ForwardPass(buffer), "input");
+            compute.Start();
             var y = e.pipe.call(x);
+            compute.Stop();
             if (!e.IsLastStage())
             {
                 Set(ref outputs[buffer], y);
@@ -119,7 +131,9 @@ public sealed partial class PipelineEngine
                 Set(ref outputs[buffer], y);
                 return;
             }
+            compute.Start();
             var loss = e.pipe.LossFn!(y, labels[buffer] ?? throw Missing(new ForwardPass(buffer), "labels"));
+            compute.Stop();
             if (loss.numel() != 1) throw new InvalidOperationException($"the pipeline's loss function returned a tensor of shape [{string.Join(", ", loss.shape)}]; it must return a scalar");
             double value = loss.detach().to(ScalarType.Float64).item<double>();
             MicroBatchLosses.Add(value);
@@ -132,8 +146,11 @@ public sealed partial class PipelineEngine
             using (e.Timers.Time(WallClockTimers.Backward))
             {
                 var output = outputs[buffer] ?? throw Missing(new BackwardPass(buffer), "output");
-                if (e.IsLastStage()) e.BackwardLoss(output);
-                else torch.autograd.backward([output], [outputGrads[buffer] ?? throw Missing(new BackwardPass(buffer), "output gradient")]);
+                var outputGrad = e.IsLastStage() ? null : outputGrads[buffer] ?? throw Missing(new BackwardPass(buffer), "output gradient");
+                compute.Start();
+                if (outputGrad is null) e.BackwardLoss(output);
+                else torch.autograd.backward([output], [outputGrad]);
+                compute.Stop();
                 if (!e.IsFirstStage() && inputs[buffer] is { } input)
                     Set(ref inputGrads[buffer], input.grad?.detach() ?? zeros_like(input));
                 Release(ref outputs[buffer]);

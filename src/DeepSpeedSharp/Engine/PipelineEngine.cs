@@ -9,6 +9,20 @@ using static TorchSharp.torch;
 
 namespace DeepSpeedSharp.Engine;
 
+/// <summary>Where a stage's time went in one <see cref="PipelineEngine.TrainBatch"/>.</summary>
+/// <param name="ScheduleSeconds">Wall time from the first instruction to the optimizer step.</param>
+/// <param name="ComputeSeconds">Time in forward and backward passes (and the loss).</param>
+/// <param name="MicroBatches">Micro-batches m.</param>
+/// <param name="Stages">Stages p.</param>
+public sealed record PipelineBatchTimings(double ScheduleSeconds, double ComputeSeconds, int MicroBatches, int Stages)
+{
+    /// <summary>The measured bubble: the fraction of the schedule this stage did not compute (waiting for its neighbours, sending, receiving).</summary>
+    public double BubbleFraction => ScheduleSeconds > 0 ? 1 - ComputeSeconds / ScheduleSeconds : 0;
+
+    /// <summary>The 1F1B schedule's ideal bubble with equal stages and free communication: (p − 1) / (m + p − 1).</summary>
+    public double TheoreticalBubbleFraction => (Stages - 1) / (double)(MicroBatches + Stages - 1);
+}
+
 /// <summary>
 /// DeepSpeed's <c>PipelineEngine</c>, returned by <see cref="DeepSpeed.Initialize"/> for a <see cref="PipelineModule"/>:
 /// trains one stage of the pipeline. <see cref="TrainBatch"/> runs one optimizer step over
@@ -31,6 +45,7 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
         : base(module, strategy, lrScheduler, config, batch, module.Grid.GetDataParallelGroup(), precision, module.Grid, world)
     {
         pipe = module;
+        if (config.Pipeline.ActivationCheckpointInterval > 0) module.ActivationCheckpointInterval = config.Pipeline.ActivationCheckpointInterval;
         channel = new StageChannel(module.Grid, config.Pipeline.PipePartitioned, config.Pipeline.GradPartitioned,
             module.parameters().FirstOrDefault()?.device ?? CPU);
     }
@@ -81,8 +96,13 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
         Module.train();
         var run = new ScheduleRun(this, new TrainSchedule(MicroBatches, NumStages, StageId), training: true, computeLoss: true, keepOutputs: false);
         run.Execute();
+        LastBatchTimings = run.Timings;
         return run.AggregatedLoss;
     }
+
+    /// <summary>Where this stage's time went in the last <see cref="TrainBatch"/>: the schedule's wall time up to the
+    /// optimizer step, the part spent computing forward and backward passes, and the bubble (the rest).</summary>
+    public PipelineBatchTimings? LastBatchTimings { get; private set; }
 
     /// <summary>The schedule <see cref="TrainBatch"/> runs on this stage, printable (one step per line).</summary>
     public PipeSchedule TrainScheduleForThisStage() => new TrainSchedule(MicroBatches, NumStages, StageId);

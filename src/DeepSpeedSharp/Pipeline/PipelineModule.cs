@@ -117,8 +117,9 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
     /// <summary>How the layers were split (<c>parameters</c>, <c>uniform</c> or <c>type:REGEX</c>).</summary>
     public string PartitionMethod { get; }
 
-    /// <summary>Layers per activation-checkpoint segment; 0 = off.</summary>
-    public int ActivationCheckpointInterval { get; }
+    /// <summary>Layers per activation-checkpoint segment; 0 = off. The config's <c>pipeline.activation_checkpoint_interval</c>,
+    /// when positive, replaces it (as DeepSpeed's PipelineEngine does).</summary>
+    public int ActivationCheckpointInterval { get; internal set; }
 
     /// <summary>Whether each layer is built, and runs, under its own seed (<see cref="BaseSeed"/> + layer index).</summary>
     public bool SeedLayers { get; }

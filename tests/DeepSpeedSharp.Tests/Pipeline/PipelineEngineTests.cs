@@ -49,6 +49,7 @@ public class PipelineEngineTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData(4, 2, 1, 1, "--interval 1", 1e-5)]                       // activation checkpointing every layer
+    [InlineData(2, 2, 1, 2, "--config-interval 2", 1e-5)]                // the same from the config's pipeline section
     [InlineData(2, 2, 1, 0, "--partition uniform", 1e-5)]
     [InlineData(2, 2, 1, 0, "--partition type:ToyBlock", 1e-5)]
     [InlineData(4, 2, 2, 0, "--pipe-partitioned 0", 1e-5)]               // whole tensors between stages (sequence parallelism's setting)
@@ -71,6 +72,7 @@ public class PipelineEngineTests(ITestOutputHelper output)
         Assert.True(normDiff <= Math.Max(tolerance, 1e-5) * 5, $"gradient norms differ from the plain reference by {normDiff} (relative)");
         Assert.True(reference[^1].Loss < reference[0].Loss);
         Assert.Contains("forward-refused: Forward() is not available on a pipeline engine", stdout);
+        if (flags.Contains("interval")) Assert.Contains($"checkpoint interval {flags.Split(' ')[^1]}", stdout);
 
         // EvalBatch: with bcastLoss every rank returns the loss; without it only the last stage does, and fewer bytes move.
         foreach (var e in evals) Assert.True(Math.Abs(e.Bcast!.Value - referenceEval) <= tolerance, $"rank {e.Rank}: eval loss {e.Bcast} vs {referenceEval}");
