@@ -221,6 +221,9 @@ public partial class DeepSpeedEngine : IDisposable
     /// <summary>True when the strategy takes the gradients out of the parameters after every micro-step (ZeRO-2, fp32 accumulation).</summary>
     private protected bool StrategyDrainsEveryMicroStep => strategy?.DrainsGradientsEveryMicroStep ?? false;
 
+    /// <summary>True when the strategy communicates after every micro-step (ZeRO-2's reduce-scatter).</summary>
+    private protected bool StrategyReducesEveryMicroStep => strategy?.ReducesEveryMicroStep ?? false;
+
     private void ThrowIfPipeline(string method)
     {
         if (this is PipelineEngine)
@@ -320,5 +323,5 @@ public partial class DeepSpeedEngine : IDisposable
     public void Eval() => Module.eval();
 
     /// <summary>Releases what the engine owns (not the user's module or optimizer).</summary>
-    public void Dispose() => strategy?.Dispose();
+    public virtual void Dispose() => strategy?.Dispose();
 }

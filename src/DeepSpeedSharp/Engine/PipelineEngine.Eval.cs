@@ -33,7 +33,7 @@ public sealed partial class PipelineEngine
         Module.eval();
         try
         {
-            var run = new ScheduleRun(this, new InferenceSchedule(micro, NumStages, StageId), training: false, computeLoss, keepOutputs: returnLogits);
+            var run = new ScheduleRun(this, InferenceScheduleForThisStage(micro), training: false, computeLoss, keepOutputs: returnLogits);
             run.Execute();
             double? loss = null;
             if (computeLoss && reduceOutput == "avg")
@@ -53,5 +53,7 @@ public sealed partial class PipelineEngine
     }
 
     /// <summary>The schedule <see cref="EvalBatch"/> runs on this stage for <paramref name="microBatches"/> micro-batches.</summary>
-    public PipeSchedule InferenceScheduleForThisStage(int? microBatches = null) => new InferenceSchedule(microBatches ?? MicroBatches, NumStages, StageId);
+    public PipeSchedule InferenceScheduleForThisStage(int? microBatches = null) => pipe.VirtualStages > 1
+        ? new InterleavedSchedule(microBatches ?? MicroBatches, NumStages, StageId, pipe.VirtualStages, forwardOnly: true)
+        : new InferenceSchedule(microBatches ?? MicroBatches, NumStages, StageId);
 }

@@ -17,6 +17,7 @@ public sealed partial class PipelineEngine
         private readonly PipeSchedule schedule;
         private readonly bool training, computeLoss, keepOutputs;
         private readonly Tensor?[] inputs, outputs, labels, outputGrads, inputGrads;
+        private readonly int buffers, chunks, backwardPassesPerBatch;
         private int backwardPasses;
         private double lossSum;
         private readonly System.Diagnostics.Stopwatch wall = new(), compute = new();
@@ -29,7 +30,10 @@ public sealed partial class PipelineEngine
             this.training = training;
             this.computeLoss = computeLoss;
             this.keepOutputs = keepOutputs;
-            int n = schedule.NumPipeBuffers();
+            buffers = schedule.NumPipeBuffers();
+            chunks = schedule is InterleavedSchedule i ? i.Chunks : 1;
+            backwardPassesPerBatch = schedule.MicroBatches * chunks;
+            int n = buffers * chunks; // one slot per buffer of each chunk
             inputs = new Tensor?[n];
             outputs = new Tensor?[n];
             labels = new Tensor?[n];
@@ -76,16 +80,16 @@ public sealed partial class PipelineEngine
             using var scope = NewDisposeScope();
             switch (instruction)
             {
-                case LoadMicroBatch load: Load(load.BufferId); break;
-                case ForwardPass f: Forward(f.BufferId); break;
-                case BackwardPass b: Backward(b.BufferId); break;
-                case SendActivation s: e.channel.SendActivation(outputs[s.BufferId] ?? throw Missing(s, "output")); break;
-                case RecvActivation r: Set(ref inputs[r.BufferId], ReceivedActivation()); break;
+                case LoadMicroBatch load: Load(load); break;
+                case ForwardPass f: Forward(f); break;
+                case BackwardPass b: Backward(b); break;
+                case SendActivation s: e.channel.SendActivation(outputs[Slot(s)] ?? throw Missing(s, "output"), Part(s) + 1); break;
+                case RecvActivation r: Set(ref inputs[Slot(r)], ReceivedActivation(Part(r))); break;
                 case SendGrad s:
-                    e.channel.SendGrad(inputGrads[s.BufferId] ?? throw Missing(s, "input gradient"));
-                    Release(ref inputGrads[s.BufferId]);
+                    e.channel.SendGrad(inputGrads[Slot(s)] ?? throw Missing(s, "input gradient"), Part(s));
+                    Release(ref inputGrads[Slot(s)]);
                     break;
-                case RecvGrad r: Set(ref outputGrads[r.BufferId], e.channel.RecvGrad()); break;
+                case RecvGrad r: Set(ref outputGrads[Slot(r)], e.channel.RecvGrad(Part(r) + 1)); break;
                 case ReduceTiedGrads: e.pipe.Tied.ReduceGradients(); break;
                 case ReduceGrads: e.FinishMicroBackward(boundary: true); break;
                 case Pipeline.OptimizerStep: TakeOptimizerStep(); break;
@@ -93,16 +97,28 @@ public sealed partial class PipelineEngine
             }
         }
 
-        private void Load(int buffer)
+        /// <summary>The buffer slot of an instruction: one per buffer of each chunk.</summary>
+        private int Slot(BufferOpInstruction i) => i.Chunk * buffers + i.BufferId;
+
+        /// <summary>The model part an instruction's chunk is: chunk × stages + stage.</summary>
+        private int Part(BufferOpInstruction i) => i.Chunk * e.NumStages + e.StageId;
+
+        /// <summary>True for the model's first part (it reads the inputs).</summary>
+        private bool IsFirstPart(int chunk) => e.IsFirstStage() && chunk == 0;
+
+        /// <summary>True for the model's last part (it computes the loss).</summary>
+        private bool IsLastPart(int chunk) => e.IsLastStage() && chunk == chunks - 1;
+
+        private void Load(LoadMicroBatch load)
         {
             var (x, y) = e.NextMicroBatch();
-            if (e.IsFirstStage()) Set(ref inputs[buffer], e.ToModelDType(x));
-            if (e.IsLastStage()) Set(ref labels[buffer], y.alias());
+            if (IsFirstPart(load.Chunk)) Set(ref inputs[Slot(load)], e.ToModelDType(x));
+            if (IsLastPart(load.Chunk)) Set(ref labels[Slot(load)], y.alias());
         }
 
-        private Tensor ReceivedActivation()
+        private Tensor ReceivedActivation(int part)
         {
-            var x = e.channel.RecvActivation();
+            var x = e.channel.RecvActivation(part);
             if (training)
             {
                 if (!x.is_floating_point())
@@ -113,14 +129,16 @@ public sealed partial class PipelineEngine
             return x;
         }
 
-        private void Forward(int buffer)
+        private void Forward(ForwardPass f)
         {
             using var timer = e.Timers.Time(WallClockTimers.Forward);
-            var x = inputs[buffer] ?? throw Missing(new ForwardPass(buffer), "input");
+            int buffer = Slot(f);
+            var x = inputs[buffer] ?? throw Missing(f, "input");
             compute.Start();
+            e.pipe.ActiveChunk = f.Chunk;
             var y = e.pipe.call(x);
             compute.Stop();
-            if (!e.IsLastStage())
+            if (!IsLastPart(f.Chunk))
             {
                 Set(ref outputs[buffer], y);
                 return;
@@ -132,7 +150,7 @@ public sealed partial class PipelineEngine
                 return;
             }
             compute.Start();
-            var loss = e.pipe.LossFn!(y, labels[buffer] ?? throw Missing(new ForwardPass(buffer), "labels"));
+            var loss = e.pipe.LossFn!(y, labels[buffer] ?? throw Missing(f, "labels"));
             compute.Stop();
             if (loss.numel() != 1) throw new InvalidOperationException($"the pipeline's loss function returned a tensor of shape [{string.Join(", ", loss.shape)}]; it must return a scalar");
             double value = loss.detach().to(ScalarType.Float64).item<double>();
@@ -141,17 +159,18 @@ public sealed partial class PipelineEngine
             Set(ref outputs[buffer], loss);
         }
 
-        private void Backward(int buffer)
+        private void Backward(BackwardPass b)
         {
             using (e.Timers.Time(WallClockTimers.Backward))
             {
-                var output = outputs[buffer] ?? throw Missing(new BackwardPass(buffer), "output");
-                var outputGrad = e.IsLastStage() ? null : outputGrads[buffer] ?? throw Missing(new BackwardPass(buffer), "output gradient");
+                int buffer = Slot(b);
+                var output = outputs[buffer] ?? throw Missing(b, "output");
+                var outputGrad = IsLastPart(b.Chunk) ? null : outputGrads[buffer] ?? throw Missing(b, "output gradient");
                 compute.Start();
                 if (outputGrad is null) e.BackwardLoss(output);
                 else torch.autograd.backward([output], [outputGrad]);
                 compute.Stop();
-                if (!e.IsFirstStage() && inputs[buffer] is { } input)
+                if (!IsFirstPart(b.Chunk) && inputs[buffer] is { } input)
                     Set(ref inputGrads[buffer], input.grad?.detach() ?? zeros_like(input));
                 Release(ref outputs[buffer]);
                 Release(ref outputGrads[buffer]);
@@ -160,7 +179,11 @@ public sealed partial class PipelineEngine
             }
             // At the last micro-batch the schedule's ReduceTiedGrads and ReduceGrads follow; before it, a strategy that takes
             // the gradients out of the parameters every micro-step must not see the tied gradients before they are summed.
-            if (++backwardPasses == schedule.MicroBatches) return;
+            if (++backwardPasses == backwardPassesPerBatch) return;
+            // With virtual stages, messages wrap around from the last stage to the first, so a stage may wait for a neighbour
+            // that is itself inside a collective with its data-parallel peers: ZeRO-2's reduce-scatter after every backward
+            // pass could deadlock. It then reduces once, at the end of the batch (the gradients accumulate until then).
+            if (chunks > 1 && e.StrategyReducesEveryMicroStep) return;
             if (e.StrategyDrainsEveryMicroStep) e.pipe.Tied.StashGradients();
             e.FinishMicroBackward(boundary: false);
         }

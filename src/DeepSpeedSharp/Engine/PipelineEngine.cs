@@ -45,9 +45,12 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
         : base(module, strategy, lrScheduler, config, batch, module.Grid.GetDataParallelGroup(), precision, module.Grid, world)
     {
         pipe = module;
+        if (module.VirtualStages > 1 && batch.GradientAccumulationSteps % module.NumStages != 0)
+            throw new DeepSpeedConfigException($"gradient_accumulation_steps {batch.GradientAccumulationSteps} must be a multiple of the pipeline stages ({module.NumStages}) " +
+                                               $"for the interleaved schedule of {module.VirtualStages} virtual stages");
         if (config.Pipeline.ActivationCheckpointInterval > 0) module.ActivationCheckpointInterval = config.Pipeline.ActivationCheckpointInterval;
         channel = new StageChannel(module.Grid, config.Pipeline.PipePartitioned, config.Pipeline.GradPartitioned,
-            module.parameters().FirstOrDefault()?.device ?? CPU);
+            module.parameters().FirstOrDefault()?.device ?? CPU, separateGradientGroups: module.VirtualStages > 1);
     }
 
     /// <summary>The pipeline module this engine trains (this stage's layers).</summary>
@@ -94,7 +97,7 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
         if (pipe.LossFn == null && IsLastStage()) throw new InvalidOperationException("TrainBatch needs the PipelineModule's lossFn: the last stage computes the loss from its output and the labels");
         if (dataIterator != null) this.dataIterator = dataIterator;
         Module.train();
-        var run = new ScheduleRun(this, new TrainSchedule(MicroBatches, NumStages, StageId), training: true, computeLoss: true, keepOutputs: false);
+        var run = new ScheduleRun(this, TrainScheduleForThisStage(), training: true, computeLoss: true, keepOutputs: false);
         run.Execute();
         LastBatchTimings = run.Timings;
         return run.AggregatedLoss;
@@ -104,8 +107,11 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
     /// optimizer step, the part spent computing forward and backward passes, and the bubble (the rest).</summary>
     public PipelineBatchTimings? LastBatchTimings { get; private set; }
 
-    /// <summary>The schedule <see cref="TrainBatch"/> runs on this stage, printable (one step per line).</summary>
-    public PipeSchedule TrainScheduleForThisStage() => new TrainSchedule(MicroBatches, NumStages, StageId);
+    /// <summary>The schedule <see cref="TrainBatch"/> runs on this stage, printable (one step per line): DeepSpeed's 1F1B, or
+    /// the interleaved schedule when the module has virtual stages.</summary>
+    public PipeSchedule TrainScheduleForThisStage() => pipe.VirtualStages > 1
+        ? new InterleavedSchedule(MicroBatches, NumStages, StageId, pipe.VirtualStages)
+        : new TrainSchedule(MicroBatches, NumStages, StageId);
 
     /// <summary>The next (inputs, labels) pair, for the first and last stages.</summary>
     private (Tensor Inputs, Tensor Labels) NextMicroBatch()
@@ -134,6 +140,13 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
         using var t = tensor(values, ScalarType.Float64);
         group.Broadcast(t, pipe.Grid.StageToGlobal(NumStages - 1));
         return t.data<double>().ToArray();
+    }
+
+    /// <summary>Releases the engine's stage-to-stage groups and what the base engine owns.</summary>
+    public override void Dispose()
+    {
+        channel.Dispose();
+        base.Dispose();
     }
 
     /// <inheritdoc/>

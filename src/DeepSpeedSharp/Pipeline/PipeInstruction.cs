@@ -18,32 +18,33 @@ public abstract record PipeInstruction
 
 /// <summary>An instruction on one of the stage's pipeline buffers (DeepSpeed's <c>BufferOpInstruction</c>).</summary>
 /// <param name="BufferId">The buffer the micro-batch lives in.</param>
-public abstract record BufferOpInstruction(int BufferId) : PipeInstruction
+/// <param name="Chunk">The stage's model chunk (virtual stage) it applies to; 0 without virtual stages.</param>
+public abstract record BufferOpInstruction(int BufferId, int Chunk = 0) : PipeInstruction
 {
     /// <inheritdoc/>
-    protected override string Arguments => $"buffer_id={BufferId}";
+    protected override string Arguments => Chunk == 0 ? $"buffer_id={BufferId}" : $"buffer_id={BufferId}, chunk={Chunk}";
 }
 
 /// <summary>Load a micro-batch into a buffer (first stage: inputs; last stage: labels).</summary>
-public sealed record LoadMicroBatch(int BufferId) : BufferOpInstruction(BufferId);
+public sealed record LoadMicroBatch(int BufferId, int Chunk = 0) : BufferOpInstruction(BufferId, Chunk);
 
 /// <summary>Run this stage's layers on a buffer's input.</summary>
-public sealed record ForwardPass(int BufferId) : BufferOpInstruction(BufferId);
+public sealed record ForwardPass(int BufferId, int Chunk = 0) : BufferOpInstruction(BufferId, Chunk);
 
 /// <summary>Back-propagate a buffer's output (the loss on the last stage, the received gradient elsewhere).</summary>
-public sealed record BackwardPass(int BufferId) : BufferOpInstruction(BufferId);
+public sealed record BackwardPass(int BufferId, int Chunk = 0) : BufferOpInstruction(BufferId, Chunk);
 
 /// <summary>Send a buffer's output activation to the next stage (paired with its <see cref="RecvActivation"/>).</summary>
-public sealed record SendActivation(int BufferId) : BufferOpInstruction(BufferId);
+public sealed record SendActivation(int BufferId, int Chunk = 0) : BufferOpInstruction(BufferId, Chunk);
 
 /// <summary>Receive a buffer's input activation from the previous stage.</summary>
-public sealed record RecvActivation(int BufferId) : BufferOpInstruction(BufferId);
+public sealed record RecvActivation(int BufferId, int Chunk = 0) : BufferOpInstruction(BufferId, Chunk);
 
 /// <summary>Send the gradient of a buffer's input to the previous stage (paired with its <see cref="RecvGrad"/>).</summary>
-public sealed record SendGrad(int BufferId) : BufferOpInstruction(BufferId);
+public sealed record SendGrad(int BufferId, int Chunk = 0) : BufferOpInstruction(BufferId, Chunk);
 
 /// <summary>Receive the gradient of a buffer's output from the next stage.</summary>
-public sealed record RecvGrad(int BufferId) : BufferOpInstruction(BufferId);
+public sealed record RecvGrad(int BufferId, int Chunk = 0) : BufferOpInstruction(BufferId, Chunk);
 
 /// <summary>Sum the gradients of tied weights (e.g. embedding and LM head) over the stages that hold them.</summary>
 public sealed record ReduceTiedGrads : PipeInstruction;

@@ -16,7 +16,9 @@ namespace DeepSpeedSharp.Pipeline;
 /// </summary>
 public sealed class PipelineModule : nn.Module<Tensor, Tensor>
 {
-    private readonly List<(int Index, Func<Tensor, Tensor> Forward, bool HasParameters, nn.Module Module)> local = new();
+    private readonly record struct LocalLayer(int Index, Func<Tensor, Tensor> Forward, bool HasParameters, nn.Module Module);
+
+    private readonly List<List<LocalLayer>> chunks = new();
     private readonly Dictionary<string, nn.Module> tiedModules = new(StringComparer.Ordinal);
     private readonly bool ownsGrid;
     private readonly Func<Func<Tensor, Tensor>, Tensor, Tensor> checkpointFunction;
@@ -28,16 +30,16 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
     /// </summary>
     public PipelineModule(IEnumerable<LayerSpec> layers, int numStages, Func<Tensor, Tensor, Tensor>? lossFn = null,
         string partitionMethod = "parameters", int activationCheckpointInterval = 0, bool seedLayers = false, int baseSeed = 1234,
-        Func<Func<Tensor, Tensor>, Tensor, Tensor>? activationCheckpointFunc = null)
-        : this(layers, GridFor(numStages), ownsGrid: true, lossFn, partitionMethod, activationCheckpointInterval, seedLayers, baseSeed, activationCheckpointFunc)
+        Func<Func<Tensor, Tensor>, Tensor, Tensor>? activationCheckpointFunc = null, int virtualStages = 1)
+        : this(layers, GridFor(numStages), ownsGrid: true, lossFn, partitionMethod, activationCheckpointInterval, seedLayers, baseSeed, activationCheckpointFunc, virtualStages)
     {
     }
 
     /// <summary>Splits <paramref name="layers"/> over the pipe axis of <paramref name="topology"/> (e.g. a <see cref="PipeModelDataParallelTopology"/>).</summary>
     public PipelineModule(IEnumerable<LayerSpec> layers, ProcessTopology topology, Func<Tensor, Tensor, Tensor>? lossFn = null,
         string partitionMethod = "parameters", int activationCheckpointInterval = 0, bool seedLayers = false, int baseSeed = 1234,
-        Func<Func<Tensor, Tensor>, Tensor, Tensor>? activationCheckpointFunc = null)
-        : this(layers, new PipelineParallelGrid(topology), ownsGrid: true, lossFn, partitionMethod, activationCheckpointInterval, seedLayers, baseSeed, activationCheckpointFunc)
+        Func<Func<Tensor, Tensor>, Tensor, Tensor>? activationCheckpointFunc = null, int virtualStages = 1)
+        : this(layers, new PipelineParallelGrid(topology), ownsGrid: true, lossFn, partitionMethod, activationCheckpointInterval, seedLayers, baseSeed, activationCheckpointFunc, virtualStages)
     {
     }
 
@@ -47,14 +49,14 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
     /// </summary>
     public PipelineModule(IEnumerable<LayerSpec> layers, PipelineParallelGrid grid, Func<Tensor, Tensor, Tensor>? lossFn = null,
         string partitionMethod = "parameters", int activationCheckpointInterval = 0, bool seedLayers = false, int baseSeed = 1234,
-        Func<Func<Tensor, Tensor>, Tensor, Tensor>? activationCheckpointFunc = null)
-        : this(layers, grid, ownsGrid: false, lossFn, partitionMethod, activationCheckpointInterval, seedLayers, baseSeed, activationCheckpointFunc)
+        Func<Func<Tensor, Tensor>, Tensor, Tensor>? activationCheckpointFunc = null, int virtualStages = 1)
+        : this(layers, grid, ownsGrid: false, lossFn, partitionMethod, activationCheckpointInterval, seedLayers, baseSeed, activationCheckpointFunc, virtualStages)
     {
     }
 
     private PipelineModule(IEnumerable<LayerSpec> layers, PipelineParallelGrid grid, bool ownsGrid, Func<Tensor, Tensor, Tensor>? lossFn,
         string partitionMethod, int activationCheckpointInterval, bool seedLayers, int baseSeed,
-        Func<Func<Tensor, Tensor>, Tensor, Tensor>? activationCheckpointFunc) : base(nameof(PipelineModule))
+        Func<Func<Tensor, Tensor>, Tensor, Tensor>? activationCheckpointFunc, int virtualStages) : base(nameof(PipelineModule))
     {
         ArgumentNullException.ThrowIfNull(layers);
         Grid = grid ?? throw new ArgumentNullException(nameof(grid));
@@ -66,8 +68,10 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
             if (Specs.Any(s => s is null)) throw new ArgumentException("the layer list contains null", nameof(layers));
             if (activationCheckpointInterval < 0)
                 throw new ArgumentOutOfRangeException(nameof(activationCheckpointInterval), $"activation_checkpoint_interval must be ≥ 0 (0 = off), got {activationCheckpointInterval}");
-            if (Specs.Count < NumStages)
-                throw new ArgumentException($"{Specs.Count} layers cannot fill {NumStages} pipeline stages: every stage needs at least one layer");
+            if (virtualStages < 1) throw new ArgumentOutOfRangeException(nameof(virtualStages), $"virtual stages per rank must be ≥ 1, got {virtualStages}");
+            VirtualStages = virtualStages;
+            if (Specs.Count < NumStages * virtualStages)
+                throw new ArgumentException($"{Specs.Count} layers cannot fill {NumStages} pipeline stages × {virtualStages} virtual stages: every part needs at least one layer");
             LossFn = lossFn;
             PartitionMethod = partitionMethod;
             ActivationCheckpointInterval = activationCheckpointInterval;
@@ -76,7 +80,7 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
             checkpointFunction = activationCheckpointFunc ?? DeepSpeed.Checkpointing.Checkpoint;
             Parts = Partition(partitionMethod);
             BuildLocalLayers();
-            Tied = new TiedWeights(grid, Specs, Parts, tiedModules);
+            Tied = new TiedWeights(grid, Specs, layer => TiedWeights.StageOf(Parts, layer) % NumStages, tiedModules);
             Tied.Synchronize();
             if (grid.GlobalRank == 0) Log.Info(Describe());
         }
@@ -102,14 +106,28 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
     /// <summary>This rank's stage.</summary>
     public int StageId => Grid.StageId;
 
-    /// <summary>Stage boundaries: stage s owns layers [Parts[s], Parts[s+1]) (DeepSpeed's <c>parts</c>).</summary>
+    /// <summary>
+    /// Virtual stages per rank (Megatron's <c>virtual_pipeline_model_parallel_size</c>; beyond DeepSpeed): with v &gt; 1 the
+    /// layers are split into stages × v parts and rank s holds parts s, s + stages, …, run by the interleaved schedule.
+    /// </summary>
+    public int VirtualStages { get; }
+
+    /// <summary>Part boundaries: part j owns layers [Parts[j], Parts[j+1]) (DeepSpeed's <c>parts</c>); part j is on stage
+    /// j mod stages, as its chunk j / stages.</summary>
     public IReadOnlyList<int> Parts { get; }
 
-    /// <summary>The first layer of this stage.</summary>
+    /// <summary>The first layer of this stage (of its first chunk with virtual stages).</summary>
     public int LocalStart => Parts[StageId];
 
-    /// <summary>One past the last layer of this stage.</summary>
+    /// <summary>One past the last layer of this stage (of its first chunk with virtual stages).</summary>
     public int LocalStop => Parts[StageId + 1];
+
+    /// <summary>The layer range [Start, Stop) of each of this stage's chunks.</summary>
+    public IReadOnlyList<(int Start, int Stop)> LocalRanges =>
+        Enumerable.Range(0, VirtualStages).Select(c => (Parts[c * NumStages + StageId], Parts[c * NumStages + StageId + 1])).ToList();
+
+    /// <summary>The chunk <see cref="forward"/> runs (set by the engine for the interleaved schedule).</summary>
+    internal int ActiveChunk { get; set; }
 
     /// <summary>The loss computed on the last stage from its output and the labels.</summary>
     public Func<Tensor, Tensor, Tensor>? LossFn { get; }
@@ -131,16 +149,17 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
     internal TiedWeights Tied { get; }
 
     /// <summary>This stage's layers: their index in the pipeline and the module computing them (a tied layer's shared module).</summary>
-    public IEnumerable<(int Index, nn.Module Module)> LocalLayers() => local.Select(l => (l.Index, l.Module));
+    public IEnumerable<(int Index, nn.Module Module)> LocalLayers() => chunks.SelectMany(c => c).Select(l => (l.Index, l.Module));
 
     /// <summary>This stage's tied modules by key.</summary>
     internal IReadOnlyDictionary<string, nn.Module> TiedModules => tiedModules;
 
-    /// <summary>Runs this stage's layers, in segments of <see cref="ActivationCheckpointInterval"/> layers when set (and training).</summary>
+    /// <summary>Runs this stage's layers (of its active chunk), in segments of <see cref="ActivationCheckpointInterval"/> layers when set (and training).</summary>
     public override Tensor forward(Tensor input)
     {
         microOffset++;
-        if (ActivationCheckpointInterval == 0 || !training) return Run(0, local.Count, input);
+        var local = chunks[ActiveChunk];
+        if (ActivationCheckpointInterval == 0 || !training) return Run(local, 0, local.Count, input);
         var x = input;
         for (int start = 0; start < local.Count; start += ActivationCheckpointInterval)
         {
@@ -148,13 +167,13 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
             // As DeepSpeed: segments without parameters are not worth checkpointing. Nor is a segment whose input carries no
             // gradient (e.g. token ids into the embedding): a recomputed segment returns gradients only through its input.
             x = local.Skip(from).Take(to - from).Any(l => l.HasParameters) && x.requires_grad
-                ? checkpointFunction(y => Run(from, to, y), x)
-                : Run(from, to, x);
+                ? checkpointFunction(y => Run(local, from, to, y), x)
+                : Run(local, from, to, x);
         }
         return x;
     }
 
-    private Tensor Run(int from, int to, Tensor x)
+    private Tensor Run(List<LocalLayer> local, int from, int to, Tensor x)
     {
         for (int i = from; i < to; i++)
         {
@@ -168,11 +187,12 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
     /// <summary>The partition, one line per stage with its layers (printed at start on rank 0).</summary>
     public string Describe()
     {
-        var lines = new List<string> { $"pipeline partition ({PartitionMethod}) of {Specs.Count} layers over {NumStages} stages:" };
-        for (int s = 0; s < NumStages; s++)
+        var lines = new List<string> { $"pipeline partition ({PartitionMethod}) of {Specs.Count} layers over {NumStages} stages" +
+                                         (VirtualStages > 1 ? $" × {VirtualStages} virtual stages:" : ":") };
+        for (int j = 0; j < Parts.Count - 1; j++)
         {
-            lines.Add($"stage={s} layers={Parts[s + 1] - Parts[s]}");
-            for (int i = Parts[s]; i < Parts[s + 1]; i++) lines.Add($"    {i,2}: {Specs[i].TypeName}");
+            lines.Add($"stage={j % NumStages}{(VirtualStages > 1 ? $" chunk={j / NumStages}" : "")} layers={Parts[j + 1] - Parts[j]}");
+            for (int i = Parts[j]; i < Parts[j + 1]; i++) lines.Add($"    {i,2}: {Specs[i].TypeName}");
         }
         if (LossFn != null) lines.Add($"  loss: {LossFn.Method.Name}");
         return string.Join('\n', lines);
@@ -184,17 +204,27 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
         string m = method.ToLowerInvariant();
         var counts = m == "parameters" ? Specs.Select(s => s.TrainableParameterCount).ToArray() : new long[Specs.Count];
         var types = m.StartsWith("type:", StringComparison.Ordinal) ? Specs.Select(s => s.TypeName).ToArray() : new string[Specs.Count];
-        var parts = LayerPartition.Compute(method, counts, types, NumStages);
-        for (int s = 0; s < NumStages; s++)
-            if (parts[s + 1] <= parts[s])
-                throw new ArgumentException($"partition method '{method}' leaves stage {s} without layers (boundaries [{string.Join(", ", parts)}]); " +
+        var parts = LayerPartition.Compute(method, counts, types, NumStages * VirtualStages);
+        for (int j = 0; j < parts.Length - 1; j++)
+            if (parts[j + 1] <= parts[j])
+                throw new ArgumentException($"partition method '{method}' leaves part {j} (stage {j % NumStages}) without layers (boundaries [{string.Join(", ", parts)}]); " +
                                             "use fewer stages or the 'uniform' method");
         return parts;
     }
 
     private void BuildLocalLayers()
     {
-        for (int i = LocalStart; i < LocalStop; i++)
+        foreach (var (start, stop) in LocalRanges)
+        {
+            var local = new List<LocalLayer>();
+            chunks.Add(local);
+            for (int i = start; i < stop; i++) BuildLayer(i, local);
+        }
+        if (tiedModules.Count > 0) register_module("tied_modules", new TiedModuleContainer(tiedModules));
+    }
+
+    private void BuildLayer(int i, List<LocalLayer> local)
+    {
         {
             if (SeedLayers) manual_seed(BaseSeed + i);
             var spec = Specs[i];
@@ -204,16 +234,15 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
                     tiedModules[tied.Key] = shared = tied.Build();
                 var module = (nn.Module<Tensor, Tensor>)shared;
                 var fn = tied.ForwardFn;
-                local.Add((i, fn == null ? x => module.call(x) : x => fn(module, x), module.parameters().Any(), module));
+                local.Add(new LocalLayer(i, fn == null ? x => module.call(x) : x => fn(module, x), module.parameters().Any(), module));
             }
             else
             {
                 var module = spec.Build();
                 register_module(i.ToString(System.Globalization.CultureInfo.InvariantCulture), module);
-                local.Add((i, x => module.call(x), module.parameters().Any(), module));
+                local.Add(new LocalLayer(i, x => module.call(x), module.parameters().Any(), module));
             }
         }
-        if (tiedModules.Count > 0) register_module("tied_modules", new TiedModuleContainer(tiedModules));
     }
 
     private static PipelineParallelGrid GridFor(int numStages)

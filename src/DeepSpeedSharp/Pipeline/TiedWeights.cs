@@ -24,9 +24,9 @@ internal sealed class TiedWeights : IDisposable
 
     /// <param name="grid">The topology.</param>
     /// <param name="specs">Every layer of the pipeline.</param>
-    /// <param name="parts">Stage boundaries: stage s owns layers [parts[s], parts[s+1]).</param>
+    /// <param name="stageOf">The stage holding a layer.</param>
     /// <param name="localModules">This stage's tied modules by key.</param>
-    public TiedWeights(PipelineParallelGrid grid, IReadOnlyList<LayerSpec> specs, IReadOnlyList<int> parts,
+    public TiedWeights(PipelineParallelGrid grid, IReadOnlyList<LayerSpec> specs, Func<int, int> stageOf,
         IReadOnlyDictionary<string, nn.Module> localModules)
     {
         if (grid.PipeParallelSize == 1) return; // one stage holds every copy: nothing to share
@@ -36,7 +36,7 @@ internal sealed class TiedWeights : IDisposable
             foreach (var key in specs.OfType<TiedLayerSpec>().Select(s => s.Key).Distinct().Order(StringComparer.Ordinal))
             {
                 var stages = specs.Select((s, i) => (s, i)).Where(x => x.s is TiedLayerSpec t && t.Key == key)
-                    .Select(x => StageOf(parts, x.i)).Distinct().Order().ToArray();
+                    .Select(x => stageOf(x.i)).Distinct().Order().ToArray();
                 if (stages.Length < 2) continue;
                 var attributes = specs.OfType<TiedLayerSpec>().First(t => t.Key == key).TiedWeightAttributes;
                 // One group per (data, tensor) coordinate, created in the same order on every rank.
@@ -130,7 +130,7 @@ internal sealed class TiedWeights : IDisposable
                                               $"(its parameters: {string.Join(", ", byName.Keys)})");
     }
 
-    /// <summary>The stage owning layer <paramref name="layer"/>.</summary>
+    /// <summary>The part owning layer <paramref name="layer"/> (parts[j] ≤ layer &lt; parts[j + 1]).</summary>
     public static int StageOf(IReadOnlyList<int> parts, int layer)
     {
         for (int s = 0; s < parts.Count - 1; s++)

@@ -48,6 +48,9 @@ internal interface ITrainingStrategy : IDisposable
     /// (ZeRO-2's reduce-scatter, fp32 gradient accumulation); false when they accumulate in the parameters until the boundary.</summary>
     bool DrainsGradientsEveryMicroStep => false;
 
+    /// <summary>True when <see cref="AfterBackward"/> communicates after every micro-step (ZeRO-2's reduce-scatter).</summary>
+    bool ReducesEveryMicroStep => false;
+
     /// <summary>Called after every micro-step's backward; <paramref name="isBoundary"/> marks the last one of a step.</summary>
     void AfterBackward(bool isBoundary);
 

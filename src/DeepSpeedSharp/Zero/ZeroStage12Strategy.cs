@@ -110,6 +110,8 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
 
     public bool DrainsGradientsEveryMicroStep => stage == 2 || fp32Accum is not null;
 
+    public bool ReducesEveryMicroStep => stage == 2;
+
     public void AfterBackward(bool isBoundary)
     {
         if (fp32Accum is not null) AccumulateLocally();

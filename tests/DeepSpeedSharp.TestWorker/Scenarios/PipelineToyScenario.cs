@@ -13,7 +13,7 @@ namespace DeepSpeedSharp.TestWorker.Scenarios;
 /// Trains <see cref="PipelineToy"/> as a <see cref="PipelineModule"/> on a pipe × tensor × data grid with
 /// <see cref="PipelineEngine.TrainBatch"/>, then evaluates one batch with <c>bcastLoss</c> true and false. Args:
 /// <c>--pp P --tp T --stage S --steps N --gas G --mb M --blocks B --tied 0|1 --clip C --lr LR --interval K
-/// --config-interval K (pipeline.activation_checkpoint_interval) --partition METHOD --bf16 0|1 --pipe-partitioned 0|1 --out FILE [--save-at K --save-dir DIR] [--resume DIR]</c>. Global rank 0 writes one JSON line per step
+/// --virtual V --config-interval K (pipeline.activation_checkpoint_interval) --partition METHOD --bf16 0|1 --pipe-partitioned 0|1 --out FILE [--save-at K --save-dir DIR] [--resume DIR]</c>. Global rank 0 writes one JSON line per step
 /// {step, loss, norm} to FILE; every rank writes FILE.evalR: {rank, stage, bcast, noBcast, bcastBytes, noBcastBytes}
 /// and prints what Forward() says on a pipeline engine.
 /// </summary>
@@ -33,7 +33,8 @@ public sealed class PipelineToyScenario : IScenario
         Dist.Initialize();
         using var grid = PipelineParallelGrid.Create(pp, tp);
         using var module = new PipelineModule(PipelineToy.Layers(blocks, tied, grid), grid, PipelineToy.Loss,
-            partitionMethod: S("partition", "parameters"), activationCheckpointInterval: I("interval", 0), seedLayers: true, baseSeed: PipelineToy.BaseSeed);
+            partitionMethod: S("partition", "parameters"), activationCheckpointInterval: I("interval", 0), seedLayers: true, baseSeed: PipelineToy.BaseSeed,
+            virtualStages: I("virtual", 1));
         string config = $$"""
             { "train_micro_batch_size_per_gpu": {{mb}}, "gradient_accumulation_steps": {{gas}}, "steps_per_print": 1000,
               "gradient_clipping": {{S("clip", "0")}},

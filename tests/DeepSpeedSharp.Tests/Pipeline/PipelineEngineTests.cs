@@ -54,13 +54,18 @@ public class PipelineEngineTests(ITestOutputHelper output)
     [InlineData(2, 2, 1, 0, "--partition type:ToyBlock", 1e-5)]
     [InlineData(4, 2, 2, 0, "--pipe-partitioned 0", 1e-5)]               // whole tensors between stages (sequence parallelism's setting)
     [InlineData(4, 2, 1, 1, "--bf16 1", 2e-2)]                           // BF16 optimizer: fp32 master weights and gradient accumulation
+    [InlineData(2, 2, 1, 0, "--virtual 2", 1e-5)]                        // interleaved schedule, 2 virtual stages per rank (beyond DeepSpeed)
+    [InlineData(4, 4, 1, 1, "--virtual 2 --blocks 6", 1e-5)]             // 4 stages × 2 virtual stages
+    [InlineData(4, 2, 1, 2, "--virtual 2", 1e-5)]                        // interleaved with data parallelism and ZeRO-2
     public void OptionsMatchThePlainUnsplitModel(int ranks, int pp, int tp, int stage, string flags, double tolerance) =>
         Check(ranks, pp, tp, stage, tied: true, flags, tolerance);
 
     private void Check(int ranks, int pp, int tp, int stage, bool tied, string flags, double tolerance)
     {
         int dp = ranks / (pp * tp);
-        var (reference, referenceEval) = PipelineToy.PlainReference(Blocks, tied, Steps, dp, Gas, Mb, Clip, Lr);
+        var words = flags.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        int blocks = Array.IndexOf(words, "--blocks") is var at and >= 0 ? int.Parse(words[at + 1]) : Blocks;
+        var (reference, referenceEval) = PipelineToy.PlainReference(blocks, tied, Steps, dp, Gas, Mb, Clip, Lr);
         Assert.True(reference.Count(r => r.Norm > Clip) >= Steps / 2, $"the clip must act on most steps, so that the norm over all stages matters; norms {string.Join(", ", reference.Select(r => r.Norm))}");
         var (run, evals, stdout) = Run(ranks, $"--pp {pp} --tp {tp} --stage {stage} --tied {(tied ? 1 : 0)} {flags}");
         Assert.Equal(Steps, run.Count);

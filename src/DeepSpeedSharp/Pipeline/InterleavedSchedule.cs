@@ -1,0 +1,97 @@
+namespace DeepSpeedSharp.Pipeline;
+
+/// <summary>
+/// The interleaved 1F1B schedule with virtual stages (Megatron-LM's <c>forward_backward_pipelining_with_interleaving</c>;
+/// beyond DeepSpeed): the model is split into stages × v parts, stage s holding parts s, s + stages, … as its chunks
+/// 0 … v − 1. A stage runs a warm-up of forward passes, then alternates one forward and one backward, then the remaining
+/// backwards; the bubble shrinks from (p − 1) / (m + p − 1) to about (p − 1) / (v·m + p − 1) at the price of v times as
+/// many stage-to-stage messages. Virtual micro-batch k is micro-batch (k div (p·v))·p + k mod p of chunk
+/// (k mod (p·v)) div p (forward; the backward order visits the chunks in reverse). Micro-batches must be a multiple of
+/// the stages. Each step is one forward or backward pass with its receive before and its send after; activations
+/// always go to the next stage (the last stage's chunk c to the first stage's chunk c + 1) and gradients to the previous.
+/// </summary>
+public sealed class InterleavedSchedule : PipeSchedule
+{
+    /// <param name="microBatches">Micro-batches in one batch (a multiple of <paramref name="stages"/>).</param>
+    /// <param name="stages">Pipeline stages.</param>
+    /// <param name="stageId">The stage that executes this schedule.</param>
+    /// <param name="chunks">Virtual stages (model chunks) per stage.</param>
+    /// <param name="forwardOnly">Forward passes only (evaluation).</param>
+    public InterleavedSchedule(int microBatches, int stages, int stageId, int chunks, bool forwardOnly = false)
+        : base(microBatches, stages, stageId)
+    {
+        if (chunks < 1) throw new ArgumentOutOfRangeException(nameof(chunks), $"virtual stages must be ≥ 1, got {chunks}");
+        if (microBatches % stages != 0)
+            throw new ArgumentException($"the interleaved schedule needs the micro-batches (gradient_accumulation_steps {microBatches}) to be a multiple of the pipeline stages ({stages})");
+        Chunks = chunks;
+        ForwardOnly = forwardOnly;
+    }
+
+    /// <summary>Virtual stages per stage.</summary>
+    public int Chunks { get; }
+
+    /// <summary>True for an evaluation schedule.</summary>
+    public bool ForwardOnly { get; }
+
+    /// <summary>Forward (and backward) passes this stage runs per batch: micro-batches × chunks.</summary>
+    public int Passes => MicroBatches * Chunks;
+
+    /// <summary>True when chunk <paramref name="chunk"/> of this stage is the model's first part (it reads the inputs).</summary>
+    public bool IsFirstPart(int chunk) => StageId == 0 && chunk == 0;
+
+    /// <summary>True when chunk <paramref name="chunk"/> of this stage is the model's last part (it computes the loss).</summary>
+    public bool IsLastPart(int chunk) => StageId == Stages - 1 && chunk == Chunks - 1;
+
+    /// <summary>Forward passes before the first backward on this stage.</summary>
+    public int WarmupPasses => ForwardOnly || MicroBatches == Stages ? Passes : Math.Min(Passes, (Stages - StageId - 1) * 2 + (Chunks - 1) * Stages);
+
+    /// <summary>The chunk and micro-batch of virtual micro-batch <paramref name="k"/>.</summary>
+    public (int Chunk, int MicroBatch) At(int k, bool forward)
+    {
+        int group = Stages * Chunks, chunk = k % group / Stages;
+        return (forward ? chunk : Chunks - 1 - chunk, k / group * Stages + k % Stages);
+    }
+
+    /// <inheritdoc/>
+    public override IEnumerable<IReadOnlyList<PipeInstruction>> Steps()
+    {
+        int warmup = WarmupPasses, steady = Passes - warmup;
+        var steps = new List<List<PipeInstruction>>();
+        for (int k = 0; k < warmup; k++) steps.Add(Forward(k));
+        for (int k = 0; k < steady; k++)
+        {
+            steps.Add(Forward(k + warmup));
+            if (!ForwardOnly) steps.Add(Backward(k));
+        }
+        if (!ForwardOnly)
+        {
+            for (int k = steady; k < Passes; k++) steps.Add(Backward(k));
+            steps[^1].AddRange([new ReduceTiedGrads(), new ReduceGrads(), new OptimizerStep()]);
+        }
+        return steps;
+    }
+
+    /// <summary>Buffers: one per micro-batch and chunk.</summary>
+    public override int NumPipeBuffers() => MicroBatches;
+
+    private List<PipeInstruction> Forward(int k)
+    {
+        var (chunk, mb) = At(k, forward: true);
+        var cmds = new List<PipeInstruction>();
+        if (IsFirstPart(chunk) || IsLastPart(chunk)) cmds.Add(new LoadMicroBatch(mb, chunk));
+        if (!IsFirstPart(chunk)) cmds.Add(new RecvActivation(mb, chunk));
+        cmds.Add(new ForwardPass(mb, chunk));
+        if (!IsLastPart(chunk)) cmds.Add(new SendActivation(mb, chunk));
+        return cmds;
+    }
+
+    private List<PipeInstruction> Backward(int k)
+    {
+        var (chunk, mb) = At(k, forward: false);
+        var cmds = new List<PipeInstruction>();
+        if (!IsLastPart(chunk)) cmds.Add(new RecvGrad(mb, chunk));
+        cmds.Add(new BackwardPass(mb, chunk));
+        if (!IsFirstPart(chunk)) cmds.Add(new SendGrad(mb, chunk));
+        return cmds;
+    }
+}
