@@ -67,22 +67,10 @@ public sealed class GptPipeline
     }
 
     /// <summary>
-    /// One optimizer step: gradient_accumulation_steps micro-batches through the pipeline — the same micro-batches the
-    /// sample's loop without pipeline parallelism takes at <paramref name="step"/> on this data-parallel rank, read by
-    /// the first stage (inputs) and the last (targets). Returns the loss averaged over the global batch, on every rank.
+    /// One optimizer step: <c>TrainBatch</c> over the micro-batches the sample's loop without pipeline parallelism takes
+    /// at <paramref name="step"/> on this data-parallel rank. Returns the loss averaged over the global batch, on every rank.
     /// </summary>
-    public double TrainStep(long step, BatchSampler sampler)
-    {
-        bool reads = Engine.IsFirstStage() || Engine.IsLastStage();
-        return Engine.TrainBatch(reads ? MicroBatches(sampler, step) : null);
-    }
-
-    private IEnumerator<(Tensor Inputs, Tensor Labels)> MicroBatches(BatchSampler sampler, long step)
-    {
-        int dpRank = Engine.GetDataParallelRank(), gas = Engine.GradientAccumulationSteps, mb = Engine.TrainMicroBatchSizePerGpu;
-        for (int micro = 0; micro < gas; micro++)
-            yield return sampler.MicroBatch(step, dpRank, micro, mb, gas, Engine.TrainBatchSize);
-    }
+    public double TrainStep(long step, BatchSampler sampler) => PipelineSteps.TrainStep(Engine, sampler, step);
 
     /// <summary>
     /// <c>--save-weights</c>: collects every stage's weights on rank 0 and saves them there with <see cref="GptModel"/>'s
