@@ -24,13 +24,20 @@ public sealed class GptOptions
     public string? SaveDir { get; private set; }
     public int SaveEvery { get; private set; }
     public string? Resume { get; private set; }
+    /// <summary>
+    /// <c>--pipeline-model-parallel-size P</c> (default 1): P &gt; 1 splits the model into P pipeline stages (embedding,
+    /// blocks, head as pipeline layers; see <see cref="GptPipeline"/>) trained with <c>TrainBatch</c>; the number of
+    /// ranks divided by P is the data-parallel size. Every stage starts from the weights of the whole model built from
+    /// --seed (and --init-weights).
+    /// </summary>
+    public int PipelineModelParallelSize { get; private set; } = 1;
 
     private static readonly string[] Known =
     {
         "--vocab", "--d-model", "--layers", "--heads", "--seq", "--dropout", "--deepspeed_config", "--deepspeed",
         "--steps", "--seed", "--micro-batch", "--init-weights", "--save-weights", "--data", "--data-order",
         "--loss-log", "--local_rank", "--warmup-steps", "--zero-init", "--checkpoint-activations",
-        "--save-dir", "--save-every", "--resume",
+        "--save-dir", "--save-every", "--resume", "--pipeline-model-parallel-size",
     };
 
     /// <summary>Parses <c>--name value</c> and <c>--name=value</c> forms.</summary>
@@ -86,12 +93,27 @@ public sealed class GptOptions
                 case "--save-dir": o.SaveDir = Value(); break;
                 case "--save-every": o.SaveEvery = Int(name, Value(), min: 0); break;
                 case "--resume": o.Resume = Value(); break;
+                case "--pipeline-model-parallel-size": o.PipelineModelParallelSize = Int(name, Value()); break;
             }
         }
         m.Validate();
         if (o.SaveEvery > 0 && o.SaveDir == null) throw new ArgumentException("--save-every needs --save-dir DIR");
         o.Model = m;
+        o.RequireAvailableWithPipeline();
         return o;
+    }
+
+    /// <summary>Throws for the options that do not work with <c>--pipeline-model-parallel-size</c> &gt; 1 (yet).</summary>
+    private void RequireAvailableWithPipeline()
+    {
+        int p = PipelineModelParallelSize;
+        if (p == 1) return;
+        if (SaveDir != null || Resume != null)
+            throw new ArgumentException($"--save-dir/--resume: engine checkpoints are not available with --pipeline-model-parallel-size {p} yet; use 1, or --save-weights FILE");
+        if (ZeroInit)
+            throw new ArgumentException($"--zero-init builds a ZeRO stage 3 model, which pipeline parallelism does not support (--pipeline-model-parallel-size {p}); drop --zero-init or use 1");
+        if (Model.Layers + 2 < p)
+            throw new ArgumentException($"--pipeline-model-parallel-size {p} needs at least {p} pipeline layers, but --layers {Model.Layers} gives {Model.Layers + 2} (embedding, blocks, head)");
     }
 
     private static int Int(string name, string value, int min = 1)

@@ -1,4 +1,4 @@
-using DeepSpeedSharp.Training;
+using DeepSpeedSharp.Engine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -14,6 +14,8 @@ namespace DeepSpeedSharp.Samples.Gpt;
 /// <summary>
 /// The sample's training loop, written the way a TorchSharp user adopts the engine: build the model, call
 /// <c>DeepSpeed.Initialize</c>, then <c>engine.Forward</c> / <c>engine.Backward(loss)</c> / <c>engine.Step()</c>.
+/// With <c>--pipeline-model-parallel-size</c> &gt; 1 the model is split into pipeline stages instead and each step is one
+/// <c>TrainBatch</c> over the same micro-batches (<see cref="GptPipeline"/>).
 /// </summary>
 public sealed class Trainer
 {
@@ -42,13 +44,25 @@ public sealed class Trainer
         Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer>? optimizerFactory = config.Optimizer == null
             ? ps => optim.AdamW(ps, lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.01)
             : null;
-        if (options.CheckpointActivations > 0)
+        DeepSpeedEngine engine;
+        GptPipeline? pipeline = null;
+        if (options.PipelineModelParallelSize > 1)
         {
-            DeepSpeed.Checkpointing.Configure(null, config);
-            model.CheckpointInterval = options.CheckpointActivations;
+            // Pipeline parallelism: each stage takes its layers' weights from the whole model, which is then dropped.
+            pipeline = GptPipeline.Initialize(options, model, config, optimizerFactory);
+            engine = pipeline.Engine;
+            model.Dispose();
         }
-        var (engine, _, _) = DeepSpeed.Initialize(model, config: config, optimizerFactory: optimizerFactory,
-            trainMicroBatchSizePerGpu: options.MicroBatch, seed: options.Seed);
+        else
+        {
+            if (options.CheckpointActivations > 0)
+            {
+                DeepSpeed.Checkpointing.Configure(null, config);
+                model.CheckpointInterval = options.CheckpointActivations;
+            }
+            engine = DeepSpeed.Initialize(model, config: config, optimizerFactory: optimizerFactory,
+                trainMicroBatchSizePerGpu: options.MicroBatch, seed: options.Seed).Engine;
+        }
         // The attention's q·kᵀ and att·v are functional matmuls: tell the flops profiler (if enabled) how to count them.
         engine.FlopsProfiler?.AddCounter<CausalSelfAttention>((_, x, _) => Profiling.FlopsFormulas.SelfAttentionCore(x.shape[0], x.shape[1], x.shape[2], options.Model.Heads));
 
@@ -56,11 +70,12 @@ public sealed class Trainer
             ? TokenCorpus.FromFile(options.Data, options.Model.Vocab)
             : TokenCorpus.Synthetic(options.Model.Vocab, 1 << 20, options.Seed);
         var sampler = new BatchSampler(corpus, options.Model.Seq, options.SequentialData, options.Seed);
-        int rank = engine.GlobalRank, dpRank = engine.DataParallelRank, gas = engine.GradientAccumulationSteps, mb = engine.TrainMicroBatchSizePerGpu;
+        int rank = engine.GlobalRank;
         long tokensPerStep = (long)engine.TrainBatchSize * options.Model.Seq;
         if (rank == 0)
             Console.WriteLine($"gpt: {parameterCount} parameters, data {corpus.Description}, " +
-                              $"global batch {engine.TrainBatchSize} × seq {options.Model.Seq}");
+                              $"global batch {engine.TrainBatchSize} × seq {options.Model.Seq}" +
+                              (pipeline == null ? "" : $", pipeline {options.PipelineModelParallelSize} stages × data {engine.DataParallelWorldSize}"));
 
         using var lossLog = options.LossLog != null && rank == 0 ? new StreamWriter(options.LossLog) : null;
         var stepTimes = new List<double>();
@@ -71,19 +86,7 @@ public sealed class Trainer
         for (long step = checkpoints.Resume(); step < options.Steps; step++)
         {
             var clock = Stopwatch.StartNew();
-            double lossSum = 0;
-            for (int micro = 0; micro < gas; micro++)
-            {
-                using var scope = NewDisposeScope();
-                var (input, target) = sampler.MicroBatch(step, dpRank, micro, mb, gas, engine.TrainBatchSize);
-                var logits = engine.Forward(input);
-                // The loss in fp32 even when the model computes in bf16/fp16 (the engine casts the model, not your loss).
-                var loss = nn.functional.cross_entropy(logits.to(ScalarType.Float32).view(-1, options.Model.Vocab), target.view(-1));
-                lossSum += loss.item<float>();
-                engine.Backward(loss);
-                engine.Step();
-            }
-            double stepLoss = lastLoss = Shared.SampleReport.MeanOverDataParallelRanks(engine, lossSum / gas);
+            double stepLoss = lastLoss = pipeline?.TrainStep(step, sampler) ?? TrainStep(engine, sampler, step);
             stepTimes.Add(clock.Elapsed.TotalSeconds);
             double lr = engine.GetLr().FirstOrDefault();
             if (rank == 0)
@@ -94,10 +97,34 @@ public sealed class Trainer
             checkpoints.AfterStep(step + 1);
         }
         checkpoints.AtEnd();
-        if (options.SaveWeights != null && rank == 0) ModuleWeights.Save(model, options.SaveWeights);
+        if (options.SaveWeights != null && pipeline != null) pipeline.SaveWeights(options.SaveWeights);
+        else if (options.SaveWeights != null && rank == 0) ModuleWeights.Save(model, options.SaveWeights);
         display?.Dispose();
         if (rank == 0) Shared.SampleReport.PrintSummary("gpt", engine, stepTimes, options.WarmupSteps, tokensPerStep, options.CheckpointActivations);
-        Shared.SampleReport.PrintMachineSummary("gpt", engine, stepTimes, options.WarmupSteps, tokensPerStep, lastLoss);
+        Shared.SampleReport.PrintMachineSummary("gpt", engine, stepTimes, options.WarmupSteps, tokensPerStep, lastLoss,
+            pipeline == null ? null : new Dictionary<string, object?> { ["pipeline_parallel_size"] = options.PipelineModelParallelSize });
         return 0;
+    }
+
+    /// <summary>
+    /// One optimizer step without pipeline parallelism: forward, backward and step for each of the gradient_accumulation_steps
+    /// micro-batches of this data-parallel rank. Returns the loss averaged over the global batch.
+    /// </summary>
+    private double TrainStep(DeepSpeedEngine engine, BatchSampler sampler, long step)
+    {
+        int dpRank = engine.DataParallelRank, gas = engine.GradientAccumulationSteps, mb = engine.TrainMicroBatchSizePerGpu;
+        double lossSum = 0;
+        for (int micro = 0; micro < gas; micro++)
+        {
+            using var scope = NewDisposeScope();
+            var (input, target) = sampler.MicroBatch(step, dpRank, micro, mb, gas, engine.TrainBatchSize);
+            var logits = engine.Forward(input);
+            // The loss in fp32 even when the model computes in bf16/fp16 (the engine casts the model, not your loss).
+            var loss = nn.functional.cross_entropy(logits.to(ScalarType.Float32).view(-1, options.Model.Vocab), target.view(-1));
+            lossSum += loss.item<float>();
+            engine.Backward(loss);
+            engine.Step();
+        }
+        return Shared.SampleReport.MeanOverDataParallelRanks(engine, lossSum / gas);
     }
 }

@@ -48,7 +48,11 @@ public sealed class LlamaOptions
     public int TensorModelParallelSize { get; private set; } = 1;
     /// <summary><c>--sequence-parallel</c>: Megatron's sequence parallelism (needs tensor parallelism).</summary>
     public bool SequenceParallel { get; private set; }
-    /// <summary><c>--pipeline-model-parallel-size N</c> (default 1).</summary>
+    /// <summary>
+    /// <c>--pipeline-model-parallel-size N</c> (default 1): N &gt; 1 splits the model into N pipeline stages (embedding,
+    /// blocks, head as pipeline layers; see <see cref="LlamaPipeline"/>) trained with <c>TrainBatch</c>; it composes with
+    /// <c>--tensor-model-parallel-size</c> on one <c>PipelineParallelGrid.Create(N, T)</c>.
+    /// </summary>
     public int PipelineModelParallelSize { get; private set; } = 1;
 
     private static readonly string[] Known =
@@ -137,7 +141,8 @@ public sealed class LlamaOptions
     /// <summary>
     /// Throws when the parallel flags cannot work together: <c>--sequence-parallel</c> needs
     /// <c>--tensor-model-parallel-size</c> &gt; 1 and a sequence length it divides, the tensor size must divide the heads
-    /// and kv heads; pipeline parallelism (<c>--pipeline-model-parallel-size</c> &gt; 1) is not in this sample yet.
+    /// and kv heads; with pipeline stages (<c>--pipeline-model-parallel-size</c> &gt; 1) engine checkpoints are not
+    /// available yet, --save-weights needs one tensor rank, and every stage needs a layer.
     /// </summary>
     public void RequireAvailableParallelism()
     {
@@ -150,8 +155,14 @@ public sealed class LlamaOptions
             throw new ArgumentException($"--tensor-model-parallel-size {tp} must divide --heads {Model.Heads} and --kv-heads {Model.KvHeads}");
         if (Model.FfnHiddenSize % tp != 0)
             throw new ArgumentException($"--tensor-model-parallel-size {tp} must divide --ffn-hidden {Model.FfnHiddenSize}");
-        if (PipelineModelParallelSize > 1)
-            throw new ArgumentException($"--pipeline-model-parallel-size {PipelineModelParallelSize}: pipeline parallelism is not available yet");
+        int pp = PipelineModelParallelSize;
+        if (pp == 1) return;
+        if (SaveDir != null || Resume != null)
+            throw new ArgumentException($"--save-dir/--resume: engine checkpoints are not available with --pipeline-model-parallel-size {pp} yet; use 1, or --save-weights FILE");
+        if (SaveWeights != null && tp > 1)
+            throw new ArgumentException($"--save-weights is not available with both --pipeline-model-parallel-size {pp} and --tensor-model-parallel-size {tp}; use one of them");
+        if (Model.Layers + 2 < pp)
+            throw new ArgumentException($"--pipeline-model-parallel-size {pp} needs at least {pp} pipeline layers, but --layers {Model.Layers} gives {Model.Layers + 2} (embedding, blocks, head)");
     }
 
     private static int Int(string name, string value, int min = 1)

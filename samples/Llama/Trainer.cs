@@ -16,7 +16,9 @@ namespace DeepSpeedSharp.Samples.Llama;
 /// <summary>
 /// The sample's training loop: tokenise the text, lay the ranks out on a <see cref="PipelineParallelGrid"/>, build
 /// the model through <see cref="LlamaLayers"/>, call <c>DeepSpeed.Initialize</c> with the grid as its mpu, then
-/// <c>engine.Forward</c> / <c>engine.Backward(loss)</c> / <c>engine.Step()</c> for every micro-step.
+/// <c>engine.Forward</c> / <c>engine.Backward(loss)</c> / <c>engine.Step()</c> for every micro-step. With
+/// <c>--pipeline-model-parallel-size</c> &gt; 1 the model is split into pipeline stages on the same grid instead and each
+/// step is one <c>TrainBatch</c> over the same micro-batches (<see cref="LlamaPipeline"/>).
 /// </summary>
 public sealed class Trainer
 {
@@ -41,6 +43,9 @@ public sealed class Trainer
         shape.Validate();
 
         Comm.Dist.Initialize();
+        int world = Comm.Dist.WorldSize, pp = options.PipelineModelParallelSize, tp = options.TensorModelParallelSize;
+        if (world % (pp * tp) != 0)
+            throw new ArgumentException($"--pipeline-model-parallel-size {pp} × --tensor-model-parallel-size {tp} must divide the number of ranks {world} (the rest is data parallelism)");
         using var grid = PipelineParallelGrid.Create(options.PipelineModelParallelSize, options.TensorModelParallelSize);
         var layers = new LlamaLayers(grid, options.SequenceParallel);
         if (layers.TensorParallelSize > 1)
@@ -58,22 +63,35 @@ public sealed class Trainer
         Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer>? optimizerFactory = config.Optimizer == null
             ? ps => optim.AdamW(ps, lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.01)
             : null;
-        if (options.CheckpointActivations > 0)
+        DeepSpeedEngine engine;
+        LlamaPipeline? pipeline = null;
+        if (pp > 1)
         {
-            DeepSpeed.Checkpointing.Configure(grid, config);
-            model.CheckpointInterval = options.CheckpointActivations;
+            // Pipeline parallelism: each stage takes its layers' weights from the whole model, which is then dropped.
+            pipeline = LlamaPipeline.Initialize(options, shape, layers, grid, model, config, optimizerFactory);
+            engine = pipeline.Engine;
+            model.Dispose();
         }
-        var (engine, _, _) = DeepSpeed.Initialize(model, config: config, optimizerFactory: optimizerFactory,
-            trainMicroBatchSizePerGpu: options.MicroBatch, mpu: grid, seed: options.Seed);
+        else
+        {
+            if (options.CheckpointActivations > 0)
+            {
+                DeepSpeed.Checkpointing.Configure(grid, config);
+                model.CheckpointInterval = options.CheckpointActivations;
+            }
+            engine = DeepSpeed.Initialize(model, config: config, optimizerFactory: optimizerFactory,
+                trainMicroBatchSizePerGpu: options.MicroBatch, mpu: grid, seed: options.Seed).Engine;
+        }
         AddFlopsCounters(engine);
 
         var sampler = new BatchSampler(corpus.Tokens, shape.Seq, options.SequentialData, options.Seed);
-        int rank = engine.GlobalRank, dpRank = grid.GetDataParallelRank(), gas = engine.GradientAccumulationSteps, mb = engine.TrainMicroBatchSizePerGpu;
+        int rank = engine.GlobalRank, gas = engine.GradientAccumulationSteps, mb = engine.TrainMicroBatchSizePerGpu;
         long tokensPerStep = (long)engine.TrainBatchSize * shape.Seq;
         if (rank == 0)
             Console.WriteLine($"llama: {shape.ParameterCount} parameters (d {shape.DModel}, {shape.Layers} layers, {shape.Heads} heads, " +
                               $"{shape.KvHeads} kv heads, ffn {shape.FfnHiddenSize}, vocab {shape.Vocab}), data {corpus.Description}, " +
-                              $"global batch {engine.TrainBatchSize} (micro {mb} × gas {gas} × dp {grid.DataParallelSize}) × seq {shape.Seq}");
+                              $"global batch {engine.TrainBatchSize} (micro {mb} × gas {gas} × dp {grid.DataParallelSize}) × seq {shape.Seq}" +
+                              (pp > 1 ? $", pipeline {pp} stages × tensor {tp} × data {grid.DataParallelSize}" : ""));
 
         using var lossLog = options.LossLog != null && rank == 0 ? new StreamWriter(options.LossLog) : null;
         var stepTimes = new List<double>();
@@ -84,17 +102,7 @@ public sealed class Trainer
         for (long step = checkpoints.Resume(); step < options.Steps; step++)
         {
             var clock = Stopwatch.StartNew();
-            double lossSum = 0;
-            for (int micro = 0; micro < gas; micro++)
-            {
-                using var scope = NewDisposeScope();
-                var (input, target) = sampler.MicroBatch(step, dpRank, micro, mb, gas, engine.TrainBatchSize);
-                var loss = layers.CrossEntropy(engine.Forward(input), target);
-                lossSum += loss.item<float>();
-                engine.Backward(loss);
-                engine.Step();
-            }
-            double stepLoss = lastLoss = SampleReport.MeanOverDataParallelRanks(engine, lossSum / gas);
+            double stepLoss = lastLoss = pipeline?.TrainStep(step, sampler) ?? TrainStep(engine, layers, sampler, step);
             stepTimes.Add(clock.Elapsed.TotalSeconds);
             double lr = engine.GetLr().FirstOrDefault();
             if (rank == 0)
@@ -105,7 +113,8 @@ public sealed class Trainer
             checkpoints.AfterStep(step + 1);
         }
         checkpoints.AtEnd();
-        if (options.SaveWeights != null && rank == 0) ModuleWeights.Save(model, options.SaveWeights);
+        if (options.SaveWeights != null && pipeline != null) pipeline.SaveWeights(options.SaveWeights);
+        else if (options.SaveWeights != null && rank == 0) ModuleWeights.Save(model, options.SaveWeights);
         display?.Dispose();
         if (rank == 0) SampleReport.PrintSummary("llama", engine, stepTimes, options.WarmupSteps, tokensPerStep, options.CheckpointActivations);
         SampleReport.PrintMachineSummary("llama", engine, stepTimes, options.WarmupSteps, tokensPerStep, lastLoss, new Dictionary<string, object?>
@@ -113,6 +122,26 @@ public sealed class Trainer
             ["tensor_parallel_size"] = grid.TensorParallelSize, ["pipeline_parallel_size"] = grid.PipeParallelSize,
         });
         return 0;
+    }
+
+    /// <summary>
+    /// One optimizer step without pipeline parallelism: forward, loss, backward and step for each of the
+    /// gradient_accumulation_steps micro-batches of this data-parallel rank. Returns the loss averaged over the global batch.
+    /// </summary>
+    private static double TrainStep(DeepSpeedEngine engine, LlamaLayers layers, BatchSampler sampler, long step)
+    {
+        int dpRank = engine.DataParallelRank, gas = engine.GradientAccumulationSteps, mb = engine.TrainMicroBatchSizePerGpu;
+        double lossSum = 0;
+        for (int micro = 0; micro < gas; micro++)
+        {
+            using var scope = NewDisposeScope();
+            var (input, target) = sampler.MicroBatch(step, dpRank, micro, mb, gas, engine.TrainBatchSize);
+            var loss = layers.CrossEntropy(engine.Forward(input), target);
+            lossSum += loss.item<float>();
+            engine.Backward(loss);
+            engine.Step();
+        }
+        return SampleReport.MeanOverDataParallelRanks(engine, lossSum / gas);
     }
 
     /// <summary>

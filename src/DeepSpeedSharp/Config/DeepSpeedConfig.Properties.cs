@@ -10,6 +10,18 @@ public sealed partial class DeepSpeedConfig
         return copy;
     }
 
+    /// <summary>
+    /// A copy with another <c>pipeline</c> section, for a program that adjusts the user's config before
+    /// <c>DeepSpeed.Initialize</c> (e.g. <c>pipe_partitioned</c> and <c>grad_partitioned</c> false under sequence parallelism).
+    /// </summary>
+    public DeepSpeedConfig WithPipeline(PipelineConfig pipeline)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        var copy = (DeepSpeedConfig)MemberwiseClone();
+        copy.Pipeline = pipeline;
+        return copy;
+    }
+
     /// <summary><c>train_batch_size</c>: global batch; null when absent or "auto" (see <see cref="ResolveBatchSizes"/>).</summary>
     public int? TrainBatchSize { get; private set; }
     /// <summary><c>train_micro_batch_size_per_gpu</c>: per-rank micro batch; null when absent or "auto".</summary>

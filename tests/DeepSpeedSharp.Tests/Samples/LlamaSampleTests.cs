@@ -84,7 +84,12 @@ public class LlamaSampleTests
         Assert.StartsWith("--sequence-parallel needs --tensor-model-parallel-size > 1", Unavailable("--sequence-parallel"));
         Assert.Contains("--seq 30 must be a multiple of --tensor-model-parallel-size 4",
             Unavailable("--sequence-parallel", "--tensor-model-parallel-size", "4", "--seq", "30", "--heads", "4", "--kv-heads", "4"));
-        Assert.Contains("pipeline parallelism is not available yet", Unavailable("--pipeline-model-parallel-size", "2"));
+        Assert.Contains("--save-dir/--resume: engine checkpoints are not available with --pipeline-model-parallel-size 2",
+            Unavailable("--pipeline-model-parallel-size", "2", "--save-dir", "ckpt"));
+        Assert.Contains("--save-weights is not available with both --pipeline-model-parallel-size 2 and --tensor-model-parallel-size 2",
+            Unavailable("--pipeline-model-parallel-size", "2", "--tensor-model-parallel-size", "2", "--save-weights", "w.safetensors"));
+        Assert.Contains("--pipeline-model-parallel-size 7 needs at least 7 pipeline layers", Unavailable("--pipeline-model-parallel-size", "7"));
+        LlamaOptions.Parse(new[] { "--pipeline-model-parallel-size", "2", "--tensor-model-parallel-size", "2", "--sequence-parallel" }).RequireAvailableParallelism();
         LlamaOptions.Parse(new[] { "--tensor-model-parallel-size", "1", "--pipeline-model-parallel-size", "1" }).RequireAvailableParallelism();
         LlamaOptions.Parse(new[] { "--tensor-model-parallel-size", "2", "--sequence-parallel" }).RequireAvailableParallelism();
     }
@@ -92,7 +97,7 @@ public class LlamaSampleTests
     [Theory]
     [InlineData("--tensor-model-parallel-size 3", "--tensor-model-parallel-size")]
     [InlineData("--sequence-parallel", "--sequence-parallel")]
-    [InlineData("--pipeline-model-parallel-size 2", "pipeline parallelism is not available yet")]
+    [InlineData("--pipeline-model-parallel-size 2", "--pipeline-model-parallel-size 2 × --tensor-model-parallel-size 1 must divide the number of ranks 1")]
     [InlineData("--layers x", "--layers")]
     [InlineData("--data /nonexistent/text.txt", "--data")]
     public void TheProgramExitsWith2AndOneErrorLine(string args, string named)
