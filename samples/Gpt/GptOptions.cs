@@ -108,8 +108,6 @@ public sealed class GptOptions
     {
         int p = PipelineModelParallelSize;
         if (p == 1) return;
-        if (SaveDir != null || Resume != null)
-            throw new ArgumentException($"--save-dir/--resume: engine checkpoints are not available with --pipeline-model-parallel-size {p} yet; use 1, or --save-weights FILE");
         if (ZeroInit)
             throw new ArgumentException($"--zero-init builds a ZeRO stage 3 model, which pipeline parallelism does not support (--pipeline-model-parallel-size {p}); drop --zero-init or use 1");
         if (Model.Layers + 2 < p)

@@ -70,7 +70,31 @@ public sealed class GptPipeline
     /// One optimizer step: <c>TrainBatch</c> over the micro-batches the sample's loop without pipeline parallelism takes
     /// at <paramref name="step"/> on this data-parallel rank. Returns the loss averaged over the global batch, on every rank.
     /// </summary>
-    public double TrainStep(long step, BatchSampler sampler) => PipelineSteps.TrainStep(Engine, sampler, step);
+    public double TrainStep(long step, BatchSampler sampler)
+    {
+        double loss = PipelineSteps.TrainStep(Engine, sampler, step);
+        timings.Add(Engine.LastBatchTimings!);
+        return loss;
+    }
+
+    /// <summary>
+    /// The summary fields of this rank's stage: the pipeline size, the stage, and the bubble measured over the steps after
+    /// <paramref name="warmupSteps"/> (the share of the schedule's time the stage did not compute) next to the 1F1B
+    /// schedule's (p − 1) / (m + p − 1).
+    /// </summary>
+    public Dictionary<string, object?> SummaryFields(int warmupSteps)
+    {
+        var measured = timings.Skip(Math.Min(warmupSteps, Math.Max(0, timings.Count - 1))).ToList();
+        double schedule = measured.Sum(t => t.ScheduleSeconds), compute = measured.Sum(t => t.ComputeSeconds);
+        return new Dictionary<string, object?>
+        {
+            ["pipeline_parallel_size"] = Engine.NumStages, ["stage"] = Engine.StageId, ["micro_batches"] = Engine.MicroBatches,
+            ["bubble"] = schedule > 0 ? 1 - compute / schedule : null,
+            ["bubble_theory"] = measured.Count > 0 ? measured[0].TheoreticalBubbleFraction : null,
+        };
+    }
+
+    private readonly List<PipelineBatchTimings> timings = new();
 
     /// <summary>
     /// <c>--save-weights</c>: collects every stage's weights on rank 0 and saves them there with <see cref="GptModel"/>'s

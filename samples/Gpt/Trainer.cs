@@ -102,7 +102,7 @@ public sealed class Trainer
         display?.Dispose();
         if (rank == 0) Shared.SampleReport.PrintSummary("gpt", engine, stepTimes, options.WarmupSteps, tokensPerStep, options.CheckpointActivations);
         Shared.SampleReport.PrintMachineSummary("gpt", engine, stepTimes, options.WarmupSteps, tokensPerStep, lastLoss,
-            pipeline == null ? null : new Dictionary<string, object?> { ["pipeline_parallel_size"] = options.PipelineModelParallelSize });
+            pipeline?.SummaryFields(options.WarmupSteps));
         return 0;
     }
 

@@ -141,8 +141,8 @@ public sealed class LlamaOptions
     /// <summary>
     /// Throws when the parallel flags cannot work together: <c>--sequence-parallel</c> needs
     /// <c>--tensor-model-parallel-size</c> &gt; 1 and a sequence length it divides, the tensor size must divide the heads
-    /// and kv heads; with pipeline stages (<c>--pipeline-model-parallel-size</c> &gt; 1) engine checkpoints are not
-    /// available yet, --save-weights needs one tensor rank, and every stage needs a layer.
+    /// and kv heads; with pipeline stages (<c>--pipeline-model-parallel-size</c> &gt; 1) --save-weights needs one tensor
+    /// rank, and every stage needs a layer.
     /// </summary>
     public void RequireAvailableParallelism()
     {
@@ -157,8 +157,6 @@ public sealed class LlamaOptions
             throw new ArgumentException($"--tensor-model-parallel-size {tp} must divide --ffn-hidden {Model.FfnHiddenSize}");
         int pp = PipelineModelParallelSize;
         if (pp == 1) return;
-        if (SaveDir != null || Resume != null)
-            throw new ArgumentException($"--save-dir/--resume: engine checkpoints are not available with --pipeline-model-parallel-size {pp} yet; use 1, or --save-weights FILE");
         if (SaveWeights != null && tp > 1)
             throw new ArgumentException($"--save-weights is not available with both --pipeline-model-parallel-size {pp} and --tensor-model-parallel-size {tp}; use one of them");
         if (Model.Layers + 2 < pp)
