@@ -32,12 +32,18 @@ public sealed class GptOptions
     /// </summary>
     public int PipelineModelParallelSize { get; private set; } = 1;
 
+    /// <summary>
+    /// <c>--virtual-pipeline-model-parallel-size V</c> (default 1): with pipeline stages, V &gt; 1 gives each stage V model
+    /// chunks trained by the interleaved schedule (the micro-batches must be a multiple of the stages).
+    /// </summary>
+    public int VirtualPipelineModelParallelSize { get; private set; } = 1;
+
     private static readonly string[] Known =
     {
         "--vocab", "--d-model", "--layers", "--heads", "--seq", "--dropout", "--deepspeed_config", "--deepspeed",
         "--steps", "--seed", "--micro-batch", "--init-weights", "--save-weights", "--data", "--data-order",
         "--loss-log", "--local_rank", "--warmup-steps", "--zero-init", "--checkpoint-activations",
-        "--save-dir", "--save-every", "--resume", "--pipeline-model-parallel-size",
+        "--save-dir", "--save-every", "--resume", "--pipeline-model-parallel-size", "--virtual-pipeline-model-parallel-size",
     };
 
     /// <summary>Parses <c>--name value</c> and <c>--name=value</c> forms.</summary>
@@ -94,6 +100,7 @@ public sealed class GptOptions
                 case "--save-every": o.SaveEvery = Int(name, Value(), min: 0); break;
                 case "--resume": o.Resume = Value(); break;
                 case "--pipeline-model-parallel-size": o.PipelineModelParallelSize = Int(name, Value()); break;
+                case "--virtual-pipeline-model-parallel-size": o.VirtualPipelineModelParallelSize = Int(name, Value()); break;
             }
         }
         m.Validate();
@@ -107,7 +114,12 @@ public sealed class GptOptions
     private void RequireAvailableWithPipeline()
     {
         int p = PipelineModelParallelSize;
+        if (p == 1 && VirtualPipelineModelParallelSize > 1)
+            throw new ArgumentException($"--virtual-pipeline-model-parallel-size {VirtualPipelineModelParallelSize} needs --pipeline-model-parallel-size > 1");
         if (p == 1) return;
+        if (VirtualPipelineModelParallelSize > 1 && Model.Layers + 2 < p * VirtualPipelineModelParallelSize)
+            throw new ArgumentException($"--pipeline-model-parallel-size {p} × --virtual-pipeline-model-parallel-size {VirtualPipelineModelParallelSize} needs at least " +
+                                        $"{p * VirtualPipelineModelParallelSize} pipeline layers, but --layers {Model.Layers} gives {Model.Layers + 2} (embedding, blocks, head)");
         if (ZeroInit)
             throw new ArgumentException($"--zero-init builds a ZeRO stage 3 model, which pipeline parallelism does not support (--pipeline-model-parallel-size {p}); drop --zero-init or use 1");
         if (Model.Layers + 2 < p)

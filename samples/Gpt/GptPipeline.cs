@@ -58,7 +58,8 @@ public sealed class GptPipeline
         var layers = new GptPipeLayers(options.Model);
         var grid = PipelineParallelGrid.Create(stages, 1); // kept for the life of the process: the engine works on it
         if (options.CheckpointActivations > 0) DeepSpeed.Checkpointing.Configure(grid, config);
-        var module = new PipelineModule(layers.Specs(), grid, layers.Loss, activationCheckpointInterval: options.CheckpointActivations);
+        var module = new PipelineModule(layers.Specs(), grid, layers.Loss, activationCheckpointInterval: options.CheckpointActivations,
+            virtualStages: options.VirtualPipelineModelParallelSize);
         PipelineWeights.CopyStage(whole, module, layers.ToPipelineName);
         var names = whole.named_parameters().Select(p => p.name).ToList();
         var engine = DeepSpeed.Initialize(module, config: config, optimizerFactory: optimizerFactory,
@@ -88,7 +89,8 @@ public sealed class GptPipeline
         double schedule = measured.Sum(t => t.ScheduleSeconds), compute = measured.Sum(t => t.ComputeSeconds);
         return new Dictionary<string, object?>
         {
-            ["pipeline_parallel_size"] = Engine.NumStages, ["stage"] = Engine.StageId, ["micro_batches"] = Engine.MicroBatches,
+            ["pipeline_parallel_size"] = Engine.NumStages, ["virtual_stages"] = Engine.PipelineModule.VirtualStages,
+            ["stage"] = Engine.StageId, ["micro_batches"] = Engine.MicroBatches,
             ["bubble"] = schedule > 0 ? 1 - compute / schedule : null,
             ["bubble_theory"] = measured.Count > 0 ? measured[0].TheoreticalBubbleFraction : null,
         };

@@ -51,7 +51,7 @@ public sealed partial class PipelineEngine
         public List<Tensor> Outputs { get; } = new();
 
         /// <summary>Where this stage's time went in the schedule (up to the optimizer step).</summary>
-        public PipelineBatchTimings Timings => new(scheduleTime.TotalSeconds, compute.Elapsed.TotalSeconds, schedule.MicroBatches, schedule.Stages);
+        public PipelineBatchTimings Timings => new(scheduleTime.TotalSeconds, compute.Elapsed.TotalSeconds, schedule.MicroBatches, schedule.Stages, chunks);
 
         public void Execute()
         {

@@ -14,13 +14,15 @@ namespace DeepSpeedSharp.Engine;
 /// <param name="ComputeSeconds">Time in forward and backward passes (and the loss).</param>
 /// <param name="MicroBatches">Micro-batches m.</param>
 /// <param name="Stages">Stages p.</param>
-public sealed record PipelineBatchTimings(double ScheduleSeconds, double ComputeSeconds, int MicroBatches, int Stages)
+/// <param name="VirtualStages">Virtual stages (chunks) per stage v.</param>
+public sealed record PipelineBatchTimings(double ScheduleSeconds, double ComputeSeconds, int MicroBatches, int Stages, int VirtualStages = 1)
 {
     /// <summary>The measured bubble: the fraction of the schedule this stage did not compute (waiting for its neighbours, sending, receiving).</summary>
     public double BubbleFraction => ScheduleSeconds > 0 ? 1 - ComputeSeconds / ScheduleSeconds : 0;
 
-    /// <summary>The 1F1B schedule's ideal bubble with equal stages and free communication: (p − 1) / (m + p − 1).</summary>
-    public double TheoreticalBubbleFraction => (Stages - 1) / (double)(MicroBatches + Stages - 1);
+    /// <summary>The schedule's ideal bubble with equal stages and free communication: (p − 1) / (m + p − 1) for 1F1B,
+    /// (p − 1) / (v·m + p − 1) for the interleaved schedule.</summary>
+    public double TheoreticalBubbleFraction => (Stages - 1) / (double)(VirtualStages * MicroBatches + Stages - 1);
 }
 
 /// <summary>
