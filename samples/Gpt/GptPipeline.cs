@@ -86,7 +86,7 @@ public sealed class GptPipeline
     public Dictionary<string, object?> SummaryFields(int warmupSteps)
     {
         var measured = timings.Skip(Math.Min(warmupSteps, Math.Max(0, timings.Count - 1))).ToList();
-        double schedule = measured.Sum(t => t.ScheduleSeconds), compute = measured.Sum(t => t.ComputeSeconds);
+        double schedule = measured.Sum(t => t.PipelineSeconds), compute = measured.Sum(t => t.ComputeSeconds);
         return new Dictionary<string, object?>
         {
             ["pipeline_parallel_size"] = Engine.NumStages, ["virtual_stages"] = Engine.PipelineModule.VirtualStages,

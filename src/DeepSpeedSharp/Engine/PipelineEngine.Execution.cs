@@ -22,6 +22,7 @@ public sealed partial class PipelineEngine
         private double lossSum;
         private readonly System.Diagnostics.Stopwatch wall = new(), compute = new();
         private TimeSpan scheduleTime;
+        private double pipelineSeconds = double.NaN;
 
         public ScheduleRun(PipelineEngine engine, PipeSchedule schedule, bool training, bool computeLoss, bool keepOutputs)
         {
@@ -51,7 +52,8 @@ public sealed partial class PipelineEngine
         public List<Tensor> Outputs { get; } = new();
 
         /// <summary>Where this stage's time went in the schedule (up to the optimizer step).</summary>
-        public PipelineBatchTimings Timings => new(scheduleTime.TotalSeconds, compute.Elapsed.TotalSeconds, schedule.MicroBatches, schedule.Stages, chunks);
+        public PipelineBatchTimings Timings => new(scheduleTime.TotalSeconds, compute.Elapsed.TotalSeconds, schedule.MicroBatches, schedule.Stages, chunks,
+            double.IsNaN(pipelineSeconds) ? scheduleTime.TotalSeconds : pipelineSeconds);
 
         public void Execute()
         {
@@ -190,6 +192,7 @@ public sealed partial class PipelineEngine
 
         private void TakeOptimizerStep()
         {
+            pipelineSeconds = e.MaxOverPipeline(scheduleTime.TotalSeconds);
             var (dpLoss, aggregated) = e.AggregateLoss(lossSum, schedule.MicroBatches);
             e.DataParallelGroupLoss = dpLoss;
             AggregatedLoss = aggregated;

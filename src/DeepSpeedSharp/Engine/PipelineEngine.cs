@@ -15,10 +15,13 @@ namespace DeepSpeedSharp.Engine;
 /// <param name="MicroBatches">Micro-batches m.</param>
 /// <param name="Stages">Stages p.</param>
 /// <param name="VirtualStages">Virtual stages (chunks) per stage v.</param>
-public sealed record PipelineBatchTimings(double ScheduleSeconds, double ComputeSeconds, int MicroBatches, int Stages, int VirtualStages = 1)
+/// <param name="PipelineSeconds">The pipeline's flush time: the longest <see cref="ScheduleSeconds"/> of its stages (the last
+/// stage finishes its schedule first and waits for the others inside the optimizer step).</param>
+public sealed record PipelineBatchTimings(double ScheduleSeconds, double ComputeSeconds, int MicroBatches, int Stages, int VirtualStages, double PipelineSeconds)
 {
-    /// <summary>The measured bubble: the fraction of the schedule this stage did not compute (waiting for its neighbours, sending, receiving).</summary>
-    public double BubbleFraction => ScheduleSeconds > 0 ? 1 - ComputeSeconds / ScheduleSeconds : 0;
+    /// <summary>The measured bubble: the fraction of the pipeline's flush time this stage did not compute (waiting for its
+    /// neighbours, sending, receiving) — the quantity (p − 1) / (m + p − 1) predicts for equal stages.</summary>
+    public double BubbleFraction => PipelineSeconds > 0 ? 1 - ComputeSeconds / PipelineSeconds : 0;
 
     /// <summary>The schedule's ideal bubble with equal stages and free communication: (p − 1) / (m + p − 1) for 1F1B,
     /// (p − 1) / (v·m + p − 1) for the interleaved schedule.</summary>
@@ -132,6 +135,16 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
         using var t = tensor(new[] { value }, ScalarType.Float64);
         DataParallelGroup.AllReduce(t, ReduceOp.Sum);
         return t.item<double>() / DataParallelWorldSize;
+    }
+
+    /// <summary>The largest of a value over this pipeline's stages.</summary>
+    private double MaxOverPipeline(double value)
+    {
+        var group = pipe.Grid.GetPipelineModelParallelGroup()!;
+        if (group.Size == 1) return value;
+        using var t = tensor(new[] { value }, ScalarType.Float64);
+        group.AllReduce(t, ReduceOp.Max);
+        return t.item<double>();
     }
 
     /// <summary>Broadcasts values from the last stage to every stage of this pipeline (DeepSpeed's <c>_bcast_pipe_scalar</c>).</summary>

@@ -26,11 +26,22 @@ public class GptPipelineTests(ITestOutputHelper output)
 
     private static readonly Lazy<PlainGptRun> Reference = new(() => PlainGptReference.Train(Model, GlobalBatch, Micro, Steps));
 
-    private static string Config(int zeroStage) => $$"""
+    private static string Config(int zeroStage, bool bf16 = false) => $$"""
         { "train_batch_size": {{GlobalBatch}}, "train_micro_batch_size_per_gpu": {{Micro}}, "steps_per_print": 1000,
           "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.01 } },
+          "bf16": { "enabled": {{(bf16 ? "true" : "false")}} },
           "zero_optimization": { "stage": {{zeroStage}} } }
         """;
+
+    [Fact]
+    public void TheBf16OptimizerOnTwoStagesFollowsTheFp32Reference()
+    {
+        // DeepSpeed's BF16 optimizer (bf16 model, fp32 master weights and fp32 gradient accumulation) on ZeRO-1 × 2 stages.
+        var run = GptRun.Train(4, Config(1, bf16: true), Steps, "--pipeline-model-parallel-size 2", Model);
+        double diff = PlainGptReference.MaxDifference(Reference.Value, run);
+        output.WriteLine($"bf16, pp 2 × dp 2, ZeRO-1: max |Δloss| against the fp32 reference over {Steps} steps = {diff:E2}");
+        Assert.True(diff <= 2e-2, $"the bf16 pipeline's losses differ from the fp32 reference by {diff}");
+    }
 
     [Theory]
     [InlineData(2, 2, 0)] // two stages

@@ -12,7 +12,7 @@ namespace DeepSpeedSharp.Tests.Samples;
 /// The LLaMA sample split into pipeline stages (<c>--pipeline-model-parallel-size</c>), alone and composed with tensor
 /// parallelism on one grid, under `dss launch` against the unsplit model on one process, from the same seed on the
 /// shipped text at the same global batch (8: micro-batch 4 × 2 unsplit, micro-batch 2 × 4 micro-batches through the
-/// pipeline): pp 2, pp 2 × tp 2, and pp 2 × tp 2 with sequence parallelism (whose activations differ across tensor ranks,
+/// pipeline): pp 2, pp 4, pp 2 × tp 2, pp 2 × tp 2 × dp 2 (8 ranks), and pp 2 × tp 2 with sequence parallelism (whose activations differ across tensor ranks,
 /// so the sample sends them between stages whole). Also: the layer list and its name mapping cover LlamaModel, and weights
 /// given with --init-weights reach the stages and come back out through --save-weights unchanged.
 /// </summary>
@@ -21,7 +21,7 @@ public class LlamaPipelineTests(ITestOutputHelper output)
 {
     // 8 query heads over 4 key/value heads, as the tensor-parallel tests; four pipeline layers (embedding, 2 blocks, head).
     private const string Model = "--d-model 32 --layers 2 --heads 8 --kv-heads 4 --seq 32";
-    private const int Steps = 40;
+    private const int Steps = 100;
 
     private static string Config(int micro) => $$"""
         { "train_batch_size": 8, "train_micro_batch_size_per_gpu": {{micro}}, "steps_per_print": 1000,
@@ -50,7 +50,11 @@ public class LlamaPipelineTests(ITestOutputHelper output)
         var (pp2, t1) = Timed(() => LlamaRun.Train(2, Config(2), Steps, "--pipeline-model-parallel-size 2", Model));
         var (pp2Tp2, t2) = Timed(() => LlamaRun.Train(4, Config(2), Steps, "--pipeline-model-parallel-size 2 --tensor-model-parallel-size 2", Model));
         var (pp2Tp2Sp, t3) = Timed(() => LlamaRun.Train(4, Config(2), Steps, "--pipeline-model-parallel-size 2 --tensor-model-parallel-size 2 --sequence-parallel", Model));
+        var (pp4, t4) = Timed(() => LlamaRun.Train(4, Config(2), Steps, "--pipeline-model-parallel-size 4", Model));
+        var (pp2Tp2Dp2, t5) = Timed(() => LlamaRun.Train(8, Config(2), Steps, "--pipeline-model-parallel-size 2 --tensor-model-parallel-size 2", Model));
         Assert.True(Compare("pp 2", single, pp2, t1) <= 1e-4);
+        Assert.True(Compare("pp 4", single, pp4, t4) <= 1e-4);
+        Assert.True(Compare("pp 2 × tp 2 × dp 2 (8 ranks)", single, pp2Tp2Dp2, t5) <= 1e-4);
         Assert.True(Compare("pp 2 × tp 2", single, pp2Tp2, t2) <= 1e-4);
         Assert.True(Compare("pp 2 × tp 2 + sequence parallel", single, pp2Tp2Sp, t3) <= 1e-4);
         Assert.True(single.Losses[^1] < single.Losses[0] - 1.0, "the model must learn the text");
