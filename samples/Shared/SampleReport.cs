@@ -41,7 +41,8 @@ public static class SampleReport
             $"{name}: tokens/s {tokensPerStep / median:F0} (median step {median * 1000:F1} ms after {warmupSteps} warm-up steps), peak RSS {PeakRssMiB()} MiB"));
         if (checkpointActivations > 0)
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{name}: activation checkpointing every {checkpointActivations} block(s): peak saved-input bytes {DeepSpeed.Checkpointing.Stats.PeakBytes / 1048576.0:F2} MiB"));
+                $"{name}: activation checkpointing every {checkpointActivations} {(engine is PipelineEngine ? "pipeline layer(s)" : "block(s)")}: " +
+                $"peak saved-input bytes {DeepSpeed.Checkpointing.Stats.PeakBytes / 1048576.0:F2} MiB"));
         // The config's comms_logger: DeepSpeed's deepspeed.comm.log_summary() at the end of training.
         if (Comm.Dist.Logger.Enabled) Console.WriteLine($"{name}: communication on rank 0 over the whole run\n{Comm.Dist.Logger.Summary()}");
     }

@@ -77,28 +77,12 @@ public static class PipelineToy
             }
         }
         var parameters = modules.SelectMany(m => m.parameters()).ToList();
-        var opt = optim.AdamW(parameters, lr: lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.01);
         Tensor Run(Tensor x) => forwards.Aggregate(x, (h, f) => f(h));
-        var result = new List<(double, double)>();
-        for (long step = 0; step < steps; step++)
+        var result = PlainLoop.Train(parameters, (step, d, m) =>
         {
-            opt.zero_grad();
-            double lossSum = 0;
-            for (int d = 0; d < dp; d++)
-                for (int m = 0; m < gas; m++)
-                {
-                    using var inner = NewDisposeScope();
-                    var (x, y) = Batch(step, d, m, mb, gas);
-                    var loss = Loss(Run(x), y);
-                    lossSum += loss.item<float>();
-                    (loss / (dp * gas)).backward();
-                }
-            double norm = clip > 0
-                ? nn.utils.clip_grad_norm_(parameters, clip)
-                : Math.Sqrt(parameters.Sum(p => Math.Pow(p.grad!.norm().item<float>(), 2)));
-            opt.step();
-            result.Add((lossSum / (dp * gas), norm));
-        }
+            var (x, y) = Batch(step, d, m, mb, gas);
+            return Loss(Run(x), y);
+        }, steps, dp, gas, clip, lr);
         double evalSum = 0;
         using (no_grad())
             for (int d = 0; d < dp; d++)

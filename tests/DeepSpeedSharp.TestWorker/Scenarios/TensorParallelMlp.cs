@@ -68,27 +68,11 @@ public sealed class TensorParallelMlp : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var model = new TensorParallelMlp(0, 1, null);
         var parameters = model.parameters().ToList();
-        var opt = optim.AdamW(parameters, lr: lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.01);
-        var result = new List<(double, double)>();
-        for (long step = 0; step < steps; step++)
+        var result = PlainLoop.Train(parameters, (step, d, m) =>
         {
-            opt.zero_grad();
-            double lossSum = 0;
-            for (int d = 0; d < dp; d++)
-                for (int m = 0; m < gas; m++)
-                {
-                    using var inner = NewDisposeScope();
-                    var (x, y) = Batch(step, d, m, mb, gas);
-                    var loss = nn.functional.mse_loss(model.call(x), y);
-                    lossSum += loss.item<float>();
-                    (loss / (dp * gas)).backward();
-                }
-            double norm = clip > 0
-                ? nn.utils.clip_grad_norm_(parameters, clip)
-                : Math.Sqrt(parameters.Sum(p => Math.Pow(p.grad!.norm().item<float>(), 2)));
-            opt.step();
-            result.Add((lossSum / (dp * gas), norm));
-        }
+            var (x, y) = Batch(step, d, m, mb, gas);
+            return nn.functional.mse_loss(model.call(x), y);
+        }, steps, dp, gas, clip, lr);
         return result;
     }
 }
