@@ -13,13 +13,20 @@ namespace DeepSpeedSharp.TestWorker.Scenarios;
 /// Trains <see cref="PipelineToy"/> as a <see cref="PipelineModule"/> on a pipe × tensor × data grid with
 /// <see cref="PipelineEngine.TrainBatch"/>, then evaluates one batch with <c>bcastLoss</c> true and false. Args:
 /// <c>--pp P --tp T --stage S --steps N --gas G --mb M --blocks B --tied 0|1 --clip C --lr LR --interval K
-/// --virtual V --config-interval K (pipeline.activation_checkpoint_interval) --partition METHOD --bf16 0|1 --pipe-partitioned 0|1 --out FILE [--save-at K --save-dir DIR] [--resume DIR]</c>. Global rank 0 writes one JSON line per step
+/// --csv DIR --virtual V --config-interval K (pipeline.activation_checkpoint_interval) --partition METHOD --bf16 0|1 --pipe-partitioned 0|1 --out FILE [--save-at K --save-dir DIR] [--resume DIR]</c>. Global rank 0 writes one JSON line per step
 /// {step, loss, norm} to FILE; every rank writes FILE.evalR: {rank, stage, bcast, noBcast, bcastBytes, noBcastBytes}
 /// and prints what Forward() says on a pipeline engine.
 /// </summary>
 public sealed class PipelineToyScenario : IScenario
 {
     public string Name => "pipe-toy";
+
+    /// <summary>With --csv DIR: a csv monitor in DIR/pipe and a linear WarmupLR over 4 steps (0.001 → 0.01).</summary>
+    private static string Monitoring(Dictionary<string, string> a) => !a.TryGetValue("csv", out var dir) ? "" : $$"""
+        ,
+          "csv_monitor": { "enabled": true, "output_path": "{{dir}}", "job_name": "pipe" },
+          "scheduler": { "type": "WarmupLR", "params": { "warmup_min_lr": 0.001, "warmup_max_lr": 0.01, "warmup_num_steps": 4, "warmup_type": "linear" } }
+        """;
 
     public int Run(string[] args)
     {
@@ -42,7 +49,7 @@ public sealed class PipelineToyScenario : IScenario
               "pipeline": { "pipe_partitioned": {{(I("pipe-partitioned", 1) == 1 ? "true" : "false")}}, "grad_partitioned": {{(I("pipe-partitioned", 1) == 1 ? "true" : "false")}},
                             "activation_checkpoint_interval": {{I("config-interval", 0)}} },
               "optimizer": { "type": "AdamW", "params": { "lr": {{S("lr", "0.01")}}, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.01 } },
-              "zero_optimization": { "stage": {{stage}}, "reduce_bucket_size": 50, "allgather_bucket_size": 70, "overlap_comm": true } }
+              "zero_optimization": { "stage": {{stage}}, "reduce_bucket_size": 50, "allgather_bucket_size": 70, "overlap_comm": true }{{Monitoring(a)}} }
             """;
         var init = DeepSpeed.Initialize(module, config: config);
         var engine = init.PipelineEngine;

@@ -126,4 +126,24 @@ public class PipelineEngineTests(ITestOutputHelper output)
             Assert.True(diff <= 1e-5, $"pp {pp} × dp {dp}: the resumed losses differ from the uninterrupted run's by {diff}");
         }
     }
+
+    [Fact]
+    public void MonitorsRecordTheBatchLossAndTheScheduleStepsOncePerBatch()
+    {
+        var dir = Directory.CreateTempSubdirectory("dss-pipemon").FullName;
+        var (run, _, _) = Run(2, $"--pp 2 --tp 1 --stage 1 --csv {dir}");
+        var losses = ReadCsv(Path.Combine(dir, "pipe", "Train_Samples_train_loss.csv"));
+        var lrs = ReadCsv(Path.Combine(dir, "pipe", "Train_Samples_lr.csv"));
+        output.WriteLine($"losses {string.Join(", ", losses.Select(l => l.ToString("F5")))}; lr {string.Join(", ", lrs)}");
+        // Rank 0 is on the first stage: its monitor writes the loss the last stage computed, as TrainBatch returned it.
+        Assert.Equal(Steps, losses.Count);
+        foreach (var (csv, returned) in losses.Zip(run.Select(r => r.Loss))) Assert.True(Math.Abs(csv - returned) <= 1e-9, $"monitor {csv}, TrainBatch {returned}");
+        // WarmupLR (linear, 4 steps) advanced once per TrainBatch: rising for 4 steps, then flat at the maximum.
+        Assert.Equal(Steps, lrs.Count);
+        for (int i = 1; i < 4; i++) Assert.True(lrs[i] > lrs[i - 1], $"lr {string.Join(", ", lrs)}");
+        Assert.All(lrs.Skip(4), lr => Assert.Equal(0.01, lr, 12));
+    }
+
+    private static List<double> ReadCsv(string path) =>
+        File.ReadAllLines(path).Skip(1).Select(l => double.Parse(l.Split(',')[1], System.Globalization.CultureInfo.InvariantCulture)).ToList();
 }
