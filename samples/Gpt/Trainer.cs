@@ -45,7 +45,7 @@ public sealed class Trainer
             ? ps => optim.AdamW(ps, lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.01)
             : null;
         DeepSpeedEngine engine;
-        GptPipeline? pipeline = null;
+        Shared.SamplePipeline? pipeline = null;
         if (options.PipelineModelParallelSize > 1)
         {
             // Pipeline parallelism: each stage takes its layers' weights from the whole model, which is then dropped.

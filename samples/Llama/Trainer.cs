@@ -64,7 +64,7 @@ public sealed class Trainer
             ? ps => optim.AdamW(ps, lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.01)
             : null;
         DeepSpeedEngine engine;
-        LlamaPipeline? pipeline = null;
+        SamplePipeline? pipeline = null;
         if (pp > 1)
         {
             // Pipeline parallelism: each stage takes its layers' weights from the whole model, which is then dropped.
@@ -117,10 +117,10 @@ public sealed class Trainer
         else if (options.SaveWeights != null && rank == 0) ModuleWeights.Save(model, options.SaveWeights);
         display?.Dispose();
         if (rank == 0) SampleReport.PrintSummary("llama", engine, stepTimes, options.WarmupSteps, tokensPerStep, options.CheckpointActivations);
-        SampleReport.PrintMachineSummary("llama", engine, stepTimes, options.WarmupSteps, tokensPerStep, lastLoss, new Dictionary<string, object?>
-        {
-            ["tensor_parallel_size"] = grid.TensorParallelSize, ["pipeline_parallel_size"] = grid.PipeParallelSize,
-        });
+        var fields = pipeline?.SummaryFields(options.WarmupSteps) ?? new Dictionary<string, object?>();
+        fields["tensor_parallel_size"] = grid.TensorParallelSize;
+        fields["pipeline_parallel_size"] = grid.PipeParallelSize;
+        SampleReport.PrintMachineSummary("llama", engine, stepTimes, options.WarmupSteps, tokensPerStep, lastLoss, fields);
         return 0;
     }
 

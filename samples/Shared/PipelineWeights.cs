@@ -86,9 +86,8 @@ public static class PipelineWeights
         int dot = pipeName.IndexOf('.');
         if (dot <= 0 || !int.TryParse(pipeName[..dot], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int layer))
             throw new ArgumentException($"'{pipeName}' is not a pipeline layer parameter name (LAYER.name); tied modules are not supported here");
-        for (int s = 0; s < stage.NumStages; s++)
-            if (layer >= stage.Parts[s] && layer < stage.Parts[s + 1]) return s;
-        throw new ArgumentException($"layer {layer} of '{pipeName}' is outside the pipeline's {stage.Specs.Count} layers");
+        if (layer >= stage.Specs.Count) throw new ArgumentException($"layer {layer} of '{pipeName}' is outside the pipeline's {stage.Specs.Count} layers");
+        return stage.StageOfLayer(layer);
     }
 
     private static IEnumerable<(string Name, Tensor Tensor)> Tensors(nn.Module module) =>

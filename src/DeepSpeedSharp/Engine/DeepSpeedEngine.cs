@@ -150,12 +150,8 @@ public partial class DeepSpeedEngine : IDisposable
             throw new InvalidOperationException($"Forward(Tensor) needs a module of type nn.Module<Tensor, Tensor>; {Module.GetType().Name} is not. Use Forward<TIn, TOut>.");
         using var t = Timers.Time(WallClockTimers.Forward);
         strategy?.BeforeForward(IsGradientAccumulationBoundary());
-        if (Precision.IsReducedPrecision && input.is_floating_point() && input.dtype != Precision.ModelDType)
-        {
-            using var cast = ToModelDType(input);
-            return m.call(cast);
-        }
-        return m.call(input);
+        using var cast = ToModelDType(input);
+        return m.call(cast);
     }
 
     /// <summary>A float input in the model's dtype (the engine owns the model's dtype: float inputs follow it); other inputs unchanged.</summary>

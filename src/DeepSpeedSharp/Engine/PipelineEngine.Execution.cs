@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Pipeline;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -17,12 +18,12 @@ public sealed partial class PipelineEngine
         private readonly PipeSchedule schedule;
         private readonly bool training, computeLoss, keepOutputs;
         private readonly Tensor?[] inputs, outputs, labels, outputGrads, inputGrads;
-        private readonly int buffers, chunks, backwardPassesPerBatch;
+        private readonly int buffers;
         private int backwardPasses;
         private double lossSum;
         private readonly System.Diagnostics.Stopwatch wall = new(), compute = new();
         private TimeSpan scheduleTime;
-        private double pipelineSeconds = double.NaN;
+        private double pipelineSeconds;
 
         public ScheduleRun(PipelineEngine engine, PipeSchedule schedule, bool training, bool computeLoss, bool keepOutputs)
         {
@@ -32,9 +33,7 @@ public sealed partial class PipelineEngine
             this.computeLoss = computeLoss;
             this.keepOutputs = keepOutputs;
             buffers = schedule.NumPipeBuffers();
-            chunks = schedule is InterleavedSchedule i ? i.Chunks : 1;
-            backwardPassesPerBatch = schedule.MicroBatches * chunks;
-            int n = buffers * chunks; // one slot per buffer of each chunk
+            int n = buffers * schedule.Chunks; // one slot per buffer of each chunk
             inputs = new Tensor?[n];
             outputs = new Tensor?[n];
             labels = new Tensor?[n];
@@ -52,8 +51,8 @@ public sealed partial class PipelineEngine
         public List<Tensor> Outputs { get; } = new();
 
         /// <summary>Where this stage's time went in the schedule (up to the optimizer step).</summary>
-        public PipelineBatchTimings Timings => new(scheduleTime.TotalSeconds, compute.Elapsed.TotalSeconds, schedule.MicroBatches, schedule.Stages, chunks,
-            double.IsNaN(pipelineSeconds) ? scheduleTime.TotalSeconds : pipelineSeconds);
+        public PipelineBatchTimings Timings => new(scheduleTime.TotalSeconds, compute.Elapsed.TotalSeconds, schedule.MicroBatches, schedule.Stages, schedule.Chunks,
+            pipelineSeconds);
 
         public void Execute()
         {
@@ -105,11 +104,9 @@ public sealed partial class PipelineEngine
         /// <summary>The model part an instruction's chunk is: chunk × stages + stage.</summary>
         private int Part(BufferOpInstruction i) => i.Chunk * e.NumStages + e.StageId;
 
-        /// <summary>True for the model's first part (it reads the inputs).</summary>
-        private bool IsFirstPart(int chunk) => e.IsFirstStage() && chunk == 0;
+        private bool IsFirstPart(int chunk) => schedule.IsFirstPart(chunk);
 
-        /// <summary>True for the model's last part (it computes the loss).</summary>
-        private bool IsLastPart(int chunk) => e.IsLastStage() && chunk == chunks - 1;
+        private bool IsLastPart(int chunk) => schedule.IsLastPart(chunk);
 
         private void Load(LoadMicroBatch load)
         {
@@ -181,19 +178,19 @@ public sealed partial class PipelineEngine
             }
             // At the last micro-batch the schedule's ReduceTiedGrads and ReduceGrads follow; before it, a strategy that takes
             // the gradients out of the parameters every micro-step must not see the tied gradients before they are summed.
-            if (++backwardPasses == backwardPassesPerBatch) return;
+            if (++backwardPasses == schedule.Passes) return;
             // With virtual stages, messages wrap around from the last stage to the first, so a stage may wait for a neighbour
             // that is itself inside a collective with its data-parallel peers: ZeRO-2's reduce-scatter after every backward
             // pass could deadlock. It then reduces once, at the end of the batch (the gradients accumulate until then).
-            if (chunks > 1 && e.StrategyReducesEveryMicroStep) return;
+            if (schedule.Chunks > 1 && e.StrategyReducesEveryMicroStep) return;
             if (e.StrategyDrainsEveryMicroStep) e.pipe.Tied.StashGradients();
             e.FinishMicroBackward(boundary: false);
         }
 
         private void TakeOptimizerStep()
         {
-            pipelineSeconds = e.MaxOverPipeline(scheduleTime.TotalSeconds);
-            var (dpLoss, aggregated) = e.AggregateLoss(lossSum, schedule.MicroBatches);
+            var (dpLoss, aggregated, longest) = e.AggregateLoss(lossSum, schedule.MicroBatches, scheduleTime.TotalSeconds);
+            pipelineSeconds = longest;
             e.DataParallelGroupLoss = dpLoss;
             AggregatedLoss = aggregated;
             e.RecordLoss(aggregated);
@@ -219,17 +216,26 @@ public sealed partial class PipelineEngine
 
     /// <summary>
     /// DeepSpeed's <c>_aggregate_total_loss</c>: the last stage's mean over micro-batches, then its mean over the
-    /// data-parallel replicas, both broadcast to every stage of the pipeline.
+    /// data-parallel replicas, given to every stage of the pipeline — in the same single collective as the longest
+    /// schedule time of the stages (the pipeline's flush time): one max-all-reduce over the pipe group, to which the other
+    /// stages contribute −∞ for the losses.
     /// </summary>
-    private (double DataParallelGroupLoss, double Aggregated) AggregateLoss(double lossSum, int microBatches)
+    private (double DataParallelGroupLoss, double Aggregated, double LongestScheduleSeconds) AggregateLoss(double lossSum, int microBatches, double scheduleSeconds)
     {
-        double[] values = [0, 0];
+        double[] values = [double.NegativeInfinity, double.NegativeInfinity, scheduleSeconds];
         if (IsLastStage())
         {
             double mean = lossSum / microBatches;
-            values = [mean, MeanOverDataParallel(mean)];
+            values[0] = mean;
+            values[1] = MeanOverDataParallel(mean);
         }
-        values = BroadcastFromLastStage(values);
-        return (values[0], values[1]);
+        var group = pipe.Grid.GetPipelineModelParallelGroup()!;
+        if (group.Size > 1)
+        {
+            using var t = tensor(values, ScalarType.Float64);
+            group.AllReduce(t, ReduceOp.Max);
+            values = t.data<double>().ToArray();
+        }
+        return (values[0], values[1], values[2]);
     }
 }

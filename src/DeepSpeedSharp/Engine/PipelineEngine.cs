@@ -137,16 +137,6 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
         return t.item<double>() / DataParallelWorldSize;
     }
 
-    /// <summary>The largest of a value over this pipeline's stages.</summary>
-    private double MaxOverPipeline(double value)
-    {
-        var group = pipe.Grid.GetPipelineModelParallelGroup()!;
-        if (group.Size == 1) return value;
-        using var t = tensor(new[] { value }, ScalarType.Float64);
-        group.AllReduce(t, ReduceOp.Max);
-        return t.item<double>();
-    }
-
     /// <summary>Broadcasts values from the last stage to every stage of this pipeline (DeepSpeed's <c>_bcast_pipe_scalar</c>).</summary>
     private double[] BroadcastFromLastStage(double[] values)
     {

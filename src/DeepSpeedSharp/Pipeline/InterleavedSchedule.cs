@@ -23,24 +23,17 @@ public sealed class InterleavedSchedule : PipeSchedule
         if (chunks < 1) throw new ArgumentOutOfRangeException(nameof(chunks), $"virtual stages must be ≥ 1, got {chunks}");
         if (microBatches % stages != 0)
             throw new ArgumentException($"the interleaved schedule needs the micro-batches (gradient_accumulation_steps {microBatches}) to be a multiple of the pipeline stages ({stages})");
-        Chunks = chunks;
+        this.chunks = chunks;
         ForwardOnly = forwardOnly;
     }
 
+    private readonly int chunks;
+
     /// <summary>Virtual stages per stage.</summary>
-    public int Chunks { get; }
+    public override int Chunks => chunks;
 
     /// <summary>True for an evaluation schedule.</summary>
     public bool ForwardOnly { get; }
-
-    /// <summary>Forward (and backward) passes this stage runs per batch: micro-batches × chunks.</summary>
-    public int Passes => MicroBatches * Chunks;
-
-    /// <summary>True when chunk <paramref name="chunk"/> of this stage is the model's first part (it reads the inputs).</summary>
-    public bool IsFirstPart(int chunk) => StageId == 0 && chunk == 0;
-
-    /// <summary>True when chunk <paramref name="chunk"/> of this stage is the model's last part (it computes the loss).</summary>
-    public bool IsLastPart(int chunk) => StageId == Stages - 1 && chunk == Chunks - 1;
 
     /// <summary>Forward passes before the first backward on this stage.</summary>
     public int WarmupPasses => ForwardOnly || MicroBatches == Stages ? Passes : Math.Min(Passes, (Stages - StageId - 1) * 2 + (Chunks - 1) * Stages);

@@ -35,6 +35,18 @@ public abstract class PipeSchedule
     /// <summary>True on the last stage.</summary>
     public bool IsLastStage => StageId == Stages - 1;
 
+    /// <summary>Model chunks (virtual stages) this stage runs; 1 except for the interleaved schedule.</summary>
+    public virtual int Chunks => 1;
+
+    /// <summary>Forward (and backward) passes this stage runs per batch: micro-batches × chunks.</summary>
+    public int Passes => MicroBatches * Chunks;
+
+    /// <summary>True when chunk <paramref name="chunk"/> of this stage is the model's first part (it reads the inputs).</summary>
+    public bool IsFirstPart(int chunk) => IsFirstStage && chunk == 0;
+
+    /// <summary>True when chunk <paramref name="chunk"/> of this stage is the model's last part (it computes the loss).</summary>
+    public bool IsLastPart(int chunk) => IsLastStage && chunk == Chunks - 1;
+
     /// <summary>The steps of the schedule, each a list of instructions executed in order.</summary>
     public abstract IEnumerable<IReadOnlyList<PipeInstruction>> Steps();
 

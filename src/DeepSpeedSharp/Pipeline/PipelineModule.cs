@@ -80,7 +80,7 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
             checkpointFunction = activationCheckpointFunc ?? DeepSpeed.Checkpointing.Checkpoint;
             Parts = Partition(partitionMethod);
             BuildLocalLayers();
-            Tied = new TiedWeights(grid, Specs, layer => TiedWeights.StageOf(Parts, layer) % NumStages, tiedModules);
+            Tied = new TiedWeights(grid, Specs, StageOfLayer, tiedModules);
             Tied.Synchronize();
             if (grid.GlobalRank == 0) Log.Info(Describe());
         }
@@ -121,6 +121,9 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
 
     /// <summary>One past the last layer of this stage (of its first chunk with virtual stages).</summary>
     public int LocalStop => Parts[StageId + 1];
+
+    /// <summary>The stage holding layer <paramref name="layer"/> (with virtual stages, the stage of the part holding it).</summary>
+    public int StageOfLayer(int layer) => TiedWeights.StageOf(Parts, layer) % NumStages;
 
     /// <summary>The layer range [Start, Stop) of each of this stage's chunks.</summary>
     public IReadOnlyList<(int Start, int Stop)> LocalRanges =>

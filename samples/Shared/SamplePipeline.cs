@@ -1,0 +1,109 @@
+using DeepSpeedSharp.Config;
+using DeepSpeedSharp.Engine;
+using DeepSpeedSharp.IO;
+using DeepSpeedSharp.Pipeline;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.Samples.Shared;
+
+/// <summary>
+/// A sample's pipeline-parallel path, DeepSpeed's way: its model written as pipeline layers in a
+/// <see cref="PipelineModule"/>, trained with <see cref="PipelineEngine.TrainBatch"/>, one call per optimizer step.
+/// Initial weights: every rank builds the whole model from the seed (and <c>--init-weights</c>) exactly as a run without
+/// pipeline parallelism does, each stage copies its layers' tensors out of it by name, and the whole model is dropped —
+/// so a pipeline run starts from the unsplit model's weights. <c>--save-weights</c> collects the stages on rank 0 into a
+/// file with the whole model's names.
+/// </summary>
+public sealed class SamplePipeline
+{
+    private readonly PipelineModule module;
+    private readonly Func<string, string> toPipelineName;
+    private readonly Func<nn.Module> newWhole;
+    private readonly IReadOnlyList<string> parameterNames;
+    private readonly List<PipelineBatchTimings> timings = new();
+
+    private SamplePipeline(PipelineModule module, Func<string, string> toPipelineName, Func<nn.Module> newWhole,
+        IReadOnlyList<string> parameterNames, PipelineEngine engine)
+    {
+        this.module = module;
+        this.toPipelineName = toPipelineName;
+        this.newWhole = newWhole;
+        this.parameterNames = parameterNames;
+        Engine = engine;
+    }
+
+    /// <summary>This rank's engine: it trains this rank's stage.</summary>
+    public PipelineEngine Engine { get; }
+
+    /// <summary>
+    /// Copies <paramref name="whole"/>'s weights into this rank's stage of <paramref name="module"/> (the caller may then
+    /// dispose it) and initialises the engine.
+    /// </summary>
+    /// <param name="module">This rank's stage.</param>
+    /// <param name="whole">The unsplit model, built from the seed and --init-weights as without pipeline parallelism.</param>
+    /// <param name="newWhole">Builds an unsplit model to collect the stages into (--save-weights).</param>
+    /// <param name="toPipelineName">The whole model's parameter name → the pipeline module's.</param>
+    /// <param name="config">The DeepSpeed config.</param>
+    /// <param name="optimizerFactory">The sample's own optimizer when the config has none.</param>
+    /// <param name="microBatch">--micro-batch.</param>
+    /// <param name="seed">--seed.</param>
+    public static SamplePipeline Initialize(PipelineModule module, nn.Module whole, Func<nn.Module> newWhole, Func<string, string> toPipelineName,
+        DeepSpeedConfig config, Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer>? optimizerFactory, int? microBatch, int seed)
+    {
+        PipelineWeights.CopyStage(whole, module, toPipelineName);
+        var names = whole.named_parameters().Select(p => p.name).ToList();
+        var engine = DeepSpeed.Initialize(module, config: config, optimizerFactory: optimizerFactory,
+            trainMicroBatchSizePerGpu: microBatch, seed: seed).PipelineEngine;
+        return new SamplePipeline(module, toPipelineName, newWhole, names, engine);
+    }
+
+    /// <summary>
+    /// One optimizer step: <c>TrainBatch</c> over the micro-batches the sample's loop without pipeline parallelism takes at
+    /// <paramref name="step"/> on this data-parallel rank (the first stage reads their inputs, the last stage their
+    /// targets, the stages between read nothing). Returns the loss averaged over the global batch, on every rank.
+    /// </summary>
+    public double TrainStep(long step, WindowBatchSampler sampler)
+    {
+        ArgumentNullException.ThrowIfNull(sampler);
+        bool reads = Engine.IsFirstStage() || Engine.IsLastStage();
+        double loss = Engine.TrainBatch(reads ? MicroBatches(sampler, step) : null);
+        timings.Add(Engine.LastBatchTimings!);
+        return loss;
+    }
+
+    private IEnumerator<(Tensor Inputs, Tensor Labels)> MicroBatches(WindowBatchSampler sampler, long step)
+    {
+        int dpRank = Engine.GetDataParallelRank(), gas = Engine.GradientAccumulationSteps, mb = Engine.TrainMicroBatchSizePerGpu;
+        for (int micro = 0; micro < gas; micro++)
+            yield return sampler.MicroBatch(step, dpRank, micro, mb, gas, Engine.TrainBatchSize);
+    }
+
+    /// <summary>
+    /// The summary fields of this rank's stage: the pipeline size, the stage, and the bubble measured over the steps after
+    /// <paramref name="warmupSteps"/> (the share of the pipeline's flush time the stage did not compute) next to the
+    /// schedule's ideal (p − 1) / (v·m + p − 1).
+    /// </summary>
+    public Dictionary<string, object?> SummaryFields(int warmupSteps)
+    {
+        var measured = timings.Skip(Math.Min(warmupSteps, Math.Max(0, timings.Count - 1))).ToList();
+        double schedule = measured.Sum(t => t.PipelineSeconds), compute = measured.Sum(t => t.ComputeSeconds);
+        return new Dictionary<string, object?>
+        {
+            ["pipeline_parallel_size"] = Engine.NumStages, ["virtual_stages"] = module.VirtualStages,
+            ["stage"] = Engine.StageId, ["micro_batches"] = Engine.MicroBatches,
+            ["bubble"] = schedule > 0 ? 1 - compute / schedule : null,
+            ["bubble_theory"] = measured.Count > 0 ? measured[0].TheoreticalBubbleFraction : null,
+        };
+    }
+
+    /// <summary>
+    /// <c>--save-weights</c>: collects every stage's weights on rank 0 and saves them there with the whole model's names,
+    /// in the model's dtype — the file the sample without pipeline parallelism writes. Call on every rank.
+    /// </summary>
+    public void SaveWeights(string path)
+    {
+        using var whole = Engine.GlobalRank == 0 ? newWhole() : null;
+        PipelineWeights.GatherToRankZero(module, whole, toPipelineName, parameterNames);
+        if (whole != null) ModuleWeights.Save(whole, path, module.parameters().First().dtype);
+    }
+}
