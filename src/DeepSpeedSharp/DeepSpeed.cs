@@ -78,6 +78,9 @@ public static partial class DeepSpeed
         if (!group.IsMember) throw new ArgumentException($"global rank {group.GlobalRank} is not a member of the data-parallel group it was given (members: {string.Join(",", group.GlobalRanks)})");
         Log.Rank = Dist.IsInitialized ? Dist.Rank : 0;
         foreach (var w in cfg.Warnings) Log.Warn(w);
+        if (cfg.NoEffectKeys.Count > 0)
+            Log.Warn($"{cfg.NoEffectKeys.Count} config key(s) have no effect in DeepSpeedSharp:" +
+                     string.Concat(cfg.NoEffectKeys.Select(k => $"{Environment.NewLine}  {k}")));
         var comms = cfg.CommsLogger;
         if (comms.Enabled) Dist.Logger.Configure(comms.Enabled, comms.Verbose, comms.ProfAll, comms.ProfOps);
 

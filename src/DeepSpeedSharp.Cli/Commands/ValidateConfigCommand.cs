@@ -4,8 +4,9 @@ using DeepSpeedSharp.Config;
 namespace DeepSpeedSharp.Cli.Commands;
 
 /// <summary>
-/// <c>dss validate-config FILE... [--world-size N]</c>: reads each DeepSpeed config and prints <c>FILE: ok</c> with a
-/// one-line summary, or <c>FILE: error: MESSAGE</c>; warnings as <c>FILE: warning: ...</c>.
+/// <c>dss validate-config FILE... [--world-size N] [--strict]</c>: reads each DeepSpeed config and prints
+/// <c>FILE: ok</c> with a one-line summary, or <c>FILE: error: MESSAGE</c>; then each key present that has no effect
+/// here as <c>FILE: no effect: KEY: REASON</c> (errors with <c>--strict</c>), and warnings as <c>FILE: warning: ...</c>.
 /// Exit code 0 when all files are valid, 1 when any is invalid, 2 on usage errors.
 /// </summary>
 public sealed class ValidateConfigCommand : ICliCommand
@@ -14,7 +15,9 @@ public sealed class ValidateConfigCommand : ICliCommand
     public string Name => "validate-config";
 
     /// <inheritdoc/>
-    public string Summary => "check DeepSpeed config files: validate-config FILE... [--world-size N]";
+    public string Summary => "check DeepSpeed config files: validate-config FILE... [--world-size N] [--strict]";
+
+    private const string Usage = "usage: dss validate-config FILE... [--world-size N] [--strict]";
 
     /// <inheritdoc/>
     public int Run(string[] args) => Run(args, Console.Out, Console.Error);
@@ -24,13 +27,21 @@ public sealed class ValidateConfigCommand : ICliCommand
     {
         var files = new List<string>();
         var worldSize = 1;
+        var strict = false;
         for (var i = 0; i < args.Length; i++)
         {
             var a = args[i];
             if (a is "-h" or "--help")
             {
-                stdout.WriteLine("usage: dss validate-config FILE... [--world-size N]");
+                stdout.WriteLine(Usage);
+                stdout.WriteLine("  --world-size N  data-parallel world size for the batch-size arithmetic (default 1)");
+                stdout.WriteLine("  --strict        keys that have no effect in DeepSpeedSharp are errors");
                 return 0;
+            }
+            if (a == "--strict")
+            {
+                strict = true;
+                continue;
             }
             if (a == "--world-size" || a.StartsWith("--world-size=", StringComparison.Ordinal))
             {
@@ -44,14 +55,14 @@ public sealed class ValidateConfigCommand : ICliCommand
             }
             if (a.StartsWith("--", StringComparison.Ordinal))
             {
-                stderr.WriteLine($"dss validate-config: unknown option '{a}'; usage: dss validate-config FILE... [--world-size N]");
+                stderr.WriteLine($"dss validate-config: unknown option '{a}'; {Usage}");
                 return 2;
             }
             files.Add(a);
         }
         if (files.Count == 0)
         {
-            stderr.WriteLine("dss validate-config: no config files given; usage: dss validate-config FILE... [--world-size N]");
+            stderr.WriteLine($"dss validate-config: no config files given; {Usage}");
             return 2;
         }
 
@@ -62,7 +73,15 @@ public sealed class ValidateConfigCommand : ICliCommand
             {
                 var config = DeepSpeedConfig.FromFile(file);
                 var summary = Summarise(config, worldSize);
+                if (strict && config.NoEffectKeys.Count > 0)
+                {
+                    allValid = false;
+                    foreach (var k in config.NoEffectKeys)
+                        stdout.WriteLine($"{file}: error: '{k.Key}' has no effect in DeepSpeedSharp (--strict): {k.Reason}");
+                    continue;
+                }
                 stdout.WriteLine($"{file}: ok: {summary}");
+                foreach (var k in config.NoEffectKeys) stdout.WriteLine($"{file}: no effect: {k}");
                 foreach (var w in config.Warnings) stdout.WriteLine($"{file}: warning: {w}");
             }
             catch (DeepSpeedConfigException e)

@@ -39,10 +39,14 @@ internal static class CheckpointNames
             throw new ArgumentException($"checkpoint tag '{tag}' is not usable as a directory name: use letters, digits, '_', '-' or '.', not starting with '.' and not '{LatestFile}'");
     }
 
-    /// <summary>The tag <c>latest</c> names in <paramref name="directory"/>, or null when there is no such file.</summary>
-    public static string? ReadLatest(string directory)
+    /// <summary>The file naming the most recent universal tag (DeepSpeed's <c>latest_universal</c>, written by
+    /// <c>ds_to_universal.py</c>), read first when <c>checkpoint.load_universal</c> is true.</summary>
+    public const string LatestUniversalFile = "latest_universal";
+
+    /// <summary>The tag <paramref name="file"/> (<c>latest</c>) names in <paramref name="directory"/>, or null when there is no such file.</summary>
+    public static string? ReadLatest(string directory, string file = LatestFile)
     {
-        var path = Path.Combine(directory, LatestFile);
+        var path = Path.Combine(directory, file);
         if (!File.Exists(path)) return null;
         var tag = File.ReadAllText(path).Trim();
         if (tag.Length == 0) throw new InvalidDataException($"'{path}' is empty: it should name a checkpoint tag");

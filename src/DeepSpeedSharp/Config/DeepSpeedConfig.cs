@@ -31,6 +31,10 @@ public sealed partial class DeepSpeedConfig
     /// <summary>Non-fatal findings: deprecated keys migrated, "auto" values replaced by defaults, keys without effect.</summary>
     public IReadOnlyList<string> Warnings { get; private set; } = [];
 
+    /// <summary>Keys in the file that DeepSpeedSharp accepts but that have no effect here, each with the reason
+    /// (<see cref="ConfigKeyTable"/>); a key is listed when it asks for something (a value other than its default).</summary>
+    public IReadOnlyList<NoEffectKey> NoEffectKeys { get; private set; } = [];
+
     /// <summary>Paths of the keys whose value was "auto" (e.g. <c>optimizer.params.lr</c>).</summary>
     public IReadOnlyList<string> AutoKeys { get; private set; } = [];
 
@@ -129,6 +133,7 @@ public sealed partial class DeepSpeedConfig
         var config = TopLevel.Read(root, ctx, "");
         ConfigChecks.Validate(config);
         config.Warnings = ctx.FinishWarnings();
+        config.NoEffectKeys = ctx.NoEffect.DistinctBy(k => k.Key).ToList();
         config.AutoKeys = ctx.AutoKeys.ToList();
         return config;
     }

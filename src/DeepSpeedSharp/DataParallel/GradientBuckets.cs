@@ -16,7 +16,9 @@ internal sealed class GradientBuckets : IDisposable
     public GradientBuckets(FlatLayout layout, long bucketElements, ScalarType commType, Device device)
     {
         this.layout = layout;
-        BucketElements = Math.Max(1, Math.Min(bucketElements, layout.Padded));
+        // As in DeepSpeed, a bucket takes at least one whole parameter (so reduce_bucket_size 0 means one parameter at a time).
+        long largest = layout.Numels.DefaultIfEmpty(1).Max();
+        BucketElements = Math.Max(1, Math.Min(Math.Max(bucketElements, largest), layout.Padded));
         bucket = zeros(BucketElements, commType, device).DetachFromDisposeScope();
     }
 

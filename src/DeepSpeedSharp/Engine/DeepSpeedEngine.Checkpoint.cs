@@ -55,7 +55,7 @@ public partial class DeepSpeedEngine
 
     /// <summary>
     /// Loads a checkpoint (DeepSpeed's <c>load_checkpoint</c>); call it on every rank. <paramref name="tag"/> null reads
-    /// <c>latest</c>; when that file is missing a warning is logged and (null, null) returned. The checkpoint may come
+    /// <c>latest</c> (with <c>checkpoint.load_universal</c>, <c>latest_universal</c> first); when that file is missing a warning is logged and (null, null) returned. The checkpoint may come
     /// from any data-parallel world size and ZeRO stage. Restores weights (strictly: every name must match unless
     /// <paramref name="loadModuleStrict"/> is false), optimizer state, LR scheduler, counters, RNG state and strategy
     /// state as the flags say; <paramref name="loadModuleOnly"/> restores the weights alone. A corrupt or incompatible
@@ -68,7 +68,10 @@ public partial class DeepSpeedEngine
         var (cs, optimizer) = Checkpointable("LoadCheckpoint");
         if (tag == null)
         {
-            tag = CheckpointNames.ReadLatest(loadDir);
+            // checkpoint.load_universal (DeepSpeed reads 'latest_universal' then): every checkpoint here is already
+            // universal (it loads on any topology), so 'latest_universal' is read when present and 'latest' otherwise.
+            if (Config.Checkpoint.LoadUniversal) tag = CheckpointNames.ReadLatest(loadDir, CheckpointNames.LatestUniversalFile);
+            tag ??= CheckpointNames.ReadLatest(loadDir);
             if (tag == null)
             {
                 Log.Warn($"Unable to find latest file at {Path.Combine(loadDir, CheckpointNames.LatestFile)}, if trying to load latest checkpoint please pass an explicit tag or save with saveLatest");

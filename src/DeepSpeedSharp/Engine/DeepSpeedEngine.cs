@@ -45,7 +45,8 @@ public partial class DeepSpeedEngine : IDisposable
         LocalRank = Dist.IsInitialized ? Dist.LocalRank : 0;
         DataParallelWorldSize = dataParallelGroup.Size;
         Timers = new WallClockTimers();
-        progress = new ProgressReporter(config.StepsPerPrint, config.WallClockBreakdown);
+        progress = new ProgressReporter(config.StepsPerPrint, config.WallClockBreakdown, config.Timers.ThroughputEnabled,
+            config.MemoryBreakdown ? ModelStateBytes : null);
     }
 
     /// <summary>The wrapped model (DeepSpeed's <c>engine.module</c>).</summary>

@@ -16,13 +16,24 @@ internal static class EngineOptimizers
         if (config.Optimizer is not { } o) return null;
         var trainable = parameters.Where(p => p.requires_grad).ToList();
         if (trainable.Count == 0) throw new ArgumentException("the model has no trainable parameters (every parameter has requires_grad = false)");
-        // With ZeRO-Offload, DeepSpeed builds DeepSpeedCPUAdam for Adam/AdamW (unless torch_adam asks for torch's).
-        if (config.ZeroOptimization.OffloadOptimizer.Enabled && o.Type is "adam" or "adamw" && !o.TorchAdam)
+        var precision = Precision.PrecisionPolicy.From(config);
+        bool masters16 = precision.MasterDType != ScalarType.Float32;
+        if (masters16 && o.TorchAdam && o.Type is "adam" or "adamw" && !precision.LowPrecisionOptimizerStates)
+            throw new DeepSpeedConfigException("16-bit master weights (bf16_master_weights_and_grads / fp16_master_weights_and_grads) without bf16.bf16_optimizer_states keep the Adam moments in fp32, " +
+                "but torch_adam's Adam/AdamW keep them in the parameters' dtype; set optimizer.params.torch_adam to false (or, with bf16, bf16.bf16_optimizer_states to true)");
+        // With ZeRO-Offload, DeepSpeed builds DeepSpeedCPUAdam for Adam/AdamW (unless torch_adam asks for torch's). Its
+        // kernel updates fp32 masters; 16-bit masters are stepped by FusedAdam on the host instead.
+        var offload = config.ZeroOptimization.OffloadOptimizer;
+        if (offload.Enabled && o.Type is "adam" or "adamw" && !o.TorchAdam && !masters16)
             return new Optim.CpuAdam.DeepSpeedCpuAdam(trainable, o.Lr, o.BiasCorrection, o.Beta1, o.Beta2, o.Eps, o.WeightDecay,
-                o.Amsgrad, o.Type == "adamw" || o.AdamWMode);
+                o.Amsgrad, o.Type == "adamw" || o.AdamWMode, threads: CpuAdamThreads(offload.CpuadamCoresPerc));
         return OptimizerFactory.Create(o.Type, trainable, o.Lr, o.Beta1, o.Beta2, o.Eps, o.WeightDecay, o.BiasCorrection,
-            o.Amsgrad, o.AdamWMode, o.TorchAdam, o.Momentum, o.Dampening, o.Nesterov);
+            o.Amsgrad, o.AdamWMode, o.TorchAdam, o.Momentum, o.Dampening, o.Nesterov, precision.LowPrecisionOptimizerStates);
     }
+
+    /// <summary><c>offload_optimizer.cpuadam_cores_perc</c>: the CPU Adam's threads, that fraction of the host's cores (at least one).</summary>
+    internal static int CpuAdamThreads(double coresFraction) =>
+        Math.Max(1, (int)Math.Round(Environment.ProcessorCount * coresFraction, MidpointRounding.AwayFromZero));
 
     /// <summary>The scheduler named by the config's <c>scheduler.type</c>, driving <paramref name="optimizer"/>.</summary>
     public static LrScheduler CreateScheduler(SchedulerConfig s, optim.Optimizer optimizer)

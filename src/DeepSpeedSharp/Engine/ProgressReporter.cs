@@ -6,13 +6,16 @@ namespace DeepSpeedSharp.Engine;
 
 /// <summary>
 /// DeepSpeed's <c>steps_per_print</c> report on rank 0: <c>step=N, skipped=K, lr=[...], loss=..., samples/s=...</c>
-/// plus tokens/s (when token ids were counted) and the process's resident memory (RSS, peak RSS), followed, with
-/// <c>wall_clock_breakdown</c>, by the timers accumulated since the previous report.
+/// plus tokens/s (when token ids were counted; both throughputs only while <c>timers.throughput.enabled</c>) and the
+/// process's resident memory (RSS, peak RSS), followed, with <c>wall_clock_breakdown</c>, by the timers accumulated since
+/// the previous report, and with <c>memory_breakdown</c> by the model-state bytes of this rank.
 /// </summary>
 internal sealed class ProgressReporter
 {
     private readonly int stepsPerPrint;
     private readonly bool wallClockBreakdown;
+    private readonly bool throughput;
+    private readonly Func<DeepSpeedSharp.Training.ModelStateBytes>? memoryBreakdown;
     private long lastTimestamp = Stopwatch.GetTimestamp();
     private long lastSamples;
     private double lossSum;
@@ -25,10 +28,17 @@ internal sealed class ProgressReporter
     /// <summary>Counts token ids fed to the model (the engine's forward pre-hook calls this).</summary>
     public void AddTokens(long count) => tokens += count;
 
-    public ProgressReporter(int stepsPerPrint, bool wallClockBreakdown)
+    /// <param name="stepsPerPrint"><c>steps_per_print</c>.</param>
+    /// <param name="wallClockBreakdown"><c>wall_clock_breakdown</c>.</param>
+    /// <param name="throughput"><c>timers.throughput.enabled</c>: report samples/s and tokens/s.</param>
+    /// <param name="memoryBreakdown"><c>memory_breakdown</c>: the model-state bytes to report, or null.</param>
+    public ProgressReporter(int stepsPerPrint, bool wallClockBreakdown, bool throughput = true,
+        Func<DeepSpeedSharp.Training.ModelStateBytes>? memoryBreakdown = null)
     {
         this.stepsPerPrint = stepsPerPrint;
         this.wallClockBreakdown = wallClockBreakdown;
+        this.throughput = throughput;
+        this.memoryBreakdown = memoryBreakdown;
     }
 
     /// <summary>Remembers a micro-step's (unscaled) loss for the next report.</summary>
@@ -50,7 +60,11 @@ internal sealed class ProgressReporter
         string loss = lossCount > 0 ? (lossSum / lossCount).ToString("F6", ci) : "n/a";
         string tps = tokens > lastTokens && seconds > 0 ? $", tokens/s={((tokens - lastTokens) / seconds).ToString("F0", ci)}" : "";
         long rssMiB = Environment.WorkingSet >> 20, peakMiB = Process.GetCurrentProcess().PeakWorkingSet64 >> 20;
-        Log.Info($"step={globalSteps}, skipped={skippedSteps}, lr=[{lr}], loss={loss}, samples/s={samplesPerSecond.ToString("F2", ci)}{tps}, RSS={rssMiB} MiB (peak {peakMiB} MiB)");
+        string speed = throughput ? $", samples/s={samplesPerSecond.ToString("F2", ci)}{tps}" : "";
+        Log.Info($"step={globalSteps}, skipped={skippedSteps}, lr=[{lr}], loss={loss}{speed}, RSS={rssMiB} MiB (peak {peakMiB} MiB)");
+        if (memoryBreakdown?.Invoke() is { } m)
+            Log.Info($"memory (MiB, this rank) | parameters: {Mib(m.Parameters)} | gradients: {Mib(m.Gradients)} | optimizer state: {Mib(m.OptimizerState)} " +
+                     $"| model states: {Mib(m.Parameters + m.Gradients + m.OptimizerState)} | RSS: {rssMiB} | peak RSS: {peakMiB}");
         var times = timers.TakeMilliseconds();
         LastBreakdown = (globalSteps, times);
         if (wallClockBreakdown && times.Count > 0)
@@ -61,4 +75,6 @@ internal sealed class ProgressReporter
         lossSum = 0;
         lossCount = 0;
     }
+
+    private static string Mib(long bytes) => (bytes / 1048576.0).ToString("F1", CultureInfo.InvariantCulture);
 }

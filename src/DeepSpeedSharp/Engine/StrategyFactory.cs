@@ -35,10 +35,12 @@ internal static class StrategyFactory
                 "or put an \"optimizer\" section in the config");
         var masterDevice = Offload.MasterDevice(config);
         ITrainingStrategy strategy = stage == 3
-            ? new Zero3Strategy(model, parameters, factory, group, config, prePartitioned, masterDevice, modelParallel: modelParallel)
-            : new ZeroStage12Strategy(model, parameters, factory, group, config, precision.Fp32GradAccumulation, masterDevice, modelParallel);
+            ? new Zero3Strategy(model, parameters, factory, group, config, prePartitioned, masterDevice, modelParallel: modelParallel,
+                masterDType: precision.MasterDType)
+            : new ZeroStage12Strategy(model, parameters, factory, group, config, precision.Fp32GradAccumulation, masterDevice, modelParallel,
+                precision.MasterDType);
         if (stage > 0) OptimizerChoice.CheckZeroSupported(config, strategy.Optimizer);
-        Offload.CheckOptimizer(config, strategy.Optimizer);
+        Offload.CheckOptimizer(config, strategy.Optimizer, precision.MasterDType);
         return strategy;
     }
 }

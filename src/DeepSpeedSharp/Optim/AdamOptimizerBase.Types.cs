@@ -93,11 +93,14 @@ public abstract partial class AdamOptimizerBase
         /// <summary>Second moment.</summary>
         public Tensor exp_avg_sq = null!;
 
-        /// <summary>Allocates zeroed moments: fp32 for bf16/fp16 parameters, otherwise the parameter's dtype (so always
-        /// fp32 for DeepSpeedCpuAdam, whose parameters are fp32 master weights).</summary>
+        /// <summary>Keep the moments in the parameter's dtype even when it is bf16/fp16 (<c>bf16_optimizer_states</c>).</summary>
+        public bool InParameterDType { get; init; }
+
+        /// <summary>Allocates zeroed moments: fp32 for bf16/fp16 parameters (unless <see cref="InParameterDType"/>),
+        /// otherwise the parameter's dtype (so always fp32 for DeepSpeedCpuAdam, whose parameters are fp32 master weights).</summary>
         public override void Initialize(OptimizerOptions options)
         {
-            var stateType = _parameter.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? ScalarType.Float32 : _parameter.dtype;
+            var stateType = !InParameterDType && _parameter.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? ScalarType.Float32 : _parameter.dtype;
             step = 0;
             exp_avg?.Dispose();
             exp_avg_sq?.Dispose();

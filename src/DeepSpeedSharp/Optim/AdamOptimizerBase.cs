@@ -62,6 +62,10 @@ public abstract partial class AdamOptimizerBase : OptimizerHelper, optim.IBetas
         set { ((Options)_defaults).beta1 = value.Item1; ((Options)_defaults).beta2 = value.Item2; }
     }
 
+    /// <summary>True when the moments of bf16/fp16 parameters are kept in the parameter's dtype instead of fp32
+    /// (DeepSpeed's <c>bf16_optimizer_states</c>; set by the derived constructor before groups are added).</summary>
+    public bool LowPrecisionStates { get; private protected set; }
+
     /// <summary>The number of optimizer steps applied to <paramref name="parameter"/> (0 before its first step).</summary>
     public long StepCount(Parameter parameter) => GetState(parameter).step;
 
@@ -106,7 +110,7 @@ public abstract partial class AdamOptimizerBase : OptimizerHelper, optim.IBetas
         _parameter_groups.Add(group);
         foreach (var p in parameters)
         {
-            var state = new State(p);
+            var state = new State(p) { InParameterDType = LowPrecisionStates };
             state.Initialize(o);
             _state[p.Handle] = state;
             _groupOf[p.Handle] = group;

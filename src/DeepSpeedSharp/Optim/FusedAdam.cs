@@ -37,19 +37,24 @@ public sealed class FusedAdam : AdamOptimizerBase
     /// DeepSpeed <c>adam_w_mode</c>, default true.</param>
     /// <param name="weightDecay">Weight decay (DeepSpeed <c>weight_decay</c>, default 0).</param>
     /// <param name="amsgrad">Must be false: FusedAdam does not support AMSGrad.</param>
+    /// <param name="lowPrecisionStates">Keep the moments of bf16/fp16 parameters in their dtype instead of fp32 (DeepSpeed's
+    /// <c>bf16_optimizer_states</c>); the update is still computed in fp32 and rounded into parameter and moments.</param>
     public FusedAdam(IEnumerable<Parameter> parameters, double lr = 1e-3, bool biasCorrection = true, double beta1 = 0.9,
-        double beta2 = 0.999, double eps = 1e-8, bool adamWMode = true, double weightDecay = 0, bool amsgrad = false)
-        : this(new[] { new ParamGroup(parameters) }, lr, biasCorrection, beta1, beta2, eps, adamWMode, weightDecay, amsgrad)
+        double beta2 = 0.999, double eps = 1e-8, bool adamWMode = true, double weightDecay = 0, bool amsgrad = false,
+        bool lowPrecisionStates = false)
+        : this(new[] { new ParamGroup(parameters) }, lr, biasCorrection, beta1, beta2, eps, adamWMode, weightDecay, amsgrad, lowPrecisionStates)
     {
     }
 
     /// <summary>Creates the optimizer over several parameter groups; options a group leaves unset take these defaults.</summary>
-    /// <inheritdoc cref="FusedAdam(IEnumerable{Parameter}, double, bool, double, double, double, bool, double, bool)"/>
+    /// <inheritdoc cref="FusedAdam(IEnumerable{Parameter}, double, bool, double, double, double, bool, double, bool, bool)"/>
     public FusedAdam(IEnumerable<ParamGroup> parameters, double lr = 1e-3, bool biasCorrection = true, double beta1 = 0.9,
-        double beta2 = 0.999, double eps = 1e-8, bool adamWMode = true, double weightDecay = 0, bool amsgrad = false)
+        double beta2 = 0.999, double eps = 1e-8, bool adamWMode = true, double weightDecay = 0, bool amsgrad = false,
+        bool lowPrecisionStates = false)
         : base(nameof(FusedAdam), lr, biasCorrection, beta1, beta2, eps, adamWMode, weightDecay, amsgrad,
             ", or set torch_adam = true to use torch.optim.Adam/AdamW, which support it")
     {
+        LowPrecisionStates = lowPrecisionStates;
         AddParamGroups(parameters);
     }
 
@@ -71,12 +76,16 @@ public sealed class FusedAdam : AdamOptimizerBase
                 state.step += 1;
                 var bc1 = biasCorrection ? 1 - Math.Pow(beta1, state.step) : 1.0;
                 var bc2 = biasCorrection ? 1 - Math.Pow(beta2, state.step) : 1.0;
-                // Low-precision parameters are updated through an fp32 copy; fp32/fp64 ones in place.
-                var sameType = p.dtype == state.exp_avg.dtype;
-                var work = sameType ? p : p.to(state.exp_avg.dtype);
-                var g = grad.dtype == state.exp_avg.dtype ? grad : grad.to(state.exp_avg.dtype);
-                Update(work, g, state.exp_avg, state.exp_avg_sq, lr, beta1, beta2, eps, decay, bc1, bc2, AdamWMode);
-                if (!sameType) p.copy_(work);
+                // Low-precision parameters and moments are updated through fp32 copies; fp32/fp64 ones in place.
+                var computeType = state.exp_avg.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? ScalarType.Float32 : state.exp_avg.dtype;
+                var work = p.dtype == computeType ? p : p.to(computeType);
+                var m = state.exp_avg.dtype == computeType ? state.exp_avg : state.exp_avg.to(computeType);
+                var v = state.exp_avg_sq.dtype == computeType ? state.exp_avg_sq : state.exp_avg_sq.to(computeType);
+                var g = grad.dtype == computeType ? grad : grad.to(computeType);
+                Update(work, g, m, v, lr, beta1, beta2, eps, decay, bc1, bc2, AdamWMode);
+                if (!ReferenceEquals(work, p)) p.copy_(work);
+                if (!ReferenceEquals(m, state.exp_avg)) state.exp_avg.copy_(m);
+                if (!ReferenceEquals(v, state.exp_avg_sq)) state.exp_avg_sq.copy_(v);
             }
         }, closure!);
     }

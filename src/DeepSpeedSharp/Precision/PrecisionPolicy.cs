@@ -8,13 +8,18 @@ namespace DeepSpeedSharp.Precision;
 /// The training precision from the config's <c>bf16</c>/<c>fp16</c>/<c>data_types</c> sections: the dtype the model
 /// computes in, whether gradients accumulate across micro-steps in fp32 (<c>data_types.grad_accum_dtype: "fp32"</c>,
 /// DeepSpeed's BF16 optimizer), whether non-finite gradients skip the step, and the fp16 loss scaler.
-/// Master weights are always fp32 and live with the optimizer.
+/// Master weights live with the optimizer: fp32, or the model's 16-bit dtype with <c>bf16_master_weights_and_grads</c>
+/// / <c>fp16_master_weights_and_grads</c> (then the gradient partitions too), whose Adam moments stay fp32 unless
+/// <c>bf16_optimizer_states</c> is set.
 /// </summary>
 public sealed class PrecisionPolicy
 {
-    private PrecisionPolicy(ScalarType modelDType, bool fp32GradAccumulation, bool checkOverflow, LossScaler? scaler)
+    private PrecisionPolicy(ScalarType modelDType, bool fp32GradAccumulation, bool checkOverflow, LossScaler? scaler,
+        bool lowPrecisionMasters = false, bool lowPrecisionOptimizerStates = false)
     {
         ModelDType = modelDType;
+        MasterDType = lowPrecisionMasters ? modelDType : ScalarType.Float32;
+        LowPrecisionOptimizerStates = lowPrecisionOptimizerStates;
         Fp32GradAccumulation = fp32GradAccumulation;
         CheckOverflow = checkOverflow;
         Scaler = scaler;
@@ -22,6 +27,13 @@ public sealed class PrecisionPolicy
 
     /// <summary>Float32, BFloat16 or Float16.</summary>
     public ScalarType ModelDType { get; }
+
+    /// <summary>The dtype of the master weights and gradient partitions the optimizer steps: Float32, or the model's
+    /// dtype with <c>bf16_master_weights_and_grads</c> / <c>fp16_master_weights_and_grads</c>.</summary>
+    public ScalarType MasterDType { get; }
+
+    /// <summary><c>bf16_optimizer_states</c>: the optimizer's moments are kept in <see cref="MasterDType"/>, not fp32.</summary>
+    public bool LowPrecisionOptimizerStates { get; }
 
     /// <summary>True for bf16 or fp16 training.</summary>
     public bool IsReducedPrecision => ModelDType != ScalarType.Float32;
@@ -42,13 +54,15 @@ public sealed class PrecisionPolicy
     public static PrecisionPolicy From(DeepSpeedConfig config)
     {
         if (config.Fp16.Enabled)
-            return new PrecisionPolicy(ScalarType.Float16, config.DataTypes.GradAccumDtype == "fp32", true, LossScaler.FromConfig(config.Fp16));
+            return new PrecisionPolicy(ScalarType.Float16, config.DataTypes.GradAccumDtype == "fp32", true, LossScaler.FromConfig(config.Fp16),
+                config.Fp16.Fp16MasterWeightsAndGrads);
         if (config.Bf16.Enabled)
         {
             string accum = config.DataTypes.GradAccumDtype ?? "bf16";
             if (accum == "fp16")
                 throw new DeepSpeedConfigException("data_types.grad_accum_dtype \"fp16\" with bf16.enabled: accumulate in \"bf16\" or \"fp32\"");
-            return new PrecisionPolicy(ScalarType.BFloat16, accum == "fp32", config.Bf16.CheckGradOverflow, null);
+            return new PrecisionPolicy(ScalarType.BFloat16, accum == "fp32", config.Bf16.CheckGradOverflow, null,
+                config.Bf16.Bf16MasterWeightsAndGrads, config.Bf16.Bf16OptimizerStates);
         }
         return new PrecisionPolicy(ScalarType.Float32, false, true, null);
     }
@@ -69,5 +83,6 @@ public sealed class PrecisionPolicy
     /// <summary>Short name for logs: fp32, bf16 or fp16 (with "+fp32 accumulation").</summary>
     public override string ToString() =>
         (ModelDType switch { ScalarType.BFloat16 => "bf16", ScalarType.Float16 => "fp16", _ => "fp32" })
-        + (Fp32GradAccumulation ? " (fp32 gradient accumulation)" : "");
+        + (Fp32GradAccumulation ? " (fp32 gradient accumulation)" : "")
+        + (MasterDType != ScalarType.Float32 ? $" ({(LowPrecisionOptimizerStates ? "16-bit master weights, gradients and optimizer states" : "16-bit master weights and gradients")})" : "");
 }

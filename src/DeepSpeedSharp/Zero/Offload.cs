@@ -39,10 +39,12 @@ internal static class Offload
     public static bool OptimizerOffloaded(DeepSpeedConfig config) => config.ZeroOptimization.OffloadOptimizer.Enabled;
 
     /// <summary>DeepSpeed's check: with ZeRO-Offload, a client optimizer that is not the CPU Adam is rejected unless
-    /// <c>zero_force_ds_cpu_optimizer</c> is false.</summary>
-    public static void CheckOptimizer(DeepSpeedConfig config, optim.Optimizer optimizer)
+    /// <c>zero_force_ds_cpu_optimizer</c> is false. With 16-bit master weights the CPU Adam kernel (which updates fp32
+    /// masters) does not apply, and the offloaded step runs <c>FusedAdam</c> on the host.</summary>
+    public static void CheckOptimizer(DeepSpeedConfig config, optim.Optimizer optimizer, ScalarType masterDType)
     {
         if (!OptimizerOffloaded(config) || optimizer is DeepSpeedCpuAdam || !config.ZeroForceDsCpuOptimizer) return;
+        if (masterDType != ScalarType.Float32) return;
         throw new DeepSpeedConfigException(
             $"zero_optimization.offload_optimizer runs the optimizer on the CPU, which needs DeepSpeedCpuAdam, not {optimizer.GetType().Name}; " +
             "use an \"optimizer\" section of type Adam/AdamW (it becomes DeepSpeedCpuAdam), pass a factory that builds DeepSpeedCpuAdam, " +

@@ -42,6 +42,7 @@ internal sealed partial class Zero3Strategy : ICheckpointableStrategy
     /// <summary>Re-gathers persistent parameters from the loaded partitions, releases the others, clears gradients.</summary>
     public void AfterLoad()
     {
+        MasterReload.FromModelWeightsIfAsked(master, Precision?.ModelDType ?? master.dtype, loadFromFp32Weights);
         foreach (var zp in parameters)
         {
             if (zp.Persistent) zp.Refresh(master);

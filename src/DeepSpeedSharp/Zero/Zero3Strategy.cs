@@ -39,15 +39,18 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     private readonly GradientScaling scaling;
     private readonly Zero3Prefetcher prefetcher;
     private readonly ModelParallelGradients modelParallel;
+    private readonly bool loadFromFp32Weights;
 
     public Zero3Strategy(nn.Module model, IReadOnlyList<(string Name, Parameter Param)> trainable,
         Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config,
-        IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, Device? masterDevice = null, bool? recomputeAll = null, ModelParallelGradients? modelParallel = null)
+        IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, Device? masterDevice = null, bool? recomputeAll = null, ModelParallelGradients? modelParallel = null,
+        ScalarType masterDType = ScalarType.Float32)
     {
         this.group = group;
         this.modelParallel = modelParallel ?? ModelParallelGradients.DataParallelOnly;
         RecomputeAll = recomputeAll ?? Environment.GetEnvironmentVariable(RecomputeAllVariable) == "1";
         var zero = config.ZeroOptimization;
+        loadFromFp32Weights = zero.LoadFromFp32Weights;
         scaling = GradientScaling.From(config, group.Size);
         var ps = trainable.Select(t => t.Param).ToList();
         var device = ps[0].device;
@@ -57,16 +60,20 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         var unpartitionable = UnitDiscovery.UnhookableOwners(model, trainable);
         foreach (var name in unpartitionable)
             Log.Warn($"ZeRO-3: '{name}' owns parameters but is not an nn.Module<Tensor, Tensor>, so its parameters stay whole on every rank");
-        long offset = 0;
+        long offset = 0, persistentTotal = 0;
         foreach (var (name, p) in trainable)
         {
             long numel = Pre(name)?.Numel ?? p.numel();
-            bool persistent = numel <= zero.Stage3ParamPersistenceThreshold || unpartitionable.Any(u => name.StartsWith(u + ".", StringComparison.Ordinal) || u.Length == 0);
+            // DeepSpeed's mark_persistent_parameters: small parameters stay whole while the total kept whole stays within
+            // stage3_model_persistence_threshold; parameters of modules ZeRO-3 cannot hook always stay whole.
+            bool small = numel <= zero.Stage3ParamPersistenceThreshold && persistentTotal + numel <= zero.Stage3ModelPersistenceThreshold;
+            if (small) persistentTotal += numel;
+            bool persistent = small || unpartitionable.Any(u => name.StartsWith(u + ".", StringComparison.Ordinal) || u.Length == 0);
             var zp = new Zero3Parameter(name, p, group, offset, persistent, Pre(name));
             parameters.Add(zp);
             offset += zp.PartitionSize;
         }
-        var initial = Offload.PinIfUseful(zeros(Math.Max(1, offset), ScalarType.Float32, masterDevice ?? device).DetachFromDisposeScope(), device, config);
+        var initial = Offload.PinIfUseful(zeros(Math.Max(1, offset), masterDType, masterDevice ?? device).DetachFromDisposeScope(), device, config);
         foreach (var zp in parameters)
         {
             zp.CopyOwnPartitionTo(initial);

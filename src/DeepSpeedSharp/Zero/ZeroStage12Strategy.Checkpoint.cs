@@ -29,6 +29,7 @@ internal sealed partial class ZeroStage12Strategy : ICheckpointableStrategy
     /// <summary>All-gathers the loaded master partitions into the model's parameters and clears gradients.</summary>
     public void AfterLoad()
     {
+        MasterReload.FromModelWeightsIfAsked(master, flatParams.dtype, loadFromFp32Weights);
         Publish();
         ZeroGrad();
     }

@@ -12,8 +12,8 @@ namespace DeepSpeedSharp.Zero;
 /// <summary>
 /// ZeRO stages 1 and 2 — and stage 0 for bf16/fp16 models, which need fp32 master weights too (then there is one
 /// "partition", the whole flat space, and gradients are all-reduced). The trainable parameters become views of one flat buffer (padded to a multiple of the
-/// data-parallel size); rank r owns partition r of it, with an fp32 master copy and the optimizer state for that
-/// partition only. Gradients are reduce-scattered bucket by bucket (<c>reduce_bucket_size</c>) so each rank receives
+/// data-parallel size); rank r owns partition r of it, with a master copy (fp32, or 16-bit with
+/// <c>bf16_master_weights_and_grads</c>) and the optimizer state for that partition only. Gradients are reduce-scattered bucket by bucket (<c>reduce_bucket_size</c>) so each rank receives
 /// the averaged gradient of its partition: stage 1 at the accumulation boundary, stage 2 after every micro-step,
 /// after which the full gradients are released (only the partition gradient is kept between steps). After the
 /// optimizer step the updated partitions are all-gathered into the flat buffer (<c>allgather_bucket_size</c>).
@@ -37,6 +37,7 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     private readonly Tensor? fp32Accum;
     private readonly Device masterDevice;
     private readonly ModelParallelGradients modelParallel;
+    private readonly bool loadFromFp32Weights;
 
     private readonly GradientReadiness? readiness;
     private readonly OverlappedReduction? overlap;
@@ -44,11 +45,13 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
 
     public ZeroStage12Strategy(nn.Module model, IReadOnlyList<(string Name, Parameter Param)> parameters,
         Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config,
-        bool fp32GradAccumulation = false, Device? masterDevice = null, ModelParallelGradients? modelParallel = null)
+        bool fp32GradAccumulation = false, Device? masterDevice = null, ModelParallelGradients? modelParallel = null,
+        ScalarType masterDType = ScalarType.Float32)
     {
         this.group = group;
         this.modelParallel = modelParallel ?? ModelParallelGradients.DataParallelOnly;
         stage = config.ZeroOptimization.Stage;
+        loadFromFp32Weights = config.ZeroOptimization.LoadFromFp32Weights;
         partitioned = stage >= 1;
         partRank = partitioned ? group.Rank : 0;
         names = parameters.Select(p => p.Name).ToArray();
@@ -78,8 +81,8 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
         long myStart = layout.PartitionStart(partRank);
         using (no_grad())
             master = new Parameter(Offload.PinIfUseful(flatParams.narrow(0, myStart, layout.PartitionSize)
-                .to(ScalarType.Float32, this.masterDevice, copy: true).DetachFromDisposeScope(), device, config), requires_grad: true);
-        gradPartition = Offload.PinIfUseful(zeros(layout.PartitionSize, ScalarType.Float32, this.masterDevice).DetachFromDisposeScope(), device, config);
+                .to(masterDType, this.masterDevice, copy: true).DetachFromDisposeScope(), device, config), requires_grad: true);
+        gradPartition = Offload.PinIfUseful(zeros(layout.PartitionSize, masterDType, this.masterDevice).DetachFromDisposeScope(), device, config);
         // DeepSpeed's BF16 optimizer: 16-bit gradients are added into fp32 after every micro-step (stages 0-1;
         // stage 2 already reduces into the fp32 partition every micro-step).
         if (fp32GradAccumulation && stage < 2 && ps[0].dtype != ScalarType.Float32)

@@ -51,16 +51,16 @@ public class ConfigValidationTests
     [InlineData("""{"scheduler": {"type": "WarmupLR", "params": {"warmup_type": "cubic"}}}""", "scheduler.params.warmup_type: 'cubic' is not accepted; expected one of 'log', 'linear'")]
     [InlineData("""{"scheduler": {"type": "OneCycle", "params": {"cycle_max_lr": 1}}}""", "scheduler.params.cycle_min_lr is required for OneCycle")]
     // features rejected because ignoring them would change training
-    [InlineData("""{"zero_optimization": {"stage": 3, "zero_quantized_weights": true}}""", "'zero_optimization.zero_quantized_weights': true is not supported")]
-    [InlineData("""{"zero_optimization": {"stage": 3, "zero_quantized_gradients": true}}""", "'zero_optimization.zero_quantized_gradients': true is not supported")]
-    [InlineData("""{"fp16": {"enabled": true, "auto_cast": true}}""", "'fp16.auto_cast': true is not supported")]
-    [InlineData("""{"curriculum_learning": {"enabled": true}}""", "'curriculum_learning' is not supported by DeepSpeedSharp")]
-    [InlineData("""{"progressive_layer_drop": {"enabled": true}}""", "'progressive_layer_drop' is not supported")]
-    [InlineData("""{"elasticity": {"enabled": true}}""", "'elasticity' is not supported")]
-    [InlineData("""{"amp": {"enabled": true}}""", "'amp' is not supported")]
-    [InlineData("""{"compression_training": {"weight_quantization": {}}}""", "'compression_training' is not supported")]
-    [InlineData("""{"sparse_attention": {"mode": "fixed"}}""", "'sparse_attention' is not supported")]
-    [InlineData("""{"sequence_parallel_size": 2}""", "sequence parallelism is not supported")]
+    [InlineData("""{"zero_optimization": {"stage": 3, "zero_quantized_weights": true}}""", "'zero_optimization.zero_quantized_weights' = true is not supported")]
+    [InlineData("""{"zero_optimization": {"stage": 3, "zero_quantized_gradients": true}}""", "'zero_optimization.zero_quantized_gradients' = true is not supported")]
+    [InlineData("""{"fp16": {"enabled": true, "auto_cast": true}}""", "'fp16.auto_cast' = true is not supported")]
+    [InlineData("""{"curriculum_learning": {"enabled": true}}""", "curriculum learning is not implemented")]
+    [InlineData("""{"progressive_layer_drop": {"enabled": true}}""", "'progressive_layer_drop' = {\"enabled\":true} is not supported")]
+    [InlineData("""{"elasticity": {"enabled": true}}""", "elastic training is not implemented")]
+    [InlineData("""{"amp": {"enabled": true}}""", "Apex AMP is not available")]
+    [InlineData("""{"compression_training": {"weight_quantization": {}}}""", "compression training is not implemented")]
+    [InlineData("""{"sparse_attention": {"mode": "fixed"}}""", "sparse attention is not implemented")]
+    [InlineData("""{"sequence_parallel_size": 2}""", "Ulysses sequence parallelism is not implemented")]
     public void InvalidConfigsAreRejectedWithAClearMessage(string json, string expected) => Assert.Contains(expected, ErrorOf(json));
 
     [Theory]
@@ -92,19 +92,50 @@ public class ConfigValidationTests
     }
 
     [Fact]
-    public void HarmlessUnimplementedKeysAreListedInOneWarning()
+    public void KeysWithoutEffectAreListedWithTheirReasons()
     {
         var c = DeepSpeedConfig.FromJson("""
             {"memory_breakdown": true, "tensorboard": {"enabled": true, "output_path": "/tmp/tb"}, "wandb": {"enabled": true},
              "aio": {"block_size": 4096}, "autotuning": {"enabled": true}, "dump_state": true,
-             "zero_optimization": {"stage": 3, "memory_efficient_linear": false}}
+             "zero_optimization": {"stage": 3, "memory_efficient_linear": false, "contiguous_gradients": true}}
             """);
-        var w = Assert.Single(c.Warnings);
-        Assert.DoesNotContain("tensorboard", w); // implemented by the monitoring component
-        foreach (var key in new[] { "memory_breakdown", "wandb", "aio", "autotuning", "dump_state", "zero_optimization.memory_efficient_linear" })
-            Assert.Contains(key, w);
-        Assert.True(c.Tensorboard.Enabled);
+        Assert.Empty(c.Warnings);
+        var keys = c.NoEffectKeys.Select(k => k.Key).ToList();
+        Assert.Equal(["wandb.enabled", "aio.block_size", "autotuning", "dump_state", "zero_optimization.memory_efficient_linear"], keys);
+        Assert.All(c.NoEffectKeys, k => Assert.False(string.IsNullOrWhiteSpace(k.Reason)));
+        Assert.Contains("no .NET client", c.NoEffectKeys[0].Reason);
+        Assert.True(c.Tensorboard.Enabled); // implemented by the monitoring component
         Assert.Equal("/tmp/tb", c.Tensorboard.OutputPath);
+        Assert.True(c.MemoryBreakdown); // implemented: a memory line in the progress report
+    }
+
+    [Theory]
+    [InlineData("""{"zero_optimization": {"stage": 3, "zero_hpz_partition_size": 2}}""", "zero_optimization.zero_hpz_partition_size", "hpZ")]
+    [InlineData("""{"zero_optimization": {"mics_shard_size": 4}}""", "zero_optimization.mics_shard_size", "MiCS")]
+    [InlineData("""{"sequence_parallel_size": 2}""", "sequence_parallel_size", "Ulysses")]
+    [InlineData("""{"managed_gradient_accumulation": false}""", "managed_gradient_accumulation", "caller-managed")]
+    [InlineData("""{"fp16": {"enabled": true, "auto_cast": true}}""", "fp16.auto_cast", "auto-casting")]
+    [InlineData("""{"amp": {"enabled": true}}""", "amp", "Apex")]
+    public void RejectedKeysNameTheKeyTheValueAndWhatToDo(string json, string key, string reason)
+    {
+        var e = Assert.Throws<DeepSpeedConfigException>(() => DeepSpeedConfig.FromJson(json));
+        Assert.StartsWith($"'{key}' = ", e.Message);
+        Assert.Contains(reason, e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Theory]
+    [InlineData("""{"zero_optimization": {"zero_hpz_partition_size": 1, "mics_shard_size": -1, "mics_hierarchical_params_gather": false}}""")]
+    [InlineData("""{"sequence_parallel_size": 1, "managed_gradient_accumulation": true}""")]
+    public void RejectedKeysAtTheirDefaultAreAccepted(string json) => Assert.Empty(DeepSpeedConfig.FromJson(json).NoEffectKeys);
+
+    [Theory]
+    [InlineData("allgather_bucket_size")]
+    [InlineData("sub_group_size")]
+    public void ZeroAllGatherBucketAndSubGroupSizesAreErrors(string key)
+    {
+        var e = Assert.Throws<DeepSpeedConfigException>(() => DeepSpeedConfig.FromJson("{\"zero_optimization\": {\"" + key + "\": 0}}"));
+        Assert.Equal($"zero_optimization.{key}: must be a positive integer, got 0", e.Message);
     }
 
     [Fact]

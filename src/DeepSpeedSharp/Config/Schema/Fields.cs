@@ -14,8 +14,8 @@ internal abstract class Field<T>(string key)
     public List<string> DeprecatedNames { get; } = [];
     /// <summary>Whether the string "auto" means "use the default" for this key (false when "auto" is a real value).</summary>
     public bool AutoMeansDefault { get; set; } = true;
-    /// <summary>When set, the key is known but has no effect in DeepSpeedSharp; its presence is listed in the summary warning.</summary>
-    public bool NotImplemented { get; set; }
+    /// <summary>The dotted paths of the keys below this one (nested sections), or null for a leaf key.</summary>
+    public virtual IEnumerable<string>? ChildPaths(string path) => null;
 
     public abstract T Read(T target, JsonNode? value, ReadContext ctx, string path);
     /// <summary>The normalised value for <c>ToJson</c> (null = omit).</summary>
@@ -23,7 +23,6 @@ internal abstract class Field<T>(string key)
 
     public Field<T> Alias(params string[] names) { Aliases.AddRange(names); return this; }
     public Field<T> Deprecated(params string[] names) { DeprecatedNames.AddRange(names); return this; }
-    public Field<T> Unimplemented() { NotImplemented = true; return this; }
     public Field<T> AutoIsValue() { AutoMeansDefault = false; return this; }
 }
 
@@ -46,26 +45,20 @@ internal sealed class SectionField<T, S>(string key, SectionSchema<S> schema, Fu
 {
     public override T Read(T target, JsonNode? value, ReadContext ctx, string path) => set(target, schema.Read(value, ctx, path));
     public override JsonNode? Write(T source) => schema.Write(get(source));
+    public override IEnumerable<string> ChildPaths(string path) => schema.KeyPaths(path);
 }
 
 /// <summary>A key with hand-written reading (e.g. <c>betas</c>, the optimizer and scheduler sections).</summary>
-internal sealed class CustomField<T>(string key, Func<T, JsonNode?, ReadContext, string, T> read, Func<T, JsonNode?> write) : Field<T>(key)
+internal sealed class CustomField<T>(string key, Func<T, JsonNode?, ReadContext, string, T> read, Func<T, JsonNode?> write,
+    Func<string, IEnumerable<string>>? children = null) : Field<T>(key)
 {
     public override T Read(T target, JsonNode? value, ReadContext ctx, string path) => read(target, value, ctx, path);
     public override JsonNode? Write(T source) => write(source);
+    public override IEnumerable<string>? ChildPaths(string path) => children?.Invoke(path);
 }
 
-/// <summary>What to do with a DeepSpeed key that DeepSpeedSharp knows of but does not model as a field.</summary>
-internal enum KnownKeyPolicy
-{
-    /// <summary>Harmless: listed in the summary warning and ignored.</summary>
-    Ignore,
-    /// <summary>Changes training when active (true, or an object not explicitly disabled): rejected then; ignored when inactive.</summary>
-    RejectWhenActive,
-}
-
-/// <summary>A DeepSpeed key without a field: see <see cref="KnownKeyPolicy"/>.</summary>
-internal sealed record KnownKey(string Key, KnownKeyPolicy Policy, string Reason)
+/// <summary>Whether a raw config value asks for something.</summary>
+internal static class Activity
 {
     /// <summary>false/null/0/""/{}/[] or an object whose "enabled" is false or "auto" count as inactive.</summary>
     public static bool IsActive(JsonNode? n) => n?.GetValueKind() switch

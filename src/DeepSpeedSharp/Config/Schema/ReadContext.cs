@@ -1,14 +1,15 @@
 namespace DeepSpeedSharp.Config.Schema;
 
 /// <summary>
-/// State shared while one config is being read: warnings, keys whose value was "auto", and known DeepSpeed keys
-/// that DeepSpeedSharp does not implement (reported together in one warning at the end).
+/// State shared while one config is being read: warnings, keys whose value was "auto", keys starting with '_', and
+/// keys that have no effect here (reported by <c>validate-config</c> and at start).
 /// </summary>
 internal sealed class ReadContext
 {
     public List<string> Warnings { get; } = [];
     public List<string> AutoKeys { get; } = [];
-    public List<string> Unimplemented { get; } = [];
+    /// <summary>Keys present that have no effect here (see <see cref="ConfigKeyTable"/>), with the reason.</summary>
+    public List<NoEffectKey> NoEffect { get; } = [];
     public List<string> CommentKeys { get; } = [];
 
     /// <summary>"zero_optimization" + "stage" → "zero_optimization.stage"; top level has an empty path.</summary>
@@ -19,16 +20,13 @@ internal sealed class ReadContext
 
     public static DeepSpeedConfigException Error(string message) => new(message);
 
-    /// <summary>Appends the summary warnings (auto keys, unimplemented keys, commented-out keys) once reading is done.</summary>
+    /// <summary>Appends the summary warnings (auto keys, commented-out keys) once reading is done.</summary>
     public List<string> FinishWarnings()
     {
         var all = new List<string>(Warnings);
         var sectionAutos = AutoKeys.Where(k => k.Contains('.')).ToList();
         if (sectionAutos.Count > 0)
             all.Add("\"auto\" values replaced by DeepSpeed's defaults (nothing fills them in here): " + string.Join(", ", sectionAutos));
-        if (Unimplemented.Count > 0)
-            all.Add("keys DeepSpeedSharp reads but does not implement (they have no effect): "
-                    + string.Join(", ", Unimplemented.Distinct()));
         if (CommentKeys.Count > 0)
             all.Add("keys starting with '_' are treated as commented out and ignored: " + string.Join(", ", CommentKeys));
         return all;

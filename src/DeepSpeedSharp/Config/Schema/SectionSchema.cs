@@ -4,22 +4,27 @@ using System.Text.Json.Nodes;
 namespace DeepSpeedSharp.Config.Schema;
 
 /// <summary>
-/// The generic reader of one config section: a table of <see cref="Field{T}"/>s and <see cref="KnownKey"/>s.
-/// It resolves aliases and deprecated names, handles "auto", rejects unknown keys with a "did you mean" suggestion,
-/// and writes the normalised section back to JSON.
+/// The generic reader of one config section: a table of <see cref="Field{T}"/>s. It resolves aliases and deprecated
+/// names, handles "auto", applies <see cref="ConfigKeyTable"/> (rejected values are errors, keys without effect are
+/// recorded; DeepSpeed keys the table lists without a field are accepted the same way), rejects unknown keys with a
+/// "did you mean" suggestion, and writes the normalised section back to JSON.
 /// </summary>
 internal sealed class SectionSchema<T>(Func<T> create)
 {
     private readonly List<Field<T>> _fields = [];
     private readonly Dictionary<string, (Field<T> Field, bool Deprecated)> _byName = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, KnownKey> _known = new(StringComparer.Ordinal);
+    private readonly List<string> _suggestOnly = [];
 
     /// <summary>"auto" at this level warns (top level) instead of only being recorded (inside sections).</summary>
     public bool WarnOnAuto { get; init; }
     /// <summary>Checks run after all keys are read (within-section consistency).</summary>
     public Func<T, JsonObject, ReadContext, string, T>? After { get; init; }
 
-    public IEnumerable<string> AllNames => _byName.Keys.Concat(_known.Keys);
+    private IEnumerable<string> AllNames(string path) => _byName.Keys.Concat(_suggestOnly).Concat(ConfigKeyTable.ChildrenOf(path));
+
+    /// <summary>The canonical dotted path of every key this section reads, nested sections included.</summary>
+    public IEnumerable<string> KeyPaths(string path) =>
+        _fields.SelectMany(f => f.ChildPaths(ReadContext.Join(path, f.Key)) ?? [ReadContext.Join(path, f.Key)]);
 
     public SectionSchema<T> Add(Field<T> field)
     {
@@ -36,9 +41,10 @@ internal sealed class SectionSchema<T>(Func<T> create)
         return this;
     }
 
-    public SectionSchema<T> Known(KnownKeyPolicy policy, string reason, params string[] keys)
+    /// <summary>Names offered as "did you mean" suggestions only (old keys migrated away before reading).</summary>
+    public SectionSchema<T> SuggestAlso(params string[] keys)
     {
-        foreach (var k in keys) _known.Add(k, new KnownKey(k, policy, reason));
+        _suggestOnly.AddRange(keys);
         return this;
     }
 
@@ -75,21 +81,18 @@ internal sealed class SectionSchema<T>(Func<T> create)
                     continue;
                 }
                 value = field.Read(value, child, ctx, full);
-                // A field without effect is reported when it asks for something: an enabled/non-empty section, or a
-                // scalar different from its default.
-                if (field.NotImplemented && (child is JsonObject ? KnownKey.IsActive(child)
-                        : !JsonNode.DeepEquals(field.Write(value), field.Write(create()))))
-                    ctx.Unimplemented.Add(full);
+                // A key without effect, or rejected, matters when it asks for something: a scalar different from its
+                // default (the table may say otherwise for rejected keys).
+                if (field.ChildPaths(full) is null && ConfigKeyTable.Find(ReadContext.Join(path, field.Key)) is { } effect)
+                    Apply(effect, full, child, () => !JsonNode.DeepEquals(field.Write(value), field.Write(create())), ctx);
             }
-            else if (_known.TryGetValue(key, out var known))
+            else if (ConfigKeyTable.Find(full) is { Kind: not KeyEffectKind.Implemented } known)
             {
-                if (known.Policy == KnownKeyPolicy.RejectWhenActive && KnownKey.IsActive(child))
-                    throw new DeepSpeedConfigException($"'{full}' is not supported by DeepSpeedSharp: {known.Reason}; remove it or disable it");
-                if (known.Policy == KnownKeyPolicy.Ignore && KnownKey.IsActive(child)) ctx.Unimplemented.Add(full);
+                Apply(known, full, child, () => Activity.IsActive(child), ctx);
             }
             else
             {
-                var suggestion = KeySuggester.Suggest(key, AllNames);
+                var suggestion = KeySuggester.Suggest(key, AllNames(path));
                 throw new DeepSpeedConfigException($"unknown key '{key}' {ReadContext.Where(path)}"
                     + (suggestion != null ? $"; did you mean '{suggestion}'?"
                        : _fields.Count <= 12 ? $"; accepted keys: {string.Join(", ", _fields.Select(f => f.Key))}"
@@ -97,6 +100,13 @@ internal sealed class SectionSchema<T>(Func<T> create)
             }
         }
         return After != null ? After(value, obj, ctx, path) : value;
+    }
+
+    private static void Apply(ConfigKeyEffect effect, string full, JsonNode? raw, Func<bool> asksForSomething, ReadContext ctx)
+    {
+        if (effect.Kind == KeyEffectKind.Rejected && (effect.RejectWhen?.Invoke(raw) ?? asksForSomething()))
+            throw new DeepSpeedConfigException($"'{full}' = {raw?.ToJsonString() ?? "null"} is not supported by DeepSpeedSharp: {effect.Note}");
+        if (effect.Kind == KeyEffectKind.NoEffect && asksForSomething()) ctx.NoEffect.Add(new NoEffectKey(full, effect.Note));
     }
 
     public JsonObject Write(T value)

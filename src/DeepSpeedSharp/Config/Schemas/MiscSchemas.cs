@@ -99,8 +99,7 @@ internal static class MiscSchemas
             Fields<CheckpointConfig>.Of("tag_validation", Kinds.OneOf("Ignore", "Warn", "Fail"), c => c.TagValidation, (c, v) => c with { TagValidation = v }),
             Fields<CheckpointConfig>.Of("load_universal", Kinds.Bool, c => c.LoadUniversal, (c, v) => c with { LoadUniversal = v }),
             Fields<CheckpointConfig>.Of("use_node_local_storage", Kinds.Bool, c => c.UseNodeLocalStorage, (c, v) => c with { UseNodeLocalStorage = v }),
-            Fields<CheckpointConfig>.Section("parallel_write", ParallelWriteSchema, c => new ParallelWrite(c.ParallelWritePipelineStage), (c, v) => c with { ParallelWritePipelineStage = v.PipelineStage }))
-        .Known(KnownKeyPolicy.Ignore, "checkpoint writer/serialization options are not implemented", "writer", "checkpoint_serialization");
+            Fields<CheckpointConfig>.Section("parallel_write", ParallelWriteSchema, c => new ParallelWrite(c.ParallelWritePipelineStage), (c, v) => c with { ParallelWritePipelineStage = v.PipelineStage }));
 
     public static readonly SectionSchema<AioConfig> Aio = new SectionSchema<AioConfig>(() => new())
         .Add(

@@ -61,7 +61,6 @@ internal static class OptimizerSchemas
         var envelope = new SectionSchema<Envelope>(() => new())
             .Add(new CustomField<Envelope>("type", (e, n, _, p) => e with { Type = n is null ? null : Kinds.ReadString(n, p) }, _ => null).AutoIsValue(),
                  new CustomField<Envelope>("params", (e, n, _, _) => e with { Params = n }, _ => null).AutoIsValue())
-            .Known(KnownKeyPolicy.Ignore, "fused-kernel selection does not apply", "legacy_fusion")
             .Read(obj, ctx, path);
         if (envelope.Type is null)
         {
@@ -94,6 +93,12 @@ internal static class OptimizerSchemas
                 throw new DeepSpeedConfigException($"{path}.type '{envelope.Type}' is {why}; supported: 'Adam', 'AdamW', 'SGD' (or pass your own optimizer to DeepSpeed.Initialize)");
         }
     }
+
+    /// <summary>The dotted paths of <c>type</c> and of every Adam and SGD parameter under <paramref name="path"/>.</summary>
+    public static IEnumerable<string> KeyPaths(string path) =>
+        new[] { ReadContext.Join(path, "type") }
+            .Concat(AdamParams.KeyPaths(ReadContext.Join(path, "params")))
+            .Concat(SgdParams.KeyPaths(ReadContext.Join(path, "params"))).Distinct();
 
     public static JsonNode? Write(OptimizerConfig? c) => c is null ? null : new JsonObject
     {

@@ -16,7 +16,7 @@ internal static class PrecisionSchemas
     public static readonly SectionSchema<Fp16Config> Fp16 = new SectionSchema<Fp16Config>(() => new())
         .Add(
             Fields<Fp16Config>.Of("enabled", Kinds.Bool, c => c.Enabled, (c, v) => c with { Enabled = v }),
-            Fields<Fp16Config>.FalseOnly("auto_cast", "fp16 auto-casting of inputs is not implemented", c => c.AutoCast, (c, v) => c with { AutoCast = v }),
+            Fields<Fp16Config>.Of("auto_cast", Kinds.Bool, c => c.AutoCast, (c, v) => c with { AutoCast = v }),
             Fields<Fp16Config>.Of("loss_scale", Kinds.Double(min: 0), c => c.LossScale, (c, v) => c with { LossScale = v }),
             Fields<Fp16Config>.Of("initial_scale_power", Kinds.Int(min: 0, max: 126), c => c.InitialScalePower, (c, v) => c with { InitialScalePower = v }),
             Fields<Fp16Config>.Of("loss_scale_window", Kinds.Int(min: 1), c => c.LossScaleWindow, (c, v) => c with { LossScaleWindow = v }),

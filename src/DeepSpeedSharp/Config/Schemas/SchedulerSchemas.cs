@@ -92,6 +92,11 @@ internal static class SchedulerSchemas
         return c;
     }
 
+    /// <summary>The dotted paths of <c>type</c> and of every scheduler's parameters under <paramref name="path"/>.</summary>
+    public static IEnumerable<string> KeyPaths(string path) =>
+        new[] { ReadContext.Join(path, "type") }
+            .Concat(ByType.Values.SelectMany(t => t.KeyPaths(ReadContext.Join(path, "params")))).Distinct();
+
     public static JsonNode? Write(SchedulerConfig? c) => c is null ? null : new JsonObject
     {
         ["type"] = c.Type,
