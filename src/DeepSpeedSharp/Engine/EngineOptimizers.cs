@@ -28,7 +28,8 @@ internal static class EngineOptimizers
             return new Optim.CpuAdam.DeepSpeedCpuAdam(trainable, o.Lr, o.BiasCorrection, o.Beta1, o.Beta2, o.Eps, o.WeightDecay,
                 o.Amsgrad, o.Type == "adamw" || o.AdamWMode, threads: CpuAdamThreads(offload.CpuadamCoresPerc));
         return OptimizerFactory.Create(o.Type, trainable, o.Lr, o.Beta1, o.Beta2, o.Eps, o.WeightDecay, o.BiasCorrection,
-            o.Amsgrad, o.AdamWMode, o.TorchAdam, o.Momentum, o.Dampening, o.Nesterov, precision.LowPrecisionOptimizerStates);
+            o.Amsgrad, o.AdamWMode, o.TorchAdam, o.Momentum, o.Dampening, o.Nesterov, precision.LowPrecisionOptimizerStates,
+            stochasticRounding: precision.MasterDType == ScalarType.BFloat16);
     }
 
     /// <summary><c>offload_optimizer.cpuadam_cores_perc</c>: the CPU Adam's threads, that fraction of the host's cores (at least one).</summary>

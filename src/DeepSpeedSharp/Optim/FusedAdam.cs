@@ -39,24 +39,35 @@ public sealed class FusedAdam : AdamOptimizerBase
     /// <param name="amsgrad">Must be false: FusedAdam does not support AMSGrad.</param>
     /// <param name="lowPrecisionStates">Keep the moments of bf16/fp16 parameters in their dtype instead of fp32 (DeepSpeed's
     /// <c>bf16_optimizer_states</c>); the update is still computed in fp32 and rounded into parameter and moments.</param>
+    /// <param name="stochasticRounding">Round the updated values of bf16 parameters stochastically (unbiased) instead of to
+    /// nearest, so that updates smaller than half a bf16 step still move the weight on average (bf16 master weights).</param>
     public FusedAdam(IEnumerable<Parameter> parameters, double lr = 1e-3, bool biasCorrection = true, double beta1 = 0.9,
         double beta2 = 0.999, double eps = 1e-8, bool adamWMode = true, double weightDecay = 0, bool amsgrad = false,
-        bool lowPrecisionStates = false)
-        : this(new[] { new ParamGroup(parameters) }, lr, biasCorrection, beta1, beta2, eps, adamWMode, weightDecay, amsgrad, lowPrecisionStates)
+        bool lowPrecisionStates = false, bool stochasticRounding = false)
+        : this(new[] { new ParamGroup(parameters) }, lr, biasCorrection, beta1, beta2, eps, adamWMode, weightDecay, amsgrad, lowPrecisionStates,
+            stochasticRounding)
     {
     }
 
     /// <summary>Creates the optimizer over several parameter groups; options a group leaves unset take these defaults.</summary>
-    /// <inheritdoc cref="FusedAdam(IEnumerable{Parameter}, double, bool, double, double, double, bool, double, bool, bool)"/>
+    /// <inheritdoc cref="FusedAdam(IEnumerable{Parameter}, double, bool, double, double, double, bool, double, bool, bool, bool)"/>
     public FusedAdam(IEnumerable<ParamGroup> parameters, double lr = 1e-3, bool biasCorrection = true, double beta1 = 0.9,
         double beta2 = 0.999, double eps = 1e-8, bool adamWMode = true, double weightDecay = 0, bool amsgrad = false,
-        bool lowPrecisionStates = false)
+        bool lowPrecisionStates = false, bool stochasticRounding = false)
         : base(nameof(FusedAdam), lr, biasCorrection, beta1, beta2, eps, adamWMode, weightDecay, amsgrad,
             ", or set torch_adam = true to use torch.optim.Adam/AdamW, which support it")
     {
         LowPrecisionStates = lowPrecisionStates;
+        StochasticRounding = stochasticRounding;
         AddParamGroups(parameters);
     }
+
+    /// <summary>True when updated bf16 parameters are rounded stochastically (see the constructor).</summary>
+    public bool StochasticRounding { get; }
+
+    /// <summary>The source of the rounding noise (created on the parameters' device at the first step), re-seeded from the
+    /// step count and the parameter's index, so a resumed run draws the same noise as an uninterrupted one.</summary>
+    private Generator? noise;
 
     /// <summary>Applies one Adam/AdamW update to every parameter that has a gradient.</summary>
     /// <param name="closure">Optional closure re-evaluating the loss; its result is returned.</param>
@@ -68,8 +79,10 @@ public sealed class FusedAdam : AdamOptimizerBase
             double lr = o.LearningRate!.Value, beta1 = o.beta1!.Value, beta2 = o.beta2!.Value;
             double eps = o.eps!.Value, decay = o.weight_decay!.Value;
             bool biasCorrection = o.bias_correction!.Value;
+            int index = -1;
             foreach (var p in group.Parameters)
             {
+                index++;
                 var grad = p.grad;
                 if (grad is null) continue;
                 var state = GetState(p);
@@ -83,11 +96,32 @@ public sealed class FusedAdam : AdamOptimizerBase
                 var v = state.exp_avg_sq.dtype == computeType ? state.exp_avg_sq : state.exp_avg_sq.to(computeType);
                 var g = grad.dtype == computeType ? grad : grad.to(computeType);
                 Update(work, g, m, v, lr, beta1, beta2, eps, decay, bc1, bc2, AdamWMode);
-                if (!ReferenceEquals(work, p)) p.copy_(work);
+                if (!ReferenceEquals(work, p)) p.copy_(StochasticRounding && p.dtype == ScalarType.BFloat16 ? RoundStochastically(work, state.step * 7919 + index) : work);
                 if (!ReferenceEquals(m, state.exp_avg)) state.exp_avg.copy_(m);
                 if (!ReferenceEquals(v, state.exp_avg_sq)) state.exp_avg_sq.copy_(v);
             }
         }, closure!);
+    }
+
+    /// <summary>
+    /// fp32 values rounded to bf16 neighbours with probability proportional to closeness (unbiased): with x = m·2^e,
+    /// m ∈ [0.5, 1), bf16 keeps 8 significant bits, so its spacing at x is 2^(e−8) and floor(x/spacing + u)·spacing,
+    /// u ~ U[0, 1), is exactly representable and equals x in expectation.
+    /// </summary>
+    private Tensor RoundStochastically(Tensor x, long seed)
+    {
+        noise ??= new Generator(0x5EED, x.device);
+        noise.manual_seed(0x5EED + seed);
+        var (_, exponent) = frexp(x);
+        var spacing = exp2(exponent.sub(8).to(ScalarType.Float32));
+        return x.div(spacing).add_(rand(x.shape, generator: noise, dtype: ScalarType.Float32, device: x.device)).floor_().mul_(spacing);
+    }
+
+    /// <summary>Disposes the optimizer, its moments and the rounding-noise generator.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        if (disposing) noise?.Dispose();
     }
 
     private static void Update(Tensor p, Tensor g, Tensor m, Tensor v, double lr, double beta1, double beta2, double eps,
