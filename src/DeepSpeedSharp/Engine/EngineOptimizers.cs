@@ -29,7 +29,7 @@ internal static class EngineOptimizers
                 o.Amsgrad, o.Type == "adamw" || o.AdamWMode, threads: CpuAdamThreads(offload.CpuadamCoresPerc));
         return OptimizerFactory.Create(o.Type, trainable, o.Lr, o.Beta1, o.Beta2, o.Eps, o.WeightDecay, o.BiasCorrection,
             o.Amsgrad, o.AdamWMode, o.TorchAdam, o.Momentum, o.Dampening, o.Nesterov, precision.LowPrecisionOptimizerStates,
-            stochasticRounding: precision.MasterDType == ScalarType.BFloat16);
+            stochasticRounding: precision.MasterDType == ScalarType.BFloat16, noiseSeed: Comm.Dist.IsInitialized ? Comm.Dist.Rank : 0);
     }
 
     /// <summary><c>offload_optimizer.cpuadam_cores_perc</c>: the CPU Adam's threads, that fraction of the host's cores (at least one).</summary>

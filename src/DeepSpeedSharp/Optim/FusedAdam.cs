@@ -41,26 +41,32 @@ public sealed class FusedAdam : AdamOptimizerBase
     /// <c>bf16_optimizer_states</c>); the update is still computed in fp32 and rounded into parameter and moments.</param>
     /// <param name="stochasticRounding">Round the updated values of bf16 parameters stochastically (unbiased) instead of to
     /// nearest, so that updates smaller than half a bf16 step still move the weight on average (bf16 master weights).</param>
+    /// <param name="noiseSeed">Seed of the rounding noise; give each rank its own (e.g. the global rank), so that ranks
+    /// holding slices of one parameter do not round them with the same noise.</param>
     public FusedAdam(IEnumerable<Parameter> parameters, double lr = 1e-3, bool biasCorrection = true, double beta1 = 0.9,
         double beta2 = 0.999, double eps = 1e-8, bool adamWMode = true, double weightDecay = 0, bool amsgrad = false,
-        bool lowPrecisionStates = false, bool stochasticRounding = false)
+        bool lowPrecisionStates = false, bool stochasticRounding = false, long noiseSeed = 0)
         : this(new[] { new ParamGroup(parameters) }, lr, biasCorrection, beta1, beta2, eps, adamWMode, weightDecay, amsgrad, lowPrecisionStates,
-            stochasticRounding)
+            stochasticRounding, noiseSeed)
     {
     }
 
     /// <summary>Creates the optimizer over several parameter groups; options a group leaves unset take these defaults.</summary>
-    /// <inheritdoc cref="FusedAdam(IEnumerable{Parameter}, double, bool, double, double, double, bool, double, bool, bool, bool)"/>
+    /// <inheritdoc cref="FusedAdam(IEnumerable{Parameter}, double, bool, double, double, double, bool, double, bool, bool, bool, long)"/>
     public FusedAdam(IEnumerable<ParamGroup> parameters, double lr = 1e-3, bool biasCorrection = true, double beta1 = 0.9,
         double beta2 = 0.999, double eps = 1e-8, bool adamWMode = true, double weightDecay = 0, bool amsgrad = false,
-        bool lowPrecisionStates = false, bool stochasticRounding = false)
+        bool lowPrecisionStates = false, bool stochasticRounding = false, long noiseSeed = 0)
         : base(nameof(FusedAdam), lr, biasCorrection, beta1, beta2, eps, adamWMode, weightDecay, amsgrad,
             ", or set torch_adam = true to use torch.optim.Adam/AdamW, which support it")
     {
         LowPrecisionStates = lowPrecisionStates;
         StochasticRounding = stochasticRounding;
+        this.noiseSeed = noiseSeed;
         AddParamGroups(parameters);
     }
+
+    /// <summary>Elements of a low-precision parameter updated at a time (4 MiB of each fp32 temporary).</summary>
+    private const long ChunkElements = 1L << 20;
 
     /// <summary>True when updated bf16 parameters are rounded stochastically (see the constructor).</summary>
     public bool StochasticRounding { get; }
@@ -68,6 +74,7 @@ public sealed class FusedAdam : AdamOptimizerBase
     /// <summary>The source of the rounding noise (created on the parameters' device at the first step), re-seeded from the
     /// step count and the parameter's index, so a resumed run draws the same noise as an uninterrupted one.</summary>
     private Generator? noise;
+    private readonly long noiseSeed;
 
     /// <summary>Applies one Adam/AdamW update to every parameter that has a gradient.</summary>
     /// <param name="closure">Optional closure re-evaluating the loss; its result is returned.</param>
@@ -89,16 +96,30 @@ public sealed class FusedAdam : AdamOptimizerBase
                 state.step += 1;
                 var bc1 = biasCorrection ? 1 - Math.Pow(beta1, state.step) : 1.0;
                 var bc2 = biasCorrection ? 1 - Math.Pow(beta2, state.step) : 1.0;
-                // Low-precision parameters and moments are updated through fp32 copies; fp32/fp64 ones in place.
+                // fp32/fp64 parameters and moments are updated in place; low-precision ones through fp32 copies of one
+                // chunk at a time, so the step's temporaries stay small next to the partition it updates.
                 var computeType = state.exp_avg.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? ScalarType.Float32 : state.exp_avg.dtype;
-                var work = p.dtype == computeType ? p : p.to(computeType);
-                var m = state.exp_avg.dtype == computeType ? state.exp_avg : state.exp_avg.to(computeType);
-                var v = state.exp_avg_sq.dtype == computeType ? state.exp_avg_sq : state.exp_avg_sq.to(computeType);
-                var g = grad.dtype == computeType ? grad : grad.to(computeType);
-                Update(work, g, m, v, lr, beta1, beta2, eps, decay, bc1, bc2, AdamWMode);
-                if (!ReferenceEquals(work, p)) p.copy_(StochasticRounding && p.dtype == ScalarType.BFloat16 ? RoundStochastically(work, state.step * 7919 + index) : work);
-                if (!ReferenceEquals(m, state.exp_avg)) state.exp_avg.copy_(m);
-                if (!ReferenceEquals(v, state.exp_avg_sq)) state.exp_avg_sq.copy_(v);
+                if (p.dtype == computeType && state.exp_avg.dtype == computeType && grad.dtype == computeType)
+                {
+                    Update(p, grad, state.exp_avg, state.exp_avg_sq, lr, beta1, beta2, eps, decay, bc1, bc2, AdamWMode);
+                    continue;
+                }
+                bool flat = p.is_contiguous() && grad.is_contiguous();
+                long n = flat ? p.numel() : 1, chunk = flat ? ChunkElements : 1;
+                for (long start = 0, c = 0; start < n; start += chunk, c++)
+                {
+                    using var scope = NewDisposeScope();
+                    Tensor Part(Tensor t) => flat ? t.view(-1).narrow(0, start, Math.Min(chunk, n - start)) : t;
+                    var (pc, mc, vc) = (Part(p), Part(state.exp_avg), Part(state.exp_avg_sq));
+                    var work = pc.to(computeType);
+                    var m = mc.to(computeType);
+                    var v = vc.to(computeType);
+                    Update(work, Part(grad).to(computeType), m, v, lr, beta1, beta2, eps, decay, bc1, bc2, AdamWMode);
+                    bool stochastic = StochasticRounding && pc.dtype == ScalarType.BFloat16;
+                    pc.copy_(stochastic ? RoundStochastically(work, (state.step * 7919 + index) * 65537 + c) : work);
+                    if (mc.dtype != computeType) mc.copy_(m);
+                    if (vc.dtype != computeType) vc.copy_(v);
+                }
             }
         }, closure!);
     }
@@ -111,7 +132,7 @@ public sealed class FusedAdam : AdamOptimizerBase
     private Tensor RoundStochastically(Tensor x, long seed)
     {
         noise ??= new Generator(0x5EED, x.device);
-        noise.manual_seed(0x5EED + seed);
+        noise.manual_seed(unchecked(0x5EED + noiseSeed * 1_000_000_007L + seed));
         var (_, exponent) = frexp(x);
         var spacing = exp2(exponent.sub(8).to(ScalarType.Float32));
         return x.div(spacing).add_(rand(x.shape, generator: noise, dtype: ScalarType.Float32, device: x.device)).floor_().mul_(spacing);

@@ -41,21 +41,22 @@ public static class OptimizerFactory
     /// <param name="lowPrecisionStates"><c>bf16_optimizer_states</c>: FusedAdam keeps the moments of 16-bit parameters in
     /// their dtype instead of fp32.</param>
     /// <param name="stochasticRounding">FusedAdam rounds updated bf16 parameters stochastically (bf16 master weights).</param>
+    /// <param name="noiseSeed">Seed of that rounding noise (one per rank).</param>
     public static torch.optim.Optimizer Create(string type, IEnumerable<Parameter> parameters, double lr, double beta1, double beta2,
         double eps, double weightDecay, bool biasCorrection, bool amsgrad, bool adamWMode, bool torchAdam, double momentum,
-        double dampening, bool nesterov, bool lowPrecisionStates = false, bool stochasticRounding = false)
+        double dampening, bool nesterov, bool lowPrecisionStates = false, bool stochasticRounding = false, long noiseSeed = 0)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         return Create(type, new[] { new ParameterGroupSpec(parameters) }, lr, beta1, beta2, eps, weightDecay, biasCorrection,
-            amsgrad, adamWMode, torchAdam, momentum, dampening, nesterov, lowPrecisionStates, stochasticRounding);
+            amsgrad, adamWMode, torchAdam, momentum, dampening, nesterov, lowPrecisionStates, stochasticRounding, noiseSeed);
     }
 
     /// <summary>Creates the optimizer for several parameter groups (per-group lr / weight_decay override the
     /// optimizer-wide values).</summary>
-    /// <inheritdoc cref="Create(string, IEnumerable{Parameter}, double, double, double, double, double, bool, bool, bool, bool, double, double, bool, bool, bool)"/>
+    /// <inheritdoc cref="Create(string, IEnumerable{Parameter}, double, double, double, double, double, bool, bool, bool, bool, double, double, bool, bool, bool, long)"/>
     public static torch.optim.Optimizer Create(string type, IEnumerable<ParameterGroupSpec> groups, double lr, double beta1,
         double beta2, double eps, double weightDecay, bool biasCorrection, bool amsgrad, bool adamWMode, bool torchAdam,
-        double momentum, double dampening, bool nesterov, bool lowPrecisionStates = false, bool stochasticRounding = false)
+        double momentum, double dampening, bool nesterov, bool lowPrecisionStates = false, bool stochasticRounding = false, long noiseSeed = 0)
     {
         ArgumentNullException.ThrowIfNull(groups);
         var specs = groups.ToList();
@@ -75,12 +76,12 @@ public static class OptimizerFactory
         }
         return name == "sgd"
             ? CreateSgd(specs, lr, weightDecay, momentum, dampening, nesterov)
-            : CreateAdam(name, specs, lr, beta1, beta2, eps, weightDecay, biasCorrection, amsgrad, adamWMode, torchAdam, lowPrecisionStates, stochasticRounding);
+            : CreateAdam(name, specs, lr, beta1, beta2, eps, weightDecay, biasCorrection, amsgrad, adamWMode, torchAdam, lowPrecisionStates, stochasticRounding, noiseSeed);
     }
 
     private static torch.optim.Optimizer CreateAdam(string name, List<ParameterGroupSpec> specs, double lr, double beta1,
         double beta2, double eps, double weightDecay, bool biasCorrection, bool amsgrad, bool adamWMode, bool torchAdam,
-        bool lowPrecisionStates, bool stochasticRounding)
+        bool lowPrecisionStates, bool stochasticRounding, long noiseSeed)
     {
         if (!(beta1 >= 0 && beta1 < 1)) throw Bad("betas[0]", beta1, "a number in [0, 1)");
         if (!(beta2 >= 0 && beta2 < 1)) throw Bad("betas[1]", beta2, "a number in [0, 1)");
@@ -91,7 +92,7 @@ public static class OptimizerFactory
         {
             var groups = specs.Select(s => new FusedAdam.ParamGroup(s.Parameters,
                 new FusedAdam.Options { LearningRate = s.LearningRate, weight_decay = s.WeightDecay })).ToList();
-            return new FusedAdam(groups, lr, biasCorrection, beta1, beta2, eps, effectiveAdamW, weightDecay, amsgrad, lowPrecisionStates, stochasticRounding);
+            return new FusedAdam(groups, lr, biasCorrection, beta1, beta2, eps, effectiveAdamW, weightDecay, amsgrad, lowPrecisionStates, stochasticRounding, noiseSeed);
         }
         if (!biasCorrection)
             throw new ArgumentException(
