@@ -73,9 +73,10 @@ public class LowPrecisionMasterTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void MemoryBreakdownAndThroughputKeysShapeTheProgressReport()
+    public void ProgressReportKeysTakeEffectAndKeysWithoutEffectAreListedAtStart()
     {
-        var run = GptRun.Train(1, Config(1, Bf16All, extra: "\"memory_breakdown\": true, \"timers\": { \"throughput\": { \"enabled\": false } },")
+        var run = GptRun.Train(1, Config(1, Bf16All, ", \"round_robin_gradients\": true",
+                extra: "\"memory_breakdown\": true, \"timers\": { \"throughput\": { \"enabled\": false } },")
             .Replace("\"steps_per_print\": 1000", "\"steps_per_print\": 5", StringComparison.Ordinal), steps: 10);
         var progress = run.Output.Split('\n').Where(l => l.Contains("[dss] step=", StringComparison.Ordinal)).ToList();
         Assert.Equal(2, progress.Count);
@@ -83,5 +84,8 @@ public class LowPrecisionMasterTests(ITestOutputHelper output)
         var memory = run.Output.Split('\n').Where(l => l.Contains("[dss] memory (MiB, this rank) | parameters: ", StringComparison.Ordinal)).ToList();
         Assert.Equal(2, memory.Count);
         Assert.Contains("| optimizer state: ", memory[0]);
+        // Keys without effect are listed once at start, with the reason.
+        Assert.Contains("[dss] warning: 1 config key(s) have no effect in DeepSpeedSharp:", run.Output);
+        Assert.Contains("  zero_optimization.round_robin_gradients: a CUDA-stream parallelism hint", run.Output);
     }
 }
