@@ -28,6 +28,30 @@ public class CpuAdamOptimizerTests
     }
 
     [Fact]
+    public void ChunkedStepsAreBitIdenticalToOneCall()
+    {
+        // Partitions over 2 GiB are stepped in chunks (spans address at most 2 GiB); a chunk of 1,000 elements over
+        // 40,001 must give exactly what one call gives, for the master and its bf16 copy.
+        var (a, b) = TwinParameters(3, [new long[] { 40_001 }]);
+        using var whole = new DeepSpeedCpuAdam(a, lr: 1e-2, weightDecay: 0.1, threads: 2);
+        using var chunked = new DeepSpeedCpuAdam(b, lr: 1e-2, weightDecay: 0.1, threads: 2) { ChunkElements = 1_000 };
+        using var copyA = zeros(40_001, ScalarType.BFloat16);
+        using var copyB = zeros(40_001, ScalarType.BFloat16);
+        for (int step = 0; step < 5; step++)
+        {
+            using var g = randn(40_001, generator: new Generator((ulong)(50 + step)));
+            a[0].grad = g.clone();
+            b[0].grad = g.clone();
+            whole.Step(a[0], copyA);
+            chunked.Step(b[0], copyB);
+        }
+        Assert.True(a[0].eq(b[0]).all().item<bool>(), "chunked master differs");
+        Assert.True(copyA.eq(copyB).all().item<bool>(), "chunked bf16 copy differs");
+        Assert.True(whole.ExpAvgSq(a[0]).eq(chunked.ExpAvgSq(b[0])).all().item<bool>(), "chunked moments differ");
+        Assert.True(copyA.to(ScalarType.Float32).eq(a[0].detach().to(ScalarType.BFloat16).to(ScalarType.Float32)).all().item<bool>());
+    }
+
+    [Fact]
     public void L2ModeMatchesTorchSharpAdamAfter100Steps()
     {
         var (a, b) = TwinParameters(2, Shapes);

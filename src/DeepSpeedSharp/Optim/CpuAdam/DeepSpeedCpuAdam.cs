@@ -57,6 +57,10 @@ public sealed class DeepSpeedCpuAdam : AdamOptimizerBase
     /// <summary>DeepSpeed <c>fp32_optimizer_states</c>, as given (the moments are fp32 in both cases).</summary>
     public bool Fp32OptimizerStates { get; }
 
+    /// <summary>Elements updated per kernel call: a span addresses at most 2 GiB, so larger tensors go in chunks
+    /// (2^28 elements = 1 GiB of fp32 per stream; smaller in tests).</summary>
+    internal long ChunkElements { get; set; } = 1L << 28;
+
     /// <summary>The number of threads each step uses.</summary>
     public int Threads { get; }
 
@@ -119,22 +123,36 @@ public sealed class DeepSpeedCpuAdam : AdamOptimizerBase
         if (!grad.shape.SequenceEqual(p.shape))
             throw new ArgumentException($"DeepSpeedCpuAdam: gradient shape [{string.Join(",", grad.shape)}] differs from the parameter's [{string.Join(",", p.shape)}].");
         using var contiguousGrad = grad.is_contiguous() ? null : grad.contiguous();
-        var param = TensorMemory.Floats(p, "the parameter");
-        var g = TensorMemory.Floats(contiguousGrad ?? grad, "the gradient");
-        var m = TensorMemory.Floats(state.exp_avg, "exp_avg");
-        var v = TensorMemory.Floats(state.exp_avg_sq, "exp_avg_sq");
-        Span<ushort> bf16 = default;
-        Span<Half> fp16 = default;
-        if (lowPrecisionCopy is not null)
+        if (lowPrecisionCopy is not null && lowPrecisionCopy.numel() != p.numel())
+            throw new ArgumentException(
+                $"DeepSpeedCpuAdam: the low-precision copy has {lowPrecisionCopy.numel()} elements, the parameter {p.numel()}.");
+        // Spans address at most 2 GiB, so a larger partition (over ~536 M fp32 elements) is updated chunk by chunk;
+        // the kernel is elementwise, so the result does not depend on the chunking.
+        long n = p.numel();
+        using var pFlat = p.view(-1);
+        using var gFlat = (contiguousGrad ?? grad).view(-1);
+        using var mFlat = state.exp_avg.view(-1);
+        using var vFlat = state.exp_avg_sq.view(-1);
+        using var lowFlat = lowPrecisionCopy?.view(-1);
+        for (long start = 0; start < n; start += ChunkElements)
         {
-            if (lowPrecisionCopy.numel() != p.numel())
-                throw new ArgumentException(
-                    $"DeepSpeedCpuAdam: the low-precision copy has {lowPrecisionCopy.numel()} elements, the parameter {p.numel()}.");
-            var halves = TensorMemory.Halves(lowPrecisionCopy, "the low-precision copy");
-            if (lowPrecisionCopy.dtype == ScalarType.BFloat16) bf16 = halves;
-            else fp16 = MemoryMarshal.Cast<ushort, Half>(halves);
+            long count = Math.Min(ChunkElements, n - start);
+            using var pc = pFlat.narrow(0, start, count);
+            using var gc = gFlat.narrow(0, start, count);
+            using var mc = mFlat.narrow(0, start, count);
+            using var vc = vFlat.narrow(0, start, count);
+            using var lc = lowFlat?.narrow(0, start, count);
+            Span<ushort> bf16 = default;
+            Span<Half> fp16 = default;
+            if (lc is not null)
+            {
+                var halves = TensorMemory.Halves(lc, "the low-precision copy");
+                if (lc.dtype == ScalarType.BFloat16) bf16 = halves;
+                else fp16 = MemoryMarshal.Cast<ushort, Half>(halves);
+            }
+            CpuAdamKernel.StepParallel(TensorMemory.Floats(pc, "the parameter"), TensorMemory.Floats(gc, "the gradient"),
+                TensorMemory.Floats(mc, "exp_avg"), TensorMemory.Floats(vc, "exp_avg_sq"), args, Threads, bf16, fp16);
         }
-        CpuAdamKernel.StepParallel(param, g, m, v, args, Threads, bf16, fp16);
         state.step += 1;
     }
 
