@@ -149,14 +149,17 @@ public sealed class BenchAdamCommand : ICliCommand
 
     /// <summary>"10M" = 10,000,000; "250K" = 250,000; "1G" = 10^9; plain integers accepted. Null when invalid or too large
     /// for one tensor's span (2 GiB).</summary>
-    public static long? ParseSize(string s)
+    public static long? ParseSize(string s) => ParseSize(s, int.MaxValue / 4);
+
+    /// <summary>As <see cref="ParseSize(string)"/>, with sizes up to <paramref name="max"/>.</summary>
+    public static long? ParseSize(string s, long max)
     {
         if (s.Length == 0) return null;
         long scale = char.ToUpperInvariant(s[^1]) switch { 'K' => 1_000, 'M' => 1_000_000, 'G' => 1_000_000_000, _ => 1 };
         var digits = scale == 1 ? s : s[..^1];
         if (!decimal.TryParse(digits, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var d)) return null;
         var n = d * scale;
-        return n >= 1 && n <= int.MaxValue / 4 && n == decimal.Truncate(n) ? (long)n : null;
+        return n >= 1 && n <= max && n == decimal.Truncate(n) ? (long)n : null;
     }
 
     private static string FormatSize(long n) =>

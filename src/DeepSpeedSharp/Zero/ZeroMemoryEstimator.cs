@@ -1,0 +1,89 @@
+using DeepSpeedSharp.Config;
+
+namespace DeepSpeedSharp.Zero;
+
+/// <summary>What <see cref="ZeroMemoryEstimator"/> needs to know about a training setup.</summary>
+/// <param name="Parameters">Trainable parameters (elements).</param>
+/// <param name="LargestParameter">Elements of the largest parameter tensor (a reduction bucket holds at least one).</param>
+/// <param name="Ranks">Data-parallel ranks per node.</param>
+/// <param name="Nodes">Nodes.</param>
+/// <param name="Stage">ZeRO stage 0–3.</param>
+/// <param name="ModelBytes">Bytes per element of the model's weights: 4 (fp32) or 2 (bf16/fp16).</param>
+/// <param name="MasterBytes">Bytes per element of the master weights and gradient partitions: 4, or 2 with 16-bit masters.</param>
+/// <param name="MomentBytes">Bytes per element of each Adam moment: 4, or 2 with <c>bf16_optimizer_states</c>.</param>
+/// <param name="OffloadOptimizer"><c>offload_optimizer.device: "cpu"</c>.</param>
+/// <param name="OffloadParam"><c>offload_param.device: "cpu"</c> (stage 3).</param>
+/// <param name="Fp32GradAccumulation"><c>data_types.grad_accum_dtype: "fp32"</c> with a 16-bit model (stages 0–1).</param>
+/// <param name="ReduceBucketSize"><c>reduce_bucket_size</c> (elements).</param>
+public sealed record ZeroMemorySetup(long Parameters, long LargestParameter, int Ranks, int Nodes, int Stage, int ModelBytes = 4,
+    int MasterBytes = 4, int MomentBytes = 4, bool OffloadOptimizer = false, bool OffloadParam = false,
+    bool Fp32GradAccumulation = false, long ReduceBucketSize = 500_000_000)
+{
+    /// <summary>The setup a config describes for a model of <paramref name="parameters"/> elements.</summary>
+    public static ZeroMemorySetup FromConfig(DeepSpeedConfig config, long parameters, long largestParameter, int ranks, int nodes = 1)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var z = config.ZeroOptimization;
+        bool reduced = config.Bf16.Enabled || config.Fp16.Enabled;
+        bool masters16 = config.Bf16.Enabled && config.Bf16.Bf16MasterWeightsAndGrads || config.Fp16.Enabled && config.Fp16.Fp16MasterWeightsAndGrads;
+        return new ZeroMemorySetup(parameters, largestParameter, ranks, nodes, z.Stage, reduced ? 2 : 4, masters16 ? 2 : 4,
+            config.Bf16.Enabled && config.Bf16.Bf16OptimizerStates ? 2 : 4, z.OffloadOptimizer.Enabled, z.Stage == 3 && z.OffloadParam.Enabled,
+            reduced && config.DataTypes.GradAccumDtype == "fp32", z.ReduceBucketSize);
+    }
+}
+
+/// <summary>Bytes one rank holds between steps, split by kind and by where they live.</summary>
+/// <param name="Parameters">Model weights plus master partitions.</param>
+/// <param name="Gradients">Gradient buffers kept between steps.</param>
+/// <param name="OptimizerState">Adam moments.</param>
+/// <param name="OnHost">The part of the total that offloading places in host memory (on a CPU-only machine everything is host memory).</param>
+public sealed record ZeroMemoryEstimate(long Parameters, long Gradients, long OptimizerState, long OnHost)
+{
+    /// <summary>The three kinds together.</summary>
+    public long Total => Parameters + Gradients + OptimizerState;
+
+    /// <summary>What stays on the compute device.</summary>
+    public long OnDevice => Total - OnHost;
+}
+
+/// <summary>
+/// The model-state bytes DeepSpeedSharp's strategies hold per rank between steps (what <c>ModelStateBytes()</c>
+/// reports), from the parameter count alone — DeepSpeed's <c>estimate_zero2/3_model_states_mem_needs</c> for this
+/// engine: stage 0 keeps full weights, gradients and a reduction bucket; ZeRO-1/2 a flat 16-bit or fp32 copy plus
+/// 1/N of master, gradient and moments; ZeRO-3 1/N of everything (persistent small parameters and activations are not
+/// counted). Per host multiply by the ranks per node.
+/// </summary>
+public static class ZeroMemoryEstimator
+{
+    /// <summary>The estimate for one rank.</summary>
+    public static ZeroMemoryEstimate PerRank(ZeroMemorySetup s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        if (s.Parameters < 1 || s.Ranks < 1 || s.Nodes < 1 || s.Stage is < 0 or > 3)
+            throw new ArgumentException("need parameters ≥ 1, ranks ≥ 1, nodes ≥ 1 and a stage of 0–3");
+        long world = (long)s.Ranks * s.Nodes;
+        long p = s.Parameters;
+        long part = (p + world - 1) / world;
+        long moments = 2L * s.MomentBytes;
+        if (s.Stage == 0 && s.ModelBytes == 4)
+        {
+            // Plain data parallelism: the model's own weights and gradients, one reduction bucket, full Adam state.
+            long bucket = 4 * Math.Min(Math.Max(s.ReduceBucketSize, s.LargestParameter), p);
+            return new ZeroMemoryEstimate(4 * p, 4 * p + bucket, moments * p, 0);
+        }
+        if (s.Stage < 3)
+        {
+            // A flat model-dtype copy; master, gradient partition and moments over 1/N (the whole space at stage 0).
+            long owned = s.Stage == 0 ? p : part;
+            long flat = s.ModelBytes * (s.Stage == 0 ? p : part * world);
+            long accum = s.Fp32GradAccumulation && s.Stage < 2 && s.ModelBytes == 2 ? 4 * (s.Stage == 0 ? p : part * world) : 0;
+            long master = s.MasterBytes * owned, grad = s.MasterBytes * owned, optimizer = moments * owned;
+            long host = s.OffloadOptimizer ? master + grad + optimizer : 0;
+            return new ZeroMemoryEstimate(flat + master, grad + accum, optimizer, host);
+        }
+        // ZeRO-3: the master partition (which the gathered weights are built from), its gradient and moments.
+        long m3 = s.MasterBytes * part, g3 = s.MasterBytes * part, o3 = moments * part;
+        long onHost = (s.OffloadOptimizer || s.OffloadParam ? m3 + g3 + o3 : 0);
+        return new ZeroMemoryEstimate(m3, g3, o3, onHost);
+    }
+}
