@@ -1,0 +1,51 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace DeepSpeedSharp.Comm.Shm;
+
+/// <summary>
+/// Names of a job's shared-memory files: <c>/dev/shm/dss-JOBID-GROUP-PID</c>. The job id is derived from the job
+/// token, so the launcher, which generated the token, knows the names its ranks use and removes what a rank killed
+/// during start-up left behind (<see cref="RemoveAll"/>) when the job ends, however it ends.
+/// </summary>
+public static class ShmJobFiles
+{
+    /// <summary>Where the segments live.</summary>
+    public const string Directory = "/dev/shm";
+
+    /// <summary>The 12-hex-digit job id of a job token (hex, as DSS_JOB_TOKEN holds it): a one-way hash, not the secret.</summary>
+    public static string JobIdOf(string tokenHex) => JobIdOf(Convert.FromHexString(tokenHex));
+
+    /// <summary>The job id of a token given as bytes.</summary>
+    public static string JobIdOf(byte[] token) =>
+        Convert.ToHexStringLower(SHA256.HashData([.. Encoding.ASCII.GetBytes("dss-job-id:"), .. token]))[..12];
+
+    /// <summary>The file of group <paramref name="group"/> of job <paramref name="jobId"/> created by this process.</summary>
+    public static string PathFor(string jobId, string group) => $"{Directory}/dss-{jobId}-{group}-{Environment.ProcessId}";
+
+    /// <summary>
+    /// Removes every file of job <paramref name="jobId"/> in /dev/shm owned by this user; returns the paths removed.
+    /// Never throws: a file that cannot be removed is left (and not returned).
+    /// </summary>
+    public static IReadOnlyList<string> RemoveAll(string jobId)
+    {
+        var removed = new List<string>();
+        if (!System.IO.Directory.Exists(Directory) || jobId.Length == 0) return removed;
+        try
+        {
+            foreach (var path in System.IO.Directory.EnumerateFiles(Directory, $"dss-{jobId}-*"))
+            {
+                try
+                {
+                    using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+                        if (FileOwnership.OwnerOf(fs.SafeFileHandle) is { } uid && uid != FileOwnership.EffectiveUid) continue;
+                    File.Delete(path);
+                    removed.Add(path);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        return removed;
+    }
+}
