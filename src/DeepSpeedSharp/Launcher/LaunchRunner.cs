@@ -45,6 +45,8 @@ public static class LaunchRunner
         {
             if (o.NoSsh && plan.World.NodeCount > 1 && o.MasterAddr.Length == 0)
                 throw new ArgumentException("--no_ssh with several nodes needs --master_addr (the address of node 0, the same on every node).");
+            if (!o.DryRun && !(o.NoSsh && plan.World.NodeCount > 1))
+                o.MasterPort = MasterPort.ForLocalRun(o.MasterAddr.Length > 0 ? o.MasterAddr : "127.0.0.1", o.MasterPort, o.MasterPortGiven, line => stderr.WriteLine($"{Tag} {line}"));
             var spec = NodeSpec(o, plan.World, o.NoSsh ? o.NodeRank : 0, token, program.Command, exports, cwd,
                 savePidOwner: o.SavePid ? Environment.ProcessId : 0);
             if (!o.DryRun) return NodeLauncher.Run(spec, stdout, stderr);

@@ -57,6 +57,7 @@ public static class NodeLauncher
     public static int Run(NodeLaunchSpec spec, TextWriter stdout, TextWriter stderr, bool handleSignals = true)
     {
         var commands = RankCommands(spec);
+        if (commands.Any(c => c.Rank == 0)) MasterPort.EnsureFree(spec.MasterAddr, spec.MasterPort); // rank 0 hosts the store
         string? logPrefix = null;
         if (spec.EachRankLogDir != null)
         {

@@ -1,13 +1,12 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography;
 
 namespace DeepSpeedSharp.Comm.Store;
 
 /// <summary>
 /// The rendezvous key-value store rank 0 hosts on MASTER_ADDR:MASTER_PORT. It binds to that address only,
-/// accepts only clients that present the job token, bounds every frame, and serves SET, blocking GET and ADD.
+/// accepts only clients that prove they hold the job token (<see cref="StoreHandshake"/>; the port is bound exclusively), bounds every frame, and serves SET, blocking GET and ADD.
 /// </summary>
 internal sealed class TcpStoreServer : IDisposable
 {
@@ -22,12 +21,9 @@ internal sealed class TcpStoreServer : IDisposable
     public TcpStoreServer(IPAddress address, int port, byte[] token)
     {
         _token = token;
-        _listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        try { _listener.Bind(new IPEndPoint(address, port)); }
+        try { _listener = ExclusivePort.Bind(new IPEndPoint(address, port)); }
         catch (SocketException e)
         {
-            _listener.Dispose();
             throw new InvalidOperationException($"rank 0 cannot host the rendezvous store on {address}:{port} (MASTER_ADDR:MASTER_PORT): {e.Message}. Pick a free MASTER_PORT.", e);
         }
         _listener.Listen(512);
@@ -38,7 +34,7 @@ internal sealed class TcpStoreServer : IDisposable
 
     public int Port { get; }
 
-    /// <summary>Connections refused for a wrong or missing token (for tests and diagnostics).</summary>
+    /// <summary>Connections that did not complete the handshake: a wrong or missing token, or closed before proving it (for tests and diagnostics).</summary>
     public int RefusedCount;
 
     private void AcceptLoop()
@@ -60,21 +56,13 @@ internal sealed class TcpStoreServer : IDisposable
 
     private void Serve(Socket c)
     {
+        bool authenticated = false;
         try
         {
             c.NoDelay = true;
             c.ReceiveTimeout = 10_000; // a silent connection cannot hold a thread before it authenticates
-            var hello = StoreProtocol.ReadFrame(c, StoreProtocol.MaxHelloFrame);
-            var magic = StoreProtocol.Magic;
-            bool ok = hello.Length >= magic.Length && hello.AsSpan(0, magic.Length).SequenceEqual(magic)
-                      && CryptographicOperations.FixedTimeEquals(hello.AsSpan(magic.Length), _token);
-            if (!ok)
-            {
-                Interlocked.Increment(ref RefusedCount);
-                StoreProtocol.WriteFrame(c, [StoreProtocol.Fail, .. "refused: wrong or missing job token (DSS_JOB_TOKEN)"u8]);
-                return;
-            }
-            StoreProtocol.WriteFrame(c, [StoreProtocol.Ok]);
+            if (!StoreHandshake.Server(c, _token)) return;
+            authenticated = true;
             c.ReceiveTimeout = 0;
             while (!_stopped)
             {
@@ -128,6 +116,7 @@ internal sealed class TcpStoreServer : IDisposable
         }
         finally
         {
+            if (!authenticated) Interlocked.Increment(ref RefusedCount);
             lock (_clients) _clients.Remove(c);
             c.Dispose();
         }
