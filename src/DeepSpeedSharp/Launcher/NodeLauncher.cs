@@ -28,6 +28,7 @@ public static class NodeLauncher
             if (spec.OnlyLocalRank is { } only && only != local) continue;
             var env = new Dictionary<string, string>(spec.Exports, StringComparer.Ordinal);
             foreach (var (k, v) in RankEnvironment.For(spec.World, spec.NodeRank, local, spec.MasterAddr, spec.MasterPort, spec.JobToken)) env[k] = v;
+            env[RankEnvironment.LauncherPidVariable] = Environment.ProcessId.ToString(CultureInfo.InvariantCulture); // the rank dies with this process
             var command = new List<string>();
             if (cores != null)
             {
