@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using DeepSpeedSharp.Comm.Shm;
 
 namespace DeepSpeedSharp.Launcher;
 
@@ -105,6 +106,7 @@ public static class NodeLauncher
             foreach (var r in registrations) r.Dispose();
             foreach (var r in ranks) r.Dispose();
             if (pidFile != null) File.Delete(pidFile);
+            RemoveSharedMemoryLeftovers(spec, stderr, sinkLock);
         }
     }
 
@@ -163,6 +165,20 @@ public static class NodeLauncher
         while (deadline.Elapsed.TotalSeconds < graceSeconds && trees.Any(ProcessTree.IsAlive)) Thread.Sleep(20);
         foreach (var pid in trees.Where(ProcessTree.IsAlive)) ProcessTree.Signal(pid, ProcessTree.SigKill);
         foreach (var r in ranks) r.WaitForExit(2000);
+    }
+
+    /// <summary>
+    /// Removes the job's /dev/shm files whose creating rank is gone: a rank killed while its group was being set up
+    /// (before every member mapped the segment and it removed the file) leaves one behind.
+    /// </summary>
+    private static void RemoveSharedMemoryLeftovers(NodeLaunchSpec spec, TextWriter stderr, object sinkLock)
+    {
+        string jobId;
+        try { jobId = ShmJobFiles.JobIdOf(spec.JobToken); }
+        catch (FormatException) { return; } // not a hex token: the ranks refused it, so they made no files
+        var removed = ShmJobFiles.RemoveLeftovers(jobId, ProcessTree.IsAlive);
+        if (removed.Count > 0)
+            Report(stderr, sinkLock, $"{Tag} removed {removed.Count} shared-memory file(s) a rank left behind: {string.Join(", ", removed)}");
     }
 
     private static string SignalName(int sig) => sig switch

@@ -6,7 +6,7 @@ namespace DeepSpeedSharp.Comm.Shm;
 /// <summary>
 /// Names of a job's shared-memory files: <c>/dev/shm/dss-JOBID-GROUP-PID</c>. The job id is derived from the job
 /// token, so the launcher, which generated the token, knows the names its ranks use and removes what a rank killed
-/// during start-up left behind (<see cref="RemoveAll"/>) when the job ends, however it ends.
+/// during start-up left behind (<see cref="RemoveLeftovers"/>) when the job ends, however it ends.
 /// </summary>
 public static class ShmJobFiles
 {
@@ -24,10 +24,11 @@ public static class ShmJobFiles
     public static string PathFor(string jobId, string group) => $"{Directory}/dss-{jobId}-{group}-{Environment.ProcessId}";
 
     /// <summary>
-    /// Removes every file of job <paramref name="jobId"/> in /dev/shm owned by this user; returns the paths removed.
-    /// Never throws: a file that cannot be removed is left (and not returned).
+    /// Removes the files of job <paramref name="jobId"/> in /dev/shm that this user owns and whose creator (the pid at
+    /// the end of the name) <paramref name="isAlive"/> says is gone; returns the paths removed. Never throws: a file
+    /// that cannot be removed is left (and not returned).
     /// </summary>
-    public static IReadOnlyList<string> RemoveAll(string jobId)
+    public static IReadOnlyList<string> RemoveLeftovers(string jobId, Func<int, bool> isAlive)
     {
         var removed = new List<string>();
         if (!System.IO.Directory.Exists(Directory) || jobId.Length == 0) return removed;
@@ -35,6 +36,8 @@ public static class ShmJobFiles
         {
             foreach (var path in System.IO.Directory.EnumerateFiles(Directory, $"dss-{jobId}-*"))
             {
+                var name = System.IO.Path.GetFileName(path);
+                if (int.TryParse(name[(name.LastIndexOf('-') + 1)..], out int creator) && isAlive(creator)) continue;
                 try
                 {
                     using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))

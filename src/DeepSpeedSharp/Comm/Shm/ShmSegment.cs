@@ -10,7 +10,7 @@ namespace DeepSpeedSharp.Comm.Shm;
 /// owned by this user, not readable or writable by anyone else, and carries the identity the job's store announced.
 /// The creator removes the file as soon as every member mapped it, so nothing is left behind even if a process is
 /// killed; until then the file is also removed on dispose and at process exit (the launcher removes what a killed
-/// rank left, see <see cref="ShmJobFiles"/>).
+/// rank left, see <see cref="ShmJobFiles.RemoveLeftovers"/>).
 /// </summary>
 internal sealed unsafe class ShmSegment : IDisposable
 {
