@@ -13,7 +13,7 @@ namespace DeepSpeedSharp.Tests.Reliability;
 /// learns nothing from a rank (challenge-response).
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
-public class PortTests : IDisposable
+public class PortTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("dss-port");
     private static readonly byte[] Token = Convert.FromHexString("00112233445566778899aabbccddeeff");
@@ -95,7 +95,7 @@ public class PortTests : IDisposable
         Assert.Contains($"--master_port {port}: 127.0.0.1:{port} is already in use", second.Error);
         Assert.DoesNotContain("[rank", second.Output + second.Error); // no rank was started
         Assert.Empty(Directory.GetFiles(pids2));
-        Console.WriteLine($"second job on a taken port refused after {sw.Elapsed.TotalSeconds:F2} s");
+        output.WriteLine($"second job on a taken port: launcher exited after {sw.Elapsed.TotalSeconds:F2} s, no rank started");
     }
 
     [Fact]
