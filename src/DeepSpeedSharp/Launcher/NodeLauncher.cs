@@ -16,6 +16,9 @@ public static class NodeLauncher
 {
     private const string Tag = "[dss launch]";
 
+    /// <summary>A job's /dev/shm file whose creating rank is gone is removed at the next launch once it is this old.</summary>
+    public static readonly TimeSpan StaleSharedMemoryAge = TimeSpan.FromMinutes(10);
+
     /// <summary>The command and environment of each rank this node starts (also what --dry-run prints).</summary>
     public static IReadOnlyList<RankCommand> RankCommands(NodeLaunchSpec spec)
     {
@@ -60,6 +63,8 @@ public static class NodeLauncher
     {
         var commands = RankCommands(spec);
         if (commands.Any(c => c.Rank == 0)) MasterPort.EnsureFree(spec.MasterAddr, spec.MasterPort); // rank 0 hosts the store
+        var stale = ShmJobFiles.RemoveStale(ProcessTree.IsAlive, StaleSharedMemoryAge);
+        if (stale.Count > 0) stderr.WriteLine($"{Tag} removed {stale.Count} shared-memory file(s) of earlier jobs whose ranks are gone: {string.Join(", ", stale)}");
         string? logPrefix = null;
         if (spec.EachRankLogDir != null)
         {

@@ -44,4 +44,41 @@ public class ShmLeakTests(ITestOutputHelper output) : IDisposable
         Assert.False(File.Exists(segment), $"{segment} leaked\n{dss.Error}");
         Assert.Contains($"removed 1 shared-memory file(s) a rank left behind: {segment}", dss.Error);
     }
+
+    [Fact]
+    public void ALaunchRemovesWhatJobsWhoseLauncherWasKilledLeft()
+    {
+        int dead = DeadPid();
+        string Fake(string job, int creator, TimeSpan age)
+        {
+            var path = $"/dev/shm/dss-{job}-g1-{creator}";
+            File.WriteAllBytes(path, new byte[64]);
+            File.SetLastWriteTimeUtc(path, DateTime.UtcNow - age);
+            return path;
+        }
+        string stale = Fake("0000fa17ed01", dead, TimeSpan.FromHours(1));
+        string recent = Fake("0000fa17ed02", dead, TimeSpan.Zero);                  // maybe another pid namespace's, in set-up
+        string live = Fake("0000fa17ed03", Environment.ProcessId, TimeSpan.FromHours(1)); // its creator still runs
+        try
+        {
+            using var dss = new DssProcess(_dir.FullName, "launch", "--num_gpus", "2", "--no_local_rank", DssProcess.Worker, "launch-probe");
+            Assert.Equal(0, dss.WaitForExit(TimeSpan.FromSeconds(60)));
+            Assert.False(File.Exists(stale));
+            Assert.True(File.Exists(recent));
+            Assert.True(File.Exists(live));
+            Assert.Contains($"removed 1 shared-memory file(s) of earlier jobs whose ranks are gone: {stale}", dss.Error);
+        }
+        finally
+        {
+            foreach (var f in new[] { stale, recent, live }) File.Delete(f);
+        }
+    }
+
+    /// <summary>The pid of a process that has exited.</summary>
+    private static int DeadPid()
+    {
+        using var p = Process.Start(new ProcessStartInfo("true") { UseShellExecute = false })!;
+        p.WaitForExit();
+        return p.Id;
+    }
 }
