@@ -6,7 +6,7 @@ namespace DeepSpeedSharp.Comm.Shm;
 /// <summary>
 /// A shared-memory file under /dev/shm mapped into this process. It is created private to this user from the first
 /// instant (mode 0600, exclusive create: an existing file of that name is an error, never reused), and starts with a
-/// 64-byte header holding the creator's random 16-byte identity; <see cref="Open"/> maps a segment only when it is
+/// one-page header holding the creator's random 16-byte identity; <see cref="Open"/> maps a segment only when it is
 /// owned by this user, not readable or writable by anyone else, and carries the identity the job's store announced.
 /// The creator removes the file as soon as every member mapped it, so nothing is left behind even if a process is
 /// killed; until then the file is also removed on dispose and at process exit (the launcher removes what a killed
@@ -14,8 +14,8 @@ namespace DeepSpeedSharp.Comm.Shm;
 /// </summary>
 internal sealed unsafe class ShmSegment : IDisposable
 {
-    /// <summary>Bytes before <see cref="Pointer"/>: the identity (16 bytes) padded to a cache line.</summary>
-    public const int HeaderBytes = 64;
+    /// <summary>Bytes before <see cref="Pointer"/>: the identity (16 bytes) padded to a page, so the data stays page-aligned as the layout expects.</summary>
+    public const int HeaderBytes = 4096;
     public const int IdentityBytes = 16;
     private readonly MemoryMappedFile _file;
     private readonly MemoryMappedViewAccessor _view;
