@@ -77,7 +77,8 @@ public sealed class Trainer
                               $"global batch {engine.TrainBatchSize} × seq {options.Model.Seq}" +
                               (pipeline == null ? "" : $", pipeline {options.PipelineModelParallelSize} stages × data {engine.DataParallelWorldSize}"));
 
-        using var lossLog = options.LossLog != null && rank == 0 ? new StreamWriter(options.LossLog) : null;
+        // AutoFlush: one line per step reaches the file at once, so a killed run keeps its log up to the last step.
+        using var lossLog = options.LossLog != null && rank == 0 ? new StreamWriter(options.LossLog) { AutoFlush = true } : null;
         var stepTimes = new List<double>();
         var checkpoints = new Shared.SampleCheckpoints("gpt", options.Resume, options.SaveDir, options.SaveEvery, engine);
         double lastLoss = double.NaN;

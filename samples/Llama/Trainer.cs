@@ -93,7 +93,8 @@ public sealed class Trainer
                               $"global batch {engine.TrainBatchSize} (micro {mb} × gas {gas} × dp {grid.DataParallelSize}) × seq {shape.Seq}" +
                               (pp > 1 ? $", pipeline {pp} stages × tensor {tp} × data {grid.DataParallelSize}" : ""));
 
-        using var lossLog = options.LossLog != null && rank == 0 ? new StreamWriter(options.LossLog) : null;
+        // AutoFlush: one line per step reaches the file at once, so a killed run keeps its log up to the last step.
+        using var lossLog = options.LossLog != null && rank == 0 ? new StreamWriter(options.LossLog) { AutoFlush = true } : null;
         var stepTimes = new List<double>();
         var checkpoints = new SampleCheckpoints("llama", options.Resume, options.SaveDir, options.SaveEvery, engine);
         double lastLoss = double.NaN;

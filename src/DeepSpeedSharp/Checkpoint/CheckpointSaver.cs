@@ -17,7 +17,7 @@ namespace DeepSpeedSharp.Checkpoint;
 /// succeeded, the job's rank 0 writes the manifest (topology, one shard per model-parallel rank, every file's SHA-256),
 /// renames the directory to <c>&lt;dir&gt;/&lt;tag&gt;</c> (an existing tag is renamed away first and deleted after) and
 /// finally replaces <c>latest</c> through a temporary file. A process killed at any point leaves the previous checkpoint
-/// and <c>latest</c> intact.
+/// and <c>latest</c> intact; the next successful save removes what it left (<see cref="RemoveDebris"/>).
 /// </summary>
 internal static class CheckpointSaver
 {
@@ -80,8 +80,27 @@ internal static class CheckpointSaver
             manifest.Write(tmp);
             foreach (var report in Directory.EnumerateFiles(tmp, "*.report.json")) File.Delete(report);
             Commit(directory, tmp, tag, job, saveLatest);
+            RemoveDebris(directory);
         });
         return Path.Combine(directory, tag);
+    }
+
+    /// <summary>
+    /// After a successful save: removes what interrupted saves left in <paramref name="directory"/> — partial tag
+    /// directories (<c>.tmp-&lt;tag&gt;-&lt;n&gt;</c>), tags renamed away before their replacement (<c>.old-&lt;tag&gt;-&lt;n&gt;</c>) and
+    /// temporary <c>latest</c> files (<c>.latest-&lt;n&gt;</c>). This save's own are gone by now (renamed or deleted).
+    /// Best effort: what cannot be removed is left for the next save.
+    /// </summary>
+    internal static void RemoveDebris(string directory)
+    {
+        try
+        {
+            foreach (var d in Directory.EnumerateDirectories(directory, ".tmp-*").Concat(Directory.EnumerateDirectories(directory, ".old-*")).ToList())
+                try { Directory.Delete(d, recursive: true); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            foreach (var f in Directory.EnumerateFiles(directory, ".latest-*").ToList())
+                try { File.Delete(f); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
     private static string ReportPath(string tmp, int dpRank, int mpRank) =>

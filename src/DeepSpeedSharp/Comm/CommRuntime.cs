@@ -17,6 +17,7 @@ internal sealed class CommRuntime : IDisposable
 
     public CommRuntime(LaunchEnvironment env, string? backend, TimeSpan timeout, CommsLogger logger)
     {
+        LauncherWatch.Arm(env); // first: a rank whose launcher is killed must not train on as an orphan
         Env = env;
         Timeout = timeout;
         Logger = logger;
@@ -54,8 +55,13 @@ internal sealed class CommRuntime : IDisposable
             Store = new TcpStoreClient(addr, env.MasterPort, token, timeout);
             LocalAddress = Store.LocalAddress;
             Store.Set($"host/{env.Rank}", env.HostId);
-            if (env.Rank == 0) Store.Set("job/id", Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant());
-            JobId = Store.GetString("job/id");
+            // With a token the job id is derived from it, so the launcher knows the names of the job's shared-memory files.
+            if (token.Length > 0) JobId = ShmJobFiles.JobIdOf(token);
+            else
+            {
+                if (env.Rank == 0) Store.Set("job/id", Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant());
+                JobId = Store.GetString("job/id");
+            }
             Hosts = Enumerable.Range(0, env.WorldSize).Select(r => Store.GetString($"host/{r}")).ToArray();
         }
         catch

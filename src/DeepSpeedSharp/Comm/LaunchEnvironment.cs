@@ -5,7 +5,7 @@ namespace DeepSpeedSharp.Comm;
 /// <summary>
 /// The rank layout read from the environment the launcher set: torchrun/DeepSpeed (RANK, WORLD_SIZE, LOCAL_RANK,
 /// LOCAL_WORLD_SIZE or LOCAL_SIZE, MASTER_ADDR, MASTER_PORT), OpenMPI's mpirun (OMPI_COMM_WORLD_*) or PMI
-/// (PMI_RANK, PMI_SIZE). Also DSS_JOB_TOKEN (hex), DSS_HOST_ID and DEEPSPEED_TIMEOUT (minutes).
+/// (PMI_RANK, PMI_SIZE). Also DSS_JOB_TOKEN (hex), DSS_HOST_ID, DSS_LAUNCHER_PID and DEEPSPEED_TIMEOUT (minutes).
 /// </summary>
 public sealed record LaunchEnvironment
 {
@@ -29,6 +29,8 @@ public sealed record LaunchEnvironment
     public string HostId { get; init; } = Environment.MachineName;
     /// <summary>True when the ranks were started by mpirun/mpiexec (OMPI_COMM_WORLD_* or PMI_*).</summary>
     public bool StartedByMpi { get; init; }
+    /// <summary>DSS_LAUNCHER_PID: the pid of the <c>dss launch</c> process that started this rank (it dies with it), or null.</summary>
+    public int? LauncherPid { get; init; }
     /// <summary>DEEPSPEED_TIMEOUT (minutes) when set.</summary>
     public TimeSpan? TimeoutOverride { get; init; }
 
@@ -79,6 +81,7 @@ public sealed record LaunchEnvironment
             HostId = env("DSS_HOST_ID") is { Length: > 0 } h ? h : Environment.MachineName,
             StartedByMpi = ompi || pmi,
             TimeoutOverride = timeout,
+            LauncherPid = Int("DSS_LAUNCHER_PID") is > 0 and var pid ? pid : null,
         };
     }
 }

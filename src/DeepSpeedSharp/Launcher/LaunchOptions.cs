@@ -23,7 +23,9 @@ public sealed class LaunchOptions
     /// <summary>--master_addr (empty = 127.0.0.1 locally, the first host's address otherwise).</summary>
     public string MasterAddr { get; set; } = "";
     /// <summary>--master_port.</summary>
-    public int MasterPort { get; set; } = 29500;
+    public int MasterPort { get; set; } = DeepSpeedSharp.Launcher.MasterPort.Default;
+    /// <summary>True when --master_port was given (a local run otherwise takes a free port if the default is busy).</summary>
+    public bool MasterPortGiven { get; set; }
     /// <summary>--node_rank (with --no_ssh, and internally for the node launcher).</summary>
     public int NodeRank { get; set; } = -1;
     /// <summary>--launcher: pdsh, openmpi or mpich.</summary>
@@ -116,7 +118,7 @@ public sealed class LaunchOptions
                 case "--num_nodes": o.NumNodes = Int(); break;
                 case "--num_gpus" or "--num_accelerators": o.NumGpus = Int(); break;
                 case "--master_addr": o.MasterAddr = Value(); break;
-                case "--master_port": o.MasterPort = Int(); break;
+                case "--master_port": o.MasterPort = Int(); o.MasterPortGiven = true; break;
                 case "--node_rank": o.NodeRank = Int(); break;
                 case "--launcher": o.Launcher = Value().ToLowerInvariant(); break;
                 case "--launcher_args": o.LauncherArgs = Value(); break;

@@ -24,8 +24,9 @@ public static class LaunchRunner
             stdout.WriteLine(LaunchOptions.Usage);
             return 0;
         }
-        var o = LaunchOptions.Parse(args);
         ProcessTree.UnblockLauncherSignals();
+        if (args.Count > 0 && args[0] == ChildGuard.Flag) return ChildGuard.Run(args, stderr);
+        var o = LaunchOptions.Parse(args);
         if (o.NodeLauncher) return RunNode(o, stdout, stderr);
         if (o.MpiRankLauncher) return RunMpiRank(o, stdout, stderr);
 
@@ -45,6 +46,8 @@ public static class LaunchRunner
         {
             if (o.NoSsh && plan.World.NodeCount > 1 && o.MasterAddr.Length == 0)
                 throw new ArgumentException("--no_ssh with several nodes needs --master_addr (the address of node 0, the same on every node).");
+            if (!o.DryRun && !(o.NoSsh && plan.World.NodeCount > 1))
+                o.MasterPort = MasterPort.ForLocalRun(o.MasterAddr.Length > 0 ? o.MasterAddr : "127.0.0.1", o.MasterPort, o.MasterPortGiven, line => stderr.WriteLine($"{Tag} {line}"));
             var spec = NodeSpec(o, plan.World, o.NoSsh ? o.NodeRank : 0, token, program.Command, exports, cwd,
                 savePidOwner: o.SavePid ? Environment.ProcessId : 0);
             if (!o.DryRun) return NodeLauncher.Run(spec, stdout, stderr);
@@ -77,7 +80,9 @@ public static class LaunchRunner
             return 0;
         }
         stderr.WriteLine($"{Tag} cmd = {ShellWords.Join(command.Command)}");
-        return MultiNodeSupervisor.Run(command, o.GracePeriodSeconds, stdout, stderr);
+        // pdsh/mpirun run under a guard that dies with this process and takes them (and so every rank) with it.
+        var guarded = command with { Command = [.. dssCommand, "launch", .. ChildGuard.Arguments(command.Command, o.GracePeriodSeconds)] };
+        return MultiNodeSupervisor.Run(guarded, o.GracePeriodSeconds, stdout, stderr);
     }
 
     /// <summary>The command that starts this <c>dss</c> again (on other hosts, by the same path).</summary>
@@ -116,7 +121,7 @@ public static class LaunchRunner
         if (size != world.WorldSize)
             throw new ArgumentException($"mpirun started {size} ranks but the world info has {world.WorldSize} ({world.ToJson()}).");
         var (node, local) = world.Locate(rank);
-        return NodeLauncher.Run(NodeSpec(o, world, node, local, watchParent: false), stdout, stderr);
+        return NodeLauncher.Run(NodeSpec(o, world, node, local, watchParent: true), stdout, stderr);
     }
 
     /// <summary>What one node starts, from the options every launcher role shares.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using DeepSpeedSharp.Comm.Shm;
 
 namespace DeepSpeedSharp.Launcher;
 
@@ -15,6 +16,9 @@ public static class NodeLauncher
 {
     private const string Tag = "[dss launch]";
 
+    /// <summary>A job's /dev/shm file whose creating rank is gone is removed at the next launch once it is this old.</summary>
+    public static readonly TimeSpan StaleSharedMemoryAge = TimeSpan.FromMinutes(10);
+
     /// <summary>The command and environment of each rank this node starts (also what --dry-run prints).</summary>
     public static IReadOnlyList<RankCommand> RankCommands(NodeLaunchSpec spec)
     {
@@ -28,6 +32,7 @@ public static class NodeLauncher
             if (spec.OnlyLocalRank is { } only && only != local) continue;
             var env = new Dictionary<string, string>(spec.Exports, StringComparer.Ordinal);
             foreach (var (k, v) in RankEnvironment.For(spec.World, spec.NodeRank, local, spec.MasterAddr, spec.MasterPort, spec.JobToken)) env[k] = v;
+            env[RankEnvironment.LauncherPidVariable] = Environment.ProcessId.ToString(CultureInfo.InvariantCulture); // the rank dies with this process
             var command = new List<string>();
             if (cores != null)
             {
@@ -57,6 +62,9 @@ public static class NodeLauncher
     public static int Run(NodeLaunchSpec spec, TextWriter stdout, TextWriter stderr, bool handleSignals = true)
     {
         var commands = RankCommands(spec);
+        if (commands.Any(c => c.Rank == 0)) MasterPort.EnsureFree(spec.MasterAddr, spec.MasterPort); // rank 0 hosts the store
+        var stale = ShmJobFiles.RemoveStale(ProcessTree.IsAlive, StaleSharedMemoryAge);
+        if (stale.Count > 0) stderr.WriteLine($"{Tag} removed {stale.Count} shared-memory file(s) of earlier jobs whose ranks are gone: {string.Join(", ", stale)}");
         string? logPrefix = null;
         if (spec.EachRankLogDir != null)
         {
@@ -103,6 +111,7 @@ public static class NodeLauncher
             foreach (var r in registrations) r.Dispose();
             foreach (var r in ranks) r.Dispose();
             if (pidFile != null) File.Delete(pidFile);
+            RemoveSharedMemoryLeftovers(spec, stderr, sinkLock);
         }
     }
 
@@ -161,6 +170,20 @@ public static class NodeLauncher
         while (deadline.Elapsed.TotalSeconds < graceSeconds && trees.Any(ProcessTree.IsAlive)) Thread.Sleep(20);
         foreach (var pid in trees.Where(ProcessTree.IsAlive)) ProcessTree.Signal(pid, ProcessTree.SigKill);
         foreach (var r in ranks) r.WaitForExit(2000);
+    }
+
+    /// <summary>
+    /// Removes the job's /dev/shm files whose creating rank is gone: a rank killed while its group was being set up
+    /// (before every member mapped the segment and it removed the file) leaves one behind.
+    /// </summary>
+    private static void RemoveSharedMemoryLeftovers(NodeLaunchSpec spec, TextWriter stderr, object sinkLock)
+    {
+        string jobId;
+        try { jobId = ShmJobFiles.JobIdOf(spec.JobToken); }
+        catch (FormatException) { return; } // not a hex token: the ranks refused it, so they made no files
+        var removed = ShmJobFiles.RemoveLeftovers(jobId, ProcessTree.IsAlive);
+        if (removed.Count > 0)
+            Report(stderr, sinkLock, $"{Tag} removed {removed.Count} shared-memory file(s) a rank left behind: {string.Join(", ", removed)}");
     }
 
     private static string SignalName(int sig) => sig switch

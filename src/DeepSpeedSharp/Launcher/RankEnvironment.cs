@@ -7,10 +7,13 @@ namespace DeepSpeedSharp.Launcher;
 /// The variables every rank gets (as DeepSpeed's <c>launch.py</c> sets them): <c>RANK</c>, <c>LOCAL_RANK</c>,
 /// <c>WORLD_SIZE</c>, <c>LOCAL_SIZE</c>, <c>CROSS_RANK</c> (node rank), <c>CROSS_SIZE</c> (node count),
 /// <c>MASTER_ADDR</c>, <c>MASTER_PORT</c>, <c>CUDA_VISIBLE_DEVICES</c> (the node's slots) and the job token
-/// <c>DSS_JOB_TOKEN</c> the rendezvous store checks.
+/// <c>DSS_JOB_TOKEN</c> the rendezvous store checks (the node launcher adds <c>DSS_LAUNCHER_PID</c>, its own pid).
 /// </summary>
 public static class RankEnvironment
 {
+    /// <summary>Name of the variable holding the pid of the launcher process that started the rank (ranks die with it).</summary>
+    public const string LauncherPidVariable = "DSS_LAUNCHER_PID";
+
     /// <summary>Name of the job token variable.</summary>
     public const string JobTokenVariable = "DSS_JOB_TOKEN";
 

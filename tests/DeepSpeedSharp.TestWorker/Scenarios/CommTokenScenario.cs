@@ -5,7 +5,7 @@ using DeepSpeedSharp.Comm;
 namespace DeepSpeedSharp.TestWorker.Scenarios;
 
 /// <summary>
-/// `comm-token`: rank 0 initialises a world of 2; rank 1 first connects to the store with a wrong token and
+/// `comm-token`: rank 0 initialises a world of 2; rank 1 first connects to the store with a wrong proof of the token and
 /// with an oversized frame (both must be refused/closed), then initialises properly. Prints "REFUSED" lines.
 /// </summary>
 public sealed class CommTokenScenario : IScenario
@@ -19,9 +19,12 @@ public sealed class CommTokenScenario : IScenario
             int port = int.Parse(Environment.GetEnvironmentVariable("MASTER_PORT")!);
             using (var s = Connect(port))
             {
-                s.Send([13, 0, 0, 0, .. "DSSSTORE1"u8, 1, 2, 3, 4]); // wrong token
+                s.Send([41, 0, 0, 0, .. "DSSSTORE2"u8, .. new byte[32]]); // hello with a client nonce
                 var buf = new byte[256];
-                int n = ReadFrame(s, buf); // the reply may arrive in several segments
+                int n = ReadFrame(s, buf); // OK, the server's nonce and its proof
+                if (n != 4 + 65 || buf[4] != 1) Console.WriteLine($"hello: unexpected reply of {n} bytes");
+                s.Send([32, 0, 0, 0, .. new byte[32]]); // a proof made without the token
+                n = ReadFrame(s, buf); // the reply may arrive in several segments
                 if (n > 5 && buf[4] == 0) Console.WriteLine("REFUSED wrong token: " + System.Text.Encoding.UTF8.GetString(buf, 5, n - 5));
                 else Console.WriteLine($"wrong token: unexpected reply of {n} bytes");
             }

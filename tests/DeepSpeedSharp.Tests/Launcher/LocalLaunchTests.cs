@@ -34,14 +34,16 @@ public class LocalLaunchTests : IDisposable
     [Fact]
     public void FourLocalRanksGetDeepSpeedsVariables()
     {
-        using var dss = new DssProcess(_dir.FullName, "launch", "--num_gpus", "4", "--no_local_rank", "--master_port", "29611", DssProcess.Worker, "launch-probe");
+        // A free port: the launcher checks it can bind the port, so a fixed one could meet a concurrent test run.
+        var port = DeepSpeedSharp.Tests.Infrastructure.RankProcesses.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        using var dss = new DssProcess(_dir.FullName, "launch", "--num_gpus", "4", "--no_local_rank", "--master_port", port, DssProcess.Worker, "launch-probe");
         Assert.Equal(0, dss.WaitForExit(TimeSpan.FromSeconds(60)));
         var ranks = RankValues(dss.Output);
         Assert.Equal([0, 1, 2, 3], ranks.Keys.Order());
         foreach (var (rank, v) in ranks)
         {
             Assert.Equal(($"{rank}", $"{rank}", "4", "4", "0", "1"), (v["RANK"], v["LOCAL_RANK"], v["WORLD_SIZE"], v["LOCAL_SIZE"], v["CROSS_RANK"], v["CROSS_SIZE"]));
-            Assert.Equal(("127.0.0.1", "29611"), (v["MASTER_ADDR"], v["MASTER_PORT"]));
+            Assert.Equal(("127.0.0.1", port), (v["MASTER_ADDR"], v["MASTER_PORT"]));
             Assert.Matches("^[0-9a-f]{32}$", v["DSS_JOB_TOKEN"]);
         }
         Assert.Single(ranks.Values.Select(v => v["DSS_JOB_TOKEN"]).Distinct());

@@ -20,8 +20,9 @@ public class MultiNodeLaunchTests : IDisposable
     [PdshFact]
     public void PdshExecRunsOneNodeLauncherPerHost()
     {
+        var port = RankProcessesPort();
         using var dss = new DssProcess(_dir.FullName, "launch", "-H", Hostfile("hostA slots=2\nhostB slots=2\n"), "--launcher_args", "-R exec",
-            "--master_addr", "127.0.0.1", "--master_port", "29612", "--no_local_rank", DssProcess.Worker, "launch-probe");
+            "--master_addr", "127.0.0.1", "--master_port", port, "--no_local_rank", DssProcess.Worker, "launch-probe");
         Assert.Equal(0, dss.WaitForExit(TimeSpan.FromSeconds(60)));
         var a = LocalLaunchTests.RankValues(dss.Output, "hostA: ");
         var b = LocalLaunchTests.RankValues(dss.Output, "hostB: ");
@@ -30,7 +31,7 @@ public class MultiNodeLaunchTests : IDisposable
         foreach (var (rank, v) in a.Concat(b))
         {
             Assert.Equal(($"{rank}", $"{rank % 2}", "4", "2", $"{rank / 2}", "2"), (v["RANK"], v["LOCAL_RANK"], v["WORLD_SIZE"], v["LOCAL_SIZE"], v["CROSS_RANK"], v["CROSS_SIZE"]));
-            Assert.Equal(("127.0.0.1", "29612"), (v["MASTER_ADDR"], v["MASTER_PORT"]));
+            Assert.Equal(("127.0.0.1", port), (v["MASTER_ADDR"], v["MASTER_PORT"]));
         }
         Assert.Single(a.Concat(b).Select(kv => kv.Value["DSS_JOB_TOKEN"]).Distinct());
     }
@@ -52,7 +53,7 @@ public class MultiNodeLaunchTests : IDisposable
     {
         var pids = Directory.CreateDirectory(Path.Combine(_dir.FullName, "pids")).FullName;
         using var dss = new DssProcess(_dir.FullName, "launch", "-H", Hostfile("hostA slots=2\nhostB slots=2\n"), "--launcher_args", "-R exec",
-            "--master_addr", "127.0.0.1", "--no_local_rank", DssProcess.Worker, "launch-probe", $"--pid_dir={pids}", "--exit_if_rank=3:3", "--wait_for_pids=4", "--sleep");
+            "--master_addr", "127.0.0.1", "--master_port", RankProcessesPort(), "--no_local_rank", DssProcess.Worker, "launch-probe", $"--pid_dir={pids}", "--exit_if_rank=3:3", "--wait_for_pids=4", "--sleep");
         var ranks = dss.WaitForPids(pids, 4, TimeSpan.FromSeconds(60));
         var sw = Stopwatch.StartNew();
         Assert.Equal(3, dss.WaitForExit(TimeSpan.FromSeconds(10)));
@@ -79,7 +80,7 @@ public class MultiNodeLaunchTests : IDisposable
     public void OpenMpiRunnerStartsEveryRankWithItsVariables()
     {
         using var dss = new DssProcess(_dir.FullName, "launch", "-H", Hostfile("localhost slots=2\n"), "--force_multi", "--launcher", "openmpi",
-            "--no_local_rank", DssProcess.Worker, "launch-probe");
+            "--master_port", RankProcessesPort(), "--no_local_rank", DssProcess.Worker, "launch-probe");
         Assert.Equal(0, dss.WaitForExit(TimeSpan.FromSeconds(60)));
         var ranks = LocalLaunchTests.RankValues(dss.Output);
         Assert.Equal([0, 1], ranks.Keys.Order());

@@ -57,16 +57,16 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
         ShmSegment seg;
         if (me == 0)
         {
-            string path = $"/dev/shm/dss-{rt.JobId}-{prefix.TrimEnd('/').Replace('/', '-')}-{Environment.ProcessId}";
+            string path = ShmJobFiles.PathFor(rt.JobId, prefix.TrimEnd('/').Replace('/', '-'));
             seg = ShmSegment.Create(path, size);
-            store.Set(prefix + "shm", $"{path}|{slot}|{p2p}");
+            store.Set(prefix + "shm", $"{path}|{slot}|{p2p}|{Convert.ToHexString(seg.Identity)}");
         }
         else
         {
             var parts = store.GetString(prefix + "shm").Split('|');
             slot = long.Parse(parts[1]);
             p2p = long.Parse(parts[2]);
-            seg = ShmSegment.Open(parts[0], SegmentSize(ranks.Length, slot, p2p));
+            seg = ShmSegment.Open(parts[0], SegmentSize(ranks.Length, slot, p2p), Convert.FromHexString(parts[3]));
         }
         var group = new ShmProcessGroup(ranks, rt.Env.Rank, rt.Timeout, rt.Logger, seg, slot, p2p);
         store.Set($"{prefix}mapped/{me}", "1");

@@ -13,7 +13,6 @@ internal static class StoreProtocol
     public const int MaxFrame = 1 << 20;          // 1 MiB: store values are addresses and names
     public const int MaxHelloFrame = 256;         // before authentication
     public const int MaxKey = 512;
-    public static readonly byte[] Magic = "DSSSTORE1"u8.ToArray();
 
     public const byte Set = 1, Get = 2, Add = 3;
     public const byte Ok = 1, Fail = 0;

@@ -16,36 +16,49 @@ internal sealed class TcpStoreClient : IDisposable
     {
         _timeout = timeout;
         var deadline = DateTime.UtcNow + timeout;
+        DateTime? closedSince = null;
         while (true)
         {
             var s = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             try
             {
                 s.Connect(new IPEndPoint(address, port));
-                StoreProtocol.WriteFrame(s, [.. StoreProtocol.Magic, .. token]);
-                var reply = StoreProtocol.ReadFrame(s, 256);
-                if (reply.Length == 0 || reply[0] != StoreProtocol.Ok)
-                {
-                    s.Dispose();
-                    throw new UnauthorizedAccessException($"the rendezvous store at {address}:{port} refused this rank: {Encoding.UTF8.GetString(reply.AsSpan(Math.Min(1, reply.Length)))}.");
-                }
+                s.ReceiveTimeout = (int)HandshakeTimeout.TotalMilliseconds;
+                StoreHandshake.Client(s, token, $"{address}:{port}");
+                s.ReceiveTimeout = 0;
                 _socket = s;
                 return;
             }
-            catch (SocketException e)
+            catch (UnauthorizedAccessException)
+            {
+                s.Dispose();
+                throw;
+            }
+            catch (SocketException e) when (e.SocketErrorCode != SocketError.TimedOut)
             {
                 s.Dispose();
                 if (DateTime.UtcNow > deadline)
                     throw new TimeoutException($"could not reach the rendezvous store at {address}:{port} (MASTER_ADDR:MASTER_PORT) within {timeout}: {e.Message}.", e);
                 Thread.Sleep(50);
             }
-            catch (EndOfStreamException e)
+            catch (Exception e) when (e is EndOfStreamException or SocketException)
             {
+                // The store closes connections beyond its cap of unauthenticated ones (see TcpStoreServer): try again
+                // for a while; a listener that keeps closing (or never answers) is not a store.
                 s.Dispose();
-                throw new UnauthorizedAccessException($"the rendezvous store at {address}:{port} closed the connection during the handshake.", e);
+                closedSince ??= DateTime.UtcNow;
+                if (DateTime.UtcNow > deadline || DateTime.UtcNow - closedSince > HandshakeRetry)
+                    throw new UnauthorizedAccessException($"the process listening on {address}:{port} (MASTER_ADDR:MASTER_PORT) closed or stalled every handshake for {HandshakeRetry.TotalSeconds:F0} s: it is not a working rendezvous store.", e);
+                Thread.Sleep(100 + Random.Shared.Next(200));
             }
         }
     }
+
+    /// <summary>How long one handshake may wait for the store's answer.</summary>
+    public static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a client keeps retrying handshakes the listener closes or leaves unanswered.</summary>
+    public static readonly TimeSpan HandshakeRetry = TimeSpan.FromSeconds(30);
 
     /// <summary>The local interface address used to reach the store (what peers on other hosts can reach).</summary>
     public IPAddress LocalAddress => ((IPEndPoint)_socket.LocalEndPoint!).Address;

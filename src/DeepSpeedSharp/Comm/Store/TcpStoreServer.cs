@@ -1,17 +1,23 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography;
 
 namespace DeepSpeedSharp.Comm.Store;
 
 /// <summary>
-/// The rendezvous key-value store rank 0 hosts on MASTER_ADDR:MASTER_PORT. It binds to that address only,
-/// accepts only clients that present the job token, bounds every frame, and serves SET, blocking GET and ADD.
+/// The rendezvous key-value store rank 0 hosts on MASTER_ADDR:MASTER_PORT. It binds to that address only and
+/// exclusively, accepts only clients that prove they hold the job token (<see cref="StoreHandshake"/>), bounds every
+/// frame, bounds the connections still in the handshake (<see cref="MaxPendingHandshakes"/>, each closed after
+/// <see cref="HandshakeTimeout"/>) so idle connections cannot pile up threads, and serves SET, blocking GET and ADD.
 /// </summary>
 internal sealed class TcpStoreServer : IDisposable
 {
     private const int MaxConnections = 4096;
+    /// <summary>Connections still in the handshake at once; more are closed at accept (a client retries).</summary>
+    public const int MaxPendingHandshakes = 64;
+    /// <summary>A connection that has not completed the handshake by then is closed.</summary>
+    public static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(5);
+    private int _pending;
     private readonly Socket _listener;
     private readonly byte[] _token;
     private readonly Dictionary<string, byte[]> _data = new(StringComparer.Ordinal);
@@ -22,12 +28,9 @@ internal sealed class TcpStoreServer : IDisposable
     public TcpStoreServer(IPAddress address, int port, byte[] token)
     {
         _token = token;
-        _listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        try { _listener.Bind(new IPEndPoint(address, port)); }
+        try { _listener = ExclusivePort.Bind(new IPEndPoint(address, port)); }
         catch (SocketException e)
         {
-            _listener.Dispose();
             throw new InvalidOperationException($"rank 0 cannot host the rendezvous store on {address}:{port} (MASTER_ADDR:MASTER_PORT): {e.Message}. Pick a free MASTER_PORT.", e);
         }
         _listener.Listen(512);
@@ -38,8 +41,11 @@ internal sealed class TcpStoreServer : IDisposable
 
     public int Port { get; }
 
-    /// <summary>Connections refused for a wrong or missing token (for tests and diagnostics).</summary>
+    /// <summary>Connections that did not complete the handshake: a wrong or missing token, or closed before proving it (for tests and diagnostics).</summary>
     public int RefusedCount;
+
+    /// <summary>Connections closed at accept because <see cref="MaxPendingHandshakes"/> were already in the handshake.</summary>
+    public int ClosedAtAccept;
 
     private void AcceptLoop()
     {
@@ -51,8 +57,14 @@ internal sealed class TcpStoreServer : IDisposable
             catch (SocketException) { continue; }
             lock (_clients)
             {
-                if (_clients.Count >= MaxConnections) { c.Dispose(); continue; }
+                if (_clients.Count >= MaxConnections || _pending >= MaxPendingHandshakes)
+                {
+                    Interlocked.Increment(ref ClosedAtAccept);
+                    c.Dispose();
+                    continue;
+                }
                 _clients.Add(c);
+                _pending++;
             }
             new Thread(() => Serve(c)) { IsBackground = true, Name = "dss-store-conn" }.Start();
         }
@@ -60,21 +72,19 @@ internal sealed class TcpStoreServer : IDisposable
 
     private void Serve(Socket c)
     {
+        bool authenticated = false, pending = true;
         try
         {
             c.NoDelay = true;
-            c.ReceiveTimeout = 10_000; // a silent connection cannot hold a thread before it authenticates
-            var hello = StoreProtocol.ReadFrame(c, StoreProtocol.MaxHelloFrame);
-            var magic = StoreProtocol.Magic;
-            bool ok = hello.Length >= magic.Length && hello.AsSpan(0, magic.Length).SequenceEqual(magic)
-                      && CryptographicOperations.FixedTimeEquals(hello.AsSpan(magic.Length), _token);
-            if (!ok)
+            // A silent or slow connection cannot hold a thread (nor one of the few handshake slots) for long.
+            using (new Timer(_ => { if (!Volatile.Read(ref authenticated)) c.Dispose(); }, null, HandshakeTimeout, Timeout.InfiniteTimeSpan))
             {
-                Interlocked.Increment(ref RefusedCount);
-                StoreProtocol.WriteFrame(c, [StoreProtocol.Fail, .. "refused: wrong or missing job token (DSS_JOB_TOKEN)"u8]);
-                return;
+                c.ReceiveTimeout = (int)HandshakeTimeout.TotalMilliseconds;
+                bool ok = StoreHandshake.Server(c, _token);
+                lock (_clients) { _pending--; pending = false; }
+                if (!ok) return;
+                Volatile.Write(ref authenticated, true);
             }
-            StoreProtocol.WriteFrame(c, [StoreProtocol.Ok]);
             c.ReceiveTimeout = 0;
             while (!_stopped)
             {
@@ -128,7 +138,12 @@ internal sealed class TcpStoreServer : IDisposable
         }
         finally
         {
-            lock (_clients) _clients.Remove(c);
+            if (!authenticated) Interlocked.Increment(ref RefusedCount);
+            lock (_clients)
+            {
+                _clients.Remove(c);
+                if (pending) _pending--;
+            }
             c.Dispose();
         }
     }
