@@ -19,6 +19,7 @@ namespace DeepSpeedSharp.Engine;
 public partial class DeepSpeedEngine : IDisposable
 {
     private readonly ProgressReporter progress;
+    private readonly MemoryTimeline? timeline;
     private readonly ITrainingStrategy? strategy;
     private bool stepApplied;
     private double? lastGradNorm;
@@ -47,6 +48,7 @@ public partial class DeepSpeedEngine : IDisposable
         Timers = new WallClockTimers();
         progress = new ProgressReporter(config.StepsPerPrint, config.WallClockBreakdown, config.Timers.ThroughputEnabled,
             config.MemoryBreakdown ? ModelStateBytes : null);
+        timeline = config.MemoryBreakdown ? new MemoryTimeline(ModelStateBytes, config.StepsPerPrint) : null;
     }
 
     /// <summary>The wrapped model (DeepSpeed's <c>engine.module</c>).</summary>
@@ -152,7 +154,9 @@ public partial class DeepSpeedEngine : IDisposable
         using var t = Timers.Time(WallClockTimers.Forward);
         strategy?.BeforeForward(IsGradientAccumulationBoundary());
         using var cast = ToModelDType(input);
-        return m.call(cast);
+        var output = m.call(cast);
+        timeline?.Record($"micro-step {MicroSteps % GradientAccumulationSteps}: after forward");
+        return output;
     }
 
     /// <summary>A float input in the model's dtype (the engine owns the model's dtype: float inputs follow it); other inputs unchanged.</summary>
@@ -167,7 +171,9 @@ public partial class DeepSpeedEngine : IDisposable
             throw new InvalidOperationException($"the module {Module.GetType().Name} is not an nn.Module<{typeof(TIn).Name}, {typeof(TOut).Name}>");
         using var t = Timers.Time(WallClockTimers.Forward);
         strategy?.BeforeForward(IsGradientAccumulationBoundary());
-        return m.call(input);
+        var output = m.call(input);
+        timeline?.Record($"micro-step {MicroSteps % GradientAccumulationSteps}: after forward");
+        return output;
     }
 
     /// <summary>
@@ -183,7 +189,9 @@ public partial class DeepSpeedEngine : IDisposable
         RecordLoss(loss.detach().to(ScalarType.Float64).item<double>());
         bool boundary = IsGradientAccumulationBoundary();
         var scaled = BackwardLoss(loss, retainGraph, scaleWrtGas);
+        timeline?.Record($"micro-step {MicroSteps % GradientAccumulationSteps}: after backward");
         FinishMicroBackward(boundary);
+        timeline?.Record($"micro-step {MicroSteps % GradientAccumulationSteps}: after reduction");
         return scaled;
     }
 
@@ -247,7 +255,9 @@ public partial class DeepSpeedEngine : IDisposable
         stepApplied = false;
         if (strategy == null) throw new InvalidOperationException("training needs an optimizer: pass one to DeepSpeed.Initialize or add an \"optimizer\" section to the config");
         using var t = Timers.Time(WallClockTimers.Step);
+        timeline?.Record("before optimizer step");
         TakeModelStep(strategy);
+        timeline?.Record("after optimizer step");
         long sent = Dist.Logger.BytesSent;
         BytesSentLastStep = sent - bytesSentAtLastStep;
         bytesSentAtLastStep = sent;
@@ -255,6 +265,7 @@ public partial class DeepSpeedEngine : IDisposable
         GlobalSamples += TrainBatchSize;
         if (GlobalSteps == 1) DeepSpeed.Checkpointing.WarnIfConfiguredButUnused(Config);
         progress.AfterStep(GlobalSteps, SkippedSteps, GlobalSamples, GetLr(), Timers);
+        timeline?.AfterStep(GlobalSteps);
         RaiseStepCompleted();
     }
 

@@ -84,6 +84,13 @@ public class LowPrecisionMasterTests(ITestOutputHelper output)
         var memory = run.Output.Split('\n').Where(l => l.Contains("[dss] memory (MiB, this rank) | parameters: ", StringComparison.Ordinal)).ToList();
         Assert.Equal(2, memory.Count);
         Assert.Contains("| optimizer state: ", memory[0]);
+        // The timeline of each reported step: every phase of its 4 micro-steps, then the optimizer step.
+        Assert.Contains("[dss] memory timeline of step 5 (MiB, this rank): phase | parameters | gradients", run.Output);
+        Assert.Contains("[dss] memory timeline of step 10 (MiB, this rank)", run.Output);
+        var phases = run.Output.Split('\n').Where(l => l.Contains("[dss]   micro-step ", StringComparison.Ordinal) || l.Contains("optimizer step ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2 * (4 * 3 + 2), phases.Count);
+        Assert.Contains(phases, l => l.Contains("micro-step 3: after reduction", StringComparison.Ordinal));
+        Assert.DoesNotContain("memory timeline of step 4 ", run.Output);
         // Keys without effect are listed once at start, with the reason.
         Assert.Contains("[dss] warning: 1 config key(s) have no effect in DeepSpeedSharp:", run.Output);
         Assert.Contains("  zero_optimization.round_robin_gradients: a CUDA-stream parallelism hint", run.Output);
