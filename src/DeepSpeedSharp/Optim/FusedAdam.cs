@@ -65,7 +65,7 @@ public sealed class FusedAdam : AdamOptimizerBase
         AddParamGroups(parameters);
     }
 
-    /// <summary>Elements of a low-precision parameter updated at a time (4 MiB of each fp32 temporary).</summary>
+    /// <summary>Elements of a parameter updated at a time (4 MiB of each fp32 temporary).</summary>
     private const long ChunkElements = 1L << 20;
 
     /// <summary>True when updated bf16 parameters are rounded stochastically (see the constructor).</summary>
@@ -96,27 +96,22 @@ public sealed class FusedAdam : AdamOptimizerBase
                 state.step += 1;
                 var bc1 = biasCorrection ? 1 - Math.Pow(beta1, state.step) : 1.0;
                 var bc2 = biasCorrection ? 1 - Math.Pow(beta2, state.step) : 1.0;
-                // fp32/fp64 parameters and moments are updated in place; low-precision ones through fp32 copies of one
-                // chunk at a time, so the step's temporaries stay small next to the partition it updates.
+                // One chunk at a time, so the step's temporaries (the denominator; fp32 copies of low-precision
+                // parameters and moments) stay small next to the partition it updates. fp32/fp64 tensors are updated in
+                // place; the arithmetic is elementwise, so chunking does not change a bit.
                 var computeType = state.exp_avg.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? ScalarType.Float32 : state.exp_avg.dtype;
-                if (p.dtype == computeType && state.exp_avg.dtype == computeType && grad.dtype == computeType)
-                {
-                    Update(p, grad, state.exp_avg, state.exp_avg_sq, lr, beta1, beta2, eps, decay, bc1, bc2, AdamWMode);
-                    continue;
-                }
                 bool flat = p.is_contiguous() && grad.is_contiguous();
                 long n = flat ? p.numel() : 1, chunk = flat ? ChunkElements : 1;
                 for (long start = 0, c = 0; start < n; start += chunk, c++)
                 {
                     using var scope = NewDisposeScope();
                     Tensor Part(Tensor t) => flat ? t.view(-1).narrow(0, start, Math.Min(chunk, n - start)) : t;
+                    Tensor Compute(Tensor t) => t.dtype == computeType ? t : t.to(computeType);
                     var (pc, mc, vc) = (Part(p), Part(state.exp_avg), Part(state.exp_avg_sq));
-                    var work = pc.to(computeType);
-                    var m = mc.to(computeType);
-                    var v = vc.to(computeType);
-                    Update(work, Part(grad).to(computeType), m, v, lr, beta1, beta2, eps, decay, bc1, bc2, AdamWMode);
-                    bool stochastic = StochasticRounding && pc.dtype == ScalarType.BFloat16;
-                    pc.copy_(stochastic ? RoundStochastically(work, (state.step * 7919 + index) * 65537 + c) : work);
+                    var (work, m, v) = (Compute(pc), Compute(mc), Compute(vc));
+                    Update(work, Compute(Part(grad)), m, v, lr, beta1, beta2, eps, decay, bc1, bc2, AdamWMode);
+                    if (pc.dtype != computeType)
+                        pc.copy_(StochasticRounding && pc.dtype == ScalarType.BFloat16 ? RoundStochastically(work, (state.step * 7919 + index) * 65537 + c) : work);
                     if (mc.dtype != computeType) mc.copy_(m);
                     if (vc.dtype != computeType) vc.copy_(v);
                 }
