@@ -96,27 +96,46 @@ public sealed class FusedAdam : AdamOptimizerBase
                 state.step += 1;
                 var bc1 = biasCorrection ? 1 - Math.Pow(beta1, state.step) : 1.0;
                 var bc2 = biasCorrection ? 1 - Math.Pow(beta2, state.step) : 1.0;
-                // One chunk at a time, so the step's temporaries (the denominator; fp32 copies of low-precision
-                // parameters and moments) stay small next to the partition it updates. fp32/fp64 tensors are updated in
-                // place; the arithmetic is elementwise, so chunking does not change a bit.
                 var computeType = state.exp_avg.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? ScalarType.Float32 : state.exp_avg.dtype;
-                bool flat = p.is_contiguous() && grad.is_contiguous();
-                long n = flat ? p.numel() : 1, chunk = flat ? ChunkElements : 1;
-                for (long start = 0, c = 0; start < n; start += chunk, c++)
+                bool inPlace = p.dtype == computeType && state.exp_avg.dtype == computeType && grad.dtype == computeType;
+                if (inPlace && p.numel() <= ChunkElements)
                 {
-                    using var scope = NewDisposeScope();
-                    Tensor Part(Tensor t) => flat ? t.view(-1).narrow(0, start, Math.Min(chunk, n - start)) : t;
-                    Tensor Compute(Tensor t) => t.dtype == computeType ? t : t.to(computeType);
-                    var (pc, mc, vc) = (Part(p), Part(state.exp_avg), Part(state.exp_avg_sq));
-                    var (work, m, v) = (Compute(pc), Compute(mc), Compute(vc));
-                    Update(work, Compute(Part(grad)), m, v, lr, beta1, beta2, eps, decay, bc1, bc2, AdamWMode);
-                    if (pc.dtype != computeType)
-                        pc.copy_(StochasticRounding && pc.dtype == ScalarType.BFloat16 ? RoundStochastically(work, (state.step * 7919 + index) * 65537 + c) : work);
-                    if (mc.dtype != computeType) mc.copy_(m);
-                    if (vc.dtype != computeType) vc.copy_(v);
+                    Update(p, grad, state.exp_avg, state.exp_avg_sq, lr, beta1, beta2, eps, decay, bc1, bc2, AdamWMode);
+                    continue;
                 }
+                UpdateInChunks(p, grad, state, computeType, lr, beta1, beta2, eps, decay, bc1, bc2, (state.step * 7919 + index) * 65537);
             }
         }, closure!);
+    }
+
+    /// <summary>
+    /// One chunk at a time, so the step's temporaries (the denominator; fp32 copies of low-precision parameters and
+    /// moments) stay small next to the partition it updates. fp32/fp64 tensors are updated in place; the arithmetic is
+    /// elementwise, so chunking does not change a bit.
+    /// </summary>
+    private void UpdateInChunks(Parameter p, Tensor grad, State state, ScalarType computeType, double lr, double beta1,
+        double beta2, double eps, double decay, double bc1, double bc2, long noiseBase)
+    {
+        bool flat = p.is_contiguous() && grad.is_contiguous();
+        using var pFlat = flat ? p.view(-1) : p.alias();
+        using var gFlat = flat ? grad.view(-1) : grad.alias();
+        using var mFlat = flat ? state.exp_avg.view(-1) : state.exp_avg.alias();
+        using var vFlat = flat ? state.exp_avg_sq.view(-1) : state.exp_avg_sq.alias();
+        long n = flat ? p.numel() : 1, chunk = flat ? ChunkElements : 1;
+        for (long start = 0, c = 0; start < n; start += chunk, c++)
+        {
+            using var scope = NewDisposeScope();
+            long count = Math.Min(chunk, n - start);
+            Tensor Part(Tensor t) => flat ? t.narrow(0, start, count) : t;
+            Tensor Compute(Tensor t) => t.dtype == computeType ? t : t.to(computeType);
+            var (pc, mc, vc) = (Part(pFlat), Part(mFlat), Part(vFlat));
+            var (work, m, v) = (Compute(pc), Compute(mc), Compute(vc));
+            Update(work, Compute(Part(gFlat)), m, v, lr, beta1, beta2, eps, decay, bc1, bc2, AdamWMode);
+            if (pc.dtype != computeType)
+                pc.copy_(StochasticRounding && pc.dtype == ScalarType.BFloat16 ? RoundStochastically(work, noiseBase + c) : work);
+            if (mc.dtype != computeType) mc.copy_(m);
+            if (vc.dtype != computeType) vc.copy_(v);
+        }
     }
 
     /// <summary>

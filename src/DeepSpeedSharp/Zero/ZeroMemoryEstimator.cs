@@ -24,11 +24,11 @@ public sealed record ZeroMemorySetup(long Parameters, long LargestParameter, int
     {
         ArgumentNullException.ThrowIfNull(config);
         var z = config.ZeroOptimization;
-        bool reduced = config.Bf16.Enabled || config.Fp16.Enabled;
-        bool masters16 = config.Bf16.Enabled && config.Bf16.Bf16MasterWeightsAndGrads || config.Fp16.Enabled && config.Fp16.Fp16MasterWeightsAndGrads;
-        return new ZeroMemorySetup(parameters, largestParameter, ranks, nodes, z.Stage, reduced ? 2 : 4, masters16 ? 2 : 4,
-            config.Bf16.Enabled && config.Bf16.Bf16OptimizerStates ? 2 : 4, z.OffloadOptimizer.Enabled, z.Stage == 3 && z.OffloadParam.Enabled,
-            reduced && config.DataTypes.GradAccumDtype == "fp32", z.ReduceBucketSize);
+        var precision = Precision.PrecisionPolicy.From(config);
+        int Bytes(TorchSharp.torch.ScalarType t) => t == TorchSharp.torch.ScalarType.Float32 ? 4 : 2;
+        return new ZeroMemorySetup(parameters, largestParameter, ranks, nodes, z.Stage, Bytes(precision.ModelDType), Bytes(precision.MasterDType),
+            precision.LowPrecisionOptimizerStates ? 2 : 4, z.OffloadOptimizer.Enabled, z.Stage == 3 && z.OffloadParam.Enabled,
+            precision.Fp32GradAccumulation, z.ReduceBucketSize);
     }
 }
 

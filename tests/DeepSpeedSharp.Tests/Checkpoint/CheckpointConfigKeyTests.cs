@@ -11,6 +11,7 @@ namespace DeepSpeedSharp.Tests.Checkpoint;
 /// first, and <c>zero_optimization.load_from_fp32_weights: false</c> rebuilds the master weights from the 16-bit
 /// model weights instead of the saved fp32 masters.
 /// </summary>
+[Collection(Infrastructure.GlobalRngCollection.Name)]
 public class CheckpointConfigKeyTests
 {
     private static string Config(string extra = "", string zeroExtra = "") => $$$"""

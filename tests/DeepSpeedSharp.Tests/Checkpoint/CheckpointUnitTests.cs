@@ -10,6 +10,7 @@ namespace DeepSpeedSharp.Tests.Checkpoint;
 /// Single-process checkpoint behaviour: exact resume for every optimizer the config can build and for stages 0–2,
 /// atomic replacement, latest handling, client state, and corruption that names the file and changes nothing.
 /// </summary>
+[Collection(Infrastructure.GlobalRngCollection.Name)]
 public class CheckpointUnitTests
 {
     private static string Optimizer(string kind) => kind switch

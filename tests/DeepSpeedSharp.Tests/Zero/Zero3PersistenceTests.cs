@@ -11,6 +11,7 @@ namespace DeepSpeedSharp.Tests.Zero;
 /// parameters ZeRO-3 keeps whole, as DeepSpeed's <c>mark_persistent_parameters</c> does: small parameters, in module
 /// order, while their running total stays within the model threshold.
 /// </summary>
+[Collection(Infrastructure.GlobalRngCollection.Name)]
 public class Zero3PersistenceTests
 {
     /// <summary>Parameter sizes in module order: 0.weight 48, 0.bias 6, 1.weight 24, 1.bias 4.</summary>

@@ -13,17 +13,16 @@ namespace DeepSpeedSharp.Config;
 /// </summary>
 public static partial class ConfigKeyTable
 {
+    /// <summary>All rows, in table order.</summary>
+    public static IReadOnlyList<ConfigKeyEffect> All { get; } = TopLevel().Concat(Zero()).Concat(Sections()).ToList();
+
     private static readonly Lazy<IReadOnlyDictionary<string, ConfigKeyEffect>> ByKey = new(() =>
     {
-        var all = TopLevel().Concat(Zero()).Concat(Sections()).ToList();
         var map = new Dictionary<string, ConfigKeyEffect>(StringComparer.Ordinal);
-        foreach (var e in all)
+        foreach (var e in All)
             if (!map.TryAdd(e.Key, e)) throw new InvalidOperationException($"the config key table lists '{e.Key}' twice");
         return map;
     });
-
-    /// <summary>All rows, in table order.</summary>
-    public static IReadOnlyList<ConfigKeyEffect> All { get; } = TopLevel().Concat(Zero()).Concat(Sections()).ToList();
 
     /// <summary>The row of a canonical dotted key path, or null when the table does not list it.</summary>
     public static ConfigKeyEffect? Find(string key) => ByKey.Value.TryGetValue(key, out var e) ? e : null;
