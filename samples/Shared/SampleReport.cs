@@ -34,6 +34,7 @@ public static class SampleReport
         var bytes = engine.ModelStateBytes();
         Console.WriteLine($"{name}: model state bytes on rank 0: parameters {bytes.Parameters}, gradients {bytes.Gradients}, " +
                           $"optimizer state {bytes.OptimizerState}; bytes sent in the last step {engine.BytesSentLastStep}");
+        Console.WriteLine($"{name}: traffic of the last step on rank 0: {engine.LastStepTraffic}");
         if (engine.PeakGatheredParameterBytes is { } peak)
             Console.WriteLine($"{name}: peak gathered parameter bytes on rank 0: {peak}");
         double median = MedianStepSeconds(stepTimes, warmupSteps);
@@ -60,6 +61,7 @@ public static class SampleReport
             ["tokens_per_s"] = measured ? tokensPerStep / median : 0, ["median_step_ms"] = measured ? median * 1000 : 0,
             ["peak_rss_mib"] = PeakRssMiB(), ["parameter_bytes"] = bytes.Parameters, ["gradient_bytes"] = bytes.Gradients,
             ["optimizer_state_bytes"] = bytes.OptimizerState, ["bytes_sent_last_step"] = engine.BytesSentLastStep,
+            ["bytes_sent_cross_host_last_step"] = engine.LastStepTraffic.CrossHost,
             ["final_loss"] = double.IsNaN(finalLoss) ? null : finalLoss,
         };
         foreach (var (k, v) in extra ?? new Dictionary<string, object?>()) fields[k] = v;

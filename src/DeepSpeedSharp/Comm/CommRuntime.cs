@@ -38,6 +38,7 @@ internal sealed class CommRuntime : IDisposable
             var world = MpiProcessGroup.CreateWorld(mpi, env.WorldSize, env.Rank, timeout, logger);
             World = world;
             Hosts = world.AllGatherStrings(env.HostId);
+            world.SetHosts(Hosts);
             return;
         }
         var token = env.JobToken;
@@ -73,6 +74,12 @@ internal sealed class CommRuntime : IDisposable
         var all = Enumerable.Range(0, env.WorldSize).ToArray();
         Backend = Resolve(requested, all);
         World = CreateGroup(all, Backend);
+    }
+
+    private ProcessGroup WithHosts(ProcessGroup group)
+    {
+        group.SetHosts(Hosts);
+        return group;
     }
 
     private static string Normalize(string? backend) => (backend ?? "auto").ToLowerInvariant() switch
@@ -118,18 +125,18 @@ internal sealed class CommRuntime : IDisposable
         {
             if (backend != null && Normalize(backend) is not ("mpi" or "auto"))
                 throw new ArgumentException($"backend '{backend}' cannot be used in a world initialised with mpi: every group of an MPI job uses MPI.");
-            return mpiWorld.Split(ranks); // collective over the world: non-members take part too
+            return WithHosts(mpiWorld.Split(ranks)); // collective over the world: non-members take part too
         }
         if (Array.IndexOf(ranks, Env.Rank) < 0) return new NonMemberProcessGroup(ranks, Env.Rank, Backend, Timeout, Logger);
         if (ranks.Length == 1) return new SingleProcessGroup(Env.Rank, Timeout, Logger);
         string prefix = $"g{gid}/";
         string requested = backend == null ? (Backend == "hierarchical" ? "auto" : Backend) : Normalize(backend);
-        return Resolve(requested, ranks) switch
+        return WithHosts(Resolve(requested, ranks) switch
         {
             "shm" => ShmProcessGroup.Create(this, prefix, ranks),
             "hierarchical" => HierarchicalProcessGroup.Create(this, prefix, ranks),
             _ => TcpProcessGroup.Create(this, prefix, ranks),
-        };
+        });
     }
 
     public void Dispose()

@@ -11,7 +11,9 @@ public sealed class CommsLogger
     private readonly object _lock = new();
     private readonly Dictionary<string, OpStats> _stats = new(StringComparer.Ordinal);
     private HashSet<string> _profOps = new(StringComparer.Ordinal);
-    private long _bytesSent;
+    private long _bytesSent, _bytesCrossHost;
+    private readonly Dictionary<string, long> _crossHostByOp = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _sentByOp = new(StringComparer.Ordinal);
 
     /// <summary>Whether statistics are recorded.</summary>
     public bool Enabled { get; private set; }
@@ -37,6 +39,24 @@ public sealed class CommsLogger
     /// <summary>Cumulative bytes this rank sent to other ranks (per the algorithm's volume: all_reduce 2(n-1)/n × size, etc.).</summary>
     public long BytesSent => Interlocked.Read(ref _bytesSent);
 
+    /// <summary>Of <see cref="BytesSent"/>, the bytes that left this rank's host (to ranks with another host id).</summary>
+    public long BytesSentCrossHost => Interlocked.Read(ref _bytesCrossHost);
+
+    /// <summary>Of <see cref="BytesSent"/>, the bytes sent to ranks on the same host.</summary>
+    public long BytesSentWithinHost => BytesSent - BytesSentCrossHost;
+
+    /// <summary>Bytes sent per operation name (e.g. "all_gather"), counted always.</summary>
+    public IReadOnlyDictionary<string, long> BytesSentByOp
+    {
+        get { lock (_lock) return new Dictionary<string, long>(_sentByOp); }
+    }
+
+    /// <summary>Bytes sent to other hosts per operation name, counted always.</summary>
+    public IReadOnlyDictionary<string, long> BytesSentCrossHostByOp
+    {
+        get { lock (_lock) return new Dictionary<string, long>(_crossHostByOp); }
+    }
+
     /// <summary>Snapshot of the statistics keyed by "op|bytes".</summary>
     public IReadOnlyDictionary<string, OpStats> Stats
     {
@@ -46,8 +66,14 @@ public sealed class CommsLogger
     /// <summary>Clears statistics and <see cref="BytesSent"/>.</summary>
     public void Reset()
     {
-        lock (_lock) _stats.Clear();
+        lock (_lock)
+        {
+            _stats.Clear();
+            _sentByOp.Clear();
+            _crossHostByOp.Clear();
+        }
         Interlocked.Exchange(ref _bytesSent, 0);
+        Interlocked.Exchange(ref _bytesCrossHost, 0);
     }
 
     /// <summary>The nccl-tests bus-bandwidth factor of an operation at group size <paramref name="n"/>.</summary>
@@ -58,7 +84,17 @@ public sealed class CommsLogger
         _ => 1.0,
     };
 
-    internal void AddBytesSent(long bytes) => Interlocked.Add(ref _bytesSent, bytes);
+    internal void AddBytesSent(string op, long bytes, long crossHost)
+    {
+        if (bytes == 0) return;
+        Interlocked.Add(ref _bytesSent, bytes);
+        Interlocked.Add(ref _bytesCrossHost, crossHost);
+        lock (_lock)
+        {
+            _sentByOp[op] = _sentByOp.GetValueOrDefault(op) + bytes;
+            _crossHostByOp[op] = _crossHostByOp.GetValueOrDefault(op) + crossHost;
+        }
+    }
 
     internal bool ShouldProfile(string op) => Enabled && (ProfAll || _profOps.Contains(op));
 
@@ -91,7 +127,7 @@ public sealed class CommsLogger
             foreach (var s in _stats.Values.OrderBy(s => s.Operation, StringComparer.Ordinal).ThenBy(s => s.MessageBytes))
                 sb.AppendLine($"{s.Operation,-16}{FormatBytes(s.MessageBytes),14}{s.Count,8}{s.TotalTime.TotalMilliseconds,20:F2}{s.MeanLatencyMs,18:F3}{s.MeanAlgBwGBps,17:F2}{s.MeanBusBwGBps,18:F2}");
         }
-        sb.AppendLine($"bytes sent by this rank: {FormatBytes(BytesSent)}");
+        sb.AppendLine($"bytes sent by this rank: {FormatBytes(BytesSent)} ({FormatBytes(BytesSentCrossHost)} to other hosts, {FormatBytes(BytesSentWithinHost)} within the host)");
         return sb.ToString();
     }
 

@@ -214,6 +214,8 @@ public abstract partial class ProcessGroup
 
     private void CheckOp(Tensor t, ReduceOp op)
     {
+        if (t.dtype == ScalarType.Int8)
+            throw new ArgumentException($"rank {GlobalRank}: int8 tensors are moved (all_gather, broadcast, all_to_all, send/recv) but not reduced; reduce in int32 or a floating-point type.");
         if (op == ReduceOp.Avg && !CommDType.IsFloating(t.dtype))
             throw new ArgumentException($"rank {GlobalRank}: ReduceOp.Avg needs a floating-point tensor; got {t.dtype}. Use ReduceOp.Sum and divide.");
         if (!Enum.IsDefined(op)) throw new ArgumentOutOfRangeException(nameof(op), $"unknown ReduceOp {(int)op}; use Sum, Avg, Max or Min.");

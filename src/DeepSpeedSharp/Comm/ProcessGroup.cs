@@ -20,6 +20,7 @@ public abstract partial class ProcessGroup : IDisposable
     private long _nextSeq;
     private Exception? _broken;
     private bool _disposed;
+    private int _peersOffHost;
 
     private protected ProcessGroup(IReadOnlyList<int> globalRanks, int globalRank, string backend, TimeSpan timeout, CommsLogger logger)
     {
@@ -55,6 +56,26 @@ public abstract partial class ProcessGroup : IDisposable
 
     /// <summary>The comms logger operations are recorded in.</summary>
     public CommsLogger Logger { get; }
+
+    /// <summary>True when some members of the group run on another host than this process.</summary>
+    public bool SpansHosts => _peersOffHost > 0;
+
+    /// <summary>Records which members share this process's host (<paramref name="hosts"/> indexed by global rank), for the comms logger's cross-host bytes.</summary>
+    internal void SetHosts(IReadOnlyList<string> hosts)
+    {
+        if (!IsMember || GlobalRank >= hosts.Count) return;
+        _peersOffHost = _globalRanks.Count(r => r < hosts.Count && hosts[r] != hosts[GlobalRank]);
+    }
+
+    /// <summary>
+    /// Of the <paramref name="sentBytes"/> an operation sends, the bytes that leave this host. The default fits the
+    /// pairwise-exchange and direct algorithms, where every peer gets an equal share; backends with another pattern override it.
+    /// </summary>
+    internal virtual long CrossHostBytes(OpCode code, long messageBytes, long sentBytes) =>
+        _peersOffHost == 0 || Size <= 1 ? 0 : sentBytes * _peersOffHost / (Size - 1);
+
+    /// <summary>Members on other hosts than this process.</summary>
+    private protected int PeersOffHost => _peersOffHost;
 
     /// <summary>Group rank of a global rank; throws when it is not a member.</summary>
     public int GetGroupRank(int globalRank) => _groupRankOf.TryGetValue(globalRank, out var r) ? r
@@ -116,7 +137,7 @@ public abstract partial class ProcessGroup : IDisposable
             {
                 var ctx = new OpContext(name, seq, new OpDescriptor(code, dtype, count, extra, seq), DateTime.UtcNow + Timeout);
                 body(ctx, executor.Staging);
-                Logger.AddBytesSent(sentBytes);
+                Logger.AddBytesSent(name, sentBytes, CrossHostBytes(code, messageBytes, sentBytes));
                 Logger.Record(name, messageBytes, Size, sw.Elapsed, GlobalRank);
                 work.Complete(null);
             }

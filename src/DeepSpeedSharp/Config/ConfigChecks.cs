@@ -24,6 +24,10 @@ internal static class ConfigChecks
             throw new DeepSpeedConfigException("gradient_allreduce_op \"sum\" is incompatible with ZeRO stage 3; use \"mean\" or a lower stage");
         if (z.ZeroHpzPartitionSize > 1 && z.Stage != 3)
             throw new DeepSpeedConfigException($"zero_optimization.zero_hpz_partition_size = {z.ZeroHpzPartitionSize} (ZeRO++ hpZ) is only valid with ZeRO stage 3 (zero_optimization.stage is {z.Stage})");
+        if (z.ZeroQuantizedWeights && z.Stage != 3)
+            throw new DeepSpeedConfigException($"zero_optimization.zero_quantized_weights = true (ZeRO++ qwZ) is only valid with ZeRO stage 3 (zero_optimization.stage is {z.Stage})");
+        if (z.ZeroQuantizedGradients && z.Stage != 3)
+            throw new DeepSpeedConfigException($"zero_optimization.zero_quantized_gradients = true (ZeRO++ qgZ) is only valid with ZeRO stage 3 (zero_optimization.stage is {z.Stage})");
         if (int.TryParse(c.Pipeline.Stages, out var stages) && stages > 1)
             CheckPipeline(z.Stage, stages, "pipeline.stages");
     }

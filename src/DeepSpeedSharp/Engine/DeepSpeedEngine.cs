@@ -24,6 +24,7 @@ public partial class DeepSpeedEngine : IDisposable
     private bool stepApplied;
     private double? lastGradNorm;
     private long bytesSentAtLastStep;
+    private readonly StepTrafficMeter traffic = new(Dist.Logger);
     private double stepLossSum;
     private int stepLossCount;
     private long lastStepTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -130,6 +131,9 @@ public partial class DeepSpeedEngine : IDisposable
     /// <summary>Bytes this rank sent through the communication library during the last optimizer step.</summary>
     public long BytesSentLastStep { get; private set; }
 
+    /// <summary>What this rank sent during the last optimizer step, per operation, in all and to other hosts, and during backward.</summary>
+    public StepTraffic LastStepTraffic => traffic.Last;
+
     /// <summary>Optimizer steps taken (including skipped ones), as DeepSpeed's <c>global_steps</c>.</summary>
     public long GlobalSteps { get; private set; }
 
@@ -188,9 +192,11 @@ public partial class DeepSpeedEngine : IDisposable
         using var t = Timers.Time(WallClockTimers.Backward);
         RecordLoss(loss.detach().to(ScalarType.Float64).item<double>());
         bool boundary = IsGradientAccumulationBoundary();
+        traffic.BeginBackward();
         var scaled = BackwardLoss(loss, retainGraph, scaleWrtGas);
         timeline?.Record($"micro-step {MicroSteps % GradientAccumulationSteps}: after backward");
         FinishMicroBackward(boundary);
+        traffic.EndBackward();
         timeline?.Record($"micro-step {MicroSteps % GradientAccumulationSteps}: after reduction");
         return scaled;
     }
@@ -261,6 +267,7 @@ public partial class DeepSpeedEngine : IDisposable
         long sent = Dist.Logger.BytesSent;
         BytesSentLastStep = sent - bytesSentAtLastStep;
         bytesSentAtLastStep = sent;
+        traffic.EndStep();
         GlobalSteps++;
         GlobalSamples += TrainBatchSize;
         if (GlobalSteps == 1) DeepSpeed.Checkpointing.WarnIfConfiguredButUnused(Config);

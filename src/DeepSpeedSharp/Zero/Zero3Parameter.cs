@@ -1,4 +1,5 @@
 using DeepSpeedSharp.Comm;
+using DeepSpeedSharp.Zero.ZeroPlusPlus;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,19 +10,22 @@ namespace DeepSpeedSharp.Zero;
 /// One parameter under ZeRO-3: its flat values split into equal partitions (padded), rank r holding
 /// [r·P, (r+1)·P) as a slice of the strategy's fp32 master buffer. The module's <see cref="Parameter"/> keeps its
 /// handle (so optimizers and user code keep their references) but holds either the full gathered tensor or an
-/// empty one. Persistent (small) parameters stay gathered all the time.
+/// empty one. Persistent (small) parameters stay gathered all the time. Under ZeRO++ the gathers of training
+/// (forward and backward) may send int8 weights (qwZ) and, with hpZ, run over the host's secondary partitions once the
+/// first gather after a weight change has filled them; other gathers (saving, GatheredParameters) are exact.
 /// </summary>
 internal sealed class Zero3Parameter
 {
     private readonly ProcessGroup group;
     private Tensor? gathered;
-    private Tensor? pendingFull;
-    private Tensor? pendingInput;
-    private Work? pending;
+    private PendingGather? pending;
+    private bool pendingForTraining;
+    private readonly bool quantizeWeights;
 
     private readonly ZeroInit.PrePartitioned? prePartitioned;
 
-    public Zero3Parameter(string name, Parameter param, ProcessGroup group, long masterOffset, bool persistent, ZeroInit.PrePartitioned? prePartitioned)
+    public Zero3Parameter(string name, Parameter param, ProcessGroup group, long masterOffset, bool persistent, ZeroInit.PrePartitioned? prePartitioned,
+        ZeroPlusPlusGroups? zeroPlusPlus = null)
     {
         Name = name;
         Param = param;
@@ -37,7 +41,13 @@ internal sealed class Zero3Parameter
         Persistent = persistent;
         DType = param.dtype; // the engine's model dtype (the parameter may already be empty)
         Device = param.device;
+        // Persistent parameters stay gathered: they need neither a secondary partition nor quantized gathers.
+        if (!persistent && zeroPlusPlus?.Secondary is { } secondary) Secondary = new HpzSecondaryPartition(Numel, DType, Device, secondary);
+        quantizeWeights = !persistent && zeroPlusPlus?.QuantizeWeights == true;
     }
+
+    /// <summary>hpZ's secondary partition of this parameter, or null.</summary>
+    public HpzSecondaryPartition? Secondary { get; }
 
     /// <summary>True when the parameter came already partitioned from <see cref="ZeroInit"/>.</summary>
     public bool IsPrePartitioned => prePartitioned is not null;
@@ -64,6 +74,7 @@ internal sealed class Zero3Parameter
     /// <summary>Copies this rank's partition of the current full value into <paramref name="master"/>.</summary>
     public void CopyOwnPartitionTo(Tensor master)
     {
+        Secondary?.Invalidate();
         using var noGrad = no_grad();
         if (prePartitioned is { } pre && !pre.Slice.IsInvalid)
         {
@@ -88,50 +99,70 @@ internal sealed class Zero3Parameter
     /// <summary>True while an asynchronous gather is in flight.</summary>
     public bool IsGathering => pending is not null;
 
-    /// <summary>All-gathers the full value from every rank's partition in <paramref name="master"/> into the parameter.</summary>
+    /// <summary>All-gathers the exact full value from every rank's partition in <paramref name="master"/> into the parameter.</summary>
     public void Gather(Tensor master)
     {
         BeginGather(master);
         CompleteGather();
     }
 
-    /// <summary>Starts gathering (asynchronously when there are several ranks); <see cref="CompleteGather"/> finishes it.</summary>
-    public void BeginGather(Tensor master)
+    /// <summary>
+    /// Starts gathering (asynchronously when there are several ranks); <see cref="CompleteGather"/> finishes it.
+    /// <paramref name="training"/>: a gather for forward or backward, which ZeRO++ may serve from the secondary
+    /// partitions (hpZ) or send quantized (qwZ).
+    /// </summary>
+    public void BeginGather(Tensor master, bool training = false)
     {
         if (gathered is not null || pending is not null) return;
         using var noGrad = no_grad();
+        pendingForTraining = training;
+        if (training && Secondary is { IsValid: true } secondary)
+            pending = secondary.BeginGather();
+        else
+        {
+            var mine = master.narrow(0, MasterOffset, PartitionSize).DetachFromDisposeScope();
+            if (training && quantizeWeights)
+            {
+                pending = QuantizedWeightGather.Begin(mine, PartitionSize, group, DType, Device);
+                mine.Dispose();
+            }
+            else pending = PlainGather(mine);
+        }
+        if (pending.IsDone) Install();
+    }
+
+    /// <summary>The primary all-gather in the model's dtype (bf16/fp16 models, or partitions offloaded to host memory, are cast first).</summary>
+    private PendingGather PlainGather(Tensor mine)
+    {
         var full = empty(PartitionSize * group.Size, DType, Device).DetachFromDisposeScope();
-        var mine = master.narrow(0, MasterOffset, PartitionSize).DetachFromDisposeScope();
         if (mine.dtype != DType || mine.device.ToString() != Device.ToString())
         {
-            // bf16/fp16 models, or partitions offloaded to host memory (offload_param / offload_optimizer)
             var cast = mine.to(DType, Device).DetachFromDisposeScope();
             mine.Dispose();
             mine = cast;
         }
-        pendingFull = full;
-        pendingInput = mine;
+        Work? work = null;
         if (group.Size == 1) full.copy_(mine);
-        else pending = group.AllGatherAsync(full, mine);
-        if (pending is null) Install();
+        else work = group.AllGatherAsync(full, mine);
+        return new PendingGather(full, [work], null, fromPrimary: true, mine);
     }
 
     /// <summary>Waits for an in-flight gather and installs the full value in the parameter.</summary>
     public void CompleteGather()
     {
         if (pending is null) return;
-        pending.Wait();
-        pending = null;
         Install();
     }
 
     private void Install()
     {
         using var noGrad = no_grad();
-        gathered = pendingFull;
-        pendingInput?.Dispose();
-        pendingFull = pendingInput = null;
-        using var view = gathered!.narrow(0, 0, Numel).view(Shape);
+        var done = pending!;
+        pending = null;
+        done.Wait();
+        gathered = done.Full;
+        using var view = gathered.narrow(0, 0, Numel).view(Shape);
+        if (pendingForTraining && done.FromPrimary) Secondary?.Store(view);
         Param.set_(view);
     }
 
@@ -154,6 +185,9 @@ internal sealed class Zero3Parameter
         using var none = empty(0, DType, Device);
         Param.set_(none);
     }
+
+    /// <summary>The partitions changed (optimizer step, checkpoint load): hpZ's secondary partition must be refilled.</summary>
+    public void WeightsChanged() => Secondary?.Invalidate();
 
     /// <summary>Re-gathers a persistent parameter after the optimizer changed the partitions.</summary>
     public void Refresh(Tensor master)

@@ -46,7 +46,7 @@ internal sealed class Zero3Prefetcher
             traceBroken = true;
             Log.Warn($"ZeRO-3: unit '{unit.Name}' was fetched out of the recorded order; prefetching is off from now on");
         }
-        foreach (var p in unit.Parameters) p.BeginGather(master);
+        foreach (var p in unit.Parameters) p.BeginGather(master, training: true);
         foreach (var p in unit.Parameters) p.CompleteGather();
         if (trace is not null && !traceBroken) Prefetch(units, master);
         TrackPeak(units);
@@ -83,7 +83,7 @@ internal sealed class Zero3Prefetcher
             long need = next.Parameters.Where(p => !p.IsGathered && !p.IsGathering && !p.Persistent).Sum(p => p.Numel);
             if (need == 0) continue;
             if (inFlight + need > prefetchBucket || live + need > maxLive) break;
-            foreach (var p in next.Parameters) p.BeginGather(master);
+            foreach (var p in next.Parameters) p.BeginGather(master, training: true);
             inFlight += need;
             live += need;
         }

@@ -45,6 +45,7 @@ internal sealed partial class Zero3Strategy : ICheckpointableStrategy
         MasterReload.FromModelWeightsIfAsked(master, Precision?.ModelDType ?? master.dtype, loadFromFp32Weights);
         foreach (var zp in parameters)
         {
+            zp.WeightsChanged();
             if (zp.Persistent) zp.Refresh(master);
             else zp.Release();
         }

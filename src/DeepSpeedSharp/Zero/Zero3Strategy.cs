@@ -4,6 +4,7 @@ using DeepSpeedSharp.Config;
 using DeepSpeedSharp.DataParallel;
 using DeepSpeedSharp.Optim;
 using DeepSpeedSharp.Utils;
+using DeepSpeedSharp.Zero.ZeroPlusPlus;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -40,6 +41,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     private readonly Zero3Prefetcher prefetcher;
     private readonly ModelParallelGradients modelParallel;
     private readonly bool loadFromFp32Weights;
+    private readonly ZeroPlusPlusGroups zeroPlusPlus;
 
     public Zero3Strategy(nn.Module model, IReadOnlyList<(string Name, Parameter Param)> trainable,
         Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config,
@@ -57,6 +59,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         ZeroInit.PrePartitioned? Pre(string name) => prePartitioned.TryGetValue(name, out var value) ? value : null;
         ParameterSync.Broadcast(trainable.Where(t => Pre(t.Name) is null).Select(t => t.Param).ToList(), group, group.GetGlobalRank(0));
 
+        zeroPlusPlus = ZeroPlusPlusGroups.Create(zero, group);
         var unpartitionable = UnitDiscovery.UnhookableOwners(model, trainable);
         foreach (var name in unpartitionable)
             Log.Warn($"ZeRO-3: '{name}' owns parameters but is not an nn.Module<Tensor, Tensor>, so its parameters stay whole on every rank");
@@ -69,7 +72,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
             bool small = numel <= zero.Stage3ParamPersistenceThreshold && persistentTotal + numel <= zero.Stage3ModelPersistenceThreshold;
             if (small) persistentTotal += numel;
             bool persistent = small || unpartitionable.Any(u => name.StartsWith(u + ".", StringComparison.Ordinal) || u.Length == 0);
-            var zp = new Zero3Parameter(name, p, group, offset, persistent, Pre(name));
+            var zp = new Zero3Parameter(name, p, group, offset, persistent, Pre(name), zeroPlusPlus);
             parameters.Add(zp);
             offset += zp.PartitionSize;
         }
@@ -95,7 +98,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         Log.Info($"ZeRO-3: {units.Count} units; {fast} Linear units skip recomputation in backward, {units.Count - fast} are recomputed" +
                  (RecomputeAll ? $" ({RecomputeAllVariable}=1)" : ""));
         prefetcher = new Zero3Prefetcher(zero.Stage3PrefetchBucketSize, zero.Stage3MaxLiveParameters, zero.Stage3MaxReuseDistance);
-        unitReducer = new Zero3UnitReducer(group, units.Select(u => u.Parameters).Concat(parameters.Select(z => new[] { z })), device);
+        unitReducer = new Zero3UnitReducer(group, units.Select(u => u.Parameters).Concat(parameters.Select(z => new[] { z })), device, zeroPlusPlus.Gradients);
         Optimizer = optimizerFactory(new[] { masterParam });
         Gather16BitWeightsOnSave = zero.Stage3Gather16BitWeightsOnModelSave;
         RegisterOwnership();
@@ -147,6 +150,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         {
             foreach (var zp in parameters)
             {
+                zp.WeightsChanged();
                 if (zp.Persistent) zp.Refresh(master);
                 else zp.Release();
             }
@@ -165,11 +169,18 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     public ModelStateBytes StateBytes()
     {
         long param = master.numel() * master.element_size()
-                     + parameters.Where(z => z.IsGathered).Sum(z => z.FullBytes);
+                     + parameters.Where(z => z.IsGathered).Sum(z => z.FullBytes)
+                     + SecondaryBytes;
         long grad = gradPartition.numel() * gradPartition.element_size()
                     + parameters.Sum(z => z.Param.grad is null ? 0 : z.Param.grad.numel() * z.Param.grad.element_size());
         return new ModelStateBytes(param, grad, OptimizerStateBytes.Count(Optimizer));
     }
+
+    /// <summary>Bytes of hpZ's secondary partitions on this rank (0 without hpZ).</summary>
+    public long SecondaryBytes => parameters.Sum(z => z.Secondary?.Bytes ?? 0);
+
+    /// <summary>The ZeRO++ groups (hpZ, qwZ, qgZ) this strategy runs with.</summary>
+    internal ZeroPlusPlusGroups ZeroPlusPlus => zeroPlusPlus;
 
     /// <summary><c>stage3_gather_16bit_weights_on_model_save</c>.</summary>
     internal bool Gather16BitWeightsOnSave { get; }
@@ -179,5 +190,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         UnregisterOwnership();
         foreach (var u in units) u.Dispose();
         unitReducer.Dispose();
+        foreach (var zp in parameters) zp.Secondary?.Dispose();
+        zeroPlusPlus.Dispose();
     }
 }

@@ -1,4 +1,5 @@
 using DeepSpeedSharp.Comm;
+using DeepSpeedSharp.Zero.ZeroPlusPlus;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -11,6 +12,7 @@ namespace DeepSpeedSharp.Zero;
 /// over the same ranks in the same order as the per-parameter path, so the result is bit-identical.
 /// The collective is asynchronous: backward goes on while it runs, with two packing buffers in rotation; results are
 /// added into the partition gradient in launch order (when a buffer is needed again, or at <see cref="Flush"/>).
+/// With ZeRO++ qgZ the reduce-scatter is <see cref="QuantizedGradientReduceScatter"/>'s two int8 hops, run synchronously.
 /// </summary>
 internal sealed class Zero3UnitReducer : IDisposable
 {
@@ -20,15 +22,18 @@ internal sealed class Zero3UnitReducer : IDisposable
     private readonly Tensor[] received = new Tensor[Slots];
     private readonly Queue<Pending> pending = new();
     private int nextSlot;
+    private readonly QuantizedGradientReduceScatter? quantized;
 
     private sealed record Pending(int Slot, Work? Work, List<Zero3Parameter> Parameters, Tensor Input, Tensor Output, Tensor GradPartition, double After);
 
     /// <param name="group">The data-parallel group.</param>
     /// <param name="batches">Every set of parameters that will be reduced together (each unit's, and single parameters).</param>
     /// <param name="device">Where the packing buffers live.</param>
-    public Zero3UnitReducer(ProcessGroup group, IEnumerable<IReadOnlyList<Zero3Parameter>> batches, Device device)
+    /// <param name="quantized">ZeRO++ qgZ's quantized reduce-scatter, or null for the exact one.</param>
+    public Zero3UnitReducer(ProcessGroup group, IEnumerable<IReadOnlyList<Zero3Parameter>> batches, Device device, QuantizedGradientReduceScatter? quantized = null)
     {
         this.group = group;
+        this.quantized = quantized;
         long largest = Math.Max(1, batches.Select(b => b.Sum(p => p.PartitionSize)).DefaultIfEmpty(1).Max());
         for (int k = 0; k < Slots; k++)
         {
@@ -71,6 +76,7 @@ internal sealed class Zero3UnitReducer : IDisposable
         var output = received[slot].narrow(0, 0, stride).DetachFromDisposeScope();
         Work? work = null;
         if (group.Size == 1) output.copy_(input);
+        else if (quantized is not null) quantized.Run(output, input, stride);
         else work = group.ReduceScatterAsync(output, input, ReduceOp.Sum);
         pending.Enqueue(new Pending(slot, work, ps, input, output, gradPartition, after));
     }

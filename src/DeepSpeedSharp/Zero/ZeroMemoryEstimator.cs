@@ -15,9 +15,10 @@ namespace DeepSpeedSharp.Zero;
 /// <param name="OffloadParam"><c>offload_param.device: "cpu"</c> (stage 3).</param>
 /// <param name="Fp32GradAccumulation"><c>data_types.grad_accum_dtype: "fp32"</c> with a 16-bit model (stages 0–1).</param>
 /// <param name="ReduceBucketSize"><c>reduce_bucket_size</c> (elements).</param>
+/// <param name="HpzPartitionSize"><c>zero_hpz_partition_size</c> (stage 3): ranks sharing hpZ's secondary partition (1 = off).</param>
 public sealed record ZeroMemorySetup(long Parameters, long LargestParameter, int Ranks, int Nodes, int Stage, int ModelBytes = 4,
     int MasterBytes = 4, int MomentBytes = 4, bool OffloadOptimizer = false, bool OffloadParam = false,
-    bool Fp32GradAccumulation = false, long ReduceBucketSize = 500_000_000)
+    bool Fp32GradAccumulation = false, long ReduceBucketSize = 500_000_000, int HpzPartitionSize = 1)
 {
     /// <summary>The setup a config describes for a model of <paramref name="parameters"/> elements.</summary>
     public static ZeroMemorySetup FromConfig(DeepSpeedConfig config, long parameters, long largestParameter, int ranks, int nodes = 1)
@@ -28,7 +29,7 @@ public sealed record ZeroMemorySetup(long Parameters, long LargestParameter, int
         int Bytes(TorchSharp.torch.ScalarType t) => t == TorchSharp.torch.ScalarType.Float32 ? 4 : 2;
         return new ZeroMemorySetup(parameters, largestParameter, ranks, nodes, z.Stage, Bytes(precision.ModelDType), Bytes(precision.MasterDType),
             precision.LowPrecisionOptimizerStates ? 2 : 4, z.OffloadOptimizer.Enabled, z.Stage == 3 && z.OffloadParam.Enabled,
-            precision.Fp32GradAccumulation, z.ReduceBucketSize);
+            precision.Fp32GradAccumulation, z.ReduceBucketSize, z.Stage == 3 ? z.ZeroHpzPartitionSize : 1);
     }
 }
 
@@ -50,8 +51,8 @@ public sealed record ZeroMemoryEstimate(long Parameters, long Gradients, long Op
 /// The model-state bytes DeepSpeedSharp's strategies hold per rank between steps (what <c>ModelStateBytes()</c>
 /// reports), from the parameter count alone — DeepSpeed's <c>estimate_zero2/3_model_states_mem_needs</c> for this
 /// engine: stage 0 keeps full weights, gradients and a reduction bucket; ZeRO-1/2 a flat 16-bit or fp32 copy plus
-/// 1/N of master, gradient and moments; ZeRO-3 1/N of everything (persistent small parameters and activations are not
-/// counted). Per host multiply by the ranks per node.
+/// 1/N of master, gradient and moments; ZeRO-3 1/N of everything, plus hpZ's secondary partition (persistent small
+/// parameters and activations are not counted). Per host multiply by the ranks per node.
 /// </summary>
 public static class ZeroMemoryEstimator
 {
@@ -81,9 +82,11 @@ public static class ZeroMemoryEstimator
             long host = s.OffloadOptimizer ? master + grad + optimizer : 0;
             return new ZeroMemoryEstimate(flat + master, grad + accum, optimizer, host);
         }
-        // ZeRO-3: the master partition (which the gathered weights are built from), its gradient and moments.
+        // ZeRO-3: the master partition (which the gathered weights are built from), its gradient and moments; with hpZ,
+        // a secondary partition of the model-dtype weights over the host's group (on the device: backward gathers from it).
         long m3 = s.MasterBytes * part, g3 = s.MasterBytes * part, o3 = moments * part;
+        long secondary = s.HpzPartitionSize > 1 ? s.ModelBytes * ((p + s.HpzPartitionSize - 1) / s.HpzPartitionSize) : 0;
         long onHost = (s.OffloadOptimizer || s.OffloadParam ? m3 + g3 + o3 : 0);
-        return new ZeroMemoryEstimate(m3, g3, o3, onHost);
+        return new ZeroMemoryEstimate(m3 + secondary, g3, o3, onHost);
     }
 }

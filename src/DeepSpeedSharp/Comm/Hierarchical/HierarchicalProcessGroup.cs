@@ -106,6 +106,14 @@ internal sealed unsafe class HierarchicalProcessGroup : ProcessGroup
         if (half) ElementConvert.FromFloat(buf.DType, (float*)work.Ptr, buf.Ptr, buf.Count, op == ReduceOp.Avg ? Size : 1);
     }
 
+    /// <summary>All-reduce sends only its inter-host stage's 2(H−1)/H of a 1/L part across hosts; the rest use the flat group.</summary>
+    internal override long CrossHostBytes(OpCode code, long messageBytes, long sentBytes)
+    {
+        if (code != OpCode.AllReduce || _inter == null) return base.CrossHostBytes(code, messageBytes, sentBytes);
+        int hosts = Size / _localSize;
+        return 2L * (hosts - 1) * messageBytes / ((long)hosts * _localSize);
+    }
+
     /// <summary>Length of sub-range k when n elements are split over the host's ranks (64-byte aligned), and its start.</summary>
     private long Part(long n, int k, int elementSize, out long lo)
     {

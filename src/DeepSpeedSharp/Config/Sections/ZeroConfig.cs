@@ -60,11 +60,11 @@ public sealed record ZeroConfig
     public bool RoundRobinGradients { get; init; }
     /// <summary><c>zero_hpz_partition_size</c>: ZeRO++ hpZ secondary partition group size (1 = off).</summary>
     public int ZeroHpzPartitionSize { get; init; } = 1;
-    /// <summary><c>zero_quantized_weights</c> (ZeRO++ qwZ; rejected when true).</summary>
+    /// <summary><c>zero_quantized_weights</c> (ZeRO++ qwZ: int8 weight all-gather).</summary>
     public bool ZeroQuantizedWeights { get; init; }
-    /// <summary><c>zero_quantized_nontrainable_weights</c> (rejected when true).</summary>
+    /// <summary><c>zero_quantized_nontrainable_weights</c> (no effect: frozen parameters are not partitioned).</summary>
     public bool ZeroQuantizedNontrainableWeights { get; init; }
-    /// <summary><c>zero_quantized_gradients</c> (ZeRO++ qgZ; rejected when true).</summary>
+    /// <summary><c>zero_quantized_gradients</c> (ZeRO++ qgZ: int8 hierarchical gradient reduce-scatter).</summary>
     public bool ZeroQuantizedGradients { get; init; }
     /// <summary><c>mics_shard_size</c> (-1 = off; rejected otherwise).</summary>
     public int MicsShardSize { get; init; } = -1;
