@@ -36,39 +36,49 @@ internal static class BlockQuantizer
 
     /// <summary>
     /// Quantizes the flat <paramref name="x"/> into <paramref name="values"/> (int8, <see cref="Padded"/> elements) and
-    /// <paramref name="scales"/> (float32, one per block).
+    /// <paramref name="scales"/> (float32, one per block). Whole blocks are quantized in place of a view (no padded copy);
+    /// a partial last block is padded on its own.
     /// </summary>
     public static void Quantize(Tensor x, Tensor values, Tensor scales, long blockSize)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        long n = x.numel(), blocks = Blocks(n, blockSize);
-        var flat = x.reshape(-1).to(ScalarType.Float32);
-        if (n != blocks * blockSize) flat = nn.functional.pad(flat, [0, blocks * blockSize - n]);
-        var grid = flat.view(blocks, blockSize);
-        var scale = grid.abs().amax([1], keepdim: true).div_(127f);
+        var flat = x.reshape(-1);
+        long n = flat.numel(), whole = n / blockSize;
+        if (whole > 0)
+            QuantizeBlocks(flat.narrow(0, 0, whole * blockSize).view(whole, blockSize), values.narrow(0, 0, whole * blockSize).view(whole, blockSize),
+                scales.narrow(0, 0, whole).view(whole, 1));
+        long tail = n - whole * blockSize;
+        if (tail > 0 || n == 0)
+        {
+            var last = nn.functional.pad(flat.narrow(0, whole * blockSize, tail).to(ScalarType.Float32), [0, blockSize - tail]);
+            QuantizeBlocks(last.view(1, blockSize), values.narrow(0, whole * blockSize, blockSize).view(1, blockSize), scales.narrow(0, whole, 1).view(1, 1));
+        }
+    }
+
+    /// <summary>Quantizes the rows of <paramref name="grid"/> (blocks × block size) with one scale per row.</summary>
+    private static void QuantizeBlocks(Tensor grid, Tensor values, Tensor scales)
+    {
+        var scale = grid.abs().amax([1], keepdim: true).to(ScalarType.Float32).div_(127f);
         scale.masked_fill_(scale.eq(0), 1f);
-        values.view(blocks, blockSize).copy_(grid.div(scale).round_().clamp_(-127, 127).to(ScalarType.Int8));
-        scales.view(blocks, 1).copy_(scale);
+        values.copy_(grid.to(ScalarType.Float32).div(scale).round_().clamp_(-127, 127)); // integral values: the int8 cast is exact
+        scales.copy_(scale);
     }
 
     /// <summary>Writes the first <c>target.numel()</c> dequantized elements of (<paramref name="values"/>, <paramref name="scales"/>) into <paramref name="target"/>.</summary>
-    public static void Dequantize(Tensor values, Tensor scales, Tensor target, long blockSize)
-    {
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        long blocks = scales.numel();
-        var full = values.view(blocks, blockSize).to(ScalarType.Float32).mul_(scales.view(blocks, 1)).view(-1);
-        target.view(-1).copy_(full.narrow(0, 0, target.numel()));
-    }
+    public static void Dequantize(Tensor values, Tensor scales, Tensor target, long blockSize) => Dequantize(values, scales, target, blockSize, add: false);
 
     /// <summary>Adds the dequantized first <c>target.numel()</c> elements into the float32 <paramref name="target"/>.</summary>
-    public static void DequantizeAdd(Tensor values, Tensor scales, Tensor target, long blockSize)
+    public static void DequantizeAdd(Tensor values, Tensor scales, Tensor target, long blockSize) => Dequantize(values, scales, target, blockSize, add: true);
+
+    private static void Dequantize(Tensor values, Tensor scales, Tensor target, long blockSize, bool add)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         long blocks = scales.numel();
-        var full = values.view(blocks, blockSize).to(ScalarType.Float32).mul_(scales.view(blocks, 1)).view(-1);
-        target.view(-1).add_(full.narrow(0, 0, target.numel()));
+        var full = values.view(blocks, blockSize).to(ScalarType.Float32).mul_(scales.view(blocks, 1)).view(-1).narrow(0, 0, target.numel());
+        var flat = target.view(-1);
+        if (add) flat.add_(full);
+        else flat.copy_(full);
     }
 }

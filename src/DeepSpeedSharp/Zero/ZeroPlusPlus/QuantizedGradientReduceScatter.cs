@@ -13,8 +13,9 @@ namespace DeepSpeedSharp.Zero.ZeroPlusPlus;
 /// sum h to host h, and the owner sums the H contributions in float32.</item>
 /// </list>
 /// Only the second hop leaves the host: about (H−1)/H × partition bytes of int8 per rank, instead of
-/// (N−L)/N × the fp32 gradient. A hop over a group of one is skipped (nothing is quantized there). Sums run in a
-/// fixed order, so the result is deterministic.
+/// (N−L)/N × the fp32 gradient. A hop over a group of one is skipped (nothing is quantized there). Every owner's block
+/// is quantized on its own (up to <see cref="BlockQuantizer.GradientBlock"/> elements per scale), straight from the
+/// packed gradients; sums run in a fixed order, so the result is deterministic.
 /// </summary>
 internal sealed class QuantizedGradientReduceScatter
 {
@@ -40,36 +41,52 @@ internal sealed class QuantizedGradientReduceScatter
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         int hosts = inter.Size, locals = intra.Size;
-        // Hop 1 (inside the host): for local index j, the blocks of the owners (h, j), h = 0..H-1.
-        var byLocal = new Tensor[locals];
-        for (int j = 0; j < locals; j++)
-            byLocal[j] = cat(ownersByLocal[j].Select(d => input.narrow(0, d * stride, stride)).ToArray());
-        var partial = locals == 1 ? byLocal[0] : Exchange(intra, byLocal, hosts * stride);
+        Tensor Owner(int dpRank) => input.narrow(0, dpRank * stride, stride);
+        // Hop 1 (inside the host): local rank j gets the blocks of the owners (h, j), h = 0..H-1.
+        Func<int, Tensor> partial;
+        if (locals == 1) partial = h => Owner(ownersByLocal[0][h]);
+        else
+        {
+            var sums = Exchange(intra, (j, h) => Owner(ownersByLocal[j][h]), hosts, stride);
+            partial = h => sums.narrow(0, h * stride, stride);
+        }
         // Hop 2 (across hosts): partial sum h goes to host h.
-        if (hosts == 1) output.copy_(partial);
-        else output.copy_(Exchange(inter, Enumerable.Range(0, hosts).Select(h => partial.narrow(0, h * stride, stride)).ToArray(), stride));
+        if (hosts == 1) output.copy_(partial(0));
+        else output.copy_(Exchange(inter, (h, _) => partial(h), 1, stride));
     }
 
-    /// <summary>Quantizes chunk k for member k, all-to-alls values and scales, and sums what arrives in member order.</summary>
-    private static Tensor Exchange(ProcessGroup group, Tensor[] chunks, long length)
+    /// <summary>
+    /// Quantizes, for every member k, the <paramref name="perPeer"/> blocks <paramref name="block"/>(k, i); all-to-alls
+    /// values and scales; and sums what arrives, member by member in order, into perPeer float32 blocks.
+    /// </summary>
+    private static Tensor Exchange(ProcessGroup group, Func<int, int, Tensor> block, int perPeer, long stride)
     {
         int n = group.Size;
-        long block = BlockQuantizer.BlockFor(length, BlockQuantizer.GradientBlock);
-        long padded = BlockQuantizer.Padded(length, block), blocks = BlockQuantizer.Blocks(length, block);
-        var device = chunks[0].device;
-        var values = empty(padded * n, ScalarType.Int8, device);
-        var scales = empty(blocks * n, ScalarType.Float32, device);
+        long size = BlockQuantizer.BlockFor(stride, BlockQuantizer.GradientBlock);
+        long padded = BlockQuantizer.Padded(stride, size), blocks = BlockQuantizer.Blocks(stride, size);
+        var device = block(0, 0).device;
+        var values = empty(n * perPeer * padded, ScalarType.Int8, device);
+        var scales = empty(n * perPeer * blocks, ScalarType.Float32, device);
         for (int k = 0; k < n; k++)
-            BlockQuantizer.Quantize(chunks[k], values.narrow(0, k * padded, padded), scales.narrow(0, k * blocks, blocks), block);
+            for (int i = 0; i < perPeer; i++)
+            {
+                int at = k * perPeer + i;
+                BlockQuantizer.Quantize(block(k, i), values.narrow(0, at * padded, padded), scales.narrow(0, at * blocks, blocks), size);
+            }
         var gotValues = empty_like(values);
         var gotScales = empty_like(scales);
         var a = group.AllToAllAsync(gotValues, values);
         var b = group.AllToAllAsync(gotScales, scales);
         a.Wait();
         b.Wait();
-        var sum = zeros(length, ScalarType.Float32, device);
+        var sum = zeros(perPeer * stride, ScalarType.Float32, device);
         for (int k = 0; k < n; k++)
-            BlockQuantizer.DequantizeAdd(gotValues.narrow(0, k * padded, padded), gotScales.narrow(0, k * blocks, blocks), sum, block);
+            for (int i = 0; i < perPeer; i++)
+            {
+                int at = k * perPeer + i;
+                BlockQuantizer.DequantizeAdd(gotValues.narrow(0, at * padded, padded), gotScales.narrow(0, at * blocks, blocks),
+                    sum.narrow(0, i * stride, stride), size);
+            }
         return sum;
     }
 }
