@@ -29,6 +29,9 @@ internal sealed class Zero3RecomputeFunction : autograd.SingleTensorFunction<Zer
         Tensor? inputGrad = null;
         unit.Recomputations++;
         unit.Strategy.BeforeUnitBackward(unit);
+        // A scope of its own: every tensor the recomputed forward creates (each layer's activations, held by their .NET
+        // handles) is freed when this unit's backward ends, not when the caller's step scope ends.
+        using (var scope = NewDisposeScope())
         using (var current = get_rng_state())
         using (enable_grad())
         {
@@ -41,7 +44,7 @@ internal sealed class Zero3RecomputeFunction : autograd.SingleTensorFunction<Zer
                 set_rng_state(current);
                 y.backward(new[] { gradOutput });
             }
-            if (wantsInputGrad) inputGrad = x.grad?.detach();
+            if (wantsInputGrad) inputGrad = x.grad?.detach().MoveToOuterDisposeScope();
         }
         unit.Strategy.AfterUnitBackward(unit);
         state.RngState.Dispose();
