@@ -16,6 +16,11 @@ public static class Program
             .Select(t => (ICliCommand)Activator.CreateInstance(t)!)
             .OrderBy(c => c.Name, StringComparer.Ordinal)
             .ToList();
+        if (args is ["--version"])
+        {
+            Console.WriteLine(Version);
+            return 0;
+        }
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
             PrintUsage(commands);
@@ -41,9 +46,14 @@ public static class Program
         }
     }
 
+    /// <summary>The tool's version (the package version, without the source revision).</summary>
+    public static string Version =>
+        typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0]
+        ?? typeof(Program).Assembly.GetName().Version?.ToString() ?? "unknown";
+
     private static void PrintUsage(IReadOnlyList<ICliCommand> commands)
     {
-        Console.WriteLine("usage: dss COMMAND [ARGS...]\n\ncommands:");
+        Console.WriteLine($"dss {Version}\nusage: dss COMMAND [ARGS...]   (dss --version: the version)\n\ncommands:");
         foreach (var c in commands) Console.WriteLine($"  {c.Name,-18} {c.Summary}");
     }
 }
