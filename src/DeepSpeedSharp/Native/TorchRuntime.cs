@@ -25,11 +25,11 @@ public static class TorchRuntime
 
     private static string? TryLoad()
     {
-        // Ask the loader first: a GLIBCXX failure is then explained without TorchSharp's misleading message (and
-        // without its fallback, which copies ~500 MB of native files into the program's folder before failing).
+        // Ask the loader first: a failure (a missing GLIBCXX version, a missing libtorch.so) is then explained with the
+        // loader's own reason instead of TorchSharp's message, which blames a missing package whatever the cause, and
+        // without TorchSharp's fallback, which copies ~500 MB of native files into the program's folder first.
         var probe = NativeLoadDiagnosis.ProbeLibTorchSharp();
-        if (probe?.LoaderError is { } loaderError && loaderError.Contains("GLIBCXX", StringComparison.Ordinal))
-            return NativeLoadDiagnosis.Explain(probe);
+        if (probe?.LoaderError != null) return NativeLoadDiagnosis.Explain(probe);
         try
         {
             using var t = torch.zeros(1);
@@ -37,7 +37,6 @@ public static class TorchRuntime
         }
         catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or NotSupportedException or BadImageFormatException)
         {
-            if (probe?.LoaderError != null) return NativeLoadDiagnosis.Explain(probe);
             var inner = e;
             while (inner.InnerException != null) inner = inner.InnerException;
             var why = inner.Message.Split('\n')[0].Trim();

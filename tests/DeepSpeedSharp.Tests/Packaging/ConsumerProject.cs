@@ -49,25 +49,26 @@ internal static class ConsumerProject
         var model = nn.Sequential(("fc1", nn.Linear(8, 32)), ("act", nn.Tanh()), ("fc2", nn.Linear(32, 2)));
         var x = randn(256, 8, generator: new Generator(1));
         var y = x.sum(dim: 1).gt(0).to(ScalarType.Int64);
+        var ids = arange(256, dtype: ScalarType.Int64);
         string config = args[Array.IndexOf(args, "--deepspeed_config") + 1];
-        var (engine, _, _) = DeepSpeed.Initialize(model, config: config);
+        var (engine, _, loader, _) = DeepSpeed.Initialize(model, config: config, trainingData: torch.utils.data.TensorDataset(x, y, ids));
 
-        int rank = engine.DataParallelRank, world = engine.DataParallelWorldSize, batch = engine.TrainMicroBatchSizePerGpu;
         float first = float.NaN, last = float.NaN;
-        long samples = 0;
+        long samples = 0, idSum = 0;
         for (int epoch = 0; epoch < 3; epoch++)
         {
-            for (long start = rank * batch; start + batch <= x.shape[0]; start += world * batch)
+            foreach (var batch in loader!)
             {
                 using var scope = NewDisposeScope();
-                var loss = nn.functional.cross_entropy(engine.Forward(x.narrow(0, start, batch)), y.narrow(0, start, batch));
+                var loss = nn.functional.cross_entropy(engine.Forward(batch[0]), batch[1]);
                 engine.Backward(loss);
                 engine.Step();
                 last = loss.item<float>();
                 if (float.IsNaN(first)) first = last;
-                samples += batch;
+                samples += batch[0].shape[0];
+                if (epoch == 0) idSum += batch[2].sum().item<long>();
             }
         }
-        Console.WriteLine($"consumer rank {rank}/{world}: {samples} samples, first loss {first:F4}, last loss {last:F4}");
+        Console.WriteLine($"consumer rank {engine.DataParallelRank}/{engine.DataParallelWorldSize}: {samples} samples, epoch-0 id sum {idSum}, first loss {first:F4}, last loss {last:F4}");
         """;
 }

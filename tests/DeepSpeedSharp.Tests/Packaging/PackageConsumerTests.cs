@@ -82,13 +82,17 @@ public sealed class PackageConsumerTests : IDisposable
 
         string trained = run.Run(consumer, dss, "launch", "--num_gpus", "2", "--master_port", RankProcesses.FreePort().ToString(),
             Path.Combine(output, "Consumer.dll"), "--deepspeed_config", config);
+        long idSum = 0;
         for (int rank = 0; rank < 2; rank++)
         {
             var line = trained.Split('\n').SingleOrDefault(l => l.Contains($"consumer rank {rank}/2:"));
             Assert.True(line != null, $"rank {rank} printed no result:\n{trained}");
+            Assert.Contains("384 samples", line);   // 3 epochs of its 128-sample shard
+            idSum += long.Parse(line.Split("id sum ")[1].Split(',')[0]);
             var losses = line.Split("loss ")[1..].Select(s => float.Parse(s.Split(',')[0].Trim(), System.Globalization.CultureInfo.InvariantCulture)).ToArray();
             Assert.True(losses[1] < losses[0], $"rank {rank} did not learn: {line}");
         }
+        Assert.Equal(255 * 256 / 2, idSum);   // the two shards of epoch 0 are disjoint and cover the 256 samples
         _output.WriteLine($"{total.Elapsed.TotalSeconds,6:F1} s  in all");
     }
 
