@@ -23,7 +23,12 @@ internal static class NativeLoadDiagnosis
     {
         if (!OperatingSystem.IsLinux()) return null;
         var path = Candidates().FirstOrDefault(File.Exists);
-        if (path == null) return null;
+        return path == null ? null : Load(path);
+    }
+
+    /// <summary>Loads the library at <paramref name="path"/> and reports what the dynamic loader said.</summary>
+    internal static Probe Load(string path)
+    {
         try
         {
             NativeLibrary.Load(path);   // stays loaded: TorchSharp's own load of the same file then reuses it

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Reflection;
-using System.Security.Cryptography;
 using DeepSpeedSharp.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -15,7 +14,6 @@ namespace DeepSpeedSharp.Tests.Packaging;
 [Collection(MultiProcessCollection.Name)]
 public sealed class PackageConsumerTests : IDisposable
 {
-    private const string KnownUnpatchedSha256 = "cf33b1b0bb6bbb9754a768fb5c5d04d9f498603be50e73f55621a0b40ee608b8";
     private readonly ITestOutputHelper _output;
     private readonly DirectoryInfo _root = Directory.CreateTempSubdirectory("dss-package-");
 
@@ -37,8 +35,8 @@ public sealed class PackageConsumerTests : IDisposable
     public void Packed_library_and_tool_train_a_consumer_project_on_two_ranks()
     {
         var total = Stopwatch.StartNew();
-        string repo = RepositoryRoot();
-        string machinePackages = MachinePackagesFolder();
+        string repo = TorchSharpFiles.RepositoryRoot();
+        string machinePackages = TorchSharpFiles.MachinePackagesFolder;
         Assert.True(Directory.Exists(Path.Combine(machinePackages, "torchsharp")),
             $"the packages this repo restored (TorchSharp, libtorch) are not in {machinePackages}; set NUGET_PACKAGES to the folder holding them");
         // A version no cache has seen, so nothing stale can be picked up; the build the tests ran is packed as it is.
@@ -72,8 +70,8 @@ public sealed class PackageConsumerTests : IDisposable
         Assert.DoesNotContain("warning DSS001", build);
         string output = Path.Combine(consumer, "bin", "Release", "net10.0");
         string lib = Path.Combine(output, "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
-        Assert.NotEqual(KnownUnpatchedSha256, Sha256(lib));   // the package's build step patched the consumer's output...
-        Assert.Equal(KnownUnpatchedSha256, Sha256(Path.Combine(machinePackages, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so")));   // ...not the cache
+        Assert.NotEqual(TorchSharpFiles.KnownUnpatchedSha256, TorchSharpFiles.Sha256(lib));   // the package's build step patched the consumer's output...
+        Assert.Equal(TorchSharpFiles.KnownUnpatchedSha256, TorchSharpFiles.Sha256(TorchSharpFiles.CachedLibTorchSharp));   // ...not the cache
         Assert.True(Directory.Exists(Path.Combine(packages, "deepspeedsharp", version)), "DeepSpeedSharp was not restored from the feed into the empty packages folder");
 
         run.Run(_root.FullName, "dotnet", "tool", "install", "dss", "--tool-path", tools, "--version", version, "--configfile", Path.Combine(_root.FullName, "NuGet.config"));
@@ -99,22 +97,4 @@ public sealed class PackageConsumerTests : IDisposable
     /// <summary>The version `dss --version` prints: the informational version the tool was built with.</summary>
     private static string ExpectedToolVersion() =>
         typeof(DeepSpeedSharp.Cli.Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion.Split('+')[0];
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "DeepSpeedSharp.slnx"))) return dir.FullName;
-        throw new InvalidOperationException($"no DeepSpeedSharp.slnx above {AppContext.BaseDirectory}");
-    }
-
-    private static string MachinePackagesFolder() =>
-        Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } folder
-            ? folder
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-
-    private static string Sha256(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
-    }
 }
