@@ -77,6 +77,11 @@ public sealed class PackageConsumerTests : IDisposable
         run.Run(_root.FullName, "dotnet", "tool", "install", "dss", "--tool-path", tools, "--version", version, "--configfile", Path.Combine(_root.FullName, "NuGet.config"));
         string dss = Path.Combine(tools, "dss");
         Assert.Equal(ExpectedToolVersion(), run.Run(_root.FullName, dss, "--version").Trim());
+        // The tool leaves libtorch out; a command that computes with torch says so in one line.
+        var (benchCode, bench) = run.RunAllowingFailure(_root.FullName, dss, "bench", "adam", "--params", "1M", "--steps", "1");
+        Assert.Equal(1, benchCode);
+        Assert.Contains("libtorch.so: cannot open shared object file", bench);
+        Assert.Contains("The dss tool does not carry libtorch", bench);
 
         string trained = run.Run(consumer, dss, "launch", "--num_gpus", "2", "--master_port", RankProcesses.FreePort().ToString(),
             Path.Combine(output, "Consumer.dll"), "--deepspeed_config", config);
