@@ -16,6 +16,11 @@ public static class Program
             .Select(t => (ICliCommand)Activator.CreateInstance(t)!)
             .OrderBy(c => c.Name, StringComparer.Ordinal)
             .ToList();
+        if (args is ["--version"])
+        {
+            Console.WriteLine(Version);
+            return 0;
+        }
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
             PrintUsage(commands);
@@ -36,14 +41,31 @@ public static class Program
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            Console.Error.WriteLine($"dss {command.Name}: error: {e.Message}");
+            Console.Error.WriteLine($"dss {command.Name}: error: {e.Message}{WithoutLibTorchHint(e)}");
             return 1;
         }
     }
 
+    /// <summary>
+    /// The installed dss tool leaves libtorch out (the training program brings its own): when a command that computes
+    /// with torch fails for that reason, say how to run it instead.
+    /// </summary>
+    private static string WithoutLibTorchHint(Exception e) =>
+        e is InvalidOperationException && e.Message == DeepSpeedSharp.Native.TorchRuntime.FailureReason
+        && !File.Exists(Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libtorch.so"))
+        && !File.Exists(Path.Combine(AppContext.BaseDirectory, "libtorch.so"))
+            ? " The dss tool does not carry libtorch: run this command from a clone of the repository " +
+              "(dotnet run --project src/DeepSpeedSharp.Cli -c Release -- ...)."
+            : "";
+
+    /// <summary>The tool's version (the package version, without the source revision).</summary>
+    public static string Version =>
+        typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0]
+        ?? typeof(Program).Assembly.GetName().Version?.ToString() ?? "unknown";
+
     private static void PrintUsage(IReadOnlyList<ICliCommand> commands)
     {
-        Console.WriteLine("usage: dss COMMAND [ARGS...]\n\ncommands:");
+        Console.WriteLine($"dss {Version}\nusage: dss COMMAND [ARGS...]   (dss --version: the version)\n\ncommands:");
         foreach (var c in commands) Console.WriteLine($"  {c.Name,-18} {c.Summary}");
     }
 }

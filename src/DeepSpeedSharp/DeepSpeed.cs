@@ -20,6 +20,18 @@ namespace DeepSpeedSharp;
 /// <param name="LrScheduler">The learning-rate scheduler (from the config or passed in), or null.</param>
 public sealed record DeepSpeedInitResult(DeepSpeedEngine Engine, optim.Optimizer? Optimizer, LrScheduler? LrScheduler)
 {
+    /// <summary>The loader over this rank's shard of <c>trainingData</c> (null when none was passed).</summary>
+    public Data.DeepSpeedDataLoader? TrainingDataLoader => Engine.TrainingDataLoader;
+
+    /// <summary>DeepSpeed's four results, in its order: <c>var (engine, optimizer, trainingDataLoader, lrScheduler) = ...</c>.</summary>
+    public void Deconstruct(out DeepSpeedEngine engine, out optim.Optimizer? optimizer, out Data.DeepSpeedDataLoader? trainingDataLoader, out LrScheduler? lrScheduler)
+    {
+        engine = Engine;
+        optimizer = Optimizer;
+        trainingDataLoader = TrainingDataLoader;
+        lrScheduler = LrScheduler;
+    }
+
     /// <summary>The engine as a <see cref="Engine.PipelineEngine"/> (when the model is a <see cref="Pipeline.PipelineModule"/>).</summary>
     public PipelineEngine PipelineEngine => Engine as PipelineEngine
         ?? throw new InvalidOperationException("the engine is not a pipeline engine: pass a PipelineModule to DeepSpeed.Initialize to train with pipeline parallelism");
@@ -44,6 +56,9 @@ public static partial class DeepSpeed
     /// group, the gradient norm is summed over its model-parallel group (each parameter counted once: tensor-parallel
     /// slices on every tensor rank, replicated parameters on tensor rank 0), and checkpoint files are named by its
     /// model-parallel rank. Without it every rank is a data-parallel replica (or <paramref name="dataParallelGroup"/>'s).</para>
+    /// <para>With <paramref name="trainingData"/> (e.g. <c>torch.utils.data.TensorDataset(x, y)</c>) the result's
+    /// <see cref="DeepSpeedInitResult.TrainingDataLoader"/> iterates this data-parallel rank's shard of it, as DeepSpeed's
+    /// <c>training_data</c> does (<see cref="DeepSpeedEngine.DeepSpeedIO"/>).</para>
     /// </summary>
     public static DeepSpeedInitResult Initialize(
         nn.Module model,
@@ -58,7 +73,8 @@ public static partial class DeepSpeed
         Func<IEnumerable<Parameter>, optim.Optimizer>? optimizerFactory = null,
         Func<optim.Optimizer, LrScheduler>? lrSchedulerFactory = null,
         ProcessGroup? dataParallelGroup = null,
-        IModelParallelUnit? mpu = null)
+        IModelParallelUnit? mpu = null,
+        utils.data.Dataset<IList<Tensor>>? trainingData = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         TorchRuntime.EnsureLoaded();
@@ -102,6 +118,7 @@ public static partial class DeepSpeed
             ? new PipelineEngine(pipeline, strategy, sched, cfg, batch, precision, world)
             : new DeepSpeedEngine(model, strategy, sched, cfg, batch, group, precision, mpu, mpu == null ? group : world);
         engine.AttachMonitoring();
+        if (trainingData != null) engine.TrainingDataLoader = engine.DeepSpeedIO(trainingData);
         if (seed is { } s0) torch.manual_seed(s0 + group.GlobalRank);
         Log.Info($"engine ready: train_batch_size={batch.TrainBatchSize}, micro_batch={batch.MicroBatchPerGpu}, " +
                  $"gradient_accumulation_steps={batch.GradientAccumulationSteps}, dp_world_size={group.Size}, " +

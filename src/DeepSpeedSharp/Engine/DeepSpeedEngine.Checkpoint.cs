@@ -43,7 +43,7 @@ public partial class DeepSpeedEngine
             GlobalSteps = GlobalSteps, GlobalSamples = GlobalSamples, SkippedSteps = SkippedSteps, MicroSteps = MicroSteps,
             GradientAccumulationSteps = GradientAccumulationSteps, TrainBatchSize = TrainBatchSize,
             LrScheduler = LrScheduler == null ? null : new JsonObject { [LrSchedulerState.LastBatchIterationKey] = LrScheduler.StateDict().LastBatchIteration },
-            ExtraState = cs.SaveExtraState(),
+            ExtraState = WithDataSamplerState(cs.SaveExtraState()),
             ClientState = client?.DeepClone().AsObject(),
             Config = JsonNode.Parse(Config.ToJson()),
         };
@@ -87,6 +87,7 @@ public partial class DeepSpeedEngine
             if (loadLrSchedulerStates && LrScheduler != null && m.LrScheduler?[LrSchedulerState.LastBatchIterationKey] is { } it)
                 LrScheduler.LoadStateDict(new LrSchedulerState(it.GetValue<int>()));
             cs.LoadExtraState(m.ExtraState);
+            LoadDataSamplerState(m.ExtraState);
             GlobalSteps = m.GlobalSteps;
             GlobalSamples = m.GlobalSamples;
             SkippedSteps = m.SkippedSteps;

@@ -3,7 +3,9 @@ using TorchSharp;
 namespace DeepSpeedSharp.Native;
 
 /// <summary>
-/// Loads TorchSharp's native libraries once and turns the usual load failures into one clear message.
+/// Loads TorchSharp's native libraries once and turns the usual load failures into one clear message: the real cause
+/// (e.g. the missing GLIBCXX version), the file, and the fix. <see cref="DeepSpeed.InitDistributed"/> and
+/// <see cref="DeepSpeed.Initialize"/> call <see cref="EnsureLoaded"/> before anything touches torch.
 /// </summary>
 public static class TorchRuntime
 {
@@ -23,6 +25,11 @@ public static class TorchRuntime
 
     private static string? TryLoad()
     {
+        // Ask the loader first: a failure (a missing GLIBCXX version, a missing libtorch.so) is then explained with the
+        // loader's own reason instead of TorchSharp's message, which blames a missing package whatever the cause, and
+        // without TorchSharp's fallback, which copies ~500 MB of native files into the program's folder first.
+        var probe = NativeLoadDiagnosis.ProbeLibTorchSharp();
+        if (probe?.LoaderError != null) return NativeLoadDiagnosis.Explain(probe);
         try
         {
             using var t = torch.zeros(1);
@@ -32,15 +39,10 @@ public static class TorchRuntime
         {
             var inner = e;
             while (inner.InnerException != null) inner = inner.InnerException;
-            var why = inner.Message;
-            var hint = why.Contains("GLIBCXX", StringComparison.Ordinal)
-                ? "libLibTorchSharp.so needs GLIBCXX_3.4.32 (GCC 13's libstdc++), which this system lacks. The build " +
-                  "normally weakens that requirement in the build output (build/patch-libtorchsharp.sh, run by " +
-                  "Directory.Build.targets after every build); rebuild with `dotnet build`, or run that script on the " +
-                  "folder holding the program, or install a libstdc++ from GCC 13 or newer."
-                : "Make sure the program references the `libtorch-cpu-linux-x64` 2.10.0 package (or a CUDA libtorch package) " +
-                  "next to TorchSharp 0.107.0, and that it was built for linux-x64.";
-            return $"TorchSharp's native library could not be loaded: {why}. {hint}";
+            var why = inner.Message.Split('\n')[0].Trim();
+            return $"TorchSharp's native library could not be loaded ({why}). Make sure the program references the " +
+                   "libtorch-cpu-linux-x64 2.10.0 package (or a libtorch-cuda-* package) next to TorchSharp 0.107.0 and was built for linux-x64; " +
+                   "the dss tool itself does not carry libtorch, so commands that compute with torch run from a program or the repository's build.";
         }
     }
 }

@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Reflection;
+using DeepSpeedSharp.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace DeepSpeedSharp.Tests.Packaging;
+
+/// <summary>
+/// The library and the dss tool used as a user outside the repository uses them: both are packed into a temporary
+/// local feed, a consumer project in a temporary folder references the package (PackageReference only) with an empty
+/// NuGet packages folder, the tool is installed from the feed (tool-path install), and `dss launch` trains the consumer
+/// on 2 ranks. On Debian 12 this only runs because the package's buildTransitive targets patch the consumer's output.
+/// </summary>
+[Collection(MultiProcessCollection.Name)]
+public sealed class PackageConsumerTests : IDisposable
+{
+    private readonly ITestOutputHelper _output;
+    private readonly DirectoryInfo _root = Directory.CreateTempSubdirectory("dss-package-");
+
+    public PackageConsumerTests(ITestOutputHelper output) => _output = output;
+
+    public void Dispose()
+    {
+        try { _root.Delete(recursive: true); }
+        catch (IOException) { }
+    }
+
+#if DEBUG
+    private const string Configuration = "Debug";
+#else
+    private const string Configuration = "Release";
+#endif
+
+    [Fact]
+    public void Packed_library_and_tool_train_a_consumer_project_on_two_ranks()
+    {
+        var total = Stopwatch.StartNew();
+        string repo = TorchSharpFiles.RepositoryRoot();
+        string machinePackages = TorchSharpFiles.MachinePackagesFolder;
+        Assert.True(Directory.Exists(Path.Combine(machinePackages, "torchsharp")),
+            $"the packages this repo restored (TorchSharp, libtorch) are not in {machinePackages}; set NUGET_PACKAGES to the folder holding them");
+        // A version no cache has seen, so nothing stale can be picked up; the build the tests ran is packed as it is.
+        string version = $"0.0.0-test.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}";
+        string feed = Path.Combine(_root.FullName, "feed"), packages = Path.Combine(_root.FullName, "packages");
+        string consumer = Path.Combine(_root.FullName, "consumer"), tools = Path.Combine(_root.FullName, "tools");
+        File.WriteAllText(Path.Combine(_root.FullName, "NuGet.config"), $"""
+            <?xml version="1.0" encoding="utf-8"?>
+            <configuration>
+              <packageSources>
+                <clear />
+                <add key="feed" value="{feed}" />
+              </packageSources>
+              <fallbackPackageFolders>
+                <add key="machine" value="{machinePackages}" />
+              </fallbackPackageFolders>
+            </configuration>
+            """);
+        // The empty packages folder receives DeepSpeedSharp and dss; TorchSharp, libtorch and the rest come read-only
+        // from the machine's folder (a fallback folder: used in place, never written, so nothing is re-extracted).
+        var run = new CommandRunner(new Dictionary<string, string?> { ["NUGET_PACKAGES"] = packages, ["OMP_NUM_THREADS"] = "1" }, _output.WriteLine);
+
+        foreach (var project in new[] { "src/DeepSpeedSharp", "src/DeepSpeedSharp.Cli" })
+            run.Run(repo, "dotnet", "pack", project, "-c", Configuration, "--no-build", "-o", feed, $"-p:PackageVersion={version}");
+        Assert.True(File.Exists(Path.Combine(feed, $"DeepSpeedSharp.{version}.nupkg")));
+        Assert.True(File.Exists(Path.Combine(feed, $"DeepSpeedSharp.{version}.snupkg")));
+        Assert.True(new FileInfo(Path.Combine(feed, $"dss.{version}.nupkg")).Length < 64 << 20, "the dss tool package carries libtorch");
+
+        string config = ConsumerProject.Write(consumer, version, "2.10.0");
+        string build = run.Run(consumer, "dotnet", "build", "-c", "Release", "-nodeReuse:false", "-p:UseSharedCompilation=false");
+        Assert.DoesNotContain("warning DSS001", build);
+        string output = Path.Combine(consumer, "bin", "Release", "net10.0");
+        string lib = Path.Combine(output, "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
+        Assert.NotEqual(TorchSharpFiles.KnownUnpatchedSha256, TorchSharpFiles.Sha256(lib));   // the package's build step patched the consumer's output...
+        Assert.Equal(TorchSharpFiles.KnownUnpatchedSha256, TorchSharpFiles.Sha256(TorchSharpFiles.CachedLibTorchSharp));   // ...not the cache
+        Assert.True(Directory.Exists(Path.Combine(packages, "deepspeedsharp", version)), "DeepSpeedSharp was not restored from the feed into the empty packages folder");
+
+        run.Run(_root.FullName, "dotnet", "tool", "install", "dss", "--tool-path", tools, "--version", version, "--configfile", Path.Combine(_root.FullName, "NuGet.config"));
+        string dss = Path.Combine(tools, "dss");
+        Assert.Equal(ExpectedToolVersion(), run.Run(_root.FullName, dss, "--version").Trim());
+        // The tool leaves libtorch out; a command that computes with torch says so in one line.
+        var (benchCode, bench) = run.RunAllowingFailure(_root.FullName, dss, "bench", "adam", "--params", "1M", "--steps", "1");
+        Assert.Equal(1, benchCode);
+        Assert.Contains("libtorch.so: cannot open shared object file", bench);
+        Assert.Contains("The dss tool does not carry libtorch", bench);
+
+        string trained = run.Run(consumer, dss, "launch", "--num_gpus", "2", "--master_port", RankProcesses.FreePort().ToString(),
+            Path.Combine(output, "Consumer.dll"), "--deepspeed_config", config);
+        long idSum = 0;
+        for (int rank = 0; rank < 2; rank++)
+        {
+            var line = trained.Split('\n').SingleOrDefault(l => l.Contains($"consumer rank {rank}/2:"));
+            Assert.True(line != null, $"rank {rank} printed no result:\n{trained}");
+            Assert.Contains("384 samples", line);   // 3 epochs of its 128-sample shard
+            idSum += long.Parse(line.Split("id sum ")[1].Split(',')[0]);
+            var losses = line.Split("loss ")[1..].Select(s => float.Parse(s.Split(',')[0].Trim(), System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            Assert.True(losses[1] < losses[0], $"rank {rank} did not learn: {line}");
+        }
+        Assert.Equal(255 * 256 / 2, idSum);   // the two shards of epoch 0 are disjoint and cover the 256 samples
+        _output.WriteLine($"{total.Elapsed.TotalSeconds,6:F1} s  in all");
+    }
+
+    /// <summary>The version `dss --version` prints: the informational version the tool was built with.</summary>
+    private static string ExpectedToolVersion() =>
+        typeof(DeepSpeedSharp.Cli.Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion.Split('+')[0];
+}
