@@ -68,6 +68,14 @@ public partial class ZeroPlusPlusGptTests : IDisposable
         var resumed = Run("resume", Config(All), Steps, $"--resume {Path.Combine(all.Directory, "ckpt", "global_step50")}");
         Assert.Equal(all.Losses.Skip(50), resumed.Losses);
         Assert.Empty(Directory.GetFiles(Path.Combine(all.Directory, "ckpt"), "*secondary*", SearchOption.AllDirectories));
+
+        // Reshard: the 4-rank checkpoint resumes on 2 ranks of one host (hpZ over both) and trains on.
+        var two = SampleProcess.Run("Gpt.dll", 2, $"{Model} --steps 55 --deepspeed_config {Path.Combine(all.Directory, "ds.json")} --loss-log loss2.jsonl " +
+                                    $"--resume {Path.Combine(all.Directory, "ckpt", "global_step50")}", all.Directory);
+        Assert.True(two.ExitCode == 0, two.Stdout + two.Stderr);
+        var twoLosses = File.ReadAllLines(Path.Combine(all.Directory, "loss2.jsonl")).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("loss").GetDouble()).ToArray();
+        Assert.Equal(5, twoLosses.Length);
+        Assert.True(Math.Abs(twoLosses[0] - all.Losses[50]) < 0.05, $"step 51 on 2 ranks {twoLosses[0]} vs 4 ranks {all.Losses[50]}");
     }
 
     [PdshFact]

@@ -82,7 +82,7 @@ public static partial class ConfigKeyTable
         Done("communication_data_type", "dtype of gradient reductions"),
         Done("zero_allow_untested_optimizer", "allows a client optimizer with ZeRO"),
         Done("zero_force_ds_cpu_optimizer", "with ZeRO-Offload, require the CPU Adam"),
-        None("dataloader_drop_last", "applies to DeepSpeed's built-in data loader (training_data), which DeepSpeedSharp does not have yet"),
+        Done("dataloader_drop_last", "the training-data loader (trainingData:, DeepSpeedIO) drops the last incomplete batch"),
         Reject("managed_gradient_accumulation", "caller-managed accumulation boundaries are not implemented; remove it or set true",
             n => n?.GetValueKind() == JsonValueKind.False),
         Reject("sequence_parallel_size", "Ulysses sequence parallelism is not implemented (Megatron-style sequence parallelism is: see docs/tensor-parallel.md); remove it or set 1",
