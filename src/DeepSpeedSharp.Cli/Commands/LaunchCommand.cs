@@ -20,7 +20,8 @@ public sealed class LaunchCommand : ICliCommand
         }
         catch (Exception e) when (e is ArgumentException or FormatException)
         {
-            Console.Error.WriteLine($"dss launch: error: {e.Message}");
+            const string prefix = "dss launch: ";
+            Console.Error.WriteLine($"{prefix}error: {(e.Message.StartsWith(prefix, StringComparison.Ordinal) ? e.Message[prefix.Length..] : e.Message)}");
             return 2;
         }
     }

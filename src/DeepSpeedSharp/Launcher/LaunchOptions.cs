@@ -156,6 +156,10 @@ public sealed class LaunchOptions
         if (o.Launcher is not ("pdsh" or "openmpi" or "mpich"))
             throw new ArgumentException($"dss launch: --launcher '{o.Launcher}' is not supported; use pdsh, openmpi or mpich.");
         if (o.MasterPort is < 1 or > 65535) throw new ArgumentException($"dss launch: --master_port {o.MasterPort} is not a TCP port (1-65535).");
+        if (o.NumGpus is 0 or < -1)
+            throw new ArgumentException($"dss launch: --num_gpus {o.NumGpus} is not a number of processes per host; give 1 or more, or -1 (the default: the hostfile's slots).");
+        if (o.NumNodes is 0 or < -1)
+            throw new ArgumentException($"dss launch: --num_nodes {o.NumNodes} is not a number of hosts; give 1 or more, or -1 (the default: every host of the hostfile).");
         return o;
     }
 }

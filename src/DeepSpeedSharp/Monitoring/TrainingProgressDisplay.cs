@@ -21,6 +21,7 @@ public sealed class TrainingProgressDisplay : IDisposable
     private readonly object gate = new();
     private (long Step, double Loss, double Lr) latest;
     private TimeSpan firstStepAt;
+    private long firstStep = 1;
     private bool disposed;
 
     private TrainingProgressDisplay(long totalSteps, long tokensPerStep, IAnsiConsole? live, TextWriter? plain)
@@ -61,7 +62,8 @@ public sealed class TrainingProgressDisplay : IDisposable
     {
         lock (gate)
         {
-            if (step == 1 || firstStepAt == TimeSpan.Zero) firstStepAt = clock.Elapsed;
+            // The first step this display sees (step 1, or the step after a resumed checkpoint) carries start-up cost.
+            if (step == 1 || firstStepAt == TimeSpan.Zero) (firstStepAt, firstStep) = (clock.Elapsed, step);
             latest = (step, loss, lr);
         }
         plain?.WriteLine(Describe());
@@ -72,8 +74,9 @@ public sealed class TrainingProgressDisplay : IDisposable
     {
         (long step, double loss, double lr) = latest;
         TimeSpan now = clock.Elapsed, first = firstStepAt;
-        // Speed from the steps after the first (which carries start-up cost); the first step alone when that is all there is.
-        double perStep = step > 1 ? (now - first).TotalSeconds / (step - 1) : step == 1 ? first.TotalSeconds : double.NaN;
+        // Speed from the steps after the first one seen (which carries start-up cost; after a resume it is not step 1);
+        // that first step alone when it is all there is.
+        double perStep = step > firstStep ? (now - first).TotalSeconds / (step - firstStep) : step >= 1 ? first.TotalSeconds : double.NaN;
         var ci = CultureInfo.InvariantCulture;
         string text = string.Create(ci, $"step {step}/{totalSteps} loss {loss:F6} lr {lr:G6}");
         if (tokensPerStep > 0 && perStep > 0) text += string.Create(ci, $" tokens/s {tokensPerStep / perStep:F0}");

@@ -95,6 +95,11 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         foreach (var (name, module, owned) in UnitDiscovery.Units(model, byHandle))
             if (owned.Any(z => !z.Persistent)) units.Add(new Zero3Unit(name, module, owned, this, units.Count));
         int fast = units.Count(u => u.HasLinearFastPath);
+        if (units.Count == 0)
+            Log.Warn($"ZeRO-3: nothing is partitioned: all {parameters.Count} parameters stay whole on every rank, as each is at most " +
+                     $"stage3_param_persistence_threshold ({zero.Stage3ParamPersistenceThreshold} elements)" +
+                     (zero.Stage3ModelPersistenceThreshold == long.MaxValue ? "" : $" within stage3_model_persistence_threshold ({zero.Stage3ModelPersistenceThreshold})") +
+                     " or belongs to a module ZeRO-3 cannot hook; lower the threshold (e.g. 0) to partition them");
         Log.Info($"ZeRO-3: {units.Count} units; {fast} Linear units skip recomputation in backward, {units.Count - fast} are recomputed" +
                  (RecomputeAll ? $" ({RecomputeAllVariable}=1)" : ""));
         prefetcher = new Zero3Prefetcher(zero.Stage3PrefetchBucketSize, zero.Stage3MaxLiveParameters, zero.Stage3MaxReuseDistance);

@@ -154,6 +154,10 @@ public class CommandLineTests
         Assert.Contains("no PROGRAM", Assert.Throws<ArgumentException>(() => LaunchOptions.Parse(["--num_gpus", "2"])).Message);
         Assert.Contains("needs an integer", Assert.Throws<ArgumentException>(() => LaunchOptions.Parse(["--num_gpus", "two", "x"])).Message);
         Assert.Contains("slurm", Assert.Throws<ArgumentException>(() => LaunchOptions.Parse(["--launcher", "slurm", "x"])).Message);
+        Assert.Equal("dss launch: --num_gpus -3 is not a number of processes per host; give 1 or more, or -1 (the default: the hostfile's slots).",
+            Assert.Throws<ArgumentException>(() => LaunchOptions.Parse(["--num_gpus", "-3", "x"])).Message);
+        Assert.Contains("--num_gpus 0 is not", Assert.Throws<ArgumentException>(() => LaunchOptions.Parse(["--num_gpus=0", "x"])).Message);
+        Assert.Contains("--num_nodes -2 is not a number of hosts", Assert.Throws<ArgumentException>(() => LaunchOptions.Parse(["--num_nodes", "-2", "x"])).Message);
     }
 
     [Fact]
@@ -176,5 +180,14 @@ public class CommandLineTests
             Assert.Contains("my_env:1", Assert.Throws<FormatException>(() => DeepSpeedEnvFile.Collect(env, cwd, home, false)).Message);
         }
         finally { root.Delete(true); }
+    }
+
+    [Fact]
+    public void ALaunchErrorIsOneLineWithTheCommandNamedOnceAndExitCode2()
+    {
+        using var dss = new DssProcess(Path.GetTempPath(), "launch", "--num_gpus", "-3", "train.dll");
+        Assert.Equal(2, dss.WaitForExit(TimeSpan.FromSeconds(30)));
+        Assert.Equal("dss launch: error: --num_gpus -3 is not a number of processes per host; give 1 or more, or -1 (the default: the hostfile's slots).",
+            dss.Error.Trim());
     }
 }

@@ -30,6 +30,27 @@ public class ProgressDisplayTests
     }
 
     [Fact]
+    public void AfterAResumeTokensPerSecondCountsOnlyTheStepsThisRunTook()
+    {
+        var sw = new StringWriter();
+        using (var display = TrainingProgressDisplay.StartPlain(100, 512, sw))
+            for (int s = 51; s <= 53; s++)
+            {
+                Thread.Sleep(20);
+                display.Update(s, 1.0, 1e-3);
+            }
+        var lines = sw.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal(3, lines.Length);
+        // Resumed at step 51: every line's speed comes from steps this run took (≥ 20 ms each), not from 50 steps at once.
+        foreach (var line in lines)
+        {
+            var m = Regex.Match(line, @"tokens/s (\d+)");
+            Assert.True(m.Success, line);
+            Assert.InRange(long.Parse(m.Groups[1].Value), 1, 25_600);
+        }
+    }
+
+    [Fact]
     public void InteractiveTerminalGetsALiveProgressBar()
     {
         var sw = new StringWriter();

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using DeepSpeedSharp.Tests.Infrastructure;
 
@@ -34,20 +33,10 @@ public class Zero3FastPathGptTests
         var config = Path.Combine(dir, "ds.json");
         File.WriteAllText(config, Config);
         var log = Path.Combine(dir, "loss.jsonl");
-        var bin = AppContext.BaseDirectory;
-        var psi = new ProcessStartInfo("dotnet",
-            $"{Path.Combine(bin, "dss.dll")} launch --num_gpus 2 --master_port {RankProcesses.FreePort()} " +
-            $"{Path.Combine(bin, "Gpt.dll")} {GptRun.SmallModel} --steps 8 --deepspeed_config {config} --loss-log {log}")
-        { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
-        psi.Environment["OMP_NUM_THREADS"] = "1";
-        if (recomputeAll) psi.Environment["DSS_ZERO3_RECOMPUTE_ALL"] = "1";
-        else psi.Environment.Remove("DSS_ZERO3_RECOMPUTE_ALL");
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(300_000)) { p.Kill(true); Assert.Fail($"training did not finish in 300 s:\n{stdout}"); }
-        string output = stdout + stderr.Result;
-        Assert.True(p.ExitCode == 0, $"training exited with {p.ExitCode}:\n{output}");
+        var (code, stdout, stderr) = SampleProcess.Run("Gpt.dll", 2, $"{GptRun.SmallModel} --steps 8 --deepspeed_config {config} --loss-log {log}", dir,
+            new Dictionary<string, string?> { ["DSS_ZERO3_RECOMPUTE_ALL"] = recomputeAll ? "1" : null });
+        string output = stdout + stderr;
+        Assert.True(code == 0, $"training exited with {code}:\n{output}");
         var losses = File.ReadAllLines(log).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("loss").GetDouble()).ToArray();
         return (losses, output);
     }

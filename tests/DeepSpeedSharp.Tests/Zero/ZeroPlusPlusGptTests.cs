@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -96,18 +95,10 @@ public partial class ZeroPlusPlusGptTests : IDisposable
         File.WriteAllText(Path.Combine(runDir, "ds.json"), configJson);
         File.WriteAllText(Path.Combine(runDir, "hosts"), "hostA slots=2\nhostB slots=2\n");
         if (extra.Contains("--save-every")) extra += $" --save-dir {Path.Combine(runDir, "ckpt")}";
-        var bin = AppContext.BaseDirectory;
-        var psi = new ProcessStartInfo("dotnet",
-            $"{Path.Combine(bin, "dss.dll")} launch -H hosts --launcher_args \"-R exec\" --master_addr 127.0.0.1 --master_port {RankProcesses.FreePort()} " +
-            $"{Path.Combine(bin, "Gpt.dll")} {Model} --steps {steps} --deepspeed_config ds.json --loss-log loss.jsonl {extra}")
-        { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = runDir };
-        psi.Environment["OMP_NUM_THREADS"] = "1";
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(300_000)) { p.Kill(true); Assert.Fail($"{name} did not finish in 300 s:\n{stdout}"); }
-        string output = stdout + stderr.Result;
-        Assert.True(p.ExitCode == 0, $"{name} exited with {p.ExitCode}:\n{output}");
+        var (code, stdout, stderr) = SampleProcess.Launch($"-H hosts --launcher_args \"-R exec\" --master_addr 127.0.0.1 --master_port {RankProcesses.FreePort()}",
+            "Gpt.dll", $"{Model} --steps {steps} --deepspeed_config ds.json --loss-log loss.jsonl {extra}", runDir);
+        string output = stdout + stderr;
+        Assert.True(code == 0, $"{name} exited with {code}:\n{output}");
         var traffic = TrafficLine().Match(output);
         Assert.True(traffic.Success, $"no traffic line:\n{output}");
         var state = StateLine().Match(output);
