@@ -18,6 +18,7 @@ internal sealed class CommRuntime : IDisposable
     public CommRuntime(LaunchEnvironment env, string? backend, TimeSpan timeout, CommsLogger logger)
     {
         LauncherWatch.Arm(env); // first: a rank whose launcher is killed must not train on as an orphan
+        UnhandledErrors.Arm(env);
         Env = env;
         Timeout = timeout;
         Logger = logger;

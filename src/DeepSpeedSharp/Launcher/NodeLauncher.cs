@@ -143,15 +143,28 @@ public static class NodeLauncher
                 var others = running.Count;
                 Stop(ranks, spec.GracePeriodSeconds);
                 var why = code > 128 ? $"exited with code {code} (128 + signal {code - 128}{SignalName(code - 128)}: it was killed)" : $"exited with code {code}";
-                var lines = new List<string> { $"{Tag} rank {r.Rank} (pid {r.Pid}, node {spec.NodeRank}) {why}; stopped the {others} other rank(s) still running on this node." };
                 var tail = r.Tail();
-                if (r.LogPath != null) lines.Add($"{Tag} its log: {r.LogPath}");
-                if (tail.Count > 0)
+                // A rank that ended on an error it described (DeepSpeedSharp's "[dss] error: ..." line) is reported by that
+                // line, once: its output already went by live.
+                var cause = tail.LastOrDefault(t => t.Contains(ErrorMarker, StringComparison.Ordinal));
+                var lines = new List<string>();
+                if (cause != null)
                 {
-                    lines.Add($"{Tag} last {tail.Count} line(s) of rank {r.Rank}'s output:");
-                    lines.AddRange(tail.Select(t => $"{Tag}   | {t}"));
+                    lines.Add($"{Tag} rank {r.Rank} (pid {r.Pid}, node {spec.NodeRank}) failed: {cause[(cause.IndexOf(ErrorMarker, StringComparison.Ordinal) + ErrorMarker.Length)..]}");
+                    lines.Add($"{Tag} ({why}; stopped the {others} other rank(s) still running on this node)");
+                    if (r.LogPath != null) lines.Add($"{Tag} its log: {r.LogPath}");
                 }
-                else lines.Add($"{Tag} rank {r.Rank} printed nothing.");
+                else
+                {
+                    lines.Add($"{Tag} rank {r.Rank} (pid {r.Pid}, node {spec.NodeRank}) {why}; stopped the {others} other rank(s) still running on this node.");
+                    if (r.LogPath != null) lines.Add($"{Tag} its log: {r.LogPath}");
+                    if (tail.Count > 0)
+                    {
+                        lines.Add($"{Tag} last {tail.Count} line(s) of rank {r.Rank}'s output:");
+                        lines.AddRange(tail.Select(t => $"{Tag}   | {t}"));
+                    }
+                    else lines.Add($"{Tag} rank {r.Rank} printed nothing.");
+                }
                 Report(stderr, sinkLock, string.Join(Environment.NewLine, lines));
                 return code;
             }
@@ -159,6 +172,9 @@ public static class NodeLauncher
             Thread.Sleep(50);
         }
     }
+
+    /// <summary>How a DeepSpeedSharp rank's own error line starts (see Comm's UnhandledErrors).</summary>
+    private const string ErrorMarker = "[dss] error: ";
 
     /// <summary>SIGTERM to every live rank's process tree, then SIGKILL to whatever is left after the grace period.</summary>
     private static void Stop(List<RankProcess> ranks, double graceSeconds)
