@@ -11,7 +11,6 @@ public sealed class CommsLogger
     private readonly object _lock = new();
     private readonly Dictionary<string, OpStats> _stats = new(StringComparer.Ordinal);
     private HashSet<string> _profOps = new(StringComparer.Ordinal);
-    private long _bytesSent, _bytesCrossHost;
     private readonly Dictionary<string, long> _crossHostByOp = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _sentByOp = new(StringComparer.Ordinal);
 
@@ -37,10 +36,16 @@ public sealed class CommsLogger
     }
 
     /// <summary>Cumulative bytes this rank sent to other ranks (per the algorithm's volume: all_reduce 2(n-1)/n × size, etc.).</summary>
-    public long BytesSent => Interlocked.Read(ref _bytesSent);
+    public long BytesSent
+    {
+        get { lock (_lock) return _sentByOp.Values.Sum(); }
+    }
 
     /// <summary>Of <see cref="BytesSent"/>, the bytes that left this rank's host (to ranks with another host id).</summary>
-    public long BytesSentCrossHost => Interlocked.Read(ref _bytesCrossHost);
+    public long BytesSentCrossHost
+    {
+        get { lock (_lock) return _crossHostByOp.Values.Sum(); }
+    }
 
     /// <summary>Of <see cref="BytesSent"/>, the bytes sent to ranks on the same host.</summary>
     public long BytesSentWithinHost => BytesSent - BytesSentCrossHost;
@@ -72,8 +77,6 @@ public sealed class CommsLogger
             _sentByOp.Clear();
             _crossHostByOp.Clear();
         }
-        Interlocked.Exchange(ref _bytesSent, 0);
-        Interlocked.Exchange(ref _bytesCrossHost, 0);
     }
 
     /// <summary>The nccl-tests bus-bandwidth factor of an operation at group size <paramref name="n"/>.</summary>
@@ -87,8 +90,6 @@ public sealed class CommsLogger
     internal void AddBytesSent(string op, long bytes, long crossHost)
     {
         if (bytes == 0) return;
-        Interlocked.Add(ref _bytesSent, bytes);
-        Interlocked.Add(ref _bytesCrossHost, crossHost);
         lock (_lock)
         {
             _sentByOp[op] = _sentByOp.GetValueOrDefault(op) + bytes;

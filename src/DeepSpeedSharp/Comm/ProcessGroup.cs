@@ -74,9 +74,6 @@ public abstract partial class ProcessGroup : IDisposable
     internal virtual long CrossHostBytes(OpCode code, long messageBytes, long sentBytes) =>
         _peersOffHost == 0 || Size <= 1 ? 0 : sentBytes * _peersOffHost / (Size - 1);
 
-    /// <summary>Members on other hosts than this process.</summary>
-    private protected int PeersOffHost => _peersOffHost;
-
     /// <summary>Group rank of a global rank; throws when it is not a member.</summary>
     public int GetGroupRank(int globalRank) => _groupRankOf.TryGetValue(globalRank, out var r) ? r
         : throw new ArgumentException($"global rank {globalRank} is not in this group (members: {string.Join(",", _globalRanks)}).", nameof(globalRank));

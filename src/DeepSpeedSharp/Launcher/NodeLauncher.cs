@@ -173,8 +173,8 @@ public static class NodeLauncher
         }
     }
 
-    /// <summary>How a DeepSpeedSharp rank's own error line starts (see Comm's UnhandledErrors).</summary>
-    private const string ErrorMarker = "[dss] error: ";
+    /// <summary>How a DeepSpeedSharp rank's own error line starts.</summary>
+    private const string ErrorMarker = Comm.UnhandledErrors.Marker;
 
     /// <summary>SIGTERM to every live rank's process tree, then SIGKILL to whatever is left after the grace period.</summary>
     private static void Stop(List<RankProcess> ranks, double graceSeconds)

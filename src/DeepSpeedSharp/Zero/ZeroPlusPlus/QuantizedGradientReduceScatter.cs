@@ -62,31 +62,18 @@ internal sealed class QuantizedGradientReduceScatter
     private static Tensor Exchange(ProcessGroup group, Func<int, int, Tensor> block, int perPeer, long stride)
     {
         int n = group.Size;
-        long size = BlockQuantizer.BlockFor(stride, BlockQuantizer.GradientBlock);
-        long padded = BlockQuantizer.Padded(stride, size), blocks = BlockQuantizer.Blocks(stride, size);
         var device = block(0, 0).device;
-        var values = empty(n * perPeer * padded, ScalarType.Int8, device);
-        var scales = empty(n * perPeer * blocks, ScalarType.Float32, device);
+        using var sent = QuantizedChunks.For(n * perPeer, stride, BlockQuantizer.GradientBlock, device);
         for (int k = 0; k < n; k++)
-            for (int i = 0; i < perPeer; i++)
-            {
-                int at = k * perPeer + i;
-                BlockQuantizer.Quantize(block(k, i), values.narrow(0, at * padded, padded), scales.narrow(0, at * blocks, blocks), size);
-            }
-        var gotValues = empty_like(values);
-        var gotScales = empty_like(scales);
-        var a = group.AllToAllAsync(gotValues, values);
-        var b = group.AllToAllAsync(gotScales, scales);
+            for (int i = 0; i < perPeer; i++) sent.Quantize(k * perPeer + i, block(k, i));
+        using var received = sent.EmptyLike();
+        var a = group.AllToAllAsync(received.Values, sent.Values);
+        var b = group.AllToAllAsync(received.Scales, sent.Scales);
         a.Wait();
         b.Wait();
         var sum = zeros(perPeer * stride, ScalarType.Float32, device);
         for (int k = 0; k < n; k++)
-            for (int i = 0; i < perPeer; i++)
-            {
-                int at = k * perPeer + i;
-                BlockQuantizer.DequantizeAdd(gotValues.narrow(0, at * padded, padded), gotScales.narrow(0, at * blocks, blocks),
-                    sum.narrow(0, i * stride, stride), size);
-            }
+            for (int i = 0; i < perPeer; i++) received.Dequantize(k * perPeer + i, sum.narrow(0, i * stride, stride), add: true);
         return sum;
     }
 }

@@ -13,23 +13,17 @@ internal static class QuantizedWeightGather
     /// <summary>Starts gathering the partitions (<paramref name="mine"/> is this rank's, <paramref name="partition"/> elements) into a full value of <paramref name="dtype"/>.</summary>
     public static PendingGather Begin(Tensor mine, long partition, ProcessGroup group, ScalarType dtype, Device device)
     {
-        long block = BlockQuantizer.BlockFor(partition, BlockQuantizer.WeightBlock);
-        long padded = BlockQuantizer.Padded(partition, block), blocks = BlockQuantizer.Blocks(partition, block);
         int n = group.Size;
-        var values = empty(padded, ScalarType.Int8, device).DetachFromDisposeScope();
-        var scales = empty(blocks, ScalarType.Float32, device).DetachFromDisposeScope();
-        BlockQuantizer.Quantize(mine, values, scales, block);
-        var allValues = empty(padded * n, ScalarType.Int8, device).DetachFromDisposeScope();
-        var allScales = empty(blocks * n, ScalarType.Float32, device).DetachFromDisposeScope();
+        var sent = QuantizedChunks.For(1, partition, BlockQuantizer.WeightBlock, device);
+        sent.Quantize(0, mine);
+        var received = QuantizedChunks.For(n, partition, BlockQuantizer.WeightBlock, device);
         var full = empty(partition * n, dtype, device).DetachFromDisposeScope();
-        var works = new[] { group.AllGatherAsync(allValues, values), group.AllGatherAsync(allScales, scales) };
+        var works = new[] { group.AllGatherAsync(received.Values, sent.Values), group.AllGatherAsync(received.Scales, sent.Scales) };
         void Dequantize()
         {
             using var scope = NewDisposeScope();
-            for (int r = 0; r < n; r++)
-                BlockQuantizer.Dequantize(allValues.narrow(0, r * padded, padded), allScales.narrow(0, r * blocks, blocks),
-                    full.narrow(0, r * partition, partition), block);
+            for (int r = 0; r < n; r++) received.Dequantize(r, full.narrow(0, r * partition, partition));
         }
-        return new PendingGather(full, works, Dequantize, fromPrimary: true, values, scales, allValues, allScales);
+        return new PendingGather(full, works, Dequantize, fromPrimary: true, sent.Values, sent.Scales, received.Values, received.Scales);
     }
 }
