@@ -82,6 +82,7 @@ public static partial class DeepSpeed
         if (mpu != null && dataParallelGroup != null)
             throw new ArgumentException("pass either mpu (whose data-parallel group the engine uses) or dataParallelGroup, not both");
         var world = Dist.IsInitialized ? Dist.World : Dist.Initialize();
+        Dist.SetTimeouts(Seconds(cfg.Distributed.TimeoutSeconds), Seconds(cfg.Distributed.HeartbeatTimeoutSeconds), fromConfig: true);
         var pipeline = model as Pipeline.PipelineModule;
         if (pipeline != null)
         {
@@ -152,6 +153,8 @@ public static partial class DeepSpeed
             throw new DeepSpeedConfigException("zero_optimization.stage 3 cannot be combined with pipeline parallelism (as in DeepSpeed): use stage 0, 1 or 2 with a PipelineModule");
         return cfg.ZeroOptimization.OverlapComm ? cfg.WithZeroOptimization(cfg.ZeroOptimization with { OverlapComm = false }) : cfg;
     }
+
+    private static TimeSpan? Seconds(double? s) => s is { } v ? TimeSpan.FromSeconds(v) : null;
 
     private static DeepSpeedConfig ReadConfig(object? config) => config switch
     {

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using DeepSpeedSharp.Comm.Hierarchical;
+using DeepSpeedSharp.Comm.Liveness;
 using DeepSpeedSharp.Comm.Mpi;
 using DeepSpeedSharp.Comm.Shm;
 using DeepSpeedSharp.Comm.Store;
@@ -14,13 +15,14 @@ internal sealed class CommRuntime : IDisposable
 {
     private readonly TcpStoreServer? _server;
     private int _nextGroupId;
+    private readonly TimeSpan _timeout;
 
-    public CommRuntime(LaunchEnvironment env, string? backend, TimeSpan timeout, CommsLogger logger)
+    public CommRuntime(LaunchEnvironment env, string? backend, TimeSpan timeout, TimeSpan heartbeatTimeout, CommsLogger logger)
     {
         LauncherWatch.Arm(env); // first: a rank whose launcher is killed must not train on as an orphan
         UnhandledErrors.Arm(env);
         Env = env;
-        Timeout = timeout;
+        _timeout = timeout;
         Logger = logger;
         if (env.WorldSize == 1)
         {
@@ -65,9 +67,12 @@ internal sealed class CommRuntime : IDisposable
                 JobId = Store.GetString("job/id");
             }
             Hosts = Enumerable.Range(0, env.WorldSize).Select(r => Store.GetString($"host/{r}")).ToArray();
+            // Heartbeats on a connection of their own, so a beat never waits behind a blocking GET.
+            Heartbeats = new PeerWatch(new TcpStoreClient(addr, env.MasterPort, token, timeout), env.Rank, timeout, heartbeatTimeout);
         }
         catch
         {
+            Heartbeats?.Dispose();
             Store?.Dispose();
             _server?.Dispose();
             throw;
@@ -80,6 +85,7 @@ internal sealed class CommRuntime : IDisposable
     private ProcessGroup WithHosts(ProcessGroup group)
     {
         group.SetHosts(Hosts);
+        group.Heartbeats = Heartbeats;
         return group;
     }
 
@@ -105,7 +111,10 @@ internal sealed class CommRuntime : IDisposable
     }
 
     public LaunchEnvironment Env { get; }
-    public TimeSpan Timeout { get; }
+    /// <summary>The collective timeout (the heartbeat watch's when there is one: it can be changed after start).</summary>
+    public TimeSpan Timeout => Heartbeats?.CollectiveTimeout ?? _timeout;
+    /// <summary>The heartbeat watch that tells frozen ranks from slow ones (null for one rank and under MPI).</summary>
+    public PeerWatch? Heartbeats { get; }
     public CommsLogger Logger { get; }
     public string Backend { get; }
     public string[] Hosts { get; }
@@ -143,6 +152,7 @@ internal sealed class CommRuntime : IDisposable
     public void Dispose()
     {
         World.Dispose();
+        Heartbeats?.Dispose();
         Store?.Dispose();
         _server?.Dispose();
     }

@@ -30,9 +30,42 @@ public static class Dist
             if (_runtime != null) return _runtime.World;
             var t = timeout ?? env.TimeoutOverride ?? DefaultTimeout;
             if (t <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(timeout), $"timeout {t} must be positive.");
-            _runtime = new CommRuntime(env, backend, t, Logger);
+            _timeoutFromEnvironment = timeout == null && env.TimeoutOverride != null;
+            _heartbeatFromEnvironment = env.HeartbeatTimeoutOverride != null;
+            _runtime = new CommRuntime(env, backend, t, env.HeartbeatTimeoutOverride ?? DefaultHeartbeatTimeout, Logger);
             return _runtime.World;
         }
+    }
+
+    /// <summary>How long a rank may send no heartbeat before the ranks waiting for it name it frozen (30 s).</summary>
+    public static readonly TimeSpan DefaultHeartbeatTimeout = Liveness.PeerWatch.DefaultFrozenAfter;
+
+    private static bool _timeoutFromEnvironment, _heartbeatFromEnvironment;
+
+    /// <summary>
+    /// The collective timeout: how long an operation waits for ranks that are alive (still sending heartbeats) before it
+    /// fails, naming the collective and sequence number each rank of the group is in.
+    /// </summary>
+    public static TimeSpan Timeout => Runtime.Timeout;
+
+    /// <summary>
+    /// How long a rank may send no heartbeat before the ranks waiting for it fail, naming it as frozen (stopped, or its
+    /// host gone). Null for a world of one and under MPI, which have no heartbeats.
+    /// </summary>
+    public static TimeSpan? HeartbeatTimeout => Runtime.Heartbeats?.FrozenAfter;
+
+    /// <summary>
+    /// Changes the collective and heartbeat timeouts after initialisation (e.g. from the config's <c>distributed</c>
+    /// section); null leaves one as it is. A value the environment set (DEEPSPEED_TIMEOUT, DSS_HEARTBEAT_TIMEOUT) wins
+    /// over the config: <paramref name="fromConfig"/> true leaves those alone. Every rank should make the same call.
+    /// Without heartbeats (one rank, MPI) it changes nothing: pass the timeout to Initialize there.
+    /// </summary>
+    public static void SetTimeouts(TimeSpan? collective, TimeSpan? heartbeat, bool fromConfig = false)
+    {
+        var rt = Runtime;
+        if (rt.Heartbeats is not { } watch) return;
+        if (collective is { } c && !(fromConfig && _timeoutFromEnvironment)) watch.CollectiveTimeout = c;
+        if (heartbeat is { } h && !(fromConfig && _heartbeatFromEnvironment)) watch.FrozenAfter = h;
     }
 
     /// <summary>True after <see cref="Initialize(string?, TimeSpan?)"/> and before <see cref="Destroy"/>.</summary>

@@ -23,4 +23,10 @@ public sealed class DistributedException : Exception
 
     /// <summary>The global ranks that died or never arrived (empty for a mismatch).</summary>
     public IReadOnlyList<int> MissingRanks { get; }
+
+    /// <summary>
+    /// The global ranks that froze: they stopped sending heartbeats (a stopped process or a host that is gone), as
+    /// opposed to ranks that are alive but slow. Empty unless that is why the operation failed.
+    /// </summary>
+    public IReadOnlyList<int> FrozenRanks { get; init; } = [];
 }

@@ -5,7 +5,7 @@ namespace DeepSpeedSharp.Comm;
 /// <summary>
 /// The rank layout read from the environment the launcher set: torchrun/DeepSpeed (RANK, WORLD_SIZE, LOCAL_RANK,
 /// LOCAL_WORLD_SIZE or LOCAL_SIZE, MASTER_ADDR, MASTER_PORT), OpenMPI's mpirun (OMPI_COMM_WORLD_*) or PMI
-/// (PMI_RANK, PMI_SIZE). Also DSS_JOB_TOKEN (hex), DSS_HOST_ID, DSS_LAUNCHER_PID and DEEPSPEED_TIMEOUT (minutes).
+/// (PMI_RANK, PMI_SIZE). Also DSS_JOB_TOKEN (hex), DSS_HOST_ID, DSS_LAUNCHER_PID, DEEPSPEED_TIMEOUT (minutes) and DSS_HEARTBEAT_TIMEOUT (seconds).
 /// </summary>
 public sealed record LaunchEnvironment
 {
@@ -31,8 +31,10 @@ public sealed record LaunchEnvironment
     public bool StartedByMpi { get; init; }
     /// <summary>DSS_LAUNCHER_PID: the pid of the <c>dss launch</c> process that started this rank (it dies with it), or null.</summary>
     public int? LauncherPid { get; init; }
-    /// <summary>DEEPSPEED_TIMEOUT (minutes) when set.</summary>
+    /// <summary>DEEPSPEED_TIMEOUT (minutes) when set: the collective timeout.</summary>
     public TimeSpan? TimeoutOverride { get; init; }
+    /// <summary>DSS_HEARTBEAT_TIMEOUT (seconds) when set: how long a rank may send no heartbeat before it counts as frozen.</summary>
+    public TimeSpan? HeartbeatTimeoutOverride { get; init; }
 
     /// <summary>Reads the process environment.</summary>
     public static LaunchEnvironment FromEnvironment() => From(Environment.GetEnvironmentVariable);
@@ -81,7 +83,17 @@ public sealed record LaunchEnvironment
             HostId = env("DSS_HOST_ID") is { Length: > 0 } h ? h : Environment.MachineName,
             StartedByMpi = ompi || pmi,
             TimeoutOverride = timeout,
+            HeartbeatTimeoutOverride = Seconds(env, "DSS_HEARTBEAT_TIMEOUT"),
             LauncherPid = Int("DSS_LAUNCHER_PID") is > 0 and var pid ? pid : null,
         };
+    }
+
+    private static TimeSpan? Seconds(Func<string, string?> env, string name)
+    {
+        var v = env(name);
+        if (string.IsNullOrWhiteSpace(v)) return null;
+        if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) || !(s > 0) || s > 1e6)
+            throw new ArgumentException($"{name}='{v}' must be a positive number of seconds (at most 1000000).");
+        return TimeSpan.FromSeconds(s);
     }
 }

@@ -21,6 +21,7 @@ public abstract partial class ProcessGroup : IDisposable
     private Exception? _broken;
     private bool _disposed;
     private int _peersOffHost;
+    private readonly TimeSpan _timeout;
 
     private protected ProcessGroup(IReadOnlyList<int> globalRanks, int globalRank, string backend, TimeSpan timeout, CommsLogger logger)
     {
@@ -29,7 +30,7 @@ public abstract partial class ProcessGroup : IDisposable
         GlobalRank = globalRank;
         Rank = _groupRankOf.TryGetValue(globalRank, out var r) ? r : -1;
         Backend = backend;
-        Timeout = timeout;
+        _timeout = timeout;
         Logger = logger;
     }
 
@@ -48,8 +49,11 @@ public abstract partial class ProcessGroup : IDisposable
     /// <summary>The backend's name: "shm", "tcp", "mpi", "hierarchical" or "single".</summary>
     public string Backend { get; }
 
-    /// <summary>The time after which a waiting operation fails with a <see cref="DistributedException"/>.</summary>
-    public TimeSpan Timeout { get; }
+    /// <summary>
+    /// The time after which an operation waiting for ranks that are alive (still sending heartbeats) fails with a
+    /// <see cref="DistributedException"/>. A rank that froze is named sooner (see <see cref="Dist.HeartbeatTimeout"/>).
+    /// </summary>
+    public TimeSpan Timeout => Heartbeats?.CollectiveTimeout ?? _timeout;
 
     /// <summary>True when this process belongs to the group.</summary>
     public bool IsMember => Rank >= 0;
@@ -130,6 +134,7 @@ public abstract partial class ProcessGroup : IDisposable
         executor.Post(() =>
         {
             var sw = Stopwatch.StartNew();
+            long activity = Heartbeats?.Activity.Begin(name, seq, _globalRanks) ?? -1;
             try
             {
                 var ctx = new OpContext(name, seq, new OpDescriptor(code, dtype, count, extra, seq), DateTime.UtcNow + Timeout);
@@ -142,6 +147,10 @@ public abstract partial class ProcessGroup : IDisposable
             {
                 if (e is DistributedException) lock (_submitLock) _broken ??= e;
                 work.Complete(e);
+            }
+            finally
+            {
+                if (activity >= 0) Heartbeats!.Activity.End(activity);
             }
         });
         return work;

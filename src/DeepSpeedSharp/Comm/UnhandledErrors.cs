@@ -13,6 +13,9 @@ internal static class UnhandledErrors
     /// <summary>What the rank's line starts with; the launcher looks for it.</summary>
     public const string Marker = "[dss] error: ";
 
+    /// <summary>The line after it when the cause is a frozen rank (<see cref="DistributedException.FrozenRanks"/>): "[dss] frozen ranks: 1,3".</summary>
+    public const string FrozenMarker = "[dss] frozen ranks: ";
+
     private static int _armed;
 
     /// <summary>Installs the handler once per process (called by the communication runtime).</summary>
@@ -27,6 +30,8 @@ internal static class UnhandledErrors
             {
                 Console.Out.Flush();
                 Console.Error.WriteLine(Describe(rank, error));
+                if (error is DistributedException { FrozenRanks.Count: > 0 } d)
+                    Console.Error.WriteLine(FrozenMarker + string.Join(",", d.FrozenRanks));
                 if (error is not null && IsBug(error)) Console.Error.WriteLine(error.ToString());
                 Console.Error.Flush();
             }

@@ -73,6 +73,8 @@ public sealed partial class DeepSpeedConfig
     public FlopsProfilerConfig FlopsProfiler { get; private set; } = new();
     /// <summary><c>comms_logger</c>.</summary>
     public CommsLoggerConfig CommsLogger { get; private set; } = new();
+    /// <summary><c>distributed</c>: the collective and heartbeat timeouts (DeepSpeedSharp's section).</summary>
+    public DistributedConfig Distributed { get; private set; } = new();
     /// <summary><c>tensorboard</c>.</summary>
     public MonitorConfig Tensorboard { get; private set; } = new();
     /// <summary><c>csv_monitor</c>.</summary>

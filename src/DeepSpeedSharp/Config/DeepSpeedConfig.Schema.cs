@@ -65,6 +65,7 @@ public sealed partial class DeepSpeedConfig
             Section("activation_checkpointing", MiscSchemas.ActivationCheckpointing, c => c.ActivationCheckpointing, (c, v) => c.ActivationCheckpointing = v),
             Section("flops_profiler", MiscSchemas.FlopsProfiler, c => c.FlopsProfiler, (c, v) => c.FlopsProfiler = v),
             Section("comms_logger", MiscSchemas.CommsLogger, c => c.CommsLogger, (c, v) => c.CommsLogger = v),
+            Section("distributed", MiscSchemas.Distributed, c => c.Distributed, (c, v) => c.Distributed = v),
             Section("tensorboard", MiscSchemas.Monitor, c => c.Tensorboard, (c, v) => c.Tensorboard = v),
             Section("csv_monitor", MiscSchemas.Monitor, c => c.CsvMonitor, (c, v) => c.CsvMonitor = v),
             Section("wandb", MiscSchemas.Wandb, c => c.Wandb, (c, v) => c.Wandb = v),

@@ -141,6 +141,7 @@ public static class NodeLauncher
                 running.Remove(r);
                 if (code == 0) continue;
                 var others = running.Count;
+                var statesBeforeStop = ranks.ToDictionary(x => x.Rank, x => x.HasExited ? null : ProcessTree.State(x.Pid));
                 Stop(ranks, spec.GracePeriodSeconds);
                 var why = code > 128 ? $"exited with code {code} (128 + signal {code - 128}{SignalName(code - 128)}: it was killed)" : $"exited with code {code}";
                 var tail = r.Tail();
@@ -148,6 +149,9 @@ public static class NodeLauncher
                 // line, once: its output already went by live.
                 var cause = tail.LastOrDefault(t => t.Contains(ErrorMarker, StringComparison.Ordinal));
                 var lines = new List<string>();
+                var frozen = FrozenRankReport.Announced(ranks);
+                if (frozen.Count > 0)
+                    lines.AddRange(FrozenRankReport.Lines(Tag, frozen, ranks, statesBeforeStop, spec.NodeRank));
                 if (cause != null)
                 {
                     lines.Add($"{Tag} rank {r.Rank} (pid {r.Pid}, node {spec.NodeRank}) failed: {cause[(cause.IndexOf(ErrorMarker, StringComparison.Ordinal) + ErrorMarker.Length)..]}");
@@ -182,6 +186,7 @@ public static class NodeLauncher
         var trees = new List<int>();
         foreach (var r in ranks.Where(r => !r.HasExited)) trees.AddRange(ProcessTree.WithDescendants(r.Pid));
         foreach (var pid in trees) ProcessTree.Signal(pid, ProcessTree.SigTerm);
+        foreach (var pid in trees) ProcessTree.Signal(pid, ProcessTree.SigCont); // a stopped (frozen) rank acts on SIGTERM only once resumed
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed.TotalSeconds < graceSeconds && trees.Any(ProcessTree.IsAlive)) Thread.Sleep(20);
         foreach (var pid in trees.Where(ProcessTree.IsAlive)) ProcessTree.Signal(pid, ProcessTree.SigKill);

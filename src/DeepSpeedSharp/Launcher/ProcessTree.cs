@@ -12,6 +12,10 @@ public static partial class ProcessTree
     public const int SigKill = 9;
     /// <summary>SIGTERM.</summary>
     public const int SigTerm = 15;
+    /// <summary>SIGCONT: resumes a stopped process (so that it can act on a SIGTERM it was sent).</summary>
+    public const int SigCont = 18;
+    /// <summary>SIGSTOP.</summary>
+    public const int SigStop = 19;
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int SysKill(int pid, int sig);
@@ -47,6 +51,9 @@ public static partial class ProcessTree
 
     /// <summary>The pid of this process's parent (changes to 1 or a subreaper when the parent dies).</summary>
     public static int ParentPid() => SysGetPpid();
+
+    /// <summary>The state letter of <paramref name="pid"/> from /proc (R, S, D, T stopped, t traced, Z), or null when it is gone.</summary>
+    public static char? State(int pid) => ReadStat(pid)?.State;
 
     /// <summary>True while <paramref name="pid"/> exists and is not a zombie.</summary>
     public static bool IsAlive(int pid)

@@ -77,7 +77,7 @@ public unsafe class CommUnitTests
     public void MultiRankWorldWithoutTokenIsRefusedWithAHelpfulMessage()
     {
         var env = LaunchEnvironment.From(new Dictionary<string, string?> { ["RANK"] = "0", ["WORLD_SIZE"] = "2", ["MASTER_PORT"] = "1" }.GetValueOrDefault);
-        var e = Assert.Throws<InvalidOperationException>(() => new CommRuntime(env, "tcp", TimeSpan.FromSeconds(5), new CommsLogger()));
+        var e = Assert.Throws<InvalidOperationException>(() => new CommRuntime(env, "tcp", TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30), new CommsLogger()));
         Assert.Contains("DSS_JOB_TOKEN", e.Message);
         Assert.Contains("DSS_ALLOW_NO_TOKEN=1", e.Message);
     }
@@ -86,9 +86,9 @@ public unsafe class CommUnitTests
     public void UnknownBackendAndMpiWithoutMpirunAreRefused()
     {
         var env = LaunchEnvironment.From(new Dictionary<string, string?> { ["RANK"] = "0", ["WORLD_SIZE"] = "2" }.GetValueOrDefault);
-        var e = Assert.Throws<ArgumentException>(() => new CommRuntime(env, "nvlink", TimeSpan.FromSeconds(5), new CommsLogger()));
+        var e = Assert.Throws<ArgumentException>(() => new CommRuntime(env, "nvlink", TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30), new CommsLogger()));
         Assert.Contains("shm, tcp, mpi, hierarchical", e.Message);
-        var m = Assert.Throws<InvalidOperationException>(() => new CommRuntime(env, "mpi", TimeSpan.FromSeconds(5), new CommsLogger()));
+        var m = Assert.Throws<InvalidOperationException>(() => new CommRuntime(env, "mpi", TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30), new CommsLogger()));
         Assert.Contains("mpi", m.Message);
     }
 

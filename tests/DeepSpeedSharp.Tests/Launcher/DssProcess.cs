@@ -14,9 +14,13 @@ internal sealed class DssProcess : IDisposable
     private readonly Process _p;
     private readonly StringBuilder _out = new(), _err = new();
 
-    public DssProcess(string workingDirectory, params string[] args)
+    public DssProcess(string workingDirectory, params string[] args) : this(workingDirectory, new Dictionary<string, string>(), args) { }
+
+    /// <summary>Starts dss with <paramref name="environment"/> added to the test's environment (the ranks inherit it).</summary>
+    public DssProcess(string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
+        foreach (var (k, v) in environment) psi.Environment[k] = v;
         psi.ArgumentList.Add(Dss);
         foreach (var a in args) psi.ArgumentList.Add(a);
         _p = new Process { StartInfo = psi };

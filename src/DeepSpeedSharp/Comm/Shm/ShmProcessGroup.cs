@@ -68,7 +68,7 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
             p2p = long.Parse(parts[2]);
             seg = ShmSegment.Open(parts[0], SegmentSize(ranks.Length, slot, p2p), Convert.FromHexString(parts[3]));
         }
-        var group = new ShmProcessGroup(ranks, rt.Env.Rank, rt.Timeout, rt.Logger, seg, slot, p2p);
+        var group = new ShmProcessGroup(ranks, rt.Env.Rank, rt.Timeout, rt.Logger, seg, slot, p2p) { Heartbeats = rt.Heartbeats };
         store.Set($"{prefix}mapped/{me}", "1");
         if (me == 0)
         {
@@ -170,9 +170,8 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
         if (dead.Count > 0)
             throw new DistributedException(ctx.Name, ctx.Seq, dead,
                 $"{ctx.Name} (sequence number {ctx.Seq}) on rank {GlobalRank} failed: rank(s) {string.Join(",", dead)} died (process exited).");
-        if (DateTime.UtcNow > ctx.Deadline)
-            throw new DistributedException(ctx.Name, ctx.Seq, late,
-                $"{ctx.Name} (sequence number {ctx.Seq}) on rank {GlobalRank} timed out after {Timeout} waiting for rank(s) {string.Join(",", late)}.");
+        ThrowIfFrozen(ctx, collective ? GlobalRanks : [GetGlobalRank(peer)]);
+        if (DateTime.UtcNow > ctx.Deadline) throw TimedOut(ctx, late);
     }
 
     /// <summary>Sub-range k of n elements split over the ranks, aligned to 64 bytes.</summary>

@@ -14,7 +14,9 @@ internal static class StoreProtocol
     public const int MaxHelloFrame = 256;         // before authentication
     public const int MaxKey = 512;
 
-    public const byte Set = 1, Get = 2, Add = 3;
+    public const byte Set = 1, Get = 2, Add = 3, Beat = 4, Status = 5;
+    /// <summary>Longest status text a heartbeat carries.</summary>
+    public const int MaxStatus = 1024;
     public const byte Ok = 1, Fail = 0;
 
     public static void WriteFrame(Socket s, ReadOnlySpan<byte> payload)

@@ -87,6 +87,18 @@ internal sealed class TcpStoreClient : IDisposable
         return BinaryPrimitives.ReadInt64LittleEndian(Call(StoreProtocol.Request(StoreProtocol.Add, key, d)).AsSpan(1));
     }
 
+    /// <summary>Records this rank's heartbeat with its status text; returns the age (ms) of every rank's last beat.</summary>
+    public Dictionary<int, long> Beat(int rank, string status)
+    {
+        var bytes = Encoding.UTF8.GetBytes(status);
+        if (bytes.Length > StoreProtocol.MaxStatus) bytes = bytes[..StoreProtocol.MaxStatus];
+        return HeartbeatBoard.ParseAges(Call(StoreProtocol.Request(StoreProtocol.Beat, rank.ToString(System.Globalization.CultureInfo.InvariantCulture), bytes)));
+    }
+
+    /// <summary>Every rank's last heartbeat: its age (ms) and the status text it carried.</summary>
+    public Dictionary<int, (long AgeMs, string Status)> Statuses() =>
+        HeartbeatBoard.ParseStatuses(Call(StoreProtocol.Request(StoreProtocol.Status, "", [])));
+
     private byte[] Call(byte[] request)
     {
         lock (_lock)

@@ -8,7 +8,7 @@ namespace DeepSpeedSharp.Comm.Store;
 /// The rendezvous key-value store rank 0 hosts on MASTER_ADDR:MASTER_PORT. It binds to that address only and
 /// exclusively, accepts only clients that prove they hold the job token (<see cref="StoreHandshake"/>), bounds every
 /// frame, bounds the connections still in the handshake (<see cref="MaxPendingHandshakes"/>, each closed after
-/// <see cref="HandshakeTimeout"/>) so idle connections cannot pile up threads, and serves SET, blocking GET and ADD.
+/// <see cref="HandshakeTimeout"/>) so idle connections cannot pile up threads, and serves SET, blocking GET, ADD, and the heartbeats (BEAT, STATUS: <see cref="HeartbeatBoard"/>).
 /// </summary>
 internal sealed class TcpStoreServer : IDisposable
 {
@@ -21,6 +21,7 @@ internal sealed class TcpStoreServer : IDisposable
     private readonly Socket _listener;
     private readonly byte[] _token;
     private readonly Dictionary<string, byte[]> _data = new(StringComparer.Ordinal);
+    private readonly HeartbeatBoard _heartbeats = new();
     private readonly List<Socket> _clients = new();
     private readonly Thread _acceptThread;
     private volatile bool _stopped;
@@ -127,6 +128,13 @@ internal sealed class TcpStoreServer : IDisposable
                         reply[0] = StoreProtocol.Ok;
                         BinaryPrimitives.WriteInt64LittleEndian(reply.AsSpan(1), result);
                         StoreProtocol.WriteFrame(c, reply);
+                        break;
+                    case StoreProtocol.Beat:
+                        if (!int.TryParse(key, out var beatRank)) throw new InvalidDataException($"heartbeat key '{key}' is not a rank.");
+                        StoreProtocol.WriteFrame(c, _heartbeats.Beat(beatRank, rest.Span));
+                        break;
+                    case StoreProtocol.Status:
+                        StoreProtocol.WriteFrame(c, _heartbeats.Statuses());
                         break;
                     default:
                         throw new InvalidDataException($"unknown store command {cmd}.");

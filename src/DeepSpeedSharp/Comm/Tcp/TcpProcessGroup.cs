@@ -35,7 +35,7 @@ internal sealed unsafe partial class TcpProcessGroup : ProcessGroup
     }
 
     public static TcpProcessGroup Create(CommRuntime rt, string prefix, int[] ranks) =>
-        new(ranks, rt.Env.Rank, rt.Timeout, rt.Logger, TcpMesh.Build(rt, prefix, ranks));
+        new(ranks, rt.Env.Rank, rt.Timeout, rt.Logger, TcpMesh.Build(rt, prefix, ranks)) { Heartbeats = rt.Heartbeats };
 
     private int To(int step) => (_me + step) % _n;
     private int From(int step) => (_me - step + _n) % _n;
@@ -75,9 +75,8 @@ internal sealed unsafe partial class TcpProcessGroup : ProcessGroup
             throw new DistributedException(ctx.Name, ctx.Seq, missing,
                 $"{ctx.Name} (sequence number {ctx.Seq}) on rank {GlobalRank} failed: rank(s) {string.Join(",", missing)} closed their connections (died).");
         }
-        if (DateTime.UtcNow > ctx.Deadline)
-            throw new DistributedException(ctx.Name, ctx.Seq, [GetGlobalRank(waitingOn)],
-                $"{ctx.Name} (sequence number {ctx.Seq}) on rank {GlobalRank} timed out after {Timeout} waiting for rank {GetGlobalRank(waitingOn)}.");
+        ThrowIfFrozen(ctx, ctx.Seq >= 0 ? GlobalRanks : [GetGlobalRank(waitingOn)]); // a collective waits for every member
+        if (DateTime.UtcNow > ctx.Deadline) throw TimedOut(ctx, [GetGlobalRank(waitingOn)]);
     }
 
     private byte* Scratch(long bytes)

@@ -72,6 +72,8 @@ public static partial class ConfigKeyTable
         Done("comms_logger.prof_all", "record all operations"),
         None("comms_logger.debug", "DeepSpeed appends the Python caller's name; collectives here are named by their op and sequence number"),
         Done("comms_logger.prof_ops", "the operations to record when prof_all is false"),
+        Done("distributed.timeout_seconds", "DeepSpeedSharp's key: how long an operation waits for ranks that are alive but late (default 600; DEEPSPEED_TIMEOUT, in minutes, wins)"),
+        Done("distributed.heartbeat_timeout_seconds", "DeepSpeedSharp's key: a rank silent this long is named frozen and the job stops (default 30; DSS_HEARTBEAT_TIMEOUT wins)"),
         Done("tensorboard.enabled", "TensorBoard event files"),
         Done("tensorboard.output_path", "their folder"),
         Done("tensorboard.job_name", "their sub-folder"),

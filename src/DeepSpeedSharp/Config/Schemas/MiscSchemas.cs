@@ -51,6 +51,11 @@ internal static class MiscSchemas
             Fields<CommsLoggerConfig>.Of("debug", Kinds.Bool, c => c.Debug, (c, v) => c with { Debug = v }),
             Fields<CommsLoggerConfig>.Of("prof_ops", Kinds.StringList, c => c.ProfOps, (c, v) => c with { ProfOps = v }));
 
+    public static readonly SectionSchema<DistributedConfig> Distributed = new SectionSchema<DistributedConfig>(() => new())
+        .Add(
+            Fields<DistributedConfig>.Of("timeout_seconds", Kinds.OptionalDouble(min: 0.001), c => c.TimeoutSeconds, (c, v) => c with { TimeoutSeconds = v }),
+            Fields<DistributedConfig>.Of("heartbeat_timeout_seconds", Kinds.OptionalDouble(min: 0.001), c => c.HeartbeatTimeoutSeconds, (c, v) => c with { HeartbeatTimeoutSeconds = v }));
+
     /// <summary>tensorboard and csv_monitor share one shape.</summary>
     public static readonly SectionSchema<MonitorConfig> Monitor = new SectionSchema<MonitorConfig>(() => new())
         .Add(

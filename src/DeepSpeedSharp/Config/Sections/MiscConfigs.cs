@@ -75,6 +75,19 @@ public sealed record CommsLoggerConfig
     public override int GetHashCode() => HashCode.Combine(Enabled, Verbose, ProfAll, Debug, ProfOps.Count);
 }
 
+/// <summary>
+/// <c>distributed</c> (DeepSpeedSharp's, not DeepSpeed's): how long operations wait. Unset values keep what
+/// initialisation chose (the code's timeout, DEEPSPEED_TIMEOUT / DSS_HEARTBEAT_TIMEOUT, or the defaults of 600 s and 30 s);
+/// a value the environment set wins over the file.
+/// </summary>
+public sealed record DistributedConfig
+{
+    /// <summary><c>timeout_seconds</c>: how long an operation waits for ranks that are alive but late (default 600).</summary>
+    public double? TimeoutSeconds { get; init; }
+    /// <summary><c>heartbeat_timeout_seconds</c>: how long a rank may send no heartbeat before it counts as frozen (default 30).</summary>
+    public double? HeartbeatTimeoutSeconds { get; init; }
+}
+
 /// <summary><c>tensorboard</c> / <c>csv_monitor</c>.</summary>
 public sealed record MonitorConfig
 {

@@ -1,0 +1,72 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+
+namespace DeepSpeedSharp.Comm.Liveness;
+
+/// <summary>
+/// What this rank's communication is doing: the operations in flight (name, sequence number, the group's ranks, since
+/// when) and the last one that finished. The heartbeat carries it as text, so when a collective times out every rank
+/// can be described: inside which operation it waits, or that it is computing and since when.
+/// </summary>
+internal sealed class CommActivity
+{
+    private readonly object _lock = new();
+    private readonly Dictionary<long, Entry> _inFlight = new();
+    private Entry? _last;
+    private long _lastEnded;
+    private long _nextId;
+
+    private sealed record Entry(string Name, long Seq, string Ranks, long Started);
+
+    /// <summary>Marks an operation as started; returns the token to pass to <see cref="End"/>.</summary>
+    public long Begin(string name, long seq, IReadOnlyList<int> ranks)
+    {
+        var e = new Entry(name, seq, Describe(ranks), Stopwatch.GetTimestamp());
+        lock (_lock)
+        {
+            long id = _nextId++;
+            _inFlight[id] = e;
+            return id;
+        }
+    }
+
+    /// <summary>Marks the operation of <paramref name="token"/> as finished.</summary>
+    public void End(long token)
+    {
+        lock (_lock)
+        {
+            if (!_inFlight.Remove(token, out var e)) return;
+            _last = e;
+            _lastEnded = Stopwatch.GetTimestamp();
+        }
+    }
+
+    /// <summary>One line: "in all_reduce #17 over ranks 0-3 for 2.1 s" or "computing; last op … ended 4.0 s ago".</summary>
+    public string Describe()
+    {
+        long now = Stopwatch.GetTimestamp();
+        lock (_lock)
+        {
+            if (_inFlight.Count > 0)
+                return "in " + string.Join(", ", _inFlight.Values.OrderBy(e => e.Started).Select(e =>
+                    $"{Op(e)} for {Seconds(Stopwatch.GetElapsedTime(e.Started, now))}"));
+            return _last == null
+                ? "computing (no communication yet)"
+                : $"computing: its last operation, {Op(_last)}, ended {Seconds(Stopwatch.GetElapsedTime(_lastEnded, now))} ago";
+        }
+    }
+
+    private static string Op(Entry e) => e.Seq >= 0 ? $"{e.Name} #{e.Seq} over ranks {e.Ranks}" : $"{e.Name} between ranks {e.Ranks}";
+
+    private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture) + " s";
+
+    private static string Describe(IReadOnlyList<int> ranks)
+    {
+        bool consecutive = ranks.Count > 2 && ranks.Zip(ranks.Skip(1)).All(p => p.Second == p.First + 1);
+        if (consecutive) return $"{ranks[0]}-{ranks[^1]}";
+        var sb = new StringBuilder();
+        for (int i = 0; i < ranks.Count; i++) sb.Append(i == 0 ? "" : ",").Append(ranks[i]);
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,52 @@
+using System.Globalization;
+using DeepSpeedSharp.Comm.Core;
+using DeepSpeedSharp.Comm.Liveness;
+
+namespace DeepSpeedSharp.Comm;
+
+public abstract partial class ProcessGroup
+{
+    /// <summary>The heartbeat watch of the job (null for a world of one and under MPI).</summary>
+    internal PeerWatch? Heartbeats { get; set; }
+
+    /// <summary>
+    /// Called by a backend while it waits: throws when a rank it waits for (global ranks) sent no heartbeat for the
+    /// watch's <see cref="PeerWatch.FrozenAfter"/>, naming the rank as frozen.
+    /// </summary>
+    private protected void ThrowIfFrozen(in OpContext ctx, IEnumerable<int> waitedOn)
+    {
+        if (Heartbeats is not { } watch) return;
+        var frozen = watch.Frozen(waitedOn);
+        if (frozen.Count == 0) return;
+        var statuses = watch.StoreAnswering ? watch.Statuses(TimeSpan.FromSeconds(2)) : null;
+        var what = string.Join("; ", frozen.Select(f =>
+            $"rank {f.Rank} sent no heartbeat for {Seconds(f.Silent)}" +
+            (f.Rank == 0 && !watch.StoreAnswering ? " (the rendezvous store it hosts does not answer)" : "") +
+            (statuses != null && statuses.TryGetValue(f.Rank, out var s) ? $"; its last heartbeat said: {s.Status}" : "")));
+        throw new DistributedException(ctx.Name, ctx.Seq, frozen.Select(f => f.Rank).ToList(),
+            $"{ctx.Name} (sequence number {ctx.Seq}) on rank {GlobalRank} failed: rank(s) {string.Join(",", frozen.Select(f => f.Rank))} " +
+            $"froze (stopped, e.g. by SIGSTOP or a debugger, or its host is gone): {what}.")
+        { FrozenRanks = frozen.Select(f => f.Rank).ToList() };
+    }
+
+    /// <summary>
+    /// The error of an operation that waited <see cref="Timeout"/> for ranks that are alive but late: names the ranks and
+    /// says what every member of the group was doing (from the heartbeats).
+    /// </summary>
+    private protected DistributedException TimedOut(in OpContext ctx, IReadOnlyList<int> late)
+    {
+        var message = $"{ctx.Name} (sequence number {ctx.Seq}) on rank {GlobalRank} timed out after {Timeout} waiting for rank(s) {string.Join(",", late)}";
+        var statuses = Heartbeats?.Statuses(TimeSpan.FromSeconds(3));
+        if (statuses != null)
+        {
+            var lines = _globalRanks.Select(r => statuses.TryGetValue(r, out var s)
+                ? $"rank {r}: {s.Status} (as of its heartbeat {Seconds(TimeSpan.FromMilliseconds(s.AgeMs))} ago)"
+                : $"rank {r}: no heartbeat yet");
+            message += $". Where each rank of the group is: {string.Join("; ", lines)}";
+        }
+        message += ". Ranks that keep beating are slow, not frozen: raise the collective timeout (config distributed.timeout_seconds, or DEEPSPEED_TIMEOUT in minutes) if that is expected.";
+        return new DistributedException(ctx.Name, ctx.Seq, late, message);
+    }
+
+    private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture) + " s";
+}

@@ -1,0 +1,44 @@
+using DeepSpeedSharp.Config;
+
+namespace DeepSpeedSharp.Tests.Config;
+
+/// <summary>The <c>distributed</c> section (DeepSpeedSharp's own): the collective and heartbeat timeouts.</summary>
+public class DistributedSectionTests
+{
+    [Fact]
+    public void UnsetKeysLeaveTheTimeoutsToInitialisation()
+    {
+        var c = DeepSpeedConfig.FromJson("""{"train_batch_size": 8}""");
+        Assert.Null(c.Distributed.TimeoutSeconds);
+        Assert.Null(c.Distributed.HeartbeatTimeoutSeconds);
+    }
+
+    [Fact]
+    public void BothKeysAreReadAndRoundTrip()
+    {
+        var c = DeepSpeedConfig.FromJson("""{"train_batch_size": 8, "distributed": {"timeout_seconds": 90, "heartbeat_timeout_seconds": 12.5}}""");
+        Assert.Equal(90, c.Distributed.TimeoutSeconds);
+        Assert.Equal(12.5, c.Distributed.HeartbeatTimeoutSeconds);
+        Assert.Equal(c.ToJson(), DeepSpeedConfig.FromJson(c.ToJson()).ToJson());
+    }
+
+    [Theory]
+    [InlineData("timeout_seconds", "0")]
+    [InlineData("heartbeat_timeout_seconds", "-1")]
+    [InlineData("heartbeat_timeout_seconds", "\"soon\"")]
+    public void ANonPositiveOrNonNumericTimeoutNamesTheKey(string key, string value)
+    {
+        var e = Assert.Throws<DeepSpeedConfigException>(() =>
+            DeepSpeedConfig.FromJson("{\"train_batch_size\": 8, \"distributed\": {\"" + key + "\": " + value + "}}"));
+        Assert.Contains($"distributed.{key}", e.Message);
+    }
+
+    [Fact]
+    public void AMistypedKeyIsRejectedWithASuggestion()
+    {
+        var e = Assert.Throws<DeepSpeedConfigException>(() =>
+            DeepSpeedConfig.FromJson("""{"train_batch_size": 8, "distributed": {"timeout_second": 90}}"""));
+        Assert.Contains("timeout_second", e.Message);
+        Assert.Contains("timeout_seconds", e.Message);
+    }
+}
