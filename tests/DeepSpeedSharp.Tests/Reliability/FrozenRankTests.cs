@@ -125,4 +125,21 @@ public class FrozenRankTests(ITestOutputHelper output) : IDisposable
         Assert.InRange(seconds, HeartbeatSeconds - 1, HeartbeatSeconds + 10);
         Assert.Matches(@"\[dss launch\] rank 1 \(pid \d+, node 0\) froze: it sent no heartbeat; its process was stopped", err);
     }
+
+    [PdshFact]
+    public void ARankFrozenOnAnotherHostIsNamedByTheHostThatNoticed()
+    {
+        var hosts = Path.Combine(_dir.FullName, "hosts");
+        File.WriteAllText(hosts, "hostA slots=1\nhostB slots=1\n");
+        var env = new Dictionary<string, string> { ["DSS_HEARTBEAT_TIMEOUT"] = HeartbeatSeconds.ToString(CultureInfo.InvariantCulture) };
+        using var dss = new DssProcess(_dir.FullName, env, "launch", "-H", hosts, "--launcher_args", "-R exec", "--master_addr", "127.0.0.1",
+            "--master_port", Port(), "--grace_period", "2", DssProcess.Worker, "fault-hold", $"--pid_dir={Pids}");
+        var (code, seconds) = Freeze(dss, victim: 1, "pdsh, 2 hosts, tcp: rank 1 on hostB");
+        string all = dss.Output + dss.Error;
+        Assert.True(code != 0, $"exit {code}\n{all}");
+        Assert.InRange(seconds, HeartbeatSeconds - 1, HeartbeatSeconds + 15);
+        Assert.Contains("rank 1 (on another node) froze: it sent no heartbeat (its process is stopped or its host is gone); it is the cause.", all);
+        Assert.Matches(@"rank\(s\) 1 froze \(stopped, e\.g\. by SIGSTOP or a debugger, or its host is gone\): rank 1 sent no heartbeat for [\d.]+ s", all);
+        output.WriteLine(all);
+    }
 }
