@@ -83,7 +83,8 @@ internal sealed class Zero3Parameter
             pre.Slice.Dispose();
             return;
         }
-        using var flat = Param.detach().reshape(-1);
+        using var detached = Param.detach();
+        using var flat = detached.reshape(-1);
         var (start, count) = OwnRange;
         long real = Math.Max(0, Math.Min(count, Numel - start));
         using var target = master.narrow(0, MasterOffset, PartitionSize);
@@ -161,7 +162,10 @@ internal sealed class Zero3Parameter
         pending = null;
         done.Wait();
         gathered = done.Full;
-        using var view = gathered.narrow(0, 0, Numel).view(Shape);
+        // Every intermediate handle is disposed here: an undisposed one would keep the gathered storage alive after
+        // Release until its scope ends or a finalizer runs (a whole forward or backward of full-size weights).
+        using var used = gathered.narrow(0, 0, Numel);
+        using var view = used.view(Shape);
         if (pendingForTraining && done.FromPrimary) Secondary?.Store(view);
         Param.set_(view);
     }

@@ -177,8 +177,14 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
                      + parameters.Where(z => z.IsGathered).Sum(z => z.FullBytes)
                      + SecondaryBytes;
         long grad = gradPartition.numel() * gradPartition.element_size()
-                    + parameters.Sum(z => z.Param.grad is null ? 0 : z.Param.grad.numel() * z.Param.grad.element_size());
+                    + parameters.Sum(z => GradientBytes(z.Param));
         return new ModelStateBytes(param, grad, OptimizerStateBytes.Count(Optimizer));
+    }
+
+    private static long GradientBytes(Parameter p)
+    {
+        using var g = p.grad; // a handle of its own: disposed, so it does not keep the gradient alive
+        return g is null ? 0 : g.numel() * g.element_size();
     }
 
     /// <summary>Bytes of hpZ's secondary partitions on this rank (0 without hpZ).</summary>

@@ -174,7 +174,7 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
         using var noGrad = no_grad();
         for (int i = 0; i < layout.Parameters.Count; i++)
         {
-            var grad = layout.Parameters[i].grad;
+            using var grad = layout.Parameters[i].grad; // disposed: a stray handle would keep the dropped gradient alive
             if (grad is null) continue;
             using var flat = grad.reshape(-1);
             using var target = fp32Accum!.narrow(0, layout.Offsets[i], layout.Numels[i]);
@@ -200,8 +200,11 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     {
         if (ignoreUnused) return;
         for (int i = 0; i < layout.Parameters.Count; i++)
-            if (layout.Parameters[i].grad is null)
+        {
+            using var grad = layout.Parameters[i].grad;
+            if (grad is null)
                 throw new InvalidOperationException($"parameter '{names[i]}' received no gradient; set zero_optimization.ignore_unused_parameters to true to allow unused parameters");
+        }
     }
 
     public StepResult Step(double clip, double lossScale, bool skipOnOverflow) =>
@@ -254,7 +257,7 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     {
         long param = flatParams.numel() * flatParams.element_size() + master.numel() * master.element_size();
         long grad = gradPartition.numel() * gradPartition.element_size() + (fp32Accum is null ? 0 : fp32Accum.numel() * 4)
-                    + layout.Parameters.Sum(p => p.grad is null ? 0 : p.grad.numel() * p.grad.element_size());
+                    + layout.Parameters.Sum(p => { using var g = p.grad; return g is null ? 0 : g.numel() * g.element_size(); });
         return new ModelStateBytes(param, grad, OptimizerStateBytes.Count(Optimizer));
     }
 
