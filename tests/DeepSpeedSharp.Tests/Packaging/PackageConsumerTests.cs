@@ -69,7 +69,7 @@ public sealed class PackageConsumerTests : IDisposable
         {
             // Lean: only linux-x64 natives (TorchSharp's, not libtorch), no SkiaSharp, no XML docs.
             var extra = zip.Entries.Select(e => e.FullName).Where(n => n.Contains("/runtimes/", StringComparison.Ordinal) && !n.Contains("/runtimes/linux-x64/", StringComparison.Ordinal)
-                || n.Contains("Skia", StringComparison.OrdinalIgnoreCase) || n.Contains("libtorch", StringComparison.Ordinal) || n.EndsWith(".xml", StringComparison.Ordinal) && !n.EndsWith("DotnetToolSettings.xml", StringComparison.Ordinal)).ToList();
+                || n.Contains("Skia", StringComparison.OrdinalIgnoreCase) || n.Contains("libtorch", StringComparison.Ordinal) || n.StartsWith("tools/", StringComparison.Ordinal) && n.EndsWith(".xml", StringComparison.Ordinal) && !n.EndsWith("/DotnetToolSettings.xml", StringComparison.Ordinal)).ToList();
             Assert.True(extra.Count == 0, $"the dss tool package carries files it does not need: {string.Join(", ", extra)}");
         }
 
