@@ -80,7 +80,11 @@ public static class CliOptions
 
     /// <summary>An option whose value is one of <paramref name="allowed"/> (compared as written).</summary>
     public static Option<string> Choice(string name, string description, string defaultValue, params string[] allowed) =>
-        Value(name, string.Join('|', allowed), description, (string s, out string v) => allowed.Contains(v = s, StringComparer.Ordinal),
+        Choice(name, string.Join('|', allowed), description, defaultValue, allowed);
+
+    /// <summary>An option whose value is one of <paramref name="allowed"/>, shown in help as <paramref name="valueName"/>.</summary>
+    public static Option<string> Choice(string name, string valueName, string description, string defaultValue, string[] allowed) =>
+        Value(name, valueName, description, (string s, out string v) => allowed.Contains(v = s, StringComparer.Ordinal),
             $"one of {string.Join(", ", allowed)}", defaultValue);
 
     /// <summary>A switch: true when given.</summary>

@@ -22,7 +22,8 @@ public sealed class CheckpointExportCommand : CliCommand
         var dir = CliOptions.Positional<string>("DIR", "the checkpoint directory (the one SaveCheckpoint wrote, holding 'latest' and the tags)", ArgumentArity.ExactlyOne);
         var tag = CliOptions.Text("--tag", "TAG", "the tag (sub-directory) to export (default: the one 'latest' names)");
         var output = CliOptions.Text("--out", "FILE", "the .safetensors file to write (required)");
-        var dtype = CliOptions.Choice("--dtype", "element type of the exported tensors", "fp32", "fp32", "float32", "bf16", "bfloat16", "fp16", "float16");
+        var dtype = CliOptions.Choice("--dtype", "fp32|bf16|fp16", "element type of the exported tensors (float32, bfloat16 and float16 are accepted too)",
+            "fp32", ["fp32", "float32", "bf16", "bfloat16", "fp16", "float16"]);
         var command = new Command("export", "Consolidate a checkpoint of any world size and ZeRO stage into one safetensors file under the model's " +
                                             "parameter names (needs libtorch).")
         {

@@ -45,7 +45,14 @@ public sealed class LaunchCommand : IPassThroughCliCommand
     /// <inheritdoc />
     public int RunUnparsed(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
     {
-        if (LaunchFlags.AskForHelp(args)) return CliHost.PrintHelp(this, stdout);
+        if (LaunchFlags.AskForHelp(args))
+        {
+            // System.CommandLine writes options last in the usage line; dss launch takes its flags before PROGRAM.
+            var help = new StringWriter();
+            int code = CliHost.PrintHelp(this, help);
+            stdout.Write(help.ToString().Replace("dss launch <PROGRAM> [<ARGS>...] [options]", "dss launch [options] <PROGRAM> [<ARGS>...]", StringComparison.Ordinal));
+            return code;
+        }
         try
         {
             return LaunchRunner.Run(args, LaunchRunner.CurrentDssCommand(), stdout, stderr);
