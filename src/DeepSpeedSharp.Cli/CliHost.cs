@@ -69,11 +69,12 @@ public static class CliHost
         var result = root.Parse(args);
         var command = result.CommandResult.Command;
         var path = PathOf(result.CommandResult);
-        if (result.Action is not HelpAction && result.Errors.Count > 0)
+        bool unknownCommand = command.Action == null && result.UnmatchedTokens.Count > 0; // even with --help
+        if (unknownCommand || (result.Action is not HelpAction && result.Errors.Count > 0))
         {
-            if (command.Action == null) // the root or a group: no command of that name
+            if (command.Action == null) // the root or a group: no command of that name (`dss nope`, `dss help bench nope`)
             {
-                stderr.WriteLine($"dss: unknown command '{string.Join(' ', args.Take(2))}'. Commands: {string.Join(", ", commands.Select(c => c.Name).Order(StringComparer.Ordinal))}.");
+                stderr.WriteLine($"dss: unknown command '{string.Join(' ', args.Where(a => a is not ("--help" or "-h" or "-?")).Take(2))}'. Commands: {string.Join(", ", commands.Select(c => c.Name).Order(StringComparer.Ordinal))}.");
                 return 2;
             }
             foreach (var message in ErrorMessages(result)) stderr.WriteLine($"dss {path}: error: {message}");

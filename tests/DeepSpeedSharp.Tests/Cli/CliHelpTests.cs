@@ -155,6 +155,8 @@ public sealed class CliHelpTests
         var (unknown, _, err) = Dss("bench", "nope");
         Assert.Equal(2, unknown);
         Assert.StartsWith("dss: unknown command 'bench nope'. Commands: bench adam, bench comm,", err);
+        Assert.Equal(2, Dss("help", "nope").Code);
+        Assert.Equal(2, Dss("nope", "--help").Code);
     }
 
     [Fact]
