@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
@@ -17,57 +18,39 @@ namespace DeepSpeedSharp.Cli.Commands;
 /// Reports medians; GB/s counts 28 bytes read and written per parameter.
 /// Exit code 0 on success, 2 on usage errors.
 /// </summary>
-public sealed class BenchAdamCommand : ICliCommand
+public sealed class BenchAdamCommand : CliCommand
 {
-    private const string Usage = "usage: dss bench adam [--params 10M,100M] [--threads 1,2] [--steps N] [--warmup W]";
-
     /// <summary>Bytes an fp32 Adam step reads and writes per parameter: reads p, g, m, v; writes p, m, v.</summary>
     public const int BytesPerParameter = 28;
 
     /// <inheritdoc/>
-    public string Name => "bench adam";
+    public override string Name => "bench adam";
 
     /// <inheritdoc/>
-    public string Summary => "[--params 10M,100M] [--threads 1,2] [--steps N] (CPU Adam vs TorchSharp AdamW)";
+    public override string Summary => "[--params 10M,100M] [--threads 1,2] [--steps N] (CPU Adam vs TorchSharp AdamW)";
 
     /// <inheritdoc/>
-    public int Run(string[] args) => Run(args, Console.Out, Console.Error);
-
-    /// <summary>Runs with explicit writers (for tests).</summary>
-    public int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public override Command CreateCommand()
     {
-        if (args.Length > 0 && args[0] is "-h" or "--help")
+        var sizes = CliOptions.List("--params", "SIZES", "comma-separated parameter counts to time (default 10M,100M)",
+            (string s, out long v) => (v = ParseSize(s) ?? 0) > 0, $"a comma-separated list of sizes from 1 to {int.MaxValue / 4} such as 10M,100M or 250K",
+            [10_000_000, 100_000_000]);
+        var threads = CliOptions.List("--threads", "COUNTS", "comma-separated thread counts to time each size with (default 1,2)",
+            (string s, out int t) => int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out t) && t >= 1 && t <= 1024,
+            "a comma-separated list of positive integers such as 1,2", [1, 2]);
+        var steps = CliOptions.Int("--steps", "timed steps per measurement (the median is reported)", 10);
+        var warmup = CliOptions.Int("--warmup", "untimed steps before timing", 2, min: 0, valueName: "W");
+        var command = new Command("adam", "Time one Adam step of DeepSpeedSharp's SIMD CPU Adam and of TorchSharp's AdamW on the same tensors, " +
+                                        "for each size and thread count, next to a pass with the step's own memory traffic (medians; needs libtorch).")
         {
-            stdout.WriteLine(Usage);
-            return 0;
-        }
-        long[] sizes = { 10_000_000, 100_000_000 };
-        int[] threads = { 1, 2 };
-        int steps = 10, warmup = 2;
-        for (var i = 0; i < args.Length; i++)
-        {
-            var a = args[i];
-            var value = i + 1 < args.Length ? args[i + 1] : null;
-            string? error = a switch
-            {
-                "--params" => ParseList(value, ParseSize, out sizes) ? null
-                    : $"--params needs a comma-separated list of sizes from 1 to {int.MaxValue / 4} such as 10M,100M or 250K, got '{value ?? "(nothing)"}'",
-                "--threads" => ParseList(value, s => int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var t) && t >= 1 && t <= 1024 ? t : null, out threads) ? null
-                    : $"--threads needs a comma-separated list of positive integers such as 1,2, got '{value ?? "(nothing)"}'",
-                "--steps" => int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out steps) && steps >= 1 ? null
-                    : $"--steps needs a positive integer, got '{value ?? "(nothing)"}'",
-                "--warmup" => int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out warmup) ? null
-                    : $"--warmup needs an integer >= 0, got '{value ?? "(nothing)"}'",
-                _ => $"unknown option '{a}'",
-            };
-            if (error != null)
-            {
-                stderr.WriteLine($"dss bench adam: {error}. {Usage}");
-                return 2;
-            }
-            i++;
-        }
+            sizes, threads, steps, warmup,
+        };
+        command.SetAction(r => Bench(r.GetValue(sizes)!, r.GetValue(threads)!, r.GetValue(steps), r.GetValue(warmup), r.InvocationConfiguration.Output));
+        return command;
+    }
 
+    private static int Bench(long[] sizes, int[] threads, int steps, int warmup, TextWriter stdout)
+    {
         TorchRuntime.EnsureLoaded();
         stdout.WriteLine($"CPU Adam benchmark: kernel path {CpuAdamKernel.BestPath}, {Environment.ProcessorCount} logical cores, " +
                          $"load average {LoadAverage()}; {warmup} warm-up + {steps} timed steps, medians; GB/s = {BytesPerParameter} B/param / step time");
@@ -135,16 +118,6 @@ public sealed class BenchAdamCommand : ICliCommand
         }
         Array.Sort(times);
         return repeats % 2 == 1 ? times[repeats / 2] : (times[repeats / 2 - 1] + times[repeats / 2]) / 2;
-    }
-
-    private static bool ParseList<T>(string? text, Func<string, T?> parse, out T[] values) where T : struct
-    {
-        values = Array.Empty<T>();
-        if (string.IsNullOrEmpty(text)) return false;
-        var parsed = text.Split(',').Select(s => parse(s.Trim())).ToArray();
-        if (parsed.Any(v => v is null)) return false;
-        values = parsed.Select(v => v!.Value).ToArray();
-        return true;
     }
 
     /// <summary>"10M" = 10,000,000; "250K" = 250,000; "1G" = 10^9; plain integers accepted. Null when invalid or too large

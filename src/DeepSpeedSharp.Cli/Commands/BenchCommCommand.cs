@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using DeepSpeedSharp.Comm;
@@ -11,38 +12,41 @@ namespace DeepSpeedSharp.Cli.Commands;
 /// launcher, mpirun (`--backend mpi`) or by setting RANK/WORLD_SIZE/MASTER_*), printing size, time, algbw and busbw with the
 /// nccl-tests conventions, plus this machine's single-core memcpy bandwidth for reference.
 /// </summary>
-public sealed class BenchCommCommand : ICliCommand
+public sealed class BenchCommCommand : CliCommand
 {
-    public string Name => "bench comm";
+    private static readonly string[] Ops = ["all_reduce", "reduce_scatter", "all_gather", "broadcast", "all_to_all"];
 
-    public string Summary => "--backend shm|tcp|mpi --op all_reduce|reduce_scatter|all_gather|broadcast --sizes 1M,16M,64M";
+    /// <inheritdoc/>
+    public override string Name => "bench comm";
 
-    public int Run(string[] args)
+    /// <inheritdoc/>
+    public override string Summary => "--backend shm|tcp|mpi --op all_reduce|reduce_scatter|all_gather|broadcast --sizes 1M,16M,64M";
+
+    /// <inheritdoc/>
+    public override Command CreateCommand()
     {
-        string? backend = null, op = "all_reduce", dtypeName = "float32";
-        var sizes = new List<long> { 1 << 20, 16 << 20, 64 << 20 };
-        int iters = 10, warmup = 3;
-        for (int i = 0; i < args.Length; i++)
+        var backend = CliOptions.Text("--backend", "NAME", "communication backend: shm, tcp, mpi or hierarchical (default: Dist.Initialize's choice)");
+        var op = CliOptions.Choice("--op", "the collective to time", "all_reduce", Ops);
+        var sizes = CliOptions.List("--sizes", "SIZES", "comma-separated message sizes in bytes, with K, M or G (powers of 2; default 1M,16M,64M)",
+            (string s, out long v) => (v = ParseSize(s)) > 0, "a comma-separated list of sizes such as 1M,16M,64M", [1 << 20, 16 << 20, 64 << 20]);
+        var iters = CliOptions.Int("--iters", "timed iterations per size", 10);
+        var warmup = CliOptions.Int("--warmup", "untimed iterations per size", 3, min: 0);
+        var dtype = CliOptions.Choice("--dtype", "element type of the tensors", "float32", "float32", "bfloat16", "float16", "float64");
+        var command = new Command("comm", "Time a collective on every rank of the job it runs in (start it under N ranks with dss launch, " +
+                                        "mpirun with --backend mpi, or RANK/WORLD_SIZE/MASTER_*); prints size, time, algbw and busbw as nccl-tests do.")
         {
-            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
-            switch (args[i])
-            {
-                case "--backend": backend = Next(); break;
-                case "--op": op = Next(); break;
-                case "--sizes": sizes = Next().Split(',').Select(ParseSize).ToList(); break;
-                case "--iters": iters = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--warmup": warmup = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--dtype": dtypeName = Next(); break;
-                default: throw new ArgumentException($"unknown option '{args[i]}'.");
-            }
-        }
+            backend, op, sizes, iters, warmup, dtype,
+        };
+        command.SetAction(r => Bench(r.GetValue(backend), r.GetValue(op)!, r.GetValue(sizes)!, r.GetValue(iters), r.GetValue(warmup), r.GetValue(dtype)!));
+        return command;
+    }
+
+    private static int Bench(string? backend, string op, long[] sizes, int iters, int warmup, string dtypeName)
+    {
         var dtype = dtypeName switch
         {
-            "float32" => ScalarType.Float32, "bfloat16" => ScalarType.BFloat16, "float16" => ScalarType.Float16, "float64" => ScalarType.Float64,
-            _ => throw new ArgumentException($"--dtype {dtypeName}: use float32, bfloat16, float16 or float64."),
+            "float32" => ScalarType.Float32, "bfloat16" => ScalarType.BFloat16, "float16" => ScalarType.Float16, _ => ScalarType.Float64,
         };
-        if (op is not ("all_reduce" or "reduce_scatter" or "all_gather" or "broadcast" or "all_to_all"))
-            throw new ArgumentException($"--op {op}: use all_reduce, reduce_scatter, all_gather, broadcast or all_to_all.");
         var world = Dist.Initialize(backend);
         int n = world.Size, es = dtype == ScalarType.Float32 ? 4 : dtype == ScalarType.Float64 ? 8 : 2;
         if (world.Rank == 0)
@@ -79,12 +83,13 @@ public sealed class BenchCommCommand : ICliCommand
         return 0;
     }
 
+    /// <summary>"1M" = 2^20 bytes, "4K", "1G", or a plain integer; 0 when invalid.</summary>
     private static long ParseSize(string s)
     {
         s = s.Trim().ToUpperInvariant();
         long mult = s.EndsWith('K') ? 1 << 10 : s.EndsWith('M') ? 1 << 20 : s.EndsWith('G') ? 1 << 30 : 1;
         var num = mult == 1 ? s : s[..^1];
-        return long.Parse(num, CultureInfo.InvariantCulture) * mult;
+        return long.TryParse(num, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n <= long.MaxValue / mult ? n * mult : 0;
     }
 
     /// <summary>Single-core memcpy of 64 MB between pre-touched buffers, median of 5.</summary>

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -11,64 +12,58 @@ namespace DeepSpeedSharp.Cli.Commands;
 /// table of tokens/s (median step after warm-up), step-time breakdown, peak RSS and model-state bytes per rank, bytes
 /// sent per step, model TFLOPS (flops profiler count × 3 / median step) and final loss. With --compare the configs run
 /// alternately for several rounds and each figure is also given as a ratio to the first config measured in the same
-/// round, so comparisons survive a noisy machine. Dispatched from `dss bench` (see <see cref="BenchCommCommand"/>).
+/// round, so comparisons survive a noisy machine.
 /// </summary>
-public sealed class BenchTrainCommand : ICliCommand
+public sealed class BenchTrainCommand : CliCommand
 {
     /// <summary>The reference model of the ZeRO issue: vocab 512, d_model 128, 4 layers, 4 heads, seq 64 (the micro-batch, 8, comes from the configs).</summary>
     public const string ReferenceModel = "--vocab 512 --d-model 128 --layers 4 --heads 4 --seq 64";
 
     private static readonly string[] Timers = ["forward", "backward", "backward_inner", "backward_allreduce", "step"];
 
-    public string Name => "bench train";
+    /// <inheritdoc/>
+    public override string Name => "bench train";
 
-    public string Summary => "--ranks 2 --steps 100 [--compare [--rounds 3]] cfg0.json cfg1.json ...";
-
-    private const string Usage = "usage: dss bench train [--ranks 2] [--steps 100] [--warmup 10] [--threads 1] [--compare] [--rounds 3] " +
-        "[--peak-tflops X] [--model \"" + ReferenceModel + "\"] [--gpt path/Gpt.dll] [--keep DIR] CONFIG.json [CONFIG.json ...]";
+    /// <inheritdoc/>
+    public override string Summary => "--ranks 2 --steps 100 [--compare [--rounds 3]] cfg0.json cfg1.json ...";
 
     /// <summary>One finished run of one config.</summary>
     public sealed record RunResult(string Config, int Round, double TokensPerSecond, Dictionary<string, double> TimerMs,
         long[] PeakRssMiB, long[] StateBytes, long[] BytesSent, double FinalLoss, double FwdFlopsPerRank, double MedianStepMs);
 
-    public int Run(string[] args)
+    /// <inheritdoc/>
+    public override Command CreateCommand()
     {
-        int ranks = 2, steps = 100, warmup = 10, threads = 1, rounds = 0;
-        bool compare = false;
-        double? peakTflops = null;
-        string model = ReferenceModel;
-        string? gpt = null, keep = null;
-        var configs = new List<string>();
-        for (int i = 0; i < args.Length; i++)
+        var configs = CliOptions.Positional<string[]>("CONFIG", "DeepSpeed config files (JSON), one run per config and round", ArgumentArity.OneOrMore);
+        var ranks = CliOptions.Int("--ranks", "ranks to train on (through dss launch)", 2);
+        var steps = CliOptions.Int("--steps", "training steps per run", 100, min: 2);
+        var warmup = CliOptions.Int("--warmup", "steps left out of the medians (smaller than --steps)", 10, min: 2);
+        var threads = CliOptions.Int("--threads", "OMP_NUM_THREADS of each rank", 1);
+        var compare = CliOptions.Flag("--compare", "run the configs alternately for several rounds and add each one's tokens/s ratio to the first config's");
+        var rounds = CliOptions.Int("--rounds", "rounds of all configs (default 3 with --compare, else 1)", 1);
+        rounds.DefaultValueFactory = null;
+        var peakTflops = CliOptions.Value<double?>("--peak-tflops", "X", "the machine's peak TFLOPS per rank, to print MFU",
+            (string s, out double? v) => (v = double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double t) && t > 0 ? t : null) != null,
+            "a positive number", null, showDefault: false);
+        var model = CliOptions.Value("--model", "ARGS", "the sample GPT's model flags", (string s, out string v) => (v = s).Length > 0, "the model's flags", ReferenceModel);
+        var gpt = CliOptions.Text("--gpt", "PATH", "the sample's Gpt.dll (default: beside dss, else samples/Gpt/bin/{Release,Debug})");
+        var keep = CliOptions.Text("--keep", "DIR", "keep each run's output, config and monitor files in DIR (default: a temporary folder, deleted)");
+        var command = new Command("train", "Train the sample GPT under N ranks (through dss launch) once per DeepSpeed config and print tokens/s, the " +
+                                        "step-time breakdown, peak RSS, model-state bytes, bytes sent per step, TFLOPS and the final loss.")
         {
-            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value. {Usage}");
-            int Int(int min) { var v = Next(); return int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) && n >= min ? n : throw new ArgumentException($"{args[i - 1]} must be an integer ≥ {min}, got '{v}'"); }
-            switch (args[i])
-            {
-                case "--ranks": ranks = Int(1); break;
-                case "--steps": steps = Int(2); break;
-                case "--warmup": warmup = Int(2); break;
-                case "--threads": threads = Int(1); break;
-                case "--rounds": rounds = Int(1); break;
-                case "--compare": compare = true; break;
-                case "--model": model = Next(); break;
-                case "--gpt": gpt = Next(); break;
-                case "--keep": keep = Next(); break;
-                case "--peak-tflops":
-                    var p = Next();
-                    peakTflops = double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out double t) && t > 0 ? t : throw new ArgumentException($"--peak-tflops must be a positive number, got '{p}'");
-                    break;
-                case "-h" or "--help": Console.WriteLine(Usage); return 0;
-                default:
-                    if (args[i].StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"unknown option '{args[i]}'. {Usage}");
-                    configs.Add(args[i]);
-                    break;
-            }
-        }
-        if (configs.Count == 0) { Console.Error.WriteLine(Usage); return 2; }
-        if (warmup >= steps) throw new ArgumentException($"--warmup ({warmup}) must be smaller than --steps ({steps})");
+            configs, ranks, steps, warmup, threads, compare, rounds, peakTflops, model, gpt, keep,
+        };
+        command.SetAction(r => Bench(r.GetValue(configs)!.ToList(), r.GetValue(ranks), r.GetValue(steps), r.GetValue(warmup), r.GetValue(threads),
+            r.GetValue(compare), r.GetResult(rounds) is { Implicit: false } ? r.GetValue(rounds) : 0, r.GetValue(peakTflops), r.GetValue(model)!, r.GetValue(gpt), r.GetValue(keep)));
+        return command;
+    }
+
+    private static int Bench(List<string> configs, int ranks, int steps, int warmup, int threads, bool compare, int rounds, double? peakTflops,
+        string model, string? gpt, string? keep)
+    {
+        if (warmup >= steps) throw Usage($"--warmup ({warmup}) must be smaller than --steps ({steps})");
         foreach (var c in configs) if (!File.Exists(c)) throw new FileNotFoundException($"config file '{c}' not found");
-        if (compare && configs.Count < 2) throw new ArgumentException("--compare needs at least two configs");
+        if (compare && configs.Count < 2) throw Usage("--compare needs at least two configs");
         rounds = rounds > 0 ? rounds : compare ? 3 : 1;
         string gptDll = ResolveGpt(gpt);
         string root = keep != null ? Directory.CreateDirectory(keep).FullName : Directory.CreateTempSubdirectory("dss-bench-train").FullName;

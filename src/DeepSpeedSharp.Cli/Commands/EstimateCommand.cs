@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using DeepSpeedSharp.Config;
 using DeepSpeedSharp.Zero;
@@ -10,95 +11,51 @@ namespace DeepSpeedSharp.Cli.Commands;
 /// DeepSpeed's <c>estimate_zero2/3_model_states_mem_needs_all_live</c> print them (<see cref="ZeroMemoryEstimator"/>).
 /// Without <c>--stage</c> every stage is listed; without offload flags every valid offload choice. Exit 0, or 2 on usage errors.
 /// </summary>
-public sealed class EstimateCommand : ICliCommand
+public sealed class EstimateCommand : CliCommand
 {
-    private const string Usage = "usage: dss estimate --params N [--largest-layer N] [--ranks R] [--nodes K] [--stage S] " +
-                                 "[--config FILE] [--bf16 | --fp16] [--offload-optimizer] [--offload-param]";
+    /// <inheritdoc/>
+    public override string Name => "estimate";
 
     /// <inheritdoc/>
-    public string Name => "estimate";
+    public override string Summary => "model-state memory per rank and host for each ZeRO stage and offload choice: estimate --params 1.3G --ranks 8";
 
     /// <inheritdoc/>
-    public string Summary => "model-state memory per rank and host for each ZeRO stage and offload choice: estimate --params 1.3G --ranks 8";
-
-    /// <inheritdoc/>
-    public int Run(string[] args) => Run(args, Console.Out, Console.Error);
-
-    /// <summary>Runs with explicit writers (for tests).</summary>
-    public int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public override Command CreateCommand()
     {
-        long? parameters = null, largest = null;
-        int ranks = 1, nodes = 1;
-        int? stage = null;
-        string? configFile = null, precision = null;
-        bool offloadOptimizer = false, offloadParam = false;
-        for (int i = 0; i < args.Length; i++)
+        ValueParser<long?> size = (string s, out long? v) => (v = BenchAdamCommand.ParseSize(s, long.MaxValue)) != null;
+        var parameters = CliOptions.Value("--params", "N", "trainable parameters: 10M, 1.3G or a plain integer (required)", size,
+            "a positive size such as 52.6M or 1.3G", null, showDefault: false);
+        var largest = CliOptions.Value("--largest-layer", "N", "elements of the largest parameter tensor (default: none counted)", size,
+            "a positive size", null, showDefault: false);
+        var ranks = CliOptions.Int("--ranks", "ranks per node", 1, valueName: "R");
+        var nodes = CliOptions.Int("--nodes", "nodes", 1, valueName: "K");
+        var stage = CliOptions.Value<int?>("--stage", "S", "ZeRO stage 0-3 (default: every stage)",
+            (string s, out int? v) => (v = int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var st) && st <= 3 ? st : null) != null,
+            "0, 1, 2 or 3", null, showDefault: false);
+        var configFile = CliOptions.Text("--config", "FILE", "take precision, 16-bit masters, offload and bucket sizes from a DeepSpeed config");
+        var bf16 = CliOptions.Flag("--bf16", "bf16 model weights (default fp32)");
+        var fp16 = CliOptions.Flag("--fp16", "fp16 model weights (default fp32)");
+        var offloadOptimizer = CliOptions.Flag("--offload-optimizer", "only the rows with offload_optimizer cpu");
+        var offloadParam = CliOptions.Flag("--offload-param", "only the rows with offload_optimizer and offload_param cpu (stage 3)");
+        var command = new Command(Name, "Model-state bytes per rank and per host for each ZeRO stage and offload choice, as DeepSpeed's " +
+                                        "estimate_zero2/3_model_states_mem_needs_all_live print them (activations not included).")
         {
-            string a = args[i];
-            if (a is "-h" or "--help")
-            {
-                stdout.WriteLine(Usage);
-                stdout.WriteLine("  --params N           trainable parameters (10M, 1.3G, or a plain integer)");
-                stdout.WriteLine("  --largest-layer N    elements of the largest parameter tensor (default: none counted)");
-                stdout.WriteLine("  --ranks R            ranks per node (default 1)");
-                stdout.WriteLine("  --nodes K            nodes (default 1)");
-                stdout.WriteLine("  --stage S            ZeRO stage 0-3 (default: all)");
-                stdout.WriteLine("  --config FILE        take precision, 16-bit masters, offload and bucket sizes from a DeepSpeed config");
-                stdout.WriteLine("  --bf16, --fp16       16-bit model weights (default fp32)");
-                stdout.WriteLine("  --offload-optimizer  only the rows with offload_optimizer cpu; --offload-param: also offload_param cpu (stage 3)");
-                return 0;
-            }
-            string? Value() => i + 1 < args.Length ? args[++i] : null;
-            string? error = null;
-            switch (a)
-            {
-                case "--params":
-                    parameters = BenchAdamCommand.ParseSize(Value() ?? "", long.MaxValue);
-                    if (parameters is null) error = "--params needs a positive size such as 52.6M or 1.3G";
-                    break;
-                case "--largest-layer":
-                    largest = BenchAdamCommand.ParseSize(Value() ?? "", long.MaxValue);
-                    if (largest is null) error = "--largest-layer needs a positive size";
-                    break;
-                case "--ranks":
-                    if (!int.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out ranks) || ranks < 1) error = "--ranks needs a positive integer";
-                    break;
-                case "--nodes":
-                    if (!int.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out nodes) || nodes < 1) error = "--nodes needs a positive integer";
-                    break;
-                case "--stage":
-                    if (int.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out var st) && st <= 3) stage = st;
-                    else error = "--stage needs 0, 1, 2 or 3";
-                    break;
-                case "--config":
-                    configFile = Value();
-                    if (configFile is null) error = "--config needs a file";
-                    break;
-                case "--bf16" or "--fp16":
-                    if (precision is not null && precision != a[2..]) error = "give --bf16 or --fp16, not both";
-                    precision = a[2..];
-                    break;
-                case "--offload-optimizer":
-                    offloadOptimizer = true;
-                    break;
-                case "--offload-param":
-                    offloadParam = offloadOptimizer = true;
-                    break;
-                default:
-                    error = $"unknown option '{a}'";
-                    break;
-            }
-            if (error != null)
-            {
-                stderr.WriteLine($"dss estimate: {error}; {Usage}");
-                return 2;
-            }
-        }
-        if (parameters is null)
+            parameters, largest, ranks, nodes, stage, configFile, bf16, fp16, offloadOptimizer, offloadParam,
+        };
+        command.SetAction(r =>
         {
-            stderr.WriteLine($"dss estimate: --params is required; {Usage}");
-            return 2;
-        }
+            if (r.GetValue(bf16) && r.GetValue(fp16)) throw Usage("give --bf16 or --fp16, not both");
+            return Estimate(r.GetValue(parameters) ?? throw Usage("--params is required"), r.GetValue(largest), r.GetValue(ranks), r.GetValue(nodes),
+                r.GetValue(stage), r.GetValue(configFile), r.GetValue(bf16) ? "bf16" : r.GetValue(fp16) ? "fp16" : null,
+                r.GetValue(offloadOptimizer) || r.GetValue(offloadParam), r.GetValue(offloadParam),
+                r.InvocationConfiguration.Output, r.InvocationConfiguration.Error);
+        });
+        return command;
+    }
+
+    private static int Estimate(long parameters, long? largest, int ranks, int nodes, int? stage, string? configFile, string? precision,
+        bool offloadOptimizer, bool offloadParam, TextWriter stdout, TextWriter stderr)
+    {
         DeepSpeedConfig config;
         try
         {
@@ -110,7 +67,7 @@ public sealed class EstimateCommand : ICliCommand
             stderr.WriteLine($"dss estimate: {e.Message}");
             return 2;
         }
-        var baseSetup = ZeroMemorySetup.FromConfig(config, parameters.Value, largest ?? 0, ranks, nodes);
+        var baseSetup = ZeroMemorySetup.FromConfig(config, parameters, largest ?? 0, ranks, nodes);
         stdout.WriteLine(F($"Model states for {parameters:N0} parameters on {nodes} node(s) × {ranks} rank(s) ({(baseSetup.ModelBytes == 2 ? "16-bit" : "fp32")} model, ") +
                          F($"{(baseSetup.MasterBytes == 2 ? "16-bit" : "fp32")} masters, {(baseSetup.MomentBytes == 2 ? "16-bit" : "fp32")} Adam moments); activations not included"));
         stdout.WriteLine($"{"stage",5}  {"offload",-15} {"params/rank",12} {"grads/rank",12} {"optim/rank",12} {"total/rank",12} {"host part",12} {"total/host",12}");

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.CommandLine;
 using DeepSpeedSharp.Config;
 
 namespace DeepSpeedSharp.Cli.Commands;
@@ -9,62 +10,33 @@ namespace DeepSpeedSharp.Cli.Commands;
 /// here as <c>FILE: no effect: KEY: REASON</c> (errors with <c>--strict</c>), and warnings as <c>FILE: warning: ...</c>.
 /// Exit code 0 when all files are valid, 1 when any is invalid, 2 on usage errors.
 /// </summary>
-public sealed class ValidateConfigCommand : ICliCommand
+public sealed class ValidateConfigCommand : CliCommand
 {
     /// <inheritdoc/>
-    public string Name => "validate-config";
+    public override string Name => "validate-config";
 
     /// <inheritdoc/>
-    public string Summary => "check DeepSpeed config files: validate-config FILE... [--world-size N] [--strict]";
-
-    private const string Usage = "usage: dss validate-config FILE... [--world-size N] [--strict]";
+    public override string Summary => "check DeepSpeed config files: validate-config FILE... [--world-size N] [--strict]";
 
     /// <inheritdoc/>
-    public int Run(string[] args) => Run(args, Console.Out, Console.Error);
-
-    /// <summary>Runs with explicit writers (for tests).</summary>
-    public int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public override Command CreateCommand()
     {
-        var files = new List<string>();
-        var worldSize = 1;
-        var strict = false;
-        for (var i = 0; i < args.Length; i++)
+        var files = CliOptions.Positional<string[]>("FILE", "DeepSpeed config files (JSON) to check", ArgumentArity.ZeroOrMore);
+        var worldSize = CliOptions.Int("--world-size", "data-parallel world size for the batch-size arithmetic", 1);
+        var strict = CliOptions.Flag("--strict", "keys that have no effect in DeepSpeedSharp are errors");
+        var command = new Command(Name, "Check DeepSpeed config files: print FILE: ok with the resolved batch sizes, ZeRO stage, " +
+                                        "precision and offload, or FILE: error: MESSAGE. Exit 0 when all are valid, 1 otherwise.")
         {
-            var a = args[i];
-            if (a is "-h" or "--help")
-            {
-                stdout.WriteLine(Usage);
-                stdout.WriteLine("  --world-size N  data-parallel world size for the batch-size arithmetic (default 1)");
-                stdout.WriteLine("  --strict        keys that have no effect in DeepSpeedSharp are errors");
-                return 0;
-            }
-            if (a == "--strict")
-            {
-                strict = true;
-                continue;
-            }
-            if (a == "--world-size" || a.StartsWith("--world-size=", StringComparison.Ordinal))
-            {
-                string? text = a.Length > "--world-size".Length ? a["--world-size=".Length..] : i + 1 < args.Length ? args[++i] : null;
-                if (text is null || !int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out worldSize) || worldSize < 1)
-                {
-                    stderr.WriteLine($"dss validate-config: --world-size needs a positive integer, got '{text ?? "(nothing)"}'");
-                    return 2;
-                }
-                continue;
-            }
-            if (a.StartsWith("--", StringComparison.Ordinal))
-            {
-                stderr.WriteLine($"dss validate-config: unknown option '{a}'; {Usage}");
-                return 2;
-            }
-            files.Add(a);
-        }
-        if (files.Count == 0)
-        {
-            stderr.WriteLine($"dss validate-config: no config files given; {Usage}");
-            return 2;
-        }
+            files, worldSize, strict,
+        };
+        command.SetAction(r => Validate(r.GetValue(files) ?? [], r.GetValue(worldSize), r.GetValue(strict), r.InvocationConfiguration.Output));
+        return command;
+    }
+
+    /// <summary>Checks each file; 0 when all are valid, 1 otherwise.</summary>
+    private static int Validate(IReadOnlyList<string> files, int worldSize, bool strict, TextWriter stdout)
+    {
+        if (files.Count == 0) throw Usage("no config files given");
 
         var allValid = true;
         foreach (var file in files)

@@ -86,7 +86,10 @@ public sealed class LaunchOptions
         "PROGRAM is a .NET assembly (X.dll, run with dotnet), a project directory (built once with\n" +
         "`dotnet build -c Release`, then its assembly is run) or any executable. See docs/launcher.md.";
 
-    /// <summary>Parses <c>dss launch</c>'s arguments; the first argument that is not a flag is PROGRAM.</summary>
+    /// <summary>
+    /// Parses <c>dss launch</c>'s arguments (<c>--flag value</c> or <c>--flag=value</c>); the first argument that is not a
+    /// flag is PROGRAM, and everything after it is the program's own. Only the flags of <see cref="LaunchFlags.All"/> are known.
+    /// </summary>
     /// <exception cref="ArgumentException">An unknown flag, a missing or malformed value, or no PROGRAM.</exception>
     public static LaunchOptions Parse(IReadOnlyList<string> args)
     {
@@ -110,6 +113,8 @@ public sealed class LaunchOptions
             int Int() => int.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v
                 : throw new ArgumentException($"dss launch: {name} needs an integer, got '{(hasInline ? inline : args[i])}'.");
             void Flag() { if (hasInline) throw new ArgumentException($"dss launch: {name} takes no value (got '{inline}')."); }
+            if (LaunchFlags.Find(name) == null)
+                throw new ArgumentException($"dss launch: unknown flag '{name}'. Flags go before PROGRAM; run `dss launch --help` for the list.");
             switch (name)
             {
                 case "-H" or "--hostfile": o.Hostfile = Value(); o.HostfileGiven = true; break;
@@ -146,8 +151,8 @@ public sealed class LaunchOptions
                 case "--job_id": o.JobId = Value(); break;
                 case "--chdir": o.Chdir = Value(); break;
                 case "--save_pid_owner": o.SavePidOwner = Int(); break;
-                default:
-                    throw new ArgumentException($"dss launch: unknown flag '{name}'. Flags go before PROGRAM; run `dss launch --help` for the list.");
+                case ChildGuard.Flag: throw new ArgumentException($"dss launch: {name} must be the first argument (dss launch starts it itself).");
+                default: throw new InvalidOperationException($"dss launch: {name} is in LaunchFlags but not parsed.");
             }
         }
         if (i >= args.Count) throw new ArgumentException("dss launch: no PROGRAM given (a .dll, a project directory or an executable).");

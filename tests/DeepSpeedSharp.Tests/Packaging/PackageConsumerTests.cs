@@ -63,7 +63,15 @@ public sealed class PackageConsumerTests : IDisposable
             run.Run(repo, "dotnet", "pack", project, "-c", Configuration, "--no-build", "-o", feed, $"-p:PackageVersion={version}");
         Assert.True(File.Exists(Path.Combine(feed, $"DeepSpeedSharp.{version}.nupkg")));
         Assert.True(File.Exists(Path.Combine(feed, $"DeepSpeedSharp.{version}.snupkg")));
-        Assert.True(new FileInfo(Path.Combine(feed, $"dss.{version}.nupkg")).Length < 64 << 20, "the dss tool package carries libtorch");
+        string toolPackage = Path.Combine(feed, $"dss.{version}.nupkg");
+        Assert.True(new FileInfo(toolPackage).Length < 8 << 20, $"the dss tool package is {new FileInfo(toolPackage).Length:N0} bytes: does it carry libtorch?");
+        using (var zip = System.IO.Compression.ZipFile.OpenRead(toolPackage))
+        {
+            // Lean: only linux-x64 natives (TorchSharp's, not libtorch), no SkiaSharp, no XML docs.
+            var extra = zip.Entries.Select(e => e.FullName).Where(n => n.Contains("/runtimes/", StringComparison.Ordinal) && !n.Contains("/runtimes/linux-x64/", StringComparison.Ordinal)
+                || n.Contains("Skia", StringComparison.OrdinalIgnoreCase) || n.Contains("libtorch", StringComparison.Ordinal) || n.StartsWith("tools/", StringComparison.Ordinal) && n.EndsWith(".xml", StringComparison.Ordinal) && !n.EndsWith("/DotnetToolSettings.xml", StringComparison.Ordinal)).ToList();
+            Assert.True(extra.Count == 0, $"the dss tool package carries files it does not need: {string.Join(", ", extra)}");
+        }
 
         string config = ConsumerProject.Write(consumer, version, "2.10.0");
         string build = run.Run(consumer, "dotnet", "build", "-c", "Release", "-nodeReuse:false", "-p:UseSharedCompilation=false");
@@ -77,6 +85,8 @@ public sealed class PackageConsumerTests : IDisposable
         run.Run(_root.FullName, "dotnet", "tool", "install", "dss", "--tool-path", tools, "--version", version, "--configfile", Path.Combine(_root.FullName, "NuGet.config"));
         string dss = Path.Combine(tools, "dss");
         Assert.Equal(ExpectedToolVersion(), run.Run(_root.FullName, dss, "--version").Trim());
+        Assert.Contains("--num_gpus <N>", run.Run(_root.FullName, dss, "launch", "--help"));
+        Assert.Contains($"{config}: ok:", run.Run(_root.FullName, dss, "validate-config", config, "--world-size", "2"));
         // The tool leaves libtorch out; a command that computes with torch says so in one line.
         var (benchCode, bench) = run.RunAllowingFailure(_root.FullName, dss, "bench", "adam", "--params", "1M", "--steps", "1");
         Assert.Equal(1, benchCode);

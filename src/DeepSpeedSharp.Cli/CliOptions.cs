@@ -1,0 +1,103 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+
+namespace DeepSpeedSharp.Cli;
+
+/// <summary>Reads an option's text; false when the text is not a valid value.</summary>
+public delegate bool ValueParser<T>(string text, out T value);
+
+/// <summary>
+/// Options for the `dss` commands, each with a description and, for a bad value, an error that names the option and
+/// says what it needs: <c>--ranks needs a positive integer, got 'abc'</c>.
+/// </summary>
+public static class CliOptions
+{
+    /// <summary>An option with one value read by <paramref name="parse"/>; absent, it is <paramref name="defaultValue"/>.</summary>
+    /// <param name="name">The option, e.g. <c>--ranks</c>.</param>
+    /// <param name="valueName">The value's placeholder in help, e.g. <c>N</c>.</param>
+    /// <param name="description">What the option does (help).</param>
+    /// <param name="parse">Reads the value.</param>
+    /// <param name="requirement">What a valid value is, for the error: "a positive integer".</param>
+    /// <param name="defaultValue">The value when the option is absent.</param>
+    /// <param name="showDefault">Whether help shows the default.</param>
+    public static Option<T> Value<T>(string name, string valueName, string description, ValueParser<T> parse, string requirement,
+        T defaultValue, bool showDefault = true)
+    {
+        var option = new Option<T>(name)
+        {
+            Description = description,
+            HelpName = valueName,
+            // Zero or one token, so that a missing value reaches the parser below and gets the same message.
+            Arity = ArgumentArity.ZeroOrOne,
+            CustomParser = r =>
+            {
+                if (r.Parent is OptionResult { Implicit: true }) return defaultValue;
+                if (r.Tokens.Count == 0)
+                {
+                    r.AddError($"{name} needs {requirement}");
+                    return defaultValue;
+                }
+                var text = r.Tokens[0].Value;
+                if (parse(text, out var value)) return value;
+                r.AddError($"{name} needs {requirement}, got '{text}'");
+                return defaultValue;
+            },
+        };
+        // The parser above is not called for an option given without a value.
+        option.Validators.Add(r =>
+        {
+            if (!r.Implicit && r.Tokens.Count == 0) r.AddError($"{name} needs {requirement}");
+        });
+        if (showDefault) option.DefaultValueFactory = _ => defaultValue;
+        return option;
+    }
+
+    /// <summary>
+    /// Positional values (files, directories) that refuse a word starting with '-': System.CommandLine would take an
+    /// unknown option such as <c>--wrld-size</c> for a file name.
+    /// </summary>
+    public static Argument<T> Positional<T>(string name, string description, ArgumentArity arity)
+    {
+        var argument = new Argument<T>(name) { Description = description, Arity = arity };
+        argument.Validators.Add(r =>
+        {
+            foreach (var token in r.Tokens)
+                if (token.Value.Length > 1 && token.Value.StartsWith('-'))
+                    r.AddError($"unknown option '{token.Value}'");
+        });
+        return argument;
+    }
+
+    /// <summary>An integer option of at least <paramref name="min"/>.</summary>
+    public static Option<int> Int(string name, string description, int defaultValue, int min = 1, string valueName = "N") =>
+        Value(name, valueName, description, (string s, out int v) => int.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out v) && v >= min,
+            min == 1 ? "a positive integer" : min == 0 ? "an integer >= 0" : $"an integer >= {min}", defaultValue);
+
+    /// <summary>An optional text option (null when absent): a file, a directory, a name.</summary>
+    public static Option<string?> Text(string name, string valueName, string description) =>
+        Value<string?>(name, valueName, description, (string s, out string? v) => (v = s).Length > 0, $"a {valueName.ToLowerInvariant()}", null, showDefault: false);
+
+    /// <summary>An option whose value is one of <paramref name="allowed"/> (compared as written).</summary>
+    public static Option<string> Choice(string name, string description, string defaultValue, params string[] allowed) =>
+        Choice(name, string.Join('|', allowed), description, defaultValue, allowed);
+
+    /// <summary>An option whose value is one of <paramref name="allowed"/>, shown in help as <paramref name="valueName"/>.</summary>
+    public static Option<string> Choice(string name, string valueName, string description, string defaultValue, string[] allowed) =>
+        Value(name, valueName, description, (string s, out string v) => allowed.Contains(v = s, StringComparer.Ordinal),
+            $"one of {string.Join(", ", allowed)}", defaultValue);
+
+    /// <summary>A switch: true when given.</summary>
+    public static Option<bool> Flag(string name, string description) => new(name) { Description = description };
+
+    /// <summary>A comma-separated list of values, each read by <paramref name="parse"/> (e.g. <c>10M,100M</c>).</summary>
+    public static Option<T[]> List<T>(string name, string valueName, string description, ValueParser<T> parse, string requirement, T[] defaultValue) =>
+        Value(name, valueName, description, (string s, out T[] values) =>
+        {
+            var parts = s.Split(',');
+            values = new T[parts.Length];
+            for (int i = 0; i < parts.Length; i++)
+                if (!parse(parts[i].Trim(), out values[i])) return false;
+            return true;
+        }, requirement, defaultValue, showDefault: false);
+}
