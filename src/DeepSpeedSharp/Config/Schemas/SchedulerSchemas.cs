@@ -93,9 +93,9 @@ internal static class SchedulerSchemas
     }
 
     /// <summary>The dotted paths of <c>type</c> and of every scheduler's parameters under <paramref name="path"/>.</summary>
-    public static IEnumerable<string> KeyPaths(string path) =>
-        new[] { ReadContext.Join(path, "type") }
-            .Concat(ByType.Values.SelectMany(t => t.KeyPaths(ReadContext.Join(path, "params")))).Distinct();
+    public static IEnumerable<SchemaKey> Keys(string path) =>
+        new[] { new SchemaKey(ReadContext.Join(path, "type"), null) }
+            .Concat(ByType.Values.SelectMany(t => t.Keys(ReadContext.Join(path, "params")))).DistinctBy(k => k.Path);
 
     public static JsonNode? Write(SchedulerConfig? c) => c is null ? null : new JsonObject
     {
