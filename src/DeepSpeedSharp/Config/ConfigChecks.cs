@@ -20,20 +20,21 @@ internal static class ConfigChecks
         }
 
         Check(c.Fp16.Enabled && c.Bf16.Enabled, "fp16.enabled and bf16.enabled are both true; enable at most one mixed-precision mode",
-            "fp16", "bf16");
+            "fp16.enabled", "bf16.enabled");
         Check(z.OffloadParam.Enabled && z.Stage != 3, $"zero_optimization.offload_param is only valid with ZeRO stage 3 (zero_optimization.stage is {z.Stage})",
-            Stage, "zero_optimization.offload_param");
+            Stage, "zero_optimization.offload_param.device");
         Check(z.OffloadOptimizer.Enabled && z.Stage == 0, "zero_optimization.offload_optimizer needs ZeRO stage 1, 2 or 3 (zero_optimization.stage is 0)",
-            Stage, "zero_optimization.offload_optimizer");
+            Stage, "zero_optimization.offload_optimizer.device");
         Check(z.OffloadOptimizer.Ratio != 1.0 && z.Stage != 3,
             $"zero_optimization.offload_optimizer.ratio = {z.OffloadOptimizer.Ratio} (partial offload) is only valid with ZeRO stage 3 (zero_optimization.stage is {z.Stage})",
-            Stage, "zero_optimization.offload_optimizer");
+            Stage, "zero_optimization.offload_optimizer.ratio");
         Check(c.Fp16.Fp16MasterWeightsAndGrads && z.Stage < 1, "fp16.fp16_master_weights_and_grads needs ZeRO stage ≥ 1 (zero_optimization.stage is 0)",
-            Stage, "fp16");
+            Stage, "fp16.fp16_master_weights_and_grads");
         Check(c.Bf16.Bf16MasterWeightsAndGrads && z.Stage < 1, "bf16.bf16_master_weights_and_grads needs ZeRO stage ≥ 1 (zero_optimization.stage is 0)",
-            Stage, "bf16");
+            Stage, "bf16.bf16_master_weights_and_grads");
         Check(c.Bf16.Bf16OptimizerStates && (z.Stage < 1 || !c.Bf16.Bf16MasterWeightsAndGrads),
-            "bf16.bf16_optimizer_states needs ZeRO stage ≥ 1 and bf16.bf16_master_weights_and_grads = true", Stage, "bf16");
+            "bf16.bf16_optimizer_states needs ZeRO stage ≥ 1 and bf16.bf16_master_weights_and_grads = true",
+            Stage, "bf16.bf16_optimizer_states", "bf16.bf16_master_weights_and_grads");
         Check(c.GradientAllreduceOp == "sum" && z.Stage == 3,
             "gradient_allreduce_op \"sum\" is incompatible with ZeRO stage 3; use \"mean\" or a lower stage", Stage, "gradient_allreduce_op");
         Check(z.ZeroHpzPartitionSize > 1 && z.Stage != 3,
