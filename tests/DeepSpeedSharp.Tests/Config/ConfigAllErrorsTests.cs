@@ -82,6 +82,12 @@ public sealed class ConfigAllErrorsTests
         Assert.Equal(e.Errors[0], e.Message);
     }
 
+    [Theory]
+    [InlineData("""{"scheduler": {"type": "WarmupDecayLR", "params": {"total_num_steps": 0}}}""", "scheduler.params.total_num_steps: must be a positive integer, got 0")]
+    [InlineData("""{"optimizer": {"type": 3, "params": {"lr": 0.1}}}""", "optimizer.type: expected a string, got a number 3")]
+    public void AKeyThatFailedIsNotReportedAgainAsMissing(string json, string error) =>
+        Assert.Equal([error], Assert.Throws<DeepSpeedConfigException>(() => DeepSpeedConfig.FromJson(json)).Errors);
+
     [Fact]
     public void EveryDuplicateKeyIsReported()
     {

@@ -67,6 +67,7 @@ internal static class OptimizerSchemas
             .Read(obj, ctx, path);
         if (envelope.Type is null)
         {
+            if (ctx.AnyFailed(ReadContext.Join(path, "type"))) return null; // already reported
             if (envelope.Params is JsonObject { Count: > 0 })
                 throw new DeepSpeedConfigException($"{path}.type is missing but {path}.params is given; set type to 'Adam', 'AdamW' or 'SGD'");
             return null;

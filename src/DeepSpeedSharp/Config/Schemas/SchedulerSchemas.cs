@@ -74,7 +74,7 @@ internal static class SchedulerSchemas
         }
         var paramsPath = ReadContext.Join(path, "params");
         var c = table.Read(envelope.Params ?? new JsonObject(), ctx, paramsPath);
-        if (c.Type is "WarmupDecayLR" or "WarmupCosineLR" && c.TotalNumSteps is null)
+        if (c.Type is "WarmupDecayLR" or "WarmupCosineLR" && c.TotalNumSteps is null && !ctx.AnyFailed(paramsPath + ".total_num_steps"))
         {
             var wasAuto = ctx.AutoKeys.Contains(paramsPath + ".total_num_steps");
             throw new DeepSpeedConfigException($"{paramsPath}.total_num_steps is required for {c.Type}"
@@ -86,7 +86,7 @@ internal static class SchedulerSchemas
             foreach (var required in new[] { "cycle_min_lr", "cycle_max_lr" })
                 if (p is null || !p.ContainsKey(required) || ctx.AutoKeys.Contains(paramsPath + "." + required))
                     throw new DeepSpeedConfigException($"{paramsPath}.{required} is required for OneCycle; write a number");
-            if (c.CycleMaxLr < c.CycleMinLr)
+            if (c.CycleMaxLr < c.CycleMinLr && !ctx.AnyFailed(paramsPath + ".cycle_min_lr", paramsPath + ".cycle_max_lr"))
                 throw new DeepSpeedConfigException($"{paramsPath}: cycle_max_lr ({c.CycleMaxLr}) must be ≥ cycle_min_lr ({c.CycleMinLr})");
         }
         return c;
