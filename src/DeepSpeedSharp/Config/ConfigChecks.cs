@@ -52,10 +52,10 @@ internal static class ConfigChecks
             catch (DeepSpeedConfigException e) { ctx.Errors.AddRange(e.Errors); }
         }
         // DeepSpeed accepts 0 (ge=0) and real configs use it (Hugging Face's ZeRO-3 test config), so it stays valid,
-        // but it makes every bucket as small as the largest parameter: many more, smaller reductions.
+        // but it makes every bucket as small as the largest parameter: more, smaller reductions.
         if (z.ReduceBucketSize == 0 && !ctx.AnyFailed("zero_optimization.reduce_bucket_size"))
-            ctx.Warnings.Add("zero_optimization.reduce_bucket_size is 0: each gradient bucket holds only the largest parameter's worth of " +
-                             "elements, so gradients are reduced in many small collectives (much slower with many parameters); DeepSpeed's default is 5e8");
+            ctx.Warnings.Add("zero_optimization.reduce_bucket_size is 0: each gradient bucket holds only as many elements as the largest " +
+                             "parameter, so gradients are reduced in more, smaller collectives; DeepSpeed's default is 5e8");
     }
 
     public static void CheckPipeline(int zeroStage, int pipelineStages, string source)
