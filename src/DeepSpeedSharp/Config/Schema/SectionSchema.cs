@@ -7,7 +7,8 @@ namespace DeepSpeedSharp.Config.Schema;
 /// The generic reader of one config section: a table of <see cref="Field{T}"/>s. It resolves aliases and deprecated
 /// names, handles "auto", applies <see cref="ConfigKeyTable"/> (rejected values are errors, keys without effect are
 /// recorded; DeepSpeed keys the table lists without a field are accepted the same way), rejects unknown keys with a
-/// "did you mean" suggestion, and writes the normalised section back to JSON.
+/// "did you mean" suggestion, and writes the normalised section back to JSON. An error in one key is recorded in the
+/// <see cref="ReadContext"/> (the key keeps its default) and reading goes on, so every error of a file is reported.
 /// </summary>
 internal sealed class SectionSchema<T>(Func<T> create)
 {
