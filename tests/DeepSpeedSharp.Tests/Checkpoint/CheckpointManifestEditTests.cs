@@ -88,6 +88,9 @@ public sealed class CheckpointManifestEditTests
                        $"but the shard file 'zero_pp_rank_0_mp_rank_00_optim_states.safetensors' records {saved}";
         Assert.StartsWith(expected, LoadFails(dir));
         Assert.Contains($"ERROR {expected}", InspectFails(dir));
+        var export = Path.Combine(dir, "model.safetensors");
+        Assert.StartsWith(expected, Assert.Throws<InvalidDataException>(() => CheckpointExport.Export(dir, null, export, ScalarType.Float32)).Message);
+        Assert.False(File.Exists(export));
     }
 
     [Fact]
