@@ -59,7 +59,7 @@ public sealed class ValidateConfigCommand : CliCommand
             catch (DeepSpeedConfigException e)
             {
                 allValid = false;
-                stdout.WriteLine($"{file}: error: {StripFilePrefix(e.Message, file)}");
+                foreach (var error in e.Errors) stdout.WriteLine($"{file}: error: {StripFilePrefix(error, file)}");
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {

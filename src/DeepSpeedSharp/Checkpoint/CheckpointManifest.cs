@@ -75,25 +75,23 @@ public sealed record CheckpointManifest
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
-    /// <summary>Reads <c>checkpoint.json</c> of a tag directory; errors name the file.</summary>
+    /// <summary>
+    /// Reads <c>checkpoint.json</c> of a tag directory. Errors name the file and the field (bad JSON, a missing field,
+    /// a value of the wrong type), and a manifest edited after the save is refused (its counters are checked against
+    /// the rank files and every field against its SHA-256; see <c>ManifestIntegrity</c>).
+    /// </summary>
     public static CheckpointManifest Read(string tagDirectory)
     {
         var path = Path.Combine(tagDirectory, FileName);
         if (!Directory.Exists(tagDirectory)) throw new DirectoryNotFoundException($"checkpoint directory '{tagDirectory}' does not exist");
         if (!File.Exists(path)) throw new InvalidDataException($"checkpoint '{tagDirectory}' has no {FileName} (an incomplete or foreign checkpoint)");
-        CheckpointManifest? m;
-        try
-        {
-            m = JsonSerializer.Deserialize<CheckpointManifest>(File.ReadAllText(path), Json);
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"checkpoint manifest '{path}' is not valid JSON ({e.Message})");
-        }
-        if (m == null || m.Format != FormatName)
-            throw new InvalidDataException($"checkpoint manifest '{path}' is not a {FormatName} manifest");
+        var text = File.ReadAllText(path);
+        var raw = ManifestParser.Parse(path, text);
+        var m = ManifestParser.Deserialize(path, text, raw);
+        if (m.Format != FormatName)
+            throw new InvalidDataException($"checkpoint manifest '{path}': field 'format' is '{m.Format}', not '{FormatName}' (not a DeepSpeedSharp checkpoint manifest)");
         if (m.Version is < 1 or > CurrentVersion)
-            throw new InvalidDataException($"checkpoint manifest '{path}' has version {m.Version}; this build reads versions 1 to {CurrentVersion}");
+            throw new InvalidDataException($"checkpoint manifest '{path}': field 'version' is {m.Version}; this build reads versions 1 to {CurrentVersion}");
         if (m.Version == 1)
             m = m with
             {
@@ -102,13 +100,18 @@ public sealed record CheckpointManifest
                 Topology = new CheckpointTopology(["pipe", "data", "model"], [1, m.WorldSize, 1]),
             };
         if (m.Shards.Count != m.ModelParallelSize || m.Shards.Select(s => s.MpRank).Order().Where((r, i) => r != i).Any())
-            throw new InvalidDataException($"checkpoint manifest '{path}' has shards for model-parallel ranks [{string.Join(", ", m.Shards.Select(s => s.MpRank))}]; model_parallel_size {m.ModelParallelSize} needs one for each of 0..{m.ModelParallelSize - 1}");
+            throw new InvalidDataException($"checkpoint manifest '{path}': field 'shards' has model-parallel ranks [{string.Join(", ", m.Shards.Select(s => s.MpRank))}]; field 'model_parallel_size' {m.ModelParallelSize} needs one for each of 0..{m.ModelParallelSize - 1}");
+        ManifestIntegrity.Verify(path, tagDirectory, raw, m);
         return m;
     }
 
-    /// <summary>Writes the manifest to <paramref name="tagDirectory"/>.</summary>
-    public void Write(string tagDirectory) =>
-        File.WriteAllText(Path.Combine(tagDirectory, FileName), JsonSerializer.Serialize(this, Json));
+    /// <summary>Writes the manifest to <paramref name="tagDirectory"/>, with the SHA-256 of each of its fields (<c>field_sha256</c>).</summary>
+    public void Write(string tagDirectory)
+    {
+        var node = JsonNode.Parse(JsonSerializer.Serialize(this, Json))!.AsObject();
+        ManifestIntegrity.Seal(node);
+        File.WriteAllText(Path.Combine(tagDirectory, FileName), node.ToJsonString(Json));
+    }
 
     /// <summary>
     /// Checks that every listed file exists with its recorded size and SHA-256; returns one message per problem,

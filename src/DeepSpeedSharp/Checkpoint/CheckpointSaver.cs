@@ -42,7 +42,7 @@ internal static class CheckpointSaver
         RankAgreement.Run(jobGroup, $"writing checkpoint '{tag}'", () =>
         {
             Directory.CreateDirectory(tmp);
-            WriteRankFile(tmp, group.Rank, place, strategy, optimizer, reshardProblem == null, header.GlobalSteps);
+            WriteRankFile(tmp, group.Rank, place, strategy, optimizer, reshardProblem == null, header);
             if (group.Rank == 0) WriteShard(tmp, place.MpRank, module, strategy, names, layerFiles ?? []);
         });
 
@@ -134,7 +134,7 @@ internal static class CheckpointSaver
         File.WriteAllText(ShardReportPath(tmp, mpRank), JsonSerializer.Serialize(new ShardReport(shard, described, layers), CheckpointManifest.Json));
     }
 
-    private static void WriteRankFile(string tmp, int rank, CheckpointPlacement place, ICheckpointableStrategy strategy, optim.Optimizer optimizer, bool reshardable, long step)
+    private static void WriteRankFile(string tmp, int rank, CheckpointPlacement place, ICheckpointableStrategy strategy, optim.Optimizer optimizer, bool reshardable, CheckpointManifest header)
     {
         using var scope = NewDisposeScope();
         var tensors = new List<KeyValuePair<string, Tensor>>();
@@ -171,8 +171,9 @@ internal static class CheckpointSaver
         }
         string name = CheckpointNames.OptimStatesFile(rank, place.MpRank);
         string path = Path.Combine(tmp, name);
-        SafeTensors.Write(path, tensors);
-        MaybeCrash(path, place.Job.Rank, place.Job.Size, step);
+        // The counters go into the file too, so an edited manifest can be told from the state it describes.
+        SafeTensors.Write(path, tensors, ManifestIntegrity.CountersOf(header));
+        MaybeCrash(path, place.Job.Rank, place.Job.Size, header.GlobalSteps);
         var report = new RankReport(Describe(tmp, name, rank, place.MpRank, pieces, true, !reshardable), kinds);
         File.WriteAllText(ReportPath(tmp, rank, place.MpRank), JsonSerializer.Serialize(report, CheckpointManifest.Json));
     }

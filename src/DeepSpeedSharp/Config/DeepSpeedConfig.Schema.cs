@@ -13,6 +13,8 @@ public sealed partial class DeepSpeedConfig
     private static Field<DeepSpeedConfig> Section<S>(string key, SectionSchema<S> schema, Func<DeepSpeedConfig, S> get, Action<DeepSpeedConfig, S> set) =>
         Fields<DeepSpeedConfig>.Section(key, schema, get, (c, v) => { set(c, v); return c; });
 
+    private static readonly NumericRange BatchRange = NumericRange.Int(1, int.MaxValue) with { Or = "\"auto\"" };
+
     /// <summary>A batch key: "auto" is recorded (not defaulted) so <see cref="ResolveBatchSizes"/> can fill it.</summary>
     private static Field<DeepSpeedConfig> Batch(string key, Func<DeepSpeedConfig, int?> get, Action<DeepSpeedConfig, int?> set) =>
         new CustomField<DeepSpeedConfig>(key, (c, n, ctx, p) =>
@@ -23,17 +25,15 @@ public sealed partial class DeepSpeedConfig
                 set(c, null);
                 return c;
             }
-            if (n is null) { set(c, null); return c; }
-            if (n.GetValueKind() != JsonValueKind.Number) throw Kinds.Expected(p, "a positive integer or \"auto\"", n);
-            var v = Kinds.ReadLong(n, p, long.MinValue, long.MaxValue);
-            if (v <= 0) throw new DeepSpeedConfigException($"{p} must be a positive integer, got {v}");
-            if (v > int.MaxValue) throw new DeepSpeedConfigException($"{p}: {v} is too large; expected at most {int.MaxValue}");
-            set(c, (int)v);
+            set(c, n is null ? null : (int)Kinds.ReadLong(n, p, BatchRange));
             return c;
-        }, c => get(c) is { } v ? JsonValue.Create(v) : null).AutoIsValue();
+        }, c => get(c) is { } v ? JsonValue.Create(v) : null).WithRange(BatchRange).AutoIsValue();
 
     /// <summary>The canonical dotted path of every key the reader accepts through a field (for the key-table test).</summary>
     internal static IEnumerable<string> SchemaKeyPaths() => TopLevel.KeyPaths("");
+
+    /// <summary>Every key the reader accepts through a field, with the range of each numeric key (for the range test).</summary>
+    internal static IEnumerable<SchemaKey> SchemaKeys() => TopLevel.Keys("");
 
     private static readonly SectionSchema<DeepSpeedConfig> TopLevel = new SectionSchema<DeepSpeedConfig>(() => new DeepSpeedConfig()) { WarnOnAuto = true }
         .Add(
@@ -45,7 +45,7 @@ public sealed partial class DeepSpeedConfig
             Of("memory_breakdown", Kinds.Bool, c => c.MemoryBreakdown, (c, v) => c.MemoryBreakdown = v),
             Of("gradient_clipping", Kinds.Double(min: 0), c => c.GradientClipping, (c, v) => c.GradientClipping = v),
             Of("prescale_gradients", Kinds.Bool, c => c.PrescaleGradients, (c, v) => c.PrescaleGradients = v),
-            Of("gradient_predivide_factor", Kinds.Double(min: double.Epsilon), c => c.GradientPredivideFactor, (c, v) => c.GradientPredivideFactor = v),
+            Of("gradient_predivide_factor", Kinds.Double(min: 0, minExclusive: true), c => c.GradientPredivideFactor, (c, v) => c.GradientPredivideFactor = v),
             Of("gradient_allreduce_op", Kinds.OneOf("mean", "sum"), c => c.GradientAllreduceOp, (c, v) => c.GradientAllreduceOp = v),
             Of("communication_data_type", Kinds.Dtype, c => c.CommunicationDataType, (c, v) => c.CommunicationDataType = v),
             Of("zero_allow_untested_optimizer", Kinds.Bool, c => c.ZeroAllowUntestedOptimizer, (c, v) => c.ZeroAllowUntestedOptimizer = v),
@@ -58,9 +58,9 @@ public sealed partial class DeepSpeedConfig
             Section("fp16", PrecisionSchemas.Fp16, c => c.Fp16, (c, v) => c.Fp16 = v),
             Section("data_types", PrecisionSchemas.DataTypes, c => c.DataTypes, (c, v) => c.DataTypes = v),
             new CustomField<DeepSpeedConfig>("optimizer", (c, n, ctx, p) => { c.Optimizer = OptimizerSchemas.Read(n, ctx, p); return c; },
-                c => OptimizerSchemas.Write(c.Optimizer), OptimizerSchemas.KeyPaths).AutoIsValue(),
+                c => OptimizerSchemas.Write(c.Optimizer), OptimizerSchemas.Keys).AutoIsValue(),
             new CustomField<DeepSpeedConfig>("scheduler", (c, n, ctx, p) => { c.Scheduler = SchedulerSchemas.Read(n, ctx, p); return c; },
-                c => SchedulerSchemas.Write(c.Scheduler), SchedulerSchemas.KeyPaths).AutoIsValue(),
+                c => SchedulerSchemas.Write(c.Scheduler), SchedulerSchemas.Keys).AutoIsValue(),
             Section("pipeline", MiscSchemas.Pipeline, c => c.Pipeline, (c, v) => c.Pipeline = v),
             Section("activation_checkpointing", MiscSchemas.ActivationCheckpointing, c => c.ActivationCheckpointing, (c, v) => c.ActivationCheckpointing = v),
             Section("flops_profiler", MiscSchemas.FlopsProfiler, c => c.FlopsProfiler, (c, v) => c.FlopsProfiler = v),

@@ -75,7 +75,7 @@ public sealed partial class DeepSpeedConfig
         }
         catch (DeepSpeedConfigException e)
         {
-            throw new DeepSpeedConfigException($"{path}: {e.Message}", e);
+            throw DeepSpeedConfigException.Of(e.Errors, path, e);
         }
     }
 
@@ -131,7 +131,8 @@ public sealed partial class DeepSpeedConfig
         var ctx = new ReadContext();
         LegacyMigrations.Apply(root, ctx);
         var config = TopLevel.Read(root, ctx, "");
-        ConfigChecks.Validate(config);
+        ConfigChecks.Validate(config, ctx);
+        if (ctx.Errors.Count > 0) throw DeepSpeedConfigException.Of(ctx.Errors);
         config.Warnings = ctx.FinishWarnings();
         config.NoEffectKeys = ctx.NoEffect.DistinctBy(k => k.Key).ToList();
         config.AutoKeys = ctx.AutoKeys.ToList();

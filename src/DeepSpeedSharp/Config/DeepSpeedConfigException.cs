@@ -1,16 +1,41 @@
 namespace DeepSpeedSharp.Config;
 
 /// <summary>
-/// A DeepSpeed config could not be read or is invalid. The message names the offending key (with its path,
-/// e.g. <c>zero_optimization.stage</c>), the value, and what would be accepted.
+/// A DeepSpeed config could not be read or is invalid. Each error names the offending key (with its path,
+/// e.g. <c>zero_optimization.stage</c>), the value, and what would be accepted. A config with several errors reports
+/// them all: <see cref="Errors"/> holds one line per error, and the message is <c>N errors in FILE:</c> followed by
+/// those lines (or just the line, prefixed with the file, when there is one).
 /// </summary>
 public sealed class DeepSpeedConfigException : Exception
 {
-    /// <summary>Creates the exception with a user-facing message.</summary>
-    public DeepSpeedConfigException(string message) : base(message) { }
+    /// <summary>Creates the exception with a user-facing message (one error).</summary>
+    public DeepSpeedConfigException(string message) : base(message) => Errors = [message];
 
     /// <summary>Creates the exception with a user-facing message and the underlying cause.</summary>
-    public DeepSpeedConfigException(string message, Exception inner) : base(message, inner) { }
+    public DeepSpeedConfigException(string message, Exception inner) : base(message, inner) => Errors = [message];
+
+    private DeepSpeedConfigException(string message, IReadOnlyList<string> errors, string? file, Exception? inner)
+        : base(message, inner)
+    {
+        Errors = errors;
+        File = file;
+    }
+
+    /// <summary>Every error found, one line each, without the file name (at least one).</summary>
+    public IReadOnlyList<string> Errors { get; }
+
+    /// <summary>The config file the errors are in, when the config was read from a file.</summary>
+    public string? File { get; }
+
+    /// <summary>One exception for all <paramref name="errors"/> of a config (read from <paramref name="file"/>, if any).</summary>
+    public static DeepSpeedConfigException Of(IReadOnlyList<string> errors, string? file = null, Exception? inner = null)
+    {
+        if (errors.Count == 0) throw new ArgumentException("no errors", nameof(errors));
+        var message = errors.Count == 1
+            ? (file is null ? errors[0] : $"{file}: {errors[0]}")
+            : $"{errors.Count} errors in {file ?? "the config"}:" + string.Concat(errors.Select(e => "\n  " + e));
+        return new DeepSpeedConfigException(message, errors, file, inner);
+    }
 }
 
 /// <summary>

@@ -74,22 +74,7 @@ public static class SafeTensors
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
         long fileLength = stream.Length;
-        Span<byte> len = stackalloc byte[8];
-        if (stream.Read(len) != 8) throw Corrupt(path, "the file is shorter than the 8-byte header length");
-        long headerLength = BinaryPrimitives.ReadInt64LittleEndian(len);
-        if (headerLength <= 0 || headerLength > MaxHeaderBytes || 8 + headerLength > fileLength)
-            throw Corrupt(path, $"header length {headerLength} does not fit the file ({fileLength} bytes)");
-        var headerBytes = new byte[headerLength];
-        stream.ReadExactly(headerBytes);
-        JsonObject header;
-        try
-        {
-            header = JsonNode.Parse(headerBytes)?.AsObject() ?? throw Corrupt(path, "the header is not a JSON object");
-        }
-        catch (Exception e) when (e is JsonException or InvalidOperationException)
-        {
-            throw Corrupt(path, $"the header is not valid JSON ({e.Message})");
-        }
+        var header = ReadHeader(stream, path, out long headerLength);
         metadata = new Dictionary<string, string>();
         long dataStart = 8 + headerLength, dataLength = fileLength - dataStart;
         var entries = new List<(string Name, ScalarType Type, long[] Shape, long Begin, long End)>();
@@ -151,6 +136,37 @@ public static class SafeTensors
         ScalarType.BFloat16 or ScalarType.Float16 or ScalarType.Int16 => 2,
         _ => 1,
     };
+
+    /// <summary>Only the header's string metadata (<c>__metadata__</c>), without reading any tensor data.</summary>
+    public static Dictionary<string, string> ReadMetadata(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 4096);
+        var header = ReadHeader(stream, path, out _);
+        var metadata = new Dictionary<string, string>();
+        if (header.TryGetPropertyValue("__metadata__", out var node) && node is JsonObject meta)
+            foreach (var (k, v) in meta) metadata[k] = v?.GetValue<string>() ?? "";
+        return metadata;
+    }
+
+    private static JsonObject ReadHeader(Stream stream, string path, out long headerLength)
+    {
+        long fileLength = stream.Length;
+        Span<byte> len = stackalloc byte[8];
+        if (stream.Read(len) != 8) throw Corrupt(path, "the file is shorter than the 8-byte header length");
+        headerLength = BinaryPrimitives.ReadInt64LittleEndian(len);
+        if (headerLength <= 0 || headerLength > MaxHeaderBytes || 8 + headerLength > fileLength)
+            throw Corrupt(path, $"header length {headerLength} does not fit the file ({fileLength} bytes)");
+        var headerBytes = new byte[headerLength];
+        stream.ReadExactly(headerBytes);
+        try
+        {
+            return JsonNode.Parse(headerBytes)?.AsObject() ?? throw Corrupt(path, "the header is not a JSON object");
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            throw Corrupt(path, $"the header is not valid JSON ({e.Message})");
+        }
+    }
 
     private static InvalidDataException Corrupt(string path, string why) => new($"safetensors file '{path}': {why}");
 

@@ -48,7 +48,7 @@ public sealed class ConfigCliTests : IDisposable
         var (code, stdout, _) = Run(good, stage, mismatch, empty, binary, huge, missing, _dir);
         Assert.Equal(1, code);
         Assert.Contains($"{good}: ok:", stdout);
-        Assert.Contains($"{stage}: error: zero_optimization.stage: expected an integer, got a string \"two\"", stdout);
+        Assert.Contains($"{stage}: error: zero_optimization.stage: expected a ZeRO stage: 0, 1, 2 or 3, got a string \"two\"", stdout);
         Assert.Contains($"{mismatch}: error: train_batch_size (16) != train_micro_batch_size_per_gpu (1) × gradient_accumulation_steps (8) × data-parallel world size (1)", stdout);
         Assert.Contains($"{empty}: error: the config is empty", stdout);
         Assert.Contains($"{binary}: error: not valid JSON", stdout);

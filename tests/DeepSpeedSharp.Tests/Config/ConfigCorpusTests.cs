@@ -28,7 +28,7 @@ public class ConfigCorpusTests(ITestOutputHelper output)
         ["dsx__Megatron-LM_scripts_ds_zero3_config.json"] = "unknown key 'stage3_param_persitance_threshold' in zero_optimization",
         ["dsx__cifar_ds_config.json"] = null,
         ["dsx__compression_gpt2_config_ds_config_W8A8_Qgroup64_fp16.json"] = "compression training is not implemented",
-        ["dsx__inference_huggingface_ds_config_nvme.json"] = "zero_optimization.stage3_max_reuse_distance: must be ≥ 0, got -1",
+        ["dsx__inference_huggingface_ds_config_nvme.json"] = "zero_optimization.stage3_max_reuse_distance: must be an integer ≥ 0, got -1",
         ["dsx__qanet_deepspeed_bsz512_1cycle.json"] = null,
         ["dsx__training_BingBertGlue_glue_bert_base.json"] = null,
         ["dsx__training_alpaca-lora-zero3_ds_config.json"] = null,

@@ -33,12 +33,14 @@ public static partial class ConfigKeyTable
                                                                              && !k[(section.Length + 1)..].Contains('.'))
             .Select(k => section.Length == 0 ? k : k[(section.Length + 1)..]);
 
-    /// <summary>The key table of <c>docs/config.md</c>: one Markdown row per key, grouped by section.</summary>
+    /// <summary>The key table of <c>docs/config.md</c>: one Markdown row per key, grouped by section, with the range
+    /// each numeric key accepts (declared on its schema definition).</summary>
     public static string ToMarkdown()
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| Key | Effect here | Notes |");
-        sb.AppendLine("|---|---|---|");
+        var ranges = DeepSpeedConfig.SchemaKeys().Where(k => k.Range != null).DistinctBy(k => k.Path).ToDictionary(k => k.Path, k => k.Range!.Describe());
+        sb.AppendLine("| Key | Effect here | Accepted values | Notes |");
+        sb.AppendLine("|---|---|---|---|");
         foreach (var e in All)
         {
             var kind = e.Kind switch
@@ -47,7 +49,8 @@ public static partial class ConfigKeyTable
                 KeyEffectKind.NoEffect => "**no effect**",
                 _ => "**rejected** unless default",
             };
-            sb.AppendLine($"| `{e.Key}` | {kind} | {e.Note.Replace("|", "\\|", StringComparison.Ordinal)} |");
+            var accepts = ranges.TryGetValue(e.Key, out var r) ? r : "";
+            sb.AppendLine($"| `{e.Key}` | {kind} | {accepts} | {e.Note.Replace("|", "\\|", StringComparison.Ordinal)} |");
         }
         var counts = All.GroupBy(e => e.Kind).ToDictionary(g => g.Key, g => g.Count());
         sb.AppendLine();

@@ -5,7 +5,7 @@ namespace DeepSpeedSharp.Config.Schema;
 
 /// <summary>
 /// Walks the JSON once with <see cref="Utf8JsonReader"/> and rejects duplicate keys (DeepSpeed raises on them too),
-/// naming the key and the object path where it repeats. Also turns syntax errors into config errors.
+/// naming the key and the object path where it repeats (all of them at once). Also turns syntax errors into config errors.
 /// </summary>
 internal static class DuplicateKeyChecker
 {
@@ -22,6 +22,7 @@ internal static class DuplicateKeyChecker
         var frames = new Stack<(string Path, HashSet<string>? Keys)>();
         string? pendingKey = null;
         var arrayIndex = new Stack<int>();
+        var duplicates = new List<string>();
         try
         {
             while (reader.Read())
@@ -48,8 +49,7 @@ internal static class DuplicateKeyChecker
                         var key = reader.GetString()!;
                         var frame = frames.Peek();
                         if (!frame.Keys!.Add(key))
-                            throw new DeepSpeedConfigException(
-                                $"duplicate key '{key}' {ReadContext.Where(frame.Path)} (DeepSpeed rejects duplicate keys too; keep one)");
+                            duplicates.Add($"duplicate key '{key}' {ReadContext.Where(frame.Path)} (DeepSpeed rejects duplicate keys too; keep one)");
                         pendingKey = key;
                         break;
                     default:
@@ -63,6 +63,7 @@ internal static class DuplicateKeyChecker
         {
             throw new DeepSpeedConfigException($"not valid JSON: {e.Message}", e);
         }
+        if (duplicates.Count > 0) throw DeepSpeedConfigException.Of(duplicates);
     }
 
     private static string ChildPath(Stack<(string Path, HashSet<string>? Keys)> frames, string? key, Stack<int> arrayIndex)

@@ -14,8 +14,10 @@ internal abstract class Field<T>(string key)
     public List<string> DeprecatedNames { get; } = [];
     /// <summary>Whether the string "auto" means "use the default" for this key (false when "auto" is a real value).</summary>
     public bool AutoMeansDefault { get; set; } = true;
-    /// <summary>The dotted paths of the keys below this one (nested sections), or null for a leaf key.</summary>
-    public virtual IEnumerable<string>? ChildPaths(string path) => null;
+    /// <summary>The keys below this one (nested sections), or null for a leaf key.</summary>
+    public virtual IEnumerable<SchemaKey>? ChildKeys(string path) => null;
+    /// <summary>The accepted values of a numeric leaf key (null for other keys).</summary>
+    public virtual NumericRange? Range => null;
 
     public abstract T Read(T target, JsonNode? value, ReadContext ctx, string path);
     /// <summary>The normalised value for <c>ToJson</c> (null = omit).</summary>
@@ -38,6 +40,7 @@ internal sealed class ValueField<T, V>(string key, ValueKind<V> kind, Func<T, V>
     }
 
     public override JsonNode? Write(T source) => kind.Write(get(source));
+    public override NumericRange? Range => kind.Range;
 }
 
 /// <summary>A nested section read with its own schema.</summary>
@@ -45,17 +48,27 @@ internal sealed class SectionField<T, S>(string key, SectionSchema<S> schema, Fu
 {
     public override T Read(T target, JsonNode? value, ReadContext ctx, string path) => set(target, schema.Read(value, ctx, path));
     public override JsonNode? Write(T source) => schema.Write(get(source));
-    public override IEnumerable<string> ChildPaths(string path) => schema.KeyPaths(path);
+    public override IEnumerable<SchemaKey> ChildKeys(string path) => schema.Keys(path);
 }
 
 /// <summary>A key with hand-written reading (e.g. <c>betas</c>, the optimizer and scheduler sections).</summary>
 internal sealed class CustomField<T>(string key, Func<T, JsonNode?, ReadContext, string, T> read, Func<T, JsonNode?> write,
-    Func<string, IEnumerable<string>>? children = null) : Field<T>(key)
+    Func<string, IEnumerable<SchemaKey>>? children = null) : Field<T>(key)
 {
+    private NumericRange? range;
     public override T Read(T target, JsonNode? value, ReadContext ctx, string path) => read(target, value, ctx, path);
     public override JsonNode? Write(T source) => write(source);
-    public override IEnumerable<string>? ChildPaths(string path) => children?.Invoke(path);
+    public override IEnumerable<SchemaKey>? ChildKeys(string path) => children?.Invoke(path);
+    public override NumericRange? Range => range;
+
+    /// <summary>Declares the range the hand-written reader enforces (for messages, docs and the range test).</summary>
+    public CustomField<T> WithRange(NumericRange r) { range = r; return this; }
 }
+
+/// <summary>One key the reader accepts: its canonical dotted path and, for numeric keys, the accepted range.</summary>
+/// <param name="Path">e.g. <c>zero_optimization.reduce_bucket_size</c>.</param>
+/// <param name="Range">The accepted values, or null for a non-numeric key.</param>
+internal sealed record SchemaKey(string Path, NumericRange? Range);
 
 /// <summary>Whether a raw config value asks for something.</summary>
 internal static class Activity

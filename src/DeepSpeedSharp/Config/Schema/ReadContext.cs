@@ -11,6 +11,21 @@ internal sealed class ReadContext
     /// <summary>Keys present that have no effect here (see <see cref="ConfigKeyTable"/>), with the reason.</summary>
     public List<NoEffectKey> NoEffect { get; } = [];
     public List<string> CommentKeys { get; } = [];
+    /// <summary>Every error found so far, one line each (the reader goes on after an error to report them all).</summary>
+    public List<string> Errors { get; } = [];
+    /// <summary>Dotted paths of the keys that failed; cross-key checks involving them are skipped (their values are defaults).</summary>
+    public HashSet<string> FailedKeys { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Records the error(s) of the key at <paramref name="path"/> and goes on reading.</summary>
+    public void Fail(string path, DeepSpeedConfigException e)
+    {
+        Errors.AddRange(e.Errors);
+        FailedKeys.Add(path);
+    }
+
+    /// <summary>Whether a key at or above/below any of <paramref name="paths"/> failed to read.</summary>
+    public bool AnyFailed(params string[] paths) =>
+        FailedKeys.Any(f => paths.Any(p => f == p || f.StartsWith(p + ".", StringComparison.Ordinal) || p.StartsWith(f + ".", StringComparison.Ordinal)));
 
     /// <summary>"zero_optimization" + "stage" → "zero_optimization.stage"; top level has an empty path.</summary>
     public static string Join(string path, string key) => path.Length == 0 ? key : path + "." + key;

@@ -5,8 +5,10 @@ using System.Text.Json.Nodes;
 namespace DeepSpeedSharp.Config.Schema;
 
 /// <summary>How one JSON value is read into a .NET value (and written back for <c>ToJson</c>).</summary>
-internal sealed class ValueKind<V>(Func<JsonNode?, string, V> read, Func<V, JsonNode?> write)
+internal sealed class ValueKind<V>(Func<JsonNode?, string, V> read, Func<V, JsonNode?> write, NumericRange? range = null)
 {
+    /// <summary>The accepted values of a numeric kind (null for booleans, strings, lists).</summary>
+    public NumericRange? Range => range;
     public V Read(JsonNode? node, string path) => read(node, path);
     public JsonNode? Write(V value) => write(value);
 }
@@ -25,20 +27,38 @@ internal static class Kinds
         return a.Select((x, i) => ReadString(x, $"{p}[{i}]")).ToList();
     }, v => new JsonArray(v.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()));
 
-    public static ValueKind<int> Int(long min = int.MinValue, long max = int.MaxValue) =>
-        new((n, p) => (int)ReadLong(n, p, min, Math.Min(max, int.MaxValue)), v => JsonValue.Create(v));
+    // Every numeric kind takes its lower bound explicitly: a new key cannot be added without deciding its range.
 
-    public static ValueKind<int?> OptionalInt(long min = int.MinValue) =>
-        new((n, p) => n is null ? null : (int)ReadLong(n, p, min, int.MaxValue), v => v is null ? null : JsonValue.Create(v.Value));
+    /// <summary>An integer in [min, max] (max at most int.MaxValue); <paramref name="text"/> replaces the generated description.</summary>
+    public static ValueKind<int> Int(long min, long max = int.MaxValue, string? text = null)
+    {
+        var r = NumericRange.Int(min, Math.Min(max, int.MaxValue)) with { Text = text };
+        return new((n, p) => (int)ReadLong(n, p, r), v => JsonValue.Create(v), r);
+    }
 
-    public static ValueKind<long> Long(long min = long.MinValue) =>
-        new((n, p) => ReadLong(n, p, min, long.MaxValue), v => JsonValue.Create(v));
+    public static ValueKind<int?> OptionalInt(long min)
+    {
+        var r = NumericRange.Int(min, int.MaxValue);
+        return new((n, p) => n is null ? null : (int)ReadLong(n, p, r), v => v is null ? null : JsonValue.Create(v.Value), r);
+    }
 
-    public static ValueKind<double> Double(double min = double.NegativeInfinity, double max = double.PositiveInfinity) =>
-        new((n, p) => ReadDouble(n, p, min, max), v => JsonValue.Create(v));
+    public static ValueKind<long> Long(long min)
+    {
+        var r = NumericRange.Int(min, long.MaxValue);
+        return new((n, p) => ReadLong(n, p, r), v => JsonValue.Create(v), r);
+    }
 
-    public static ValueKind<double?> OptionalDouble(double min = double.NegativeInfinity) =>
-        new((n, p) => n is null ? null : ReadDouble(n, p, min, double.PositiveInfinity), v => v is null ? null : JsonValue.Create(v.Value));
+    public static ValueKind<double> Double(double min, double max = double.PositiveInfinity, bool minExclusive = false)
+    {
+        var r = NumericRange.Real(min, max, minExclusive);
+        return new((n, p) => ReadDouble(n, p, r), v => JsonValue.Create(v), r);
+    }
+
+    public static ValueKind<double?> OptionalDouble(double min)
+    {
+        var r = NumericRange.Real(min, double.PositiveInfinity);
+        return new((n, p) => n is null ? null : ReadDouble(n, p, r), v => v is null ? null : JsonValue.Create(v.Value), r);
+    }
 
     /// <summary>A string from a fixed set; matching is case-insensitive and the value is normalised to the listed spelling.</summary>
     public static ValueKind<string> OneOf(params string[] allowed) => new((n, p) =>
@@ -78,35 +98,32 @@ internal static class Kinds
     public static string ReadString(JsonNode? n, string path) =>
         n?.GetValueKind() == JsonValueKind.String ? n.GetValue<string>() : throw Expected(path, "a string", n);
 
-    public static long ReadLong(JsonNode? n, string path, long min, long max)
+    /// <summary>An integer inside <paramref name="range"/>; integral floating-point spellings (5e8) are accepted.</summary>
+    public static long ReadLong(JsonNode? n, string path, NumericRange range)
     {
-        if (n?.GetValueKind() != JsonValueKind.Number) throw Expected(path, "an integer", n);
+        if (n?.GetValueKind() != JsonValueKind.Number) throw Expected(path, range.Describe(), n);
         var element = Element(n);
-        long value;
-        if (!element.TryGetInt64(out value))
+        var raw = element.GetRawText();
+        if (!element.TryGetInt64(out var value))
         {
             // DeepSpeed configs commonly write sizes as 5e8; accept integral floating-point numbers.
             var d = element.GetDouble();
             if (double.IsInfinity(d) || d >= 9.2233720368547758E18 || d < -9.2233720368547758E18)
-                throw new DeepSpeedConfigException($"{path}: {element.GetRawText()} is out of range; expected an integer between {min} and {max}");
-            if (d != Math.Floor(d)) throw Expected(path, "an integer", n);
+                throw range.Error(path, raw, aboveTypeLimit: true);
+            if (d != Math.Floor(d)) throw range.Error(path, raw);
             value = (long)d;
         }
-        if (value < min || value > max)
-            throw new DeepSpeedConfigException(value < min && min == 0
-                ? $"{path}: must be ≥ 0, got {value}"
-                : value < min && min == 1 ? $"{path}: must be a positive integer, got {value}"
-                : $"{path}: {value} is out of range; expected an integer between {min} and {max}");
+        if (!range.Contains(value)) throw range.Error(path, raw, aboveTypeLimit: value > range.Max);
         return value;
     }
 
-    public static double ReadDouble(JsonNode? n, string path, double min, double max)
+    /// <summary>A finite number inside <paramref name="range"/>.</summary>
+    public static double ReadDouble(JsonNode? n, string path, NumericRange range)
     {
-        if (n?.GetValueKind() != JsonValueKind.Number) throw Expected(path, "a number", n);
+        if (n?.GetValueKind() != JsonValueKind.Number) throw Expected(path, range.Describe(), n);
         var d = Element(n).GetDouble();
-        if (double.IsInfinity(d)) throw new DeepSpeedConfigException($"{path}: {n.ToJsonString()} is too large for a finite number");
-        if (d < min || d > max)
-            throw new DeepSpeedConfigException($"{path}: {d.ToString(CultureInfo.InvariantCulture)} is out of range; expected a number between {min.ToString(CultureInfo.InvariantCulture)} and {max.ToString(CultureInfo.InvariantCulture)}");
+        if (double.IsInfinity(d)) throw new DeepSpeedConfigException($"{path}: {n.ToJsonString()} is too large for a finite number; expected {range.Describe()}");
+        if (!range.Contains(d)) throw range.Error(path, Element(n).GetRawText());
         return d;
     }
 

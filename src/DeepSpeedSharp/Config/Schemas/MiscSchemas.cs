@@ -5,9 +5,12 @@ namespace DeepSpeedSharp.Config.Schemas;
 /// <summary>Schema tables of the smaller sections: pipeline, activation checkpointing, monitoring, timers, checkpoint, aio.</summary>
 internal static class MiscSchemas
 {
+    private static readonly NumericRange StagesRange = NumericRange.Int(1, 1_000_000) with { Or = "\"auto\"" };
+
     public static readonly SectionSchema<PipelineConfig> Pipeline = new SectionSchema<PipelineConfig>(() => new())
         .Add(
-            new CustomField<PipelineConfig>("stages", (c, n, _, p) => c with { Stages = ReadStages(n, p) }, c => System.Text.Json.Nodes.JsonValue.Create(c.Stages)).AutoIsValue(),
+            new CustomField<PipelineConfig>("stages", (c, n, _, p) => c with { Stages = ReadStages(n, p) }, c => System.Text.Json.Nodes.JsonValue.Create(c.Stages))
+                .WithRange(StagesRange).AutoIsValue(),
             Fields<PipelineConfig>.Of("partition", Kinds.String, c => c.Partition, (c, v) => c with { Partition = v }, (v, p) =>
             {
                 if (v is not ("best" or "parameters" or "uniform") && !v.StartsWith("type:", StringComparison.Ordinal))
@@ -21,7 +24,7 @@ internal static class MiscSchemas
     private static string ReadStages(System.Text.Json.Nodes.JsonNode? n, string path)
     {
         if (n?.GetValueKind() == System.Text.Json.JsonValueKind.String && n.GetValue<string>() == "auto") return "auto";
-        return Kinds.ReadLong(n, path, 1, 1_000_000).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Kinds.ReadLong(n, path, StagesRange).ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 
     public static readonly SectionSchema<ActivationCheckpointingConfig> ActivationCheckpointing = new SectionSchema<ActivationCheckpointingConfig>(() => new())

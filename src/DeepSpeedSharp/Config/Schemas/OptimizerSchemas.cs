@@ -19,20 +19,23 @@ internal static class OptimizerSchemas
     private static readonly Field<OptimizerConfig> Lr = Of("lr", Kinds.Double(min: 0), c => c.Lr, (c, v) => c with { Lr = v });
     private static readonly Field<OptimizerConfig> WeightDecay = Of("weight_decay", Kinds.Double(min: 0), c => c.WeightDecay, (c, v) => c with { WeightDecay = v });
 
+    private static readonly NumericRange BetaRange = NumericRange.Real(0, 1);
+    private static readonly NumericRange MaxGradNormRange = NumericRange.Real(0, double.PositiveInfinity);
+
     private static readonly Field<OptimizerConfig> Betas = new CustomField<OptimizerConfig>("betas", (c, n, _, p) =>
     {
         if (n is not JsonArray { Count: 2 } a) throw Kinds.Expected(p, "a list of two numbers [beta1, beta2]", n);
-        var b1 = Kinds.ReadDouble(a[0], p + "[0]", 0, 1);
-        var b2 = Kinds.ReadDouble(a[1], p + "[1]", 0, 1);
+        var b1 = Kinds.ReadDouble(a[0], p + "[0]", BetaRange);
+        var b2 = Kinds.ReadDouble(a[1], p + "[1]", BetaRange);
         return c with { Beta1 = b1, Beta2 = b2 };
     }, c => new JsonArray(JsonValue.Create(c.Beta1), JsonValue.Create(c.Beta2)));
 
     private static readonly Field<OptimizerConfig> MaxGradNorm = new CustomField<OptimizerConfig>("max_grad_norm", (c, n, ctx, p) =>
     {
-        var v = Kinds.ReadDouble(n, p, 0, double.PositiveInfinity);
+        var v = Kinds.ReadDouble(n, p, MaxGradNormRange);
         if (v > 0) ctx.Warnings.Add($"'{p}' ({v}) is ignored, as DeepSpeed does; use the top-level 'gradient_clipping' to clip gradients");
         return c;
-    }, _ => null);
+    }, _ => null).WithRange(MaxGradNormRange);
 
     public static readonly SectionSchema<OptimizerConfig> AdamParams = new SectionSchema<OptimizerConfig>(() => new())
         .Add(Lr, Betas,
@@ -64,6 +67,7 @@ internal static class OptimizerSchemas
             .Read(obj, ctx, path);
         if (envelope.Type is null)
         {
+            if (ctx.AnyFailed(ReadContext.Join(path, "type"))) return null; // already reported
             if (envelope.Params is JsonObject { Count: > 0 })
                 throw new DeepSpeedConfigException($"{path}.type is missing but {path}.params is given; set type to 'Adam', 'AdamW' or 'SGD'");
             return null;
@@ -95,10 +99,10 @@ internal static class OptimizerSchemas
     }
 
     /// <summary>The dotted paths of <c>type</c> and of every Adam and SGD parameter under <paramref name="path"/>.</summary>
-    public static IEnumerable<string> KeyPaths(string path) =>
-        new[] { ReadContext.Join(path, "type") }
-            .Concat(AdamParams.KeyPaths(ReadContext.Join(path, "params")))
-            .Concat(SgdParams.KeyPaths(ReadContext.Join(path, "params"))).Distinct();
+    public static IEnumerable<SchemaKey> Keys(string path) =>
+        new[] { new SchemaKey(ReadContext.Join(path, "type"), null) }
+            .Concat(AdamParams.Keys(ReadContext.Join(path, "params")))
+            .Concat(SgdParams.Keys(ReadContext.Join(path, "params"))).DistinctBy(k => k.Path);
 
     public static JsonNode? Write(OptimizerConfig? c) => c is null ? null : new JsonObject
     {

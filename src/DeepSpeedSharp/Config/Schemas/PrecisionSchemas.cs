@@ -22,7 +22,7 @@ internal static class PrecisionSchemas
             Fields<Fp16Config>.Of("loss_scale_window", Kinds.Int(min: 1), c => c.LossScaleWindow, (c, v) => c with { LossScaleWindow = v }),
             Fields<Fp16Config>.Of("hysteresis", Kinds.Int(min: 1), c => c.Hysteresis, (c, v) => c with { Hysteresis = v }),
             Fields<Fp16Config>.Of("consecutive_hysteresis", Kinds.Bool, c => c.ConsecutiveHysteresis, (c, v) => c with { ConsecutiveHysteresis = v }),
-            Fields<Fp16Config>.Of("min_loss_scale", Kinds.Double(min: 0), c => c.MinLossScale, (c, v) => c with { MinLossScale = v }),
+            Fields<Fp16Config>.Of("min_loss_scale", Kinds.Double(min: 0, minExclusive: true), c => c.MinLossScale, (c, v) => c with { MinLossScale = v }),
             Fields<Fp16Config>.Of("fp16_master_weights_and_grads", Kinds.Bool, c => c.Fp16MasterWeightsAndGrads, (c, v) => c with { Fp16MasterWeightsAndGrads = v }));
 
     public static readonly SectionSchema<DataTypesConfig> DataTypes = new SectionSchema<DataTypesConfig>(() => new())

@@ -74,7 +74,7 @@ internal static class SchedulerSchemas
         }
         var paramsPath = ReadContext.Join(path, "params");
         var c = table.Read(envelope.Params ?? new JsonObject(), ctx, paramsPath);
-        if (c.Type is "WarmupDecayLR" or "WarmupCosineLR" && c.TotalNumSteps is null)
+        if (c.Type is "WarmupDecayLR" or "WarmupCosineLR" && c.TotalNumSteps is null && !ctx.AnyFailed(paramsPath + ".total_num_steps"))
         {
             var wasAuto = ctx.AutoKeys.Contains(paramsPath + ".total_num_steps");
             throw new DeepSpeedConfigException($"{paramsPath}.total_num_steps is required for {c.Type}"
@@ -86,16 +86,16 @@ internal static class SchedulerSchemas
             foreach (var required in new[] { "cycle_min_lr", "cycle_max_lr" })
                 if (p is null || !p.ContainsKey(required) || ctx.AutoKeys.Contains(paramsPath + "." + required))
                     throw new DeepSpeedConfigException($"{paramsPath}.{required} is required for OneCycle; write a number");
-            if (c.CycleMaxLr < c.CycleMinLr)
+            if (c.CycleMaxLr < c.CycleMinLr && !ctx.AnyFailed(paramsPath + ".cycle_min_lr", paramsPath + ".cycle_max_lr"))
                 throw new DeepSpeedConfigException($"{paramsPath}: cycle_max_lr ({c.CycleMaxLr}) must be ≥ cycle_min_lr ({c.CycleMinLr})");
         }
         return c;
     }
 
     /// <summary>The dotted paths of <c>type</c> and of every scheduler's parameters under <paramref name="path"/>.</summary>
-    public static IEnumerable<string> KeyPaths(string path) =>
-        new[] { ReadContext.Join(path, "type") }
-            .Concat(ByType.Values.SelectMany(t => t.KeyPaths(ReadContext.Join(path, "params")))).Distinct();
+    public static IEnumerable<SchemaKey> Keys(string path) =>
+        new[] { new SchemaKey(ReadContext.Join(path, "type"), null) }
+            .Concat(ByType.Values.SelectMany(t => t.Keys(ReadContext.Join(path, "params")))).DistinctBy(k => k.Path);
 
     public static JsonNode? Write(SchedulerConfig? c) => c is null ? null : new JsonObject
     {

@@ -41,10 +41,7 @@ internal static class ZeroSchemas
     {
         var s = new SectionSchema<ZeroConfig>(() => new());
         s.Add(
-            Fields<ZeroConfig>.Of("stage", Kinds.Int(), c => c.Stage, (c, v) => c with { Stage = v }, (v, p) =>
-            {
-                if (v is < 0 or > 3) throw new DeepSpeedConfigException($"{p}: {v} is not a ZeRO stage; expected 0, 1, 2 or 3");
-            }),
+            Fields<ZeroConfig>.Of("stage", Kinds.Int(0, 3, text: "a ZeRO stage: 0, 1, 2 or 3"), c => c.Stage, (c, v) => c with { Stage = v }),
             Fields<ZeroConfig>.Of("contiguous_gradients", Kinds.Bool, c => c.ContiguousGradients, (c, v) => c with { ContiguousGradients = v }),
             Fields<ZeroConfig>.Of("reduce_scatter", Kinds.Bool, c => c.ReduceScatter, (c, v) => c with { ReduceScatter = v }),
             Fields<ZeroConfig>.Of("overlap_comm", Kinds.Bool, c => c.OverlapComm, (c, v) => c with { OverlapComm = v }),
@@ -73,7 +70,7 @@ internal static class ZeroSchemas
             Fields<ZeroConfig>.Of("zero_quantized_weights", Kinds.Bool, c => c.ZeroQuantizedWeights, (c, v) => c with { ZeroQuantizedWeights = v }),
             Fields<ZeroConfig>.Of("zero_quantized_nontrainable_weights", Kinds.Bool, c => c.ZeroQuantizedNontrainableWeights, (c, v) => c with { ZeroQuantizedNontrainableWeights = v }),
             Fields<ZeroConfig>.Of("zero_quantized_gradients", Kinds.Bool, c => c.ZeroQuantizedGradients, (c, v) => c with { ZeroQuantizedGradients = v }),
-            Fields<ZeroConfig>.Of("mics_shard_size", Kinds.Int(), c => c.MicsShardSize, (c, v) => c with { MicsShardSize = v }),
+            Fields<ZeroConfig>.Of("mics_shard_size", Kinds.Int(min: -1), c => c.MicsShardSize, (c, v) => c with { MicsShardSize = v }),
             Fields<ZeroConfig>.Of("mics_hierarchical_params_gather", Kinds.Bool, c => c.MicsHierarchicalParamsGather, (c, v) => c with { MicsHierarchicalParamsGather = v }),
             Fields<ZeroConfig>.Of("memory_efficient_linear", Kinds.Bool, c => c.MemoryEfficientLinear, (c, v) => c with { MemoryEfficientLinear = v }),
             Fields<ZeroConfig>.Of("override_module_apply", Kinds.Bool, c => c.OverrideModuleApply, (c, v) => c with { OverrideModuleApply = v }),
