@@ -176,7 +176,8 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         long param = master.numel() * master.element_size()
                      + parameters.Where(z => z.IsGathered).Sum(z => z.FullBytes)
                      + SecondaryBytes;
-        long grad = gradPartition.numel() * gradPartition.element_size()
+        // The reduce-scatter's packing buffers are gradient memory too, as stage 0 counts its reduction bucket.
+        long grad = gradPartition.numel() * gradPartition.element_size() + unitReducer.BufferBytes
                     + parameters.Sum(z => GradientBytes(z.Param));
         return new ModelStateBytes(param, grad, OptimizerStateBytes.Count(Optimizer));
     }

@@ -42,6 +42,9 @@ internal sealed class Zero3UnitReducer : IDisposable
         }
     }
 
+    /// <summary>Bytes of the packing and receiving buffers (two of each, sized for the largest unit).</summary>
+    public long BufferBytes => packed.Concat(received).Sum(t => t.numel() * t.element_size());
+
     /// <summary>
     /// Packs the unit's gradients, drops them, and starts the reduce-scatter whose result (scaled by
     /// <paramref name="after"/>) is later added into this rank's slices of <paramref name="gradPartition"/>.

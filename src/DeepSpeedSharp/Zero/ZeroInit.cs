@@ -20,6 +20,7 @@ public sealed class ZeroInit
     /// <summary>Partitions over <paramref name="dataParallelGroup"/> (the world when null; <c>Dist</c> is initialised if needed).</summary>
     public ZeroInit(ProcessGroup? dataParallelGroup = null)
     {
+        Native.AllocatorTuning.Apply(); // before the model's tensors come and go (see AllocatorTuning)
         group = dataParallelGroup ?? (Dist.IsInitialized ? Dist.World : Dist.Initialize());
     }
 
@@ -36,7 +37,8 @@ public sealed class ZeroInit
                 var slice = zeros(size, ScalarType.Float32, p.device).DetachFromDisposeScope();
                 long real = Math.Max(0, Math.Min(size, numel - start));
                 if (real > 0)
-                    using (var flat = p.detach().reshape(-1))
+                    using (var detached = p.detach()) // disposed too: a stray handle would keep the full value alive
+                    using (var flat = detached.reshape(-1))
                     using (var src = flat.narrow(0, start, real))
                     using (var dst = slice.narrow(0, 0, real))
                         dst.copy_(src);

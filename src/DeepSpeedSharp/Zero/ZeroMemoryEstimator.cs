@@ -51,7 +51,7 @@ public sealed record ZeroMemoryEstimate(long Parameters, long Gradients, long Op
 /// The model-state bytes DeepSpeedSharp's strategies hold per rank between steps (what <c>ModelStateBytes()</c>
 /// reports), from the parameter count alone — DeepSpeed's <c>estimate_zero2/3_model_states_mem_needs</c> for this
 /// engine: stage 0 keeps full weights, gradients and a reduction bucket; ZeRO-1/2 a flat 16-bit or fp32 copy plus
-/// 1/N of master, gradient and moments; ZeRO-3 1/N of everything, plus hpZ's secondary partition (persistent small
+/// 1/N of master, gradient and moments; ZeRO-3 1/N of everything, plus the reduce-scatter's buffers and hpZ's secondary partition (persistent small
 /// parameters and activations are not counted). Per host multiply by the ranks per node.
 /// </summary>
 public static class ZeroMemoryEstimator
@@ -84,9 +84,14 @@ public static class ZeroMemoryEstimator
         }
         // ZeRO-3: the master partition (which the gathered weights are built from), its gradient and moments; with hpZ,
         // a secondary partition of the model-dtype weights over the host's group (on the device: backward gathers from it).
-        long m3 = s.MasterBytes * part, g3 = s.MasterBytes * part, o3 = moments * part;
+        // The gradient side adds the reduce-scatter's buffers: two slots, each packing a whole unit's fp32 gradients and
+        // receiving its partition; the largest parameter stands in for the largest unit (a unit of several parameters
+        // packs more).
+        long largestPart = (Math.Min(Math.Max(1, s.LargestParameter), p) + world - 1) / world;
+        long reduceBuffers = 2 * 4 * largestPart * (world + 1);
+        long m3 = s.MasterBytes * part, g3 = s.MasterBytes * part + reduceBuffers, o3 = moments * part;
         long secondary = s.HpzPartitionSize > 1 ? s.ModelBytes * ((p + s.HpzPartitionSize - 1) / s.HpzPartitionSize) : 0;
-        long onHost = (s.OffloadOptimizer || s.OffloadParam ? m3 + g3 + o3 : 0);
+        long onHost = s.OffloadOptimizer || s.OffloadParam ? m3 + g3 - reduceBuffers + o3 : 0; // the buffers stay with the compute
         return new ZeroMemoryEstimate(m3 + secondary, g3, o3, onHost);
     }
 }
