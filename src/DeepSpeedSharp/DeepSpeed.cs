@@ -78,7 +78,6 @@ public static partial class DeepSpeed
     {
         ArgumentNullException.ThrowIfNull(model);
         TorchRuntime.EnsureLoaded();
-        AllocatorTuning.Apply();
         var cfg = ReadConfig(config);
         if (mpu != null && dataParallelGroup != null)
             throw new ArgumentException("pass either mpu (whose data-parallel group the engine uses) or dataParallelGroup, not both");

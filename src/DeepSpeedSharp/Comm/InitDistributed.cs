@@ -14,7 +14,6 @@ public static partial class DeepSpeed
     public static ProcessGroup InitDistributed(string? distBackend = null, string? initMethod = null, TimeSpan? timeout = null, int rank = -1, int worldSize = -1)
     {
         Native.TorchRuntime.EnsureLoaded(); // the user's first DeepSpeedSharp call: a native-load failure is explained here
-        Native.AllocatorTuning.Apply();
         var env = LaunchEnvironment.FromEnvironment();
         if (rank >= 0) env = env with { Rank = rank };
         if (worldSize >= 0) env = env with { WorldSize = worldSize, LocalWorldSize = Math.Min(env.LocalWorldSize, worldSize) };

@@ -180,6 +180,7 @@ internal sealed class Zero3Parameter
         Param.set_(none);
         gathered.Dispose();
         gathered = null;
+        Native.AllocatorTuning.Freed(FullBytes);
     }
 
     /// <summary>Frees the parameter's original full tensor after its partition has been copied out.</summary>

@@ -76,6 +76,7 @@ internal sealed class Zero3UnitReducer : IDisposable
         }
         if (before != 1.0) input.mul_(before);
         foreach (var p in ps) p.Param.grad = null; // packed: the full gradients can go now
+        Native.AllocatorTuning.Freed(ps.Sum(p => p.FullBytes));
         var output = received[slot].narrow(0, 0, stride).DetachFromDisposeScope();
         Work? work = null;
         if (group.Size == 1) output.copy_(input);

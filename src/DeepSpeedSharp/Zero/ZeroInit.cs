@@ -20,7 +20,6 @@ public sealed class ZeroInit
     /// <summary>Partitions over <paramref name="dataParallelGroup"/> (the world when null; <c>Dist</c> is initialised if needed).</summary>
     public ZeroInit(ProcessGroup? dataParallelGroup = null)
     {
-        Native.AllocatorTuning.Apply(); // before the model's tensors come and go (see AllocatorTuning)
         group = dataParallelGroup ?? (Dist.IsInitialized ? Dist.World : Dist.Initialize());
     }
 
@@ -45,6 +44,7 @@ public sealed class ZeroInit
                 Registry[p.Handle] = new PrePartitioned(p.shape, numel, p.dtype, slice, group.Size, group.Rank);
                 using var none = empty(0, p.dtype, p.device);
                 p.set_(none);
+                Native.AllocatorTuning.Freed(numel * p.dtype.ElementSize());
             }
         }
         return module;
