@@ -20,7 +20,8 @@ echo "{\"train_micro_batch_size_per_gpu\": 1, \"steps_per_print\": 1000, \"optim
 ranks_rss() { # summed VmRSS (KiB) of every descendant of $1
   local total=0 p
   for p in $(pgrep -P "$1"; for c in $(pgrep -P "$1"); do pgrep -P "$c"; done); do
-    total=$(( total + $(awk '/VmRSS/ {print $2}' /proc/$p/status 2>/dev/null || echo 0) ))
+    local v; v=$(awk '/VmRSS/ {print $2}' /proc/$p/status 2>/dev/null) # empty when the process just ended
+    total=$(( total + ${v:-0} ))
   done
   echo $total
 }

@@ -21,6 +21,10 @@ public static class CliOptions
     /// <param name="requirement">What a valid value is, for the error: "a positive integer".</param>
     /// <param name="defaultValue">The value when the option is absent.</param>
     /// <param name="showDefault">Whether help shows the default.</param>
+    /// <summary>The DIR argument of the checkpoint commands.</summary>
+    public static Argument<string> CheckpointDirectory() =>
+        Positional<string>("DIR", "the checkpoint directory (the one SaveCheckpoint wrote, holding 'latest' and the tags)", ArgumentArity.ExactlyOne);
+
     public static Option<T> Value<T>(string name, string valueName, string description, ValueParser<T> parse, string requirement,
         T defaultValue, bool showDefault = true)
     {

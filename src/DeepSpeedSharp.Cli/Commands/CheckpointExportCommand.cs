@@ -19,7 +19,7 @@ public sealed class CheckpointExportCommand : CliCommand
     /// <inheritdoc />
     public override Command CreateCommand()
     {
-        var dir = CliOptions.Positional<string>("DIR", "the checkpoint directory (the one SaveCheckpoint wrote, holding 'latest' and the tags)", ArgumentArity.ExactlyOne);
+        var dir = CliOptions.CheckpointDirectory();
         var tag = CliOptions.Text("--tag", "TAG", "the tag (sub-directory) to export (default: the one 'latest' names)");
         var output = CliOptions.Text("--out", "FILE", "the .safetensors file to write (required)");
         var dtype = CliOptions.Choice("--dtype", "fp32|bf16|fp16", "element type of the exported tensors (float32, bfloat16 and float16 are accepted too)",

@@ -18,7 +18,7 @@ public sealed class CheckpointInspectCommand : CliCommand
     /// <inheritdoc />
     public override Command CreateCommand()
     {
-        var dir = CliOptions.Positional<string>("DIR", "the checkpoint directory (the one SaveCheckpoint wrote, holding 'latest' and the tags)", ArgumentArity.ExactlyOne);
+        var dir = CliOptions.CheckpointDirectory();
         var tag = CliOptions.Text("--tag", "TAG", "inspect only this tag (default: every tag)");
         var command = new Command("inspect", "Print a checkpoint's tags, world size, ZeRO stage, dtypes and sizes, and verify every file's checksum " +
                                              "(exit 1 when one does not match or a file is missing).")
