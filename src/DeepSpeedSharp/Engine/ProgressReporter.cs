@@ -5,7 +5,8 @@ using DeepSpeedSharp.Utils;
 namespace DeepSpeedSharp.Engine;
 
 /// <summary>
-/// DeepSpeed's <c>steps_per_print</c> report on rank 0: <c>step=N, skipped=K, lr=[...], loss=..., samples/s=...</c>
+/// DeepSpeed's <c>steps_per_print</c> report on rank 0: <c>step=N, skipped=K, lr=[...], loss=... (this rank, mean of M
+/// micro-step(s)), samples/s=...</c>
 /// plus tokens/s (when token ids were counted; both throughputs only while <c>timers.throughput.enabled</c>) and the
 /// process's resident memory (RSS, peak RSS), followed, with <c>wall_clock_breakdown</c>, by the timers accumulated since
 /// the previous report, and with <c>memory_breakdown</c> by the model-state bytes of this rank.
@@ -57,7 +58,8 @@ internal sealed class ProgressReporter
         double samplesPerSecond = seconds > 0 ? (globalSamples - lastSamples) / seconds : 0;
         var ci = CultureInfo.InvariantCulture;
         string lr = string.Join(", ", lrs.Select(x => x.ToString("G6", ci)));
-        string loss = lossCount > 0 ? (lossSum / lossCount).ToString("F6", ci) : "n/a";
+        // Labelled: a training loop's own step loss is usually the mean over every rank's micro-batches of one step.
+        string loss = lossCount > 0 ? $"{(lossSum / lossCount).ToString("F6", ci)} (this rank, mean of {lossCount} micro-step(s))" : "n/a";
         string tps = tokens > lastTokens && seconds > 0 ? $", tokens/s={((tokens - lastTokens) / seconds).ToString("F0", ci)}" : "";
         long rssMiB = Environment.WorkingSet >> 20, peakMiB = Process.GetCurrentProcess().PeakWorkingSet64 >> 20;
         string speed = throughput ? $", samples/s={samplesPerSecond.ToString("F2", ci)}{tps}" : "";
