@@ -31,7 +31,6 @@ public static class Dist
             var t = timeout ?? env.TimeoutOverride ?? DefaultTimeout;
             if (t <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(timeout), $"timeout {t} must be positive.");
             _timeoutFromEnvironment = timeout == null && env.TimeoutOverride != null;
-            _heartbeatFromEnvironment = env.HeartbeatTimeoutOverride != null;
             _runtime = new CommRuntime(env, backend, t, env.HeartbeatTimeoutOverride ?? DefaultHeartbeatTimeout, Logger);
             return _runtime.World;
         }
@@ -40,7 +39,7 @@ public static class Dist
     /// <summary>How long a rank may send no heartbeat before the ranks waiting for it name it frozen (30 s).</summary>
     public static readonly TimeSpan DefaultHeartbeatTimeout = Liveness.PeerWatch.DefaultFrozenAfter;
 
-    private static bool _timeoutFromEnvironment, _heartbeatFromEnvironment;
+    private static bool _timeoutFromEnvironment; // the code passed no timeout and DEEPSPEED_TIMEOUT gave one
 
     /// <summary>
     /// The collective timeout: how long an operation waits for ranks that are alive (still sending heartbeats) before it
@@ -65,7 +64,7 @@ public static class Dist
         var rt = Runtime;
         if (rt.Heartbeats is not { } watch) return;
         if (collective is { } c && !(fromConfig && _timeoutFromEnvironment)) watch.CollectiveTimeout = c;
-        if (heartbeat is { } h && !(fromConfig && _heartbeatFromEnvironment)) watch.FrozenAfter = h;
+        if (heartbeat is { } h && !(fromConfig && rt.Env.HeartbeatTimeoutOverride != null)) watch.FrozenAfter = h;
     }
 
     /// <summary>True after <see cref="Initialize(string?, TimeSpan?)"/> and before <see cref="Destroy"/>.</summary>

@@ -1,4 +1,3 @@
-using System.Globalization;
 using DeepSpeedSharp.Comm.Core;
 using DeepSpeedSharp.Comm.Liveness;
 
@@ -48,5 +47,5 @@ public abstract partial class ProcessGroup
         return new DistributedException(ctx.Name, ctx.Seq, late, message);
     }
 
-    private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture) + " s";
+    private static string Seconds(TimeSpan t) => CommActivity.Seconds(t);
 }

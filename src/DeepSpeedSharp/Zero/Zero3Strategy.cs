@@ -178,14 +178,8 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
                      + SecondaryBytes;
         // The reduce-scatter's packing buffers are gradient memory too, as stage 0 counts its reduction bucket.
         long grad = gradPartition.numel() * gradPartition.element_size() + unitReducer.BufferBytes
-                    + parameters.Sum(z => GradientBytes(z.Param));
+                    + parameters.Sum(z => Utils.GradientHandles.GradientBytes(z.Param));
         return new ModelStateBytes(param, grad, OptimizerStateBytes.Count(Optimizer));
-    }
-
-    private static long GradientBytes(Parameter p)
-    {
-        using var g = p.grad; // a handle of its own: disposed, so it does not keep the gradient alive
-        return g is null ? 0 : g.numel() * g.element_size();
     }
 
     /// <summary>Bytes of hpZ's secondary partitions on this rank (0 without hpZ).</summary>

@@ -51,7 +51,7 @@ internal sealed class Zero3UnitReducer : IDisposable
     /// </summary>
     public void Reduce(IReadOnlyList<Zero3Parameter> parameters, Tensor gradPartition, double before, double after)
     {
-        var ps = parameters.Where(HasGradient).ToList();
+        var ps = parameters.Where(p => Utils.GradientHandles.HasGradient(p.Param)).ToList();
         if (ps.Count == 0) return;
         int slot = nextSlot;
         nextSlot = (nextSlot + 1) % Slots;
@@ -83,16 +83,6 @@ internal sealed class Zero3UnitReducer : IDisposable
         else if (quantized is not null) quantized.Run(output, input, stride);
         else work = group.ReduceScatterAsync(output, input, ReduceOp.Sum);
         pending.Enqueue(new Pending(slot, work, ps, input, output, gradPartition, after));
-    }
-
-    /// <summary>
-    /// Whether the parameter has a gradient. Reading <c>.grad</c> creates a handle on the gradient: it is disposed at
-    /// once, or it would keep the full-size gradient alive after <c>grad = null</c> until a finalizer runs.
-    /// </summary>
-    private static bool HasGradient(Zero3Parameter p)
-    {
-        using var g = p.Param.grad;
-        return g is not null;
     }
 
     /// <summary>Waits for every reduce-scatter in flight and adds the results, in launch order.</summary>

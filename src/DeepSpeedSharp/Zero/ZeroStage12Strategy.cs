@@ -201,8 +201,7 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
         if (ignoreUnused) return;
         for (int i = 0; i < layout.Parameters.Count; i++)
         {
-            using var grad = layout.Parameters[i].grad;
-            if (grad is null)
+            if (!Utils.GradientHandles.HasGradient(layout.Parameters[i]))
                 throw new InvalidOperationException($"parameter '{names[i]}' received no gradient; set zero_optimization.ignore_unused_parameters to true to allow unused parameters");
         }
     }
@@ -257,7 +256,7 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     {
         long param = flatParams.numel() * flatParams.element_size() + master.numel() * master.element_size();
         long grad = gradPartition.numel() * gradPartition.element_size() + (fp32Accum is null ? 0 : fp32Accum.numel() * 4)
-                    + layout.Parameters.Sum(p => { using var g = p.grad; return g is null ? 0 : g.numel() * g.element_size(); });
+                    + layout.Parameters.Sum(Utils.GradientHandles.GradientBytes);
         return new ModelStateBytes(param, grad, OptimizerStateBytes.Count(Optimizer));
     }
 

@@ -17,12 +17,13 @@ internal sealed class CommActivity
     private long _lastEnded;
     private long _nextId;
 
-    private sealed record Entry(string Name, long Seq, string Ranks, long Started);
+    // The group's ranks are kept as given and formatted only when a heartbeat describes them (once a second), not per operation.
+    private sealed record Entry(string Name, long Seq, IReadOnlyList<int> Ranks, long Started);
 
     /// <summary>Marks an operation as started; returns the token to pass to <see cref="End"/>.</summary>
     public long Begin(string name, long seq, IReadOnlyList<int> ranks)
     {
-        var e = new Entry(name, seq, Describe(ranks), Stopwatch.GetTimestamp());
+        var e = new Entry(name, seq, ranks, Stopwatch.GetTimestamp());
         lock (_lock)
         {
             long id = _nextId++;
@@ -57,11 +58,12 @@ internal sealed class CommActivity
         }
     }
 
-    private static string Op(Entry e) => e.Seq >= 0 ? $"{e.Name} #{e.Seq} over ranks {e.Ranks}" : $"{e.Name} between ranks {e.Ranks}";
+    private static string Op(Entry e) => e.Seq >= 0 ? $"{e.Name} #{e.Seq} over ranks {RankList(e.Ranks)}" : $"{e.Name} between ranks {RankList(e.Ranks)}";
 
-    private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture) + " s";
+    /// <summary>"2.1 s": how the liveness messages write durations.</summary>
+    internal static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture) + " s";
 
-    private static string Describe(IReadOnlyList<int> ranks)
+    private static string RankList(IReadOnlyList<int> ranks)
     {
         bool consecutive = ranks.Count > 2 && ranks.Zip(ranks.Skip(1)).All(p => p.Second == p.First + 1);
         if (consecutive) return $"{ranks[0]}-{ranks[^1]}";
