@@ -38,7 +38,10 @@ internal static class StoreHandshake
     }
 
     /// <summary>The server's side; returns false (after telling the client why) when the client is refused.</summary>
-    public static bool Server(Socket s, byte[] token)
+    /// <param name="s">The connection.</param>
+    /// <param name="token">The job token.</param>
+    /// <param name="claim">Called once the client proved the token, before the final OK: false (the connection's handshake time ran out meanwhile) refuses it.</param>
+    public static bool Server(Socket s, byte[] token, Func<bool>? claim = null)
     {
         var hello = StoreProtocol.ReadFrame(s, StoreProtocol.MaxHelloFrame);
         if (hello.Length != Magic.Length + NonceBytes || !hello.AsSpan(0, Magic.Length).SequenceEqual(Magic))
@@ -55,6 +58,7 @@ internal static class StoreHandshake
             StoreProtocol.WriteFrame(s, [StoreProtocol.Fail, .. "refused: wrong or missing job token (DSS_JOB_TOKEN)"u8]);
             return false;
         }
+        if (claim != null && !claim()) return false;
         StoreProtocol.WriteFrame(s, [StoreProtocol.Ok]);
         return true;
     }

@@ -74,17 +74,20 @@ internal sealed class TcpStoreServer : IDisposable
     private void Serve(Socket c)
     {
         bool authenticated = false, pending = true;
+        int handshake = 0; // 0 in progress, 1 authenticated, 2 timed out: the timer and a late success cannot both win
         try
         {
             c.NoDelay = true;
             // A silent or slow connection cannot hold a thread (nor one of the few handshake slots) for long.
-            using (new Timer(_ => { if (!Volatile.Read(ref authenticated)) c.Dispose(); }, null, HandshakeTimeout, Timeout.InfiniteTimeSpan))
+            using (new Timer(_ => { if (Interlocked.CompareExchange(ref handshake, 2, 0) == 0) c.Dispose(); }, null, HandshakeTimeout, Timeout.InfiniteTimeSpan))
             {
                 c.ReceiveTimeout = (int)HandshakeTimeout.TotalMilliseconds;
-                bool ok = StoreHandshake.Server(c, _token);
+                // The success is claimed before the client hears OK, so a timer firing at that moment cannot close a
+                // connection the client already counts as authenticated.
+                bool ok = StoreHandshake.Server(c, _token, () => Interlocked.CompareExchange(ref handshake, 1, 0) == 0);
                 lock (_clients) { _pending--; pending = false; }
                 if (!ok) return;
-                Volatile.Write(ref authenticated, true);
+                authenticated = true;
             }
             c.ReceiveTimeout = 0;
             while (!_stopped)
