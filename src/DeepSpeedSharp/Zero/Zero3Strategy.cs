@@ -102,8 +102,10 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
                      " or belongs to a module ZeRO-3 cannot hook; lower the threshold (e.g. 0) to partition them");
         Log.Info($"ZeRO-3: {units.Count} units; {fast} Linear units skip recomputation in backward, {units.Count - fast} are recomputed" +
                  (RecomputeAll ? $" ({RecomputeAllVariable}=1)" : ""));
-        prefetcher = new Zero3Prefetcher(zero.Stage3PrefetchBucketSize, zero.Stage3MaxLiveParameters, zero.Stage3MaxReuseDistance);
-        unitReducer = new Zero3UnitReducer(group, units.Select(u => u.Parameters).Concat(parameters.Select(z => new[] { z })), device, zeroPlusPlus.Gradients);
+        unitReducer = new Zero3UnitReducer(group, units.Select(u => u.Parameters).Concat(parameters.Select(z => new[] { z })), offset,
+            zero.ReduceBucketSize, device, zeroPlusPlus.Gradients);
+        prefetcher = new Zero3Prefetcher(zero.Stage3PrefetchBucketSize, zero.Stage3MaxLiveParameters, zero.Stage3MaxReuseDistance,
+            oneGradientBucket: unitReducer.HoldsAllGradients);
         Optimizer = optimizerFactory(new[] { masterParam });
         Gather16BitWeightsOnSave = zero.Stage3Gather16BitWeightsOnModelSave;
         RegisterOwnership();
@@ -125,6 +127,9 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
 
     /// <summary>The partitioned parameters, in module order.</summary>
     internal IReadOnlyList<Zero3Parameter> Parameters => parameters;
+
+    /// <summary>True when units run with autograd's own graph (see <see cref="Zero3Prefetcher.KeepsGraph"/>).</summary>
+    internal bool KeepsGraph => prefetcher.KeepsGraph;
 
     /// <summary>Largest number of parameter bytes gathered at once (non-persistent parameters) since the last reset.</summary>
     public long PeakGatheredBytes => prefetcher.PeakLiveBytes;

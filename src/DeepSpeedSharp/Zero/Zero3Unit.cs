@@ -51,7 +51,9 @@ internal sealed class Zero3Unit : IDisposable
     private Tensor BeforeForward(nn.Module<Tensor, Tensor> module, Tensor input)
     {
         Strategy.BeforeUnitForward(this);
-        if (!is_grad_enabled()) calls.Push(new Call(null, null, false));
+        // Without grad, or when autograd's graph may keep the gathered parameters (the prefetcher releases nothing until
+        // backward ended), the unit runs as written and needs no backward node of its own.
+        if (!is_grad_enabled() || Strategy.KeepsGraph) calls.Push(new Call(null, null, false));
         else if (linear is not null && Zero3LinearFunction.Supports(input)) calls.Push(new Call(no_grad(), null, true));
         else calls.Push(new Call(no_grad(), get_rng_state().DetachFromDisposeScope(), false));
         return null!; // null: keep the input (TorchSharp's hook convention)

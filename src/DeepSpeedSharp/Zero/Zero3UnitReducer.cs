@@ -6,107 +6,172 @@ using static TorchSharp.torch;
 namespace DeepSpeedSharp.Zero;
 
 /// <summary>
-/// Reduce-scatters the gradients of all of a unit's parameters in one collective instead of one per parameter: the
-/// parameters' padded flat gradients are packed rank-major (rank r's block holds partition r of every parameter, in
-/// order), so one equal-chunk reduce-scatter leaves each rank its partition of every parameter. Every element is summed
-/// over the same ranks in the same order as the per-parameter path, so the result is bit-identical.
-/// The collective is asynchronous: backward goes on while it runs, with two packing buffers in rotation; results are
-/// added into the partition gradient in launch order (when a buffer is needed again, or at <see cref="Flush"/>).
-/// With ZeRO++ qgZ the reduce-scatter is <see cref="QuantizedGradientReduceScatter"/>'s two int8 hops, run synchronously.
+/// Reduce-scatters ZeRO-3 gradients in buckets of up to <c>reduce_bucket_size</c> elements, as DeepSpeed's stage 3
+/// does: the units' gradients are packed, as backward produces them, into a slot laid out rank-major (row r holds
+/// partition r of every parameter in the bucket), the full gradients are dropped, and one equal-chunk reduce-scatter
+/// per bucket leaves each rank its partition of every parameter. Every element is summed over the same ranks in the
+/// same order whatever the bucket holds, so the result is bit-identical to reducing one parameter at a time.
 /// </summary>
+/// <remarks>
+/// Sizing: when the whole model's gradients fit in <c>reduce_bucket_size</c>, one slot holds them all and each
+/// micro-step reduce-scatters once (a small model pays one collective's latency, not one per unit). Otherwise two
+/// slots of half the bucket each rotate, so backward goes on while one reduce-scatter runs; a slot always holds at
+/// least the largest unit. Results are added into the partition gradient in launch order, when a slot is needed
+/// again or at <see cref="Flush"/>. With ZeRO++ qgZ the reduce-scatter is <see cref="QuantizedGradientReduceScatter"/>'s
+/// two int8 hops, run synchronously.
+/// </remarks>
 internal sealed class Zero3UnitReducer : IDisposable
 {
-    private const int Slots = 2;
     private readonly ProcessGroup group;
-    private readonly Tensor[] packed = new Tensor[Slots];
-    private readonly Tensor[] received = new Tensor[Slots];
+    private readonly long columns; // elements of one rank's row in a slot
+    private readonly Tensor[] packed;
+    private readonly Tensor[] received;
     private readonly Queue<Pending> pending = new();
-    private int nextSlot;
+    private readonly List<Member> members = new();
     private readonly QuantizedGradientReduceScatter? quantized;
+    private int slot;
+    private long fill; // columns used in the current slot
+    private bool slotFree;
+    private Tensor? gradPartition;
+    private double before = 1.0, after = 1.0;
 
-    private sealed record Pending(int Slot, Work? Work, List<Zero3Parameter> Parameters, Tensor Input, Tensor Output, Tensor GradPartition, double After);
+    private readonly record struct Member(Zero3Parameter Parameter, long Column);
+
+    private sealed record Pending(Work? Work, Member[] Members, Tensor Input, Tensor Output, Tensor GradPartition, double After);
 
     /// <param name="group">The data-parallel group.</param>
     /// <param name="batches">Every set of parameters that will be reduced together (each unit's, and single parameters).</param>
+    /// <param name="partitionElements">Elements of this rank's partition of all parameters (the master buffer's size).</param>
+    /// <param name="reduceBucketSize"><c>reduce_bucket_size</c>: full-gradient elements reduced at a time.</param>
     /// <param name="device">Where the packing buffers live.</param>
     /// <param name="quantized">ZeRO++ qgZ's quantized reduce-scatter, or null for the exact one.</param>
-    public Zero3UnitReducer(ProcessGroup group, IEnumerable<IReadOnlyList<Zero3Parameter>> batches, Device device, QuantizedGradientReduceScatter? quantized = null)
+    public Zero3UnitReducer(ProcessGroup group, IEnumerable<IReadOnlyList<Zero3Parameter>> batches, long partitionElements, long reduceBucketSize,
+        Device device, QuantizedGradientReduceScatter? quantized = null)
     {
         this.group = group;
         this.quantized = quantized;
         long largest = Math.Max(1, batches.Select(b => b.Sum(p => p.PartitionSize)).DefaultIfEmpty(1).Max());
-        for (int k = 0; k < Slots; k++)
+        (columns, int slots) = Layout(Math.Max(1, partitionElements), largest, reduceBucketSize, group.Size);
+        packed = new Tensor[slots];
+        received = new Tensor[slots];
+        for (int k = 0; k < slots; k++)
         {
-            packed[k] = empty(largest * group.Size, ScalarType.Float32, device).DetachFromDisposeScope();
-            received[k] = empty(largest, ScalarType.Float32, device).DetachFromDisposeScope();
+            packed[k] = empty(columns * group.Size, ScalarType.Float32, device).DetachFromDisposeScope();
+            received[k] = empty(columns, ScalarType.Float32, device).DetachFromDisposeScope();
         }
+        slotFree = true;
     }
 
-    /// <summary>Bytes of the packing and receiving buffers (two of each, sized for the largest unit).</summary>
+    /// <summary>
+    /// Columns per rank row and number of slots for a model whose partition has <paramref name="partition"/> elements
+    /// per rank and whose largest unit <paramref name="largestUnit"/> (the estimator uses the same rule).
+    /// </summary>
+    internal static (long Columns, int Slots) Layout(long partition, long largestUnit, long reduceBucketSize, int ranks)
+    {
+        if (partition * ranks <= reduceBucketSize) return (partition, 1);
+        long half = (reduceBucketSize + 2L * ranks - 1) / (2L * ranks);
+        long columns = Math.Min(partition, Math.Max(largestUnit, half));
+        return (columns, columns >= partition ? 1 : 2);
+    }
+
+    /// <summary>True when one bucket holds every gradient: each micro-step reduce-scatters once, at <see cref="Flush"/>.</summary>
+    public bool HoldsAllGradients => packed.Length == 1;
+
+    /// <summary>Bytes of the packing and receiving buffers.</summary>
     public long BufferBytes => packed.Concat(received).Sum(t => t.numel() * t.element_size());
 
     /// <summary>
-    /// Packs the unit's gradients, drops them, and starts the reduce-scatter whose result (scaled by
-    /// <paramref name="after"/>) is later added into this rank's slices of <paramref name="gradPartition"/>.
+    /// Packs the parameters' gradients into the current bucket and drops them; a full bucket is reduce-scattered
+    /// asynchronously, its result (scaled by <paramref name="after"/>) later added into this rank's slices of
+    /// <paramref name="gradPartition"/>.
     /// </summary>
     public void Reduce(IReadOnlyList<Zero3Parameter> parameters, Tensor gradPartition, double before, double after)
     {
         var ps = parameters.Where(p => Utils.GradientHandles.HasGradient(p.Param)).ToList();
         if (ps.Count == 0) return;
-        int slot = nextSlot;
-        nextSlot = (nextSlot + 1) % Slots;
-        if (pending.Count == Slots) CompleteOldest(); // the slot about to be reused
+        long need = ps.Sum(p => p.PartitionSize);
+        if (fill > 0 && (fill + need > columns || before != this.before || after != this.after || !ReferenceEquals(gradPartition, this.gradPartition))) Launch();
+        this.gradPartition = gradPartition;
+        this.before = before;
+        this.after = after;
+        if (!slotFree)
+        {
+            if (pending.Count == packed.Length) CompleteOldest(); // the slot about to be reused
+            slotFree = true;
+        }
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        long stride = ps.Sum(p => p.PartitionSize);
-        // The views outlive this call (the collective runs asynchronously): kept out of the scope, disposed on completion.
-        var input = packed[slot].narrow(0, 0, stride * group.Size).DetachFromDisposeScope();
-        for (int r = 0; r < group.Size; r++)
+        var buffer = packed[slot];
+        foreach (var p in ps)
         {
-            long offset = r * stride;
-            foreach (var p in ps)
+            var flat = p.Param.grad!.reshape(-1);
+            for (int r = 0; r < group.Size; r++)
             {
-                var flat = p.Param.grad!.reshape(-1);
                 long start = r * p.PartitionSize, real = Math.Clamp(p.Numel - start, 0, p.PartitionSize);
-                var block = input.narrow(0, offset, p.PartitionSize);
+                var block = buffer.narrow(0, r * columns + fill, p.PartitionSize);
                 if (real > 0) block.narrow(0, 0, real).copy_(flat.narrow(0, start, real));
                 if (real < p.PartitionSize) block.narrow(0, real, p.PartitionSize - real).zero_();
-                offset += p.PartitionSize;
             }
+            members.Add(new Member(p, fill));
+            fill += p.PartitionSize;
         }
-        if (before != 1.0) input.mul_(before);
         foreach (var p in ps) p.Param.grad = null; // packed: the full gradients can go now
-        Native.AllocatorTuning.Freed(ps.Sum(p => p.FullBytes));
-        var output = received[slot].narrow(0, 0, stride).DetachFromDisposeScope();
-        Work? work = null;
-        if (group.Size == 1) output.copy_(input);
-        else if (quantized is not null) quantized.Run(output, input, stride);
-        else work = group.ReduceScatterAsync(output, input, ReduceOp.Sum);
-        pending.Enqueue(new Pending(slot, work, ps, input, output, gradPartition, after));
+        foreach (var p in ps) Native.AllocatorTuning.Freed(p.FullBytes);
     }
 
-    /// <summary>Waits for every reduce-scatter in flight and adds the results, in launch order.</summary>
+    /// <summary>Reduce-scatters the bucket being filled, waits for every reduce-scatter in flight and adds the results, in launch order.</summary>
     public void Flush()
     {
+        Launch();
         while (pending.Count > 0) CompleteOldest();
-        nextSlot = 0;
+        slot = 0;
+        slotFree = true;
+    }
+
+    /// <summary>Starts the reduce-scatter of the current slot's <see cref="fill"/> columns.</summary>
+    private void Launch()
+    {
+        if (fill == 0) return;
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var buffer = packed[slot];
+        // Rows are columns apart; a partly filled slot is made contiguous (row r moves left to r·fill) for the
+        // equal-chunk reduce-scatter. A row whose destination overlaps its source is copied through a temporary.
+        if (fill < columns)
+            for (int r = 1; r < group.Size; r++)
+            {
+                var source = buffer.narrow(0, r * columns, fill);
+                var target = buffer.narrow(0, r * fill, fill);
+                target.copy_((r + 1) * fill > r * columns ? source.clone() : source);
+            }
+        // The views outlive this call (the collective runs asynchronously): kept out of the scope, disposed on completion.
+        var input = buffer.narrow(0, 0, fill * group.Size).DetachFromDisposeScope();
+        if (before != 1.0) input.mul_(before);
+        var output = received[slot].narrow(0, 0, fill).DetachFromDisposeScope();
+        Work? work = null;
+        if (group.Size == 1) output.copy_(input);
+        else if (quantized is not null) quantized.Run(output, input, fill);
+        else work = group.ReduceScatterAsync(output, input, ReduceOp.Sum);
+        pending.Enqueue(new Pending(work, members.ToArray(), input, output, gradPartition!, after));
+        members.Clear();
+        fill = 0;
+        slot = (slot + 1) % packed.Length;
+        slotFree = false;
     }
 
     private void CompleteOldest()
     {
-        var (_, work, ps, input, output, gradPartition, after) = pending.Dequeue();
+        var (work, done, input, output, gradPartition, after) = pending.Dequeue();
         work?.Wait();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         input.Dispose();
         if (after != 1.0) output.mul_(after);
-        long at = 0;
-        foreach (var p in ps)
+        foreach (var (p, column) in done)
         {
             var target = gradPartition.narrow(0, p.MasterOffset, p.PartitionSize);
-            var mine = output.narrow(0, at, p.PartitionSize);
+            var mine = output.narrow(0, column, p.PartitionSize);
             target.add_(target.device.ToString() == mine.device.ToString() ? mine : mine.to(target.device));
-            at += p.PartitionSize;
         }
         output.Dispose();
     }

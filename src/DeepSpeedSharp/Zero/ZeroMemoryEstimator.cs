@@ -84,11 +84,13 @@ public static class ZeroMemoryEstimator
         }
         // ZeRO-3: the master partition (which the gathered weights are built from), its gradient and moments; with hpZ,
         // a secondary partition of the model-dtype weights over the host's group (on the device: backward gathers from it).
-        // The gradient side adds the reduce-scatter's buffers: two slots, each packing a whole unit's fp32 gradients and
-        // receiving its partition; the largest parameter stands in for the largest unit (a unit of several parameters
-        // packs more).
+        // The gradient side adds the reduce-scatter's buckets (Zero3UnitReducer.Layout): one slot for the whole model
+        // when it fits in reduce_bucket_size, else two of half the bucket, each at least the largest unit; a slot packs
+        // fp32 gradients for every rank and receives this rank's part. The largest parameter stands in for the largest
+        // unit (a unit of several parameters packs more).
         long largestPart = (Math.Min(Math.Max(1, s.LargestParameter), p) + world - 1) / world;
-        long reduceBuffers = 2 * 4 * largestPart * (world + 1);
+        var (columns, slots) = Zero3UnitReducer.Layout(part, largestPart, s.ReduceBucketSize, (int)world);
+        long reduceBuffers = slots * 4 * columns * (world + 1);
         long m3 = s.MasterBytes * part, g3 = s.MasterBytes * part + reduceBuffers, o3 = moments * part;
         long secondary = s.HpzPartitionSize > 1 ? s.ModelBytes * ((p + s.HpzPartitionSize - 1) / s.HpzPartitionSize) : 0;
         long onHost = s.OffloadOptimizer || s.OffloadParam ? m3 + g3 - reduceBuffers + o3 : 0; // the buffers stay with the compute

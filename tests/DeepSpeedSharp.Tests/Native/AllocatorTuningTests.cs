@@ -21,6 +21,17 @@ public class AllocatorTuningTests
     }
 
     [Fact]
+    public void FreesBelowTheMinimumDoNotCount()
+    {
+        int trims = 0;
+        var budget = new TrimBudget(100, () => { trims++; return true; }, minimum: 50);
+        for (int i = 0; i < 10; i++) Assert.False(budget.Freed(49));
+        Assert.False(budget.Freed(50));
+        Assert.True(budget.Freed(50));
+        Assert.Equal(1, trims);
+    }
+
+    [Fact]
     public void MallocTrimIsCallableOnLinux()
     {
         if (!OperatingSystem.IsLinux()) return;

@@ -39,9 +39,10 @@ public class LowPrecisionMasterTests(ITestOutputHelper output)
         Assert.True(GptRun.MaxDifference(fp32Masters, low) > 0, "bf16 masters gave exactly the fp32-master losses: the masters were not bf16");
         // Moments (2 per element) and the gradient partition go from 4 to 2 bytes per element, the master copy too.
         Assert.Equal(fp32Masters.OptimizerStateBytes, 2 * low.OptimizerStateBytes);
-        // ZeRO-3's reduce-scatter buffers are fp32 in both runs, so they do not halve: two slots, each packing the largest
-        // unit (SmallModel's MLP Linear, 32 × 128 + 128 = 4,224 elements: 2,112 per rank) and receiving its partition.
-        long reduceBuffers = stage == 3 ? 2 * 4 * 2112 * (2 + 1) : 0;
+        // ZeRO-3's reduce-scatter bucket is fp32 in both runs, so it does not halve: the whole model fits in
+        // reduce_bucket_size, so one slot packs every gradient for both ranks and receives this rank's partition of
+        // P elements (P = the fp32 moments' bytes / 8).
+        long reduceBuffers = stage == 3 ? 4 * (fp32Masters.OptimizerStateBytes / 8) * (2 + 1) : 0;
         Assert.Equal(fp32Masters.GradientBytes - reduceBuffers, 2 * (low.GradientBytes - reduceBuffers));
         Assert.Equal(fp32Masters.OptimizerStateBytes / 4, fp32Masters.ParameterBytes - low.ParameterBytes);
         Assert.Contains("16-bit master weights, gradients and optimizer states", low.Output);

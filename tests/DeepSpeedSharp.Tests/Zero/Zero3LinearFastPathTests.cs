@@ -38,7 +38,7 @@ public class Zero3LinearFastPathTests
 
     private sealed record Result(float[][] MasterGrads, float[]?[] InputGrads, int FastUnits, int Recomputations, int Units);
 
-    private static Result Train(bool recomputeAll, long[] shape, bool inputRequiresGrad, bool bf16, int steps = 2)
+    private static Result Train(bool recomputeAll, long[] shape, bool inputRequiresGrad, bool bf16, int steps = 2, bool keepGraph = false)
     {
         manual_seed(7);
         using var net = new Net();
@@ -46,8 +46,10 @@ public class Zero3LinearFastPathTests
         var dtype = bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
         var trainable = net.named_parameters().Select(p => (p.name, p.parameter)).ToList();
         using var group = new SingleProcessGroup(0, TimeSpan.FromSeconds(5), new CommsLogger());
-        var config = DeepSpeedConfig.FromJson("""
-            { "train_micro_batch_size_per_gpu": 1, "zero_optimization": { "stage": 3, "stage3_param_persistence_threshold": 0 } }
+        // Without reuse every step releases after forward, so the backward nodes run; with the default limits the steps
+        // after the first keep every unit gathered and run with autograd's own graph.
+        var config = DeepSpeedConfig.FromJson($$"""
+            { "train_micro_batch_size_per_gpu": 1, "zero_optimization": { "stage": 3, "stage3_param_persistence_threshold": 0 {{(keepGraph ? "" : ", \"stage3_max_reuse_distance\": 0")}} } }
             """);
         using var strategy = new Zero3Strategy(net, trainable, ps => optim.AdamW(ps, lr: 1e-2, weight_decay: 0.01), group, config,
             new Dictionary<string, ZeroInit.PrePartitioned>(), recomputeAll: recomputeAll);
@@ -97,6 +99,23 @@ public class Zero3LinearFastPathTests
             Assert.Contains(recompute.MasterGrads[step], g => g != 0);
             Assert.Equal(recompute.MasterGrads[step], fast.MasterGrads[step]);
             Assert.Equal(recompute.InputGrads[step], fast.InputGrads[step]);
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void KeepingAutogradsGraphGivesTheSameGradientsWithoutRecomputing(bool bf16)
+    {
+        long[] shape = [3, 5, 8];
+        var nodes = Train(recomputeAll: false, shape, inputRequiresGrad: true, bf16, steps: 3);
+        var graph = Train(recomputeAll: false, shape, inputRequiresGrad: true, bf16, steps: 3, keepGraph: true);
+        Assert.Equal(1 * 3, nodes.Recomputations); // the LayerNorm, every step
+        Assert.Equal(1, graph.Recomputations);     // the LayerNorm in the first step only (which records the trace)
+        for (int step = 0; step < 3; step++)
+        {
+            Assert.Equal(nodes.MasterGrads[step], graph.MasterGrads[step]);
+            Assert.Equal(nodes.InputGrads[step], graph.InputGrads[step]);
         }
     }
 

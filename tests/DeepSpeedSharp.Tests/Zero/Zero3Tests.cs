@@ -25,9 +25,9 @@ public class Zero3Tests(ITestOutputHelper output)
         Assert.True(diff2 <= 1e-5, $"stage 3 on 2 ranks differs from the plain reference by {diff2}");
 
         // Between steps a rank holds half of stage 0's parameters, gradients and optimizer state (+ padding), plus the
-        // reduce-scatter buffers: two slots, each packing the largest unit (mlp.c_fc, 4,224 elements: 2,112 per rank)
-        // and receiving its partition.
-        const long reduceBuffers = 2 * 4 * 2112 * (2 + 1);
+        // reduce-scatter bucket: the whole model fits in reduce_bucket_size, so one slot packs every fp32 gradient for
+        // both ranks and receives this rank's partition, 3 × the fp32 master partition (the parameter bytes).
+        long reduceBuffers = 3 * two.ParameterBytes;
         long full = stage0.ParameterBytes + stage0.GradientBytes + stage0.OptimizerStateBytes;
         long half = two.ParameterBytes + two.GradientBytes + two.OptimizerStateBytes - reduceBuffers;
         Assert.InRange(half, full / 2, full / 2 * 1.02 + 1024);
@@ -44,8 +44,14 @@ public class Zero3Tests(ITestOutputHelper output)
     {
         // Largest unit of the small model: mlp.c_fc, 32·128 + 128 = 4,224 elements.
         var unlimited = GptRun.Train(2, Config(8, 4, 3), steps: 4);
-        var limited = GptRun.Train(2, Config(8, 4, 3, ", \"stage3_max_live_parameters\": 3000, \"stage3_prefetch_bucket_size\": 2000, \"stage3_max_reuse_distance\": 0"), steps: 4);
+        // The limited run also reduce-scatters in buckets of 6,000 elements (two slots of at least the largest unit,
+        // several buckets per backward), where the unlimited one keeps autograd's graph and reduces once: the same losses.
+        var limited = GptRun.Train(2, Config(8, 4, 3, ", \"stage3_max_live_parameters\": 3000, \"stage3_prefetch_bucket_size\": 2000, " +
+                                                      "\"stage3_max_reuse_distance\": 0, \"reduce_bucket_size\": 6000"), steps: 4);
         Assert.Equal(unlimited.Losses, limited.Losses);
+        Assert.Contains("units run with autograd's graph", unlimited.Output);
+        Assert.DoesNotContain("units run with autograd's graph", limited.Output);
+        Assert.True(limited.GradientBytes < unlimited.GradientBytes, $"the 6,000-element buckets are not smaller: {limited.GradientBytes} vs {unlimited.GradientBytes}");
         Assert.NotNull(unlimited.PeakGatheredBytes);
         Assert.True(limited.PeakGatheredBytes <= (3000 + 4224) * 4, $"peak gathered {limited.PeakGatheredBytes} bytes");
         Assert.True(limited.PeakGatheredBytes < unlimited.PeakGatheredBytes, $"limits had no effect: {limited.PeakGatheredBytes} vs {unlimited.PeakGatheredBytes}");
