@@ -258,12 +258,24 @@ public partial class DeepSpeedEngine : IDisposable
     /// <summary>The optimizer step at the accumulation boundary, with its bookkeeping (steps, samples, progress, monitors).</summary>
     private protected void BoundaryStep()
     {
+        ApplyBoundaryStep();
+        FinishBoundaryStep();
+    }
+
+    /// <summary>The optimizer step itself (<see cref="BoundaryStep"/> without its bookkeeping).</summary>
+    private protected void ApplyBoundaryStep()
+    {
         stepApplied = false;
         if (strategy == null) throw new InvalidOperationException("training needs an optimizer: pass one to DeepSpeed.Initialize or add an \"optimizer\" section to the config");
         using var t = Timers.Time(WallClockTimers.Step);
         timeline?.Record("before optimizer step");
         TakeModelStep(strategy);
         timeline?.Record("after optimizer step");
+    }
+
+    /// <summary>The bookkeeping after <see cref="ApplyBoundaryStep"/>: steps, samples, bytes, progress, monitors.</summary>
+    private protected void FinishBoundaryStep()
+    {
         long sent = Dist.Logger.BytesSent;
         BytesSentLastStep = sent - bytesSentAtLastStep;
         bytesSentAtLastStep = sent;

@@ -187,14 +187,21 @@ public sealed partial class PipelineEngine
             e.FinishMicroBackward(boundary: false);
         }
 
+        /// <summary>
+        /// The optimizer step, then (as in DeepSpeed, whose <c>train_batch</c> aggregates the loss after the schedule) the
+        /// loss aggregation: every stage leaves the aggregation's collective together, after all stages stepped, so the
+        /// next batch starts at the same time on every stage. (Aggregating first, a stage whose step was shorter started
+        /// early and spent the difference waiting inside its next schedule, as bubble.)
+        /// </summary>
         private void TakeOptimizerStep()
         {
+            e.ApplyBoundaryStep();
             var (dpLoss, aggregated, longest) = e.AggregateLoss(lossSum, schedule.MicroBatches, scheduleTime.TotalSeconds);
             pipelineSeconds = longest;
             e.DataParallelGroupLoss = dpLoss;
             AggregatedLoss = aggregated;
             e.RecordLoss(aggregated);
-            e.BoundaryStep();
+            e.FinishBoundaryStep();
             e.AddMicroSteps(schedule.MicroBatches);
         }
 

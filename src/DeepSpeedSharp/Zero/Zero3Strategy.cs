@@ -15,7 +15,8 @@ namespace DeepSpeedSharp.Zero;
 /// ZeRO stage 3: every parameter larger than <c>stage3_param_persistence_threshold</c> is partitioned across the
 /// data-parallel group (rank r keeps [r·P, (r+1)·P) of its flat value, in an fp32 master buffer that the optimizer
 /// updates), gathered just before the module that owns it runs (forward and, by recomputation, backward) and released
-/// right after. Gradients are reduce-scattered to their owners after every micro-step, so between steps each rank
+/// right after. Gradients are reduce-scattered to their owners in <c>reduce_bucket_size</c> buckets during every
+/// micro-step's backward (<see cref="Zero3UnitReducer"/>), so between steps each rank
 /// holds 1/N of the parameters, gradients and optimizer state (plus persistent parameters).
 /// </summary>
 /// <remarks>
@@ -24,8 +25,9 @@ namespace DeepSpeedSharp.Zero;
 /// Linear gets a backward node that saves its input and computes the gradients from the re-gathered weight
 /// (<see cref="Zero3LinearFunction"/>); any other unit is recomputed in backward (<see cref="Zero3RecomputeFunction"/>),
 /// exact at the cost of one extra forward of that module. Both give bit-identical gradients; the environment variable
-/// <c>DSS_ZERO3_RECOMPUTE_ALL=1</c> recomputes every unit (for comparison). Parameters must be used through their
-/// owning module's <c>call</c>.
+/// <c>DSS_ZERO3_RECOMPUTE_ALL=1</c> recomputes every unit (for comparison). When the limits keep every unit gathered
+/// until backward ends and one reduce bucket holds all gradients, units run with autograd's own graph instead
+/// (<see cref="Zero3Prefetcher.KeepsGraph"/>). Parameters must be used through their owning module's <c>call</c>.
 /// </remarks>
 internal sealed partial class Zero3Strategy : ITrainingStrategy
 {
@@ -148,8 +150,8 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
 
     public void AfterBackward(bool isBoundary)
     {
-        // Gradients of parameters used outside any unit (persistent ones) are reduced here, one parameter at a time,
-        // after the units' reduce-scatters that started during backward.
+        // Gradients not yet packed are added to the bucket here: those of parameters used outside any unit (persistent
+        // ones) and, when units ran with autograd's graph, all of them; then the last bucket is reduce-scattered.
         foreach (var zp in parameters) unitReducer.Reduce(new[] { zp }, gradPartition, scaling.Before, scaling.After);
         unitReducer.Flush();
         prefetcher.EndOfPass(units);
