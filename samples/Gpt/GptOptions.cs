@@ -19,6 +19,11 @@ public sealed class GptOptions
     public int? LocalRank { get; private set; }
     public int WarmupSteps { get; private set; } = 3;
     public bool ZeroInit { get; private set; }
+    /// <summary>
+    /// <c>--describe-parameters</c>: build the model from the model flags on the meta device (no weights allocated),
+    /// print <c>{"parameters": N, "largest_parameter": M}</c> and exit without training (what <c>dss estimate --model</c> reads).
+    /// </summary>
+    public bool DescribeParameters { get; private set; }
     /// <summary>0 = off; k = checkpoint the blocks in groups of k (<c>--checkpoint-activations</c> alone means 1).</summary>
     public int CheckpointActivations { get; private set; }
     public string? SaveDir { get; private set; }
@@ -44,6 +49,7 @@ public sealed class GptOptions
         "--steps", "--seed", "--micro-batch", "--init-weights", "--save-weights", "--data", "--data-order",
         "--loss-log", "--local_rank", "--warmup-steps", "--zero-init", "--checkpoint-activations",
         "--save-dir", "--save-every", "--resume", "--pipeline-model-parallel-size", "--virtual-pipeline-model-parallel-size",
+        "--describe-parameters",
     };
 
     /// <summary>Parses <c>--name value</c> and <c>--name=value</c> forms.</summary>
@@ -59,6 +65,7 @@ public sealed class GptOptions
             if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0) { name = arg[..eq]; inline = arg[(eq + 1)..]; }
             if (name == "--deepspeed") continue; // DeepSpeed's marker flag: accepted, nothing to do
             if (name == "--zero-init") { o.ZeroInit = true; continue; }
+            if (name == "--describe-parameters") { o.DescribeParameters = true; continue; }
             if (name == "--checkpoint-activations" && inline == null)
             {
                 // A flag (every block) or followed by the block interval k.

@@ -3,7 +3,7 @@ using DeepSpeedSharp.Samples.Gpt;
 try
 {
     var options = GptOptions.Parse(args);
-    return new Trainer(options).Run();
+    return options.DescribeParameters ? ParameterDescription.Print(options.Model, Console.Out) : new Trainer(options).Run();
 }
 catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException or DeepSpeedSharp.Config.DeepSpeedConfigException or InvalidOperationException)
 {

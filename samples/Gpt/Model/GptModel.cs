@@ -53,7 +53,8 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Initialises a freshly built submodule — N(0, 0.02) for Linear and Embedding weights, zero biases, LayerNorm
-    /// weight 1 and bias 0 — then hands it to ZeroInit, if any.
+    /// weight 1 and bias 0 — then hands it to ZeroInit, if any. A module built on the meta device (shapes only, see
+    /// <see cref="ParameterDescription"/>) has no values to initialise and is returned as it is.
     /// </summary>
     private static T Built<T>(T module, ZeroInit? zeroInit) where T : nn.Module
     {
@@ -61,6 +62,7 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
         {
             foreach (var m in module.modules().Prepend(module).Distinct())
             {
+                if (m.parameters(recurse: false).Any(p => p.device_type == DeviceType.META)) continue;
                 switch (m)
                 {
                     case Linear linear:
@@ -80,6 +82,19 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
         return zeroInit is null ? module : zeroInit.Partition(module);
     }
 
+    /// <summary>
+    /// An embedding table. TorchSharp initialises <c>nn.Embedding</c>'s table on the CPU whatever the default device, so
+    /// on the meta device (<c>--describe-parameters</c>) a one-row embedding gets an empty meta table of the full shape
+    /// instead, which allocates nothing; otherwise the usual <c>nn.Embedding</c> (same random stream as before).
+    /// </summary>
+    private static Embedding NewEmbedding(long count, long dim)
+    {
+        if (get_default_device().type != DeviceType.META) return nn.Embedding(count, dim);
+        var embedding = nn.Embedding(1, dim, device: CPU);
+        embedding.weight = new Parameter(empty(count, dim));
+        return embedding;
+    }
+
     /// <summary>Embeddings, the blocks and the final LayerNorm (the <c>transformer.*</c> parameters).</summary>
     private sealed class Transformer : nn.Module<Tensor, Tensor>
     {
@@ -91,8 +106,8 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
 
         public Transformer(GptConfig config, ZeroInit? zeroInit) : base(nameof(Transformer))
         {
-            wte = Built(nn.Embedding(config.Vocab, config.DModel), zeroInit);
-            wpe = Built(nn.Embedding(config.Seq, config.DModel), zeroInit);
+            wte = Built(NewEmbedding(config.Vocab, config.DModel), zeroInit);
+            wpe = Built(NewEmbedding(config.Seq, config.DModel), zeroInit);
             drop = nn.Dropout(config.Dropout);
             h = nn.ModuleList(Enumerable.Range(0, config.Layers).Select(_ => Built(new Block(config), zeroInit)).ToArray());
             ln_f = Built(nn.LayerNorm(config.DModel, eps: 1e-5), zeroInit);

@@ -65,7 +65,7 @@ public sealed class BenchTrainCommand : CliCommand
         foreach (var c in configs) if (!File.Exists(c)) throw new FileNotFoundException($"config file '{c}' not found");
         if (compare && configs.Count < 2) throw Usage("--compare needs at least two configs");
         rounds = rounds > 0 ? rounds : compare ? 3 : 1;
-        string gptDll = ResolveGpt(gpt);
+        string gptDll = SampleGpt.Resolve(gpt);
         string root = keep != null ? Directory.CreateDirectory(keep).FullName : Directory.CreateTempSubdirectory("dss-bench-train").FullName;
 
         Console.WriteLine($"# dss bench train: ranks={ranks} OMP_NUM_THREADS={threads} steps={steps} warm-up={warmup} rounds={rounds} model: {model}");
@@ -82,18 +82,6 @@ public sealed class BenchTrainCommand : CliCommand
         Console.WriteLine(FormatTable(configs, results, ranks, compare, peakTflops));
         if (keep == null) Directory.Delete(root, recursive: true);
         return 0;
-    }
-
-    private static string ResolveGpt(string? given)
-    {
-        var candidates = given != null ? [given] : new[]
-        {
-            Path.Combine(AppContext.BaseDirectory, "Gpt.dll"),
-            Path.Combine("samples", "Gpt", "bin", "Release", "net10.0", "Gpt.dll"),
-            Path.Combine("samples", "Gpt", "bin", "Debug", "net10.0", "Gpt.dll"),
-        };
-        return candidates.Select(Path.GetFullPath).FirstOrDefault(File.Exists)
-            ?? throw new FileNotFoundException($"the sample Gpt.dll was not found (looked at {string.Join(", ", candidates)}); build samples/Gpt or pass --gpt PATH");
     }
 
     /// <summary>The user's config plus what the bench reads back: per-step timers through csv_monitor, and the flops profiler's count.</summary>

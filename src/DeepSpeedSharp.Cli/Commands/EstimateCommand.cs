@@ -6,10 +6,14 @@ using DeepSpeedSharp.Zero;
 namespace DeepSpeedSharp.Cli.Commands;
 
 /// <summary>
-/// <c>dss estimate --params N [--largest-layer N] [--ranks R] [--nodes K] [--stage S] [--config FILE] [--bf16 | --fp16]
-/// [--offload-optimizer] [--offload-param]</c>: the model-state bytes per rank and per host for each ZeRO option, as
-/// DeepSpeed's <c>estimate_zero2/3_model_states_mem_needs_all_live</c> print them (<see cref="ZeroMemoryEstimator"/>).
-/// Without <c>--stage</c> every stage is listed; without offload flags every valid offload choice. Exit 0, or 2 on usage errors.
+/// <c>dss estimate (--params N [--largest-layer N] | --model "SAMPLE-FLAGS" [--gpt PATH]) [--ranks R] [--nodes K] [--stage S]
+/// [--config FILE] [--bf16 | --fp16] [--offload-optimizer] [--offload-param]</c>: the model-state bytes per rank and per host
+/// for each ZeRO option, as DeepSpeed's <c>estimate_zero2/3_model_states_mem_needs_all_live</c> print them
+/// (<see cref="ZeroMemoryEstimator"/>). The size is given (<c>--params</c>) or measured: <c>--model</c> runs the sample GPT
+/// (Gpt.dll, found as <c>dss bench train</c> finds it) with those model flags and <c>--describe-parameters</c>, which builds
+/// the model on the meta device and reports its trainable parameters and largest parameter tensor.
+/// Without <c>--stage</c> every stage is listed; without offload flags every valid offload choice. Exit 0, or 2 on usage
+/// errors, a missing Gpt.dll or a sample that rejects the flags.
 /// </summary>
 public sealed class EstimateCommand : CliCommand
 {
@@ -17,16 +21,19 @@ public sealed class EstimateCommand : CliCommand
     public override string Name => "estimate";
 
     /// <inheritdoc/>
-    public override string Summary => "model-state memory per rank and host for each ZeRO stage and offload choice: estimate --params 1.3G --ranks 8";
+    public override string Summary => "model-state memory per rank and host for each ZeRO stage and offload choice: estimate --params 1.3G --ranks 8, or --model \"SAMPLE-FLAGS\"";
 
     /// <inheritdoc/>
     public override Command CreateCommand()
     {
         ValueParser<long?> size = (string s, out long? v) => (v = BenchAdamCommand.ParseSize(s, long.MaxValue)) != null;
-        var parameters = CliOptions.Value("--params", "N", "trainable parameters: 10M, 1.3G or a plain integer (required)", size,
+        var parameters = CliOptions.Value("--params", "N", "trainable parameters: 10M, 1.3G or a plain integer (this or --model is required)", size,
             "a positive size such as 52.6M or 1.3G", null, showDefault: false);
         var largest = CliOptions.Value("--largest-layer", "N", "elements of the largest parameter tensor (default: none counted)", size,
             "a positive size", null, showDefault: false);
+        var model = CliOptions.Text("--model", "SAMPLE-FLAGS",
+            "measure the sample GPT built from these model flags instead of --params, e.g. \"--vocab 8192 --d-model 512 --layers 14 --heads 8 --seq 64\"");
+        var gpt = CliOptions.Text("--gpt", "PATH", "with --model: the sample's Gpt.dll (default: beside dss, else samples/Gpt/bin/{Release,Debug})");
         var ranks = CliOptions.Int("--ranks", "ranks per node", 1, valueName: "R");
         var nodes = CliOptions.Int("--nodes", "nodes", 1, valueName: "K");
         var stage = CliOptions.Value<int?>("--stage", "S", "ZeRO stage 0-3 (default: every stage)",
@@ -38,22 +45,49 @@ public sealed class EstimateCommand : CliCommand
         var offloadOptimizer = CliOptions.Flag("--offload-optimizer", "only the rows with offload_optimizer cpu");
         var offloadParam = CliOptions.Flag("--offload-param", "only the rows with offload_optimizer and offload_param cpu (stage 3)");
         var command = new Command(Name, "Model-state bytes per rank and per host for each ZeRO stage and offload choice, as DeepSpeed's " +
-                                        "estimate_zero2/3_model_states_mem_needs_all_live print them (activations not included).")
+                                        "estimate_zero2/3_model_states_mem_needs_all_live print them (activations not included). Give the size with --params, or " +
+                                        "--model to measure the sample GPT built from those flags (its trainable parameters and largest parameter tensor).")
         {
-            parameters, largest, ranks, nodes, stage, configFile, bf16, fp16, offloadOptimizer, offloadParam,
+            parameters, largest, model, gpt, ranks, nodes, stage, configFile, bf16, fp16, offloadOptimizer, offloadParam,
         };
         command.SetAction(r =>
         {
             if (r.GetValue(bf16) && r.GetValue(fp16)) throw Usage("give --bf16 or --fp16, not both");
-            return Estimate(r.GetValue(parameters) ?? throw Usage("--params is required"), r.GetValue(largest), r.GetValue(ranks), r.GetValue(nodes),
+            long? given = r.GetValue(parameters);
+            string? flags = r.GetValue(model);
+            if ((given is null) == (flags is null)) throw Usage("give exactly one of --params N or --model \"SAMPLE-FLAGS\"");
+            if (flags != null && r.GetValue(largest) != null) throw Usage("--largest-layer goes with --params; --model measures the largest parameter itself");
+            if (flags is null && r.GetValue(gpt) != null) throw Usage("--gpt PATH goes with --model \"SAMPLE-FLAGS\"");
+            var stderr = r.InvocationConfiguration.Error;
+            var size = flags is null ? (given!.Value, r.GetValue(largest)) : Measure(flags, r.GetValue(gpt), stderr);
+            if (size is not var (count, biggest)) return 2;
+            return Estimate(count, biggest, flags, r.GetValue(ranks), r.GetValue(nodes),
                 r.GetValue(stage), r.GetValue(configFile), r.GetValue(bf16) ? "bf16" : r.GetValue(fp16) ? "fp16" : null,
                 r.GetValue(offloadOptimizer) || r.GetValue(offloadParam), r.GetValue(offloadParam),
-                r.InvocationConfiguration.Output, r.InvocationConfiguration.Error);
+                r.InvocationConfiguration.Output, stderr);
         });
         return command;
     }
 
-    private static int Estimate(long parameters, long? largest, int ranks, int nodes, int? stage, string? configFile, string? precision,
+    /// <summary>
+    /// The sample GPT's size for <paramref name="flags"/>, or null after one line on <paramref name="stderr"/> naming the
+    /// missing Gpt.dll or the sample's error.
+    /// </summary>
+    private static (long, long?)? Measure(string flags, string? gpt, TextWriter stderr)
+    {
+        try
+        {
+            var (count, biggest) = SampleGpt.DescribeParameters(SampleGpt.Resolve(gpt), flags);
+            return (count, biggest);
+        }
+        catch (Exception e) when (e is FileNotFoundException or InvalidOperationException or System.ComponentModel.Win32Exception)
+        {
+            stderr.WriteLine($"dss estimate: error: {e.Message}");
+            return null;
+        }
+    }
+
+    private static int Estimate(long parameters, long? largest, string? modelFlags, int ranks, int nodes, int? stage, string? configFile, string? precision,
         bool offloadOptimizer, bool offloadParam, TextWriter stdout, TextWriter stderr)
     {
         DeepSpeedConfig config;
@@ -68,7 +102,8 @@ public sealed class EstimateCommand : CliCommand
             return 2;
         }
         var baseSetup = ZeroMemorySetup.FromConfig(config, parameters, largest ?? 0, ranks, nodes);
-        stdout.WriteLine(F($"Model states for {parameters:N0} parameters on {nodes} node(s) × {ranks} rank(s) ({(baseSetup.ModelBytes == 2 ? "16-bit" : "fp32")} model, ") +
+        string measured = modelFlags is null ? "" : F($" (largest {largest:N0}) of the sample GPT {modelFlags.Trim()}");
+        stdout.WriteLine(F($"Model states for {parameters:N0} parameters{measured} on {nodes} node(s) × {ranks} rank(s) ({(baseSetup.ModelBytes == 2 ? "16-bit" : "fp32")} model, ") +
                          F($"{(baseSetup.MasterBytes == 2 ? "16-bit" : "fp32")} masters, {(baseSetup.MomentBytes == 2 ? "16-bit" : "fp32")} Adam moments); activations not included"));
         stdout.WriteLine($"{"stage",5}  {"offload",-15} {"params/rank",12} {"grads/rank",12} {"optim/rank",12} {"total/rank",12} {"host part",12} {"total/host",12}");
         foreach (int st in stage is { } only ? new[] { only } : new[] { 0, 1, 2, 3 })

@@ -31,6 +31,41 @@ public sealed record ZeroMemorySetup(long Parameters, long LargestParameter, int
             precision.LowPrecisionOptimizerStates ? 2 : 4, z.OffloadOptimizer.Enabled, z.Stage == 3 && z.OffloadParam.Enabled,
             precision.Fp32GradAccumulation, z.ReduceBucketSize, z.Stage == 3 ? z.ZeroHpzPartitionSize : 1);
     }
+
+    /// <summary>
+    /// The setup a config describes for <paramref name="model"/>: counts its trainable parameters (those with
+    /// <c>requires_grad</c>) and the elements of the largest of them, then defers to
+    /// <see cref="FromConfig(DeepSpeedConfig, long, long, int, int)"/>. Only shapes are read, so a model built on the
+    /// <c>meta</c> device (no storage) gives the same setup as the real one.
+    /// </summary>
+    /// <param name="config">The DeepSpeed config (precision, stage, offload, bucket sizes).</param>
+    /// <param name="model">The model to count; its parameters are not changed.</param>
+    /// <param name="ranks">Data-parallel ranks per node.</param>
+    /// <param name="nodes">Nodes.</param>
+    /// <exception cref="ArgumentException">The model has no trainable parameters.</exception>
+    public static ZeroMemorySetup FromModel(DeepSpeedConfig config, TorchSharp.torch.nn.Module model, int ranks, int nodes = 1)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var (parameters, largest) = CountTrainable(model);
+        if (parameters == 0) throw new ArgumentException($"the model {model.GetType().Name} has no trainable parameters (requires_grad)", nameof(model));
+        return FromConfig(config, parameters, largest, ranks, nodes);
+    }
+
+    /// <summary>The trainable parameters' elements in total and in the largest tensor (each parameter once, even if shared).</summary>
+    private static (long Parameters, long LargestParameter) CountTrainable(TorchSharp.torch.nn.Module model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        long total = 0, largest = 0;
+        var seen = new HashSet<IntPtr>();
+        foreach (var p in model.parameters())
+        {
+            if (!p.requires_grad || !seen.Add(p.Handle)) continue;
+            long n = p.numel();
+            total += n;
+            largest = Math.Max(largest, n);
+        }
+        return (total, largest);
+    }
 }
 
 /// <summary>Bytes one rank holds between steps, split by kind and by where they live.</summary>

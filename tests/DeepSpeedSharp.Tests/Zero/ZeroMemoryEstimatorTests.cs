@@ -57,7 +57,7 @@ public class ZeroMemoryEstimatorTests(ITestOutputHelper output)
         Assert.Equal("0.736", rows[5][8]);
         Assert.Equal("optimizer+param", rows[7][1]);
         Assert.Equal(2, new EstimateCommand().Run(["--ranks", "2"], o, e));
-        Assert.Contains("--params is required", e.ToString());
+        Assert.Contains("give exactly one of --params N or --model", e.ToString());
         Assert.Equal(2, new EstimateCommand().Run(["--params", "1M", "--stage", "5"], o, e));
     }
 }
