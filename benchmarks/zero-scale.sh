@@ -10,10 +10,12 @@ setup=${1:?stage0, stage3 or stage3-offload}; budget_kib=$(( ${2:-20} * 1024 * 1
 dotnet build -c Release samples/Gpt/Gpt.csproj -v q -nologo >/dev/null && dotnet build -c Release src/DeepSpeedSharp.Cli -v q -nologo >/dev/null || exit 1
 DSS=src/DeepSpeedSharp.Cli/bin/Release/net10.0/dss.dll; GPT=samples/Gpt/bin/Release/net10.0/Gpt.dll
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+# reduce_bucket_size 5e7 at every stage: with the default 5e8, ZeRO-3's two gradient slots alone would take 3 GB per rank
+# at 823 M parameters (DeepSpeed allocates the 5e8 too); stage 0's bucket is then 5e7 elements as well.
 case $setup in
-  stage0) zero='"stage": 0'; extra="" ;;
-  stage3) zero='"stage": 3, "stage3_max_live_parameters": 1e8, "stage3_prefetch_bucket_size": 5e7'; extra="--zero-init" ;;
-  stage3-offload) zero='"stage": 3, "stage3_max_live_parameters": 1e8, "stage3_prefetch_bucket_size": 5e7, "offload_optimizer": {"device": "cpu"}'; extra="--zero-init" ;;
+  stage0) zero='"stage": 0, "reduce_bucket_size": 5e7'; extra="" ;;
+  stage3) zero='"stage": 3, "stage3_max_live_parameters": 1e8, "stage3_prefetch_bucket_size": 5e7, "reduce_bucket_size": 5e7'; extra="--zero-init" ;;
+  stage3-offload) zero='"stage": 3, "stage3_max_live_parameters": 1e8, "stage3_prefetch_bucket_size": 5e7, "reduce_bucket_size": 5e7, "offload_optimizer": {"device": "cpu"}'; extra="--zero-init" ;;
   *) echo "unknown setup '$setup'; use stage0, stage3 or stage3-offload" >&2; exit 2 ;;
 esac
 echo "{\"train_micro_batch_size_per_gpu\": 1, \"steps_per_print\": 1000, \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 1e-4}}, \"zero_optimization\": {$zero}}" > "$work/c.json"
