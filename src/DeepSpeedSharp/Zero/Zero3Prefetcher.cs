@@ -99,11 +99,9 @@ internal sealed class Zero3Prefetcher
 
     private void FixTrace(IReadOnlyList<Zero3Unit> units)
     {
-        long Elements(int unit) => units[unit].Parameters.Where(p => !p.Persistent).Sum(p => p.Numel);
-        long fetched = recording.Sum(e => Elements(e.Unit));
-        long partitioned = units.SelectMany(u => u.Parameters).Distinct().Where(p => !p.Persistent).Sum(p => p.Numel);
+        long fetched = recording.Sum(e => units[e.Unit].PartitionedElements);
         // With the graph kept, backward fetches nothing: later micro-steps follow the forward part of the trace.
-        graphMode = oneGradientBucket && partitioned <= maxLive && fetched <= maxReuseDistance;
+        graphMode = oneGradientBucket && Partitioned(units).Sum(p => p.Numel) <= maxLive && fetched <= maxReuseDistance;
         trace = recording.Where(e => e.Forward || !graphMode).Select(e => e.Unit).ToList();
         if (graphMode) Log.Info("ZeRO-3: the limits keep every unit gathered from forward to backward and one reduce bucket holds all gradients, so units run with autograd's graph (no re-gather or recomputation in backward)");
     }
@@ -131,7 +129,7 @@ internal sealed class Zero3Prefetcher
         for (int j = position; j < trace!.Count; j++)
         {
             if (trace[j] == unit.Index) return distance <= maxReuseDistance && LiveElements(units) <= maxLive;
-            distance += units[trace[j]].Parameters.Where(p => !p.Persistent).Sum(p => p.Numel);
+            distance += units[trace[j]].PartitionedElements;
             if (distance > maxReuseDistance) return false;
         }
         return false;
@@ -139,9 +137,10 @@ internal sealed class Zero3Prefetcher
 
     private Zero3Parameter[]? partitioned; // the units' distinct non-persistent parameters (fixed after construction)
 
-    private IEnumerable<Zero3Parameter> Live(IReadOnlyList<Zero3Unit> units) =>
-        (partitioned ??= units.SelectMany(u => u.Parameters).Distinct().Where(p => !p.Persistent).ToArray())
-        .Where(p => p.IsGathered || p.IsGathering);
+    private Zero3Parameter[] Partitioned(IReadOnlyList<Zero3Unit> units) =>
+        partitioned ??= units.SelectMany(u => u.Parameters).Distinct().Where(p => !p.Persistent).ToArray();
+
+    private IEnumerable<Zero3Parameter> Live(IReadOnlyList<Zero3Unit> units) => Partitioned(units).Where(p => p.IsGathered || p.IsGathering);
 
     private long LiveElements(IReadOnlyList<Zero3Unit> units) => Live(units).Sum(p => p.Numel);
 

@@ -105,7 +105,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         Log.Info($"ZeRO-3: {units.Count} units; {fast} Linear units skip recomputation in backward, {units.Count - fast} are recomputed" +
                  (RecomputeAll ? $" ({RecomputeAllVariable}=1)" : ""));
         unitReducer = new Zero3UnitReducer(group, units.Select(u => u.Parameters).Concat(parameters.Select(z => new[] { z })), offset,
-            zero.ReduceBucketSize, device, zeroPlusPlus.Gradients);
+            zero.ReduceBucketSize, gradPartition, scaling, device, zeroPlusPlus.Gradients);
         prefetcher = new Zero3Prefetcher(zero.Stage3PrefetchBucketSize, zero.Stage3MaxLiveParameters, zero.Stage3MaxReuseDistance,
             oneGradientBucket: unitReducer.HoldsAllGradients);
         Optimizer = optimizerFactory(new[] { masterParam });
@@ -144,7 +144,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
 
     internal void AfterUnitBackward(Zero3Unit unit)
     {
-        unitReducer.Reduce(unit.Parameters, gradPartition, scaling.Before, scaling.After);
+        unitReducer.Reduce(unit.Parameters);
         prefetcher.Done(unit, units, forward: false);
     }
 
@@ -152,7 +152,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     {
         // Gradients not yet packed are added to the bucket here: those of parameters used outside any unit (persistent
         // ones) and, when units ran with autograd's graph, all of them; then the last bucket is reduce-scattered.
-        foreach (var zp in parameters) unitReducer.Reduce(new[] { zp }, gradPartition, scaling.Before, scaling.After);
+        foreach (var zp in parameters) unitReducer.Reduce(new[] { zp });
         unitReducer.Flush();
         prefetcher.EndOfPass(units);
     }

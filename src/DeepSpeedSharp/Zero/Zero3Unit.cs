@@ -26,6 +26,7 @@ internal sealed class Zero3Unit : IDisposable
         Parameters = parameters;
         Strategy = strategy;
         Index = index;
+        PartitionedElements = parameters.Where(p => !p.Persistent).Sum(p => p.Numel);
         linear = strategy.RecomputeAll ? null : Zero3LinearFunction.Match(module, parameters);
         pre = module.register_forward_pre_hook(BeforeForward);
         post = module.register_forward_hook(AfterForward);
@@ -41,6 +42,9 @@ internal sealed class Zero3Unit : IDisposable
 
     /// <summary>Bytes of the unit's parameters when gathered.</summary>
     public long FullBytes => Parameters.Sum(p => p.FullBytes);
+
+    /// <summary>Elements a fetch of this unit gathers: those of its parameters that are not persistent (fixed at construction).</summary>
+    public long PartitionedElements { get; }
 
     /// <summary>True when the unit is a Linear whose backward runs without recomputing its forward.</summary>
     public bool HasLinearFastPath => linear is not null;

@@ -1,4 +1,5 @@
 using DeepSpeedSharp.Comm;
+using DeepSpeedSharp.DataParallel;
 using DeepSpeedSharp.Zero.ZeroPlusPlus;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -29,27 +30,31 @@ internal sealed class Zero3UnitReducer : IDisposable
     private readonly Queue<Pending> pending = new();
     private readonly List<Member> members = new();
     private readonly QuantizedGradientReduceScatter? quantized;
+    private readonly Tensor gradPartition;
+    private readonly GradientScaling scaling;
     private int slot;
     private long fill; // columns used in the current slot
     private bool slotFree;
-    private Tensor? gradPartition;
-    private double before = 1.0, after = 1.0;
 
     private readonly record struct Member(Zero3Parameter Parameter, long Column);
 
-    private sealed record Pending(Work? Work, Member[] Members, Tensor Input, Tensor Output, Tensor GradPartition, double After);
+    private sealed record Pending(Work? Work, Member[] Members, Tensor Input, Tensor Output);
 
     /// <param name="group">The data-parallel group.</param>
     /// <param name="batches">Every set of parameters that will be reduced together (each unit's, and single parameters).</param>
     /// <param name="partitionElements">Elements of this rank's partition of all parameters (the master buffer's size).</param>
     /// <param name="reduceBucketSize"><c>reduce_bucket_size</c>: full-gradient elements reduced at a time.</param>
+    /// <param name="gradPartition">This rank's partition gradient, which the results are added into (at each parameter's master offset).</param>
+    /// <param name="scaling">The factors applied before the reduce-scatter (to the packed gradients) and after it (to the result).</param>
     /// <param name="device">Where the packing buffers live.</param>
     /// <param name="quantized">ZeRO++ qgZ's quantized reduce-scatter, or null for the exact one.</param>
     public Zero3UnitReducer(ProcessGroup group, IEnumerable<IReadOnlyList<Zero3Parameter>> batches, long partitionElements, long reduceBucketSize,
-        Device device, QuantizedGradientReduceScatter? quantized = null)
+        Tensor gradPartition, GradientScaling scaling, Device device, QuantizedGradientReduceScatter? quantized = null)
     {
         this.group = group;
         this.quantized = quantized;
+        this.gradPartition = gradPartition;
+        this.scaling = scaling;
         long largest = Math.Max(1, batches.Select(b => b.Sum(p => p.PartitionSize)).DefaultIfEmpty(1).Max());
         (columns, int slots) = Layout(Math.Max(1, partitionElements), largest, reduceBucketSize, group.Size);
         packed = new Tensor[slots];
@@ -82,18 +87,14 @@ internal sealed class Zero3UnitReducer : IDisposable
 
     /// <summary>
     /// Packs the parameters' gradients into the current bucket and drops them; a full bucket is reduce-scattered
-    /// asynchronously, its result (scaled by <paramref name="after"/>) later added into this rank's slices of
-    /// <paramref name="gradPartition"/>.
+    /// asynchronously, its result later added into this rank's slices of the partition gradient.
     /// </summary>
-    public void Reduce(IReadOnlyList<Zero3Parameter> parameters, Tensor gradPartition, double before, double after)
+    public void Reduce(IReadOnlyList<Zero3Parameter> parameters)
     {
         var ps = parameters.Where(p => Utils.GradientHandles.HasGradient(p.Param)).ToList();
         if (ps.Count == 0) return;
         long need = ps.Sum(p => p.PartitionSize);
-        if (fill > 0 && (fill + need > columns || before != this.before || after != this.after || !ReferenceEquals(gradPartition, this.gradPartition))) Launch();
-        this.gradPartition = gradPartition;
-        this.before = before;
-        this.after = after;
+        if (fill > 0 && fill + need > columns) Launch();
         if (!slotFree)
         {
             if (pending.Count == packed.Length) CompleteOldest(); // the slot about to be reused
@@ -146,13 +147,13 @@ internal sealed class Zero3UnitReducer : IDisposable
             }
         // The views outlive this call (the collective runs asynchronously): kept out of the scope, disposed on completion.
         var input = buffer.narrow(0, 0, fill * group.Size).DetachFromDisposeScope();
-        if (before != 1.0) input.mul_(before);
+        if (scaling.Before != 1.0) input.mul_(scaling.Before);
         var output = received[slot].narrow(0, 0, fill).DetachFromDisposeScope();
         Work? work = null;
         if (group.Size == 1) output.copy_(input);
         else if (quantized is not null) quantized.Run(output, input, fill);
         else work = group.ReduceScatterAsync(output, input, ReduceOp.Sum);
-        pending.Enqueue(new Pending(work, members.ToArray(), input, output, gradPartition!, after));
+        pending.Enqueue(new Pending(work, members.ToArray(), input, output));
         members.Clear();
         fill = 0;
         slot = (slot + 1) % packed.Length;
@@ -161,12 +162,12 @@ internal sealed class Zero3UnitReducer : IDisposable
 
     private void CompleteOldest()
     {
-        var (work, done, input, output, gradPartition, after) = pending.Dequeue();
+        var (work, done, input, output) = pending.Dequeue();
         work?.Wait();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         input.Dispose();
-        if (after != 1.0) output.mul_(after);
+        if (scaling.After != 1.0) output.mul_(scaling.After);
         foreach (var (p, column) in done)
         {
             var target = gradPartition.narrow(0, p.MasterOffset, p.PartitionSize);
