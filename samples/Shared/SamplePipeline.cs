@@ -87,11 +87,13 @@ public sealed class SamplePipeline
     {
         var measured = timings.Skip(Math.Min(warmupSteps, Math.Max(0, timings.Count - 1))).ToList();
         double schedule = measured.Sum(t => t.PipelineSeconds), compute = measured.Sum(t => t.ComputeSeconds);
+        double idle = measured.Sum(t => t.IdleFraction * t.PipelineSeconds);
         return new Dictionary<string, object?>
         {
             ["pipeline_parallel_size"] = Engine.NumStages, ["virtual_stages"] = module.VirtualStages,
             ["stage"] = Engine.StageId, ["micro_batches"] = Engine.MicroBatches,
             ["bubble"] = schedule > 0 ? 1 - compute / schedule : null,
+            ["bubble_idle"] = schedule > 0 ? idle / schedule : null,
             ["bubble_theory"] = measured.Count > 0 ? measured[0].TheoreticalBubbleFraction : null,
         };
     }

@@ -21,7 +21,7 @@ public sealed partial class PipelineEngine
         private readonly int buffers;
         private int backwardPasses;
         private double lossSum;
-        private readonly System.Diagnostics.Stopwatch wall = new(), compute = new();
+        private readonly System.Diagnostics.Stopwatch wall = new(), compute = new(), receive = new();
         private TimeSpan scheduleTime;
         private double pipelineSeconds;
 
@@ -52,7 +52,7 @@ public sealed partial class PipelineEngine
 
         /// <summary>Where this stage's time went in the schedule (up to the optimizer step).</summary>
         public PipelineBatchTimings Timings => new(scheduleTime.TotalSeconds, compute.Elapsed.TotalSeconds, schedule.MicroBatches, schedule.Stages, schedule.Chunks,
-            pipelineSeconds);
+            pipelineSeconds, receive.Elapsed.TotalSeconds);
 
         public void Execute()
         {
@@ -85,12 +85,20 @@ public sealed partial class PipelineEngine
                 case ForwardPass f: Forward(f); break;
                 case BackwardPass b: Backward(b); break;
                 case SendActivation s: e.channel.SendActivation(outputs[Slot(s)] ?? throw Missing(s, "output"), Part(s) + 1); break;
-                case RecvActivation r: Set(ref inputs[Slot(r)], ReceivedActivation(Part(r))); break;
+                case RecvActivation r:
+                    receive.Start();
+                    Set(ref inputs[Slot(r)], ReceivedActivation(Part(r)));
+                    receive.Stop();
+                    break;
                 case SendGrad s:
                     e.channel.SendGrad(inputGrads[Slot(s)] ?? throw Missing(s, "input gradient"), Part(s));
                     Release(ref inputGrads[Slot(s)]);
                     break;
-                case RecvGrad r: Set(ref outputGrads[Slot(r)], e.channel.RecvGrad(Part(r) + 1)); break;
+                case RecvGrad r:
+                    receive.Start();
+                    Set(ref outputGrads[Slot(r)], e.channel.RecvGrad(Part(r) + 1));
+                    receive.Stop();
+                    break;
                 case ReduceTiedGrads: e.pipe.Tied.ReduceGradients(); break;
                 case ReduceGrads: e.FinishMicroBackward(boundary: true); break;
                 case Pipeline.OptimizerStep: TakeOptimizerStep(); break;

@@ -17,11 +17,18 @@ namespace DeepSpeedSharp.Engine;
 /// <param name="VirtualStages">Virtual stages (chunks) per stage v.</param>
 /// <param name="PipelineSeconds">The pipeline's flush time: the longest <see cref="ScheduleSeconds"/> of its stages (the last
 /// stage finishes its schedule first and waits for the others inside the optimizer step).</param>
-public sealed record PipelineBatchTimings(double ScheduleSeconds, double ComputeSeconds, int MicroBatches, int Stages, int VirtualStages, double PipelineSeconds)
+/// <param name="ReceiveSeconds">Time in receives from the neighbouring stages: waiting for their messages and copying them.</param>
+public sealed record PipelineBatchTimings(double ScheduleSeconds, double ComputeSeconds, int MicroBatches, int Stages, int VirtualStages, double PipelineSeconds,
+    double ReceiveSeconds)
 {
     /// <summary>The measured bubble: the fraction of the pipeline's flush time this stage did not compute (waiting for its
     /// neighbours, sending, receiving) — the quantity (p − 1) / (m + p − 1) predicts for equal stages.</summary>
     public double BubbleFraction => PipelineSeconds > 0 ? 1 - ComputeSeconds / PipelineSeconds : 0;
+
+    /// <summary>The part of <see cref="BubbleFraction"/> this stage spent idle: in receives, and after its schedule until the
+    /// pipeline's flush ended. The rest of the bubble is the stage's own work between passes (loading data, starting sends,
+    /// releasing buffers, per-micro-batch gradient bookkeeping).</summary>
+    public double IdleFraction => PipelineSeconds > 0 ? (ReceiveSeconds + PipelineSeconds - ScheduleSeconds) / PipelineSeconds : 0;
 
     /// <summary>The schedule's ideal bubble with equal stages and free communication: (p − 1) / (m + p − 1) for 1F1B,
     /// (p − 1) / (v·m + p − 1) for the interleaved schedule.</summary>
@@ -53,6 +60,9 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
         if (module.VirtualStages > 1 && batch.GradientAccumulationSteps % module.NumStages != 0)
             throw new DeepSpeedConfigException($"gradient_accumulation_steps {batch.GradientAccumulationSteps} must be a multiple of the pipeline stages ({module.NumStages}) " +
                                                $"for the interleaved schedule of {module.VirtualStages} virtual stages");
+        if (module.VirtualStages > 1 && config.Pipeline.RunAheadMicroBatches > 0)
+            throw new DeepSpeedConfigException($"pipeline.run_ahead_micro_batches {config.Pipeline.RunAheadMicroBatches} does not combine with {module.VirtualStages} virtual stages " +
+                                               "(the interleaved schedule's stages wait on each other around the ring); set it to 0 or use one virtual stage");
         if (config.Pipeline.ActivationCheckpointInterval > 0) module.ActivationCheckpointInterval = config.Pipeline.ActivationCheckpointInterval;
         channel = new StageChannel(module.Grid, config.Pipeline.PipePartitioned, config.Pipeline.GradPartitioned,
             module.parameters().FirstOrDefault()?.device ?? CPU, separateGradientGroups: module.VirtualStages > 1);
@@ -113,10 +123,13 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
     public PipelineBatchTimings? LastBatchTimings { get; private set; }
 
     /// <summary>The schedule <see cref="TrainBatch"/> runs on this stage, printable (one step per line): DeepSpeed's 1F1B, or
-    /// the interleaved schedule when the module has virtual stages.</summary>
-    public PipeSchedule TrainScheduleForThisStage() => pipe.VirtualStages > 1
-        ? new InterleavedSchedule(MicroBatches, NumStages, StageId, pipe.VirtualStages)
+    /// the interleaved schedule when the module has virtual stages or the config sets
+    /// <c>pipeline.run_ahead_micro_batches</c> (1F1B with stages running ahead).</summary>
+    public PipeSchedule TrainScheduleForThisStage() => pipe.VirtualStages > 1 || RunAhead > 0
+        ? new InterleavedSchedule(MicroBatches, NumStages, StageId, pipe.VirtualStages, runAhead: RunAhead)
         : new TrainSchedule(MicroBatches, NumStages, StageId);
+
+    private int RunAhead => Config.Pipeline.RunAheadMicroBatches;
 
     /// <summary>The next (inputs, labels) pair, for the first and last stages.</summary>
     private (Tensor Inputs, Tensor Labels) NextMicroBatch()

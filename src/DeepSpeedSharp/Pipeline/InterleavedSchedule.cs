@@ -9,6 +9,13 @@ namespace DeepSpeedSharp.Pipeline;
 /// (k mod (p·v)) div p (forward; the backward order visits the chunks in reverse). Micro-batches must be a multiple of
 /// the stages. Each step is one forward or backward pass with its receive before and its send after; activations
 /// always go to the next stage (the last stage's chunk c to the first stage's chunk c + 1) and gradients to the previous.
+/// <para>With one chunk it is the plain 1F1B schedule written in this form (any number of micro-batches), which the engine
+/// uses when stages run ahead (<c>pipeline.run_ahead_micro_batches</c> k &gt; 0, one chunk only; beyond DeepSpeed and
+/// Megatron, whose interleaved warm-up already has one pass of slack per later stage): each
+/// stage starts k more forward passes per later stage before its first backward, (stages − stage − 1)·(1 + k) in all,
+/// so the next stage finds its input waiting and a stage that computes a little slower for a while does not stall the
+/// whole pipeline. In DeepSpeed's 1F1B two equal stages have no slack at all: every delay of either stage delays both.
+/// The price is k more micro-batches' activations held per later stage.</para>
 /// </summary>
 public sealed class InterleavedSchedule : PipeSchedule
 {
@@ -17,14 +24,20 @@ public sealed class InterleavedSchedule : PipeSchedule
     /// <param name="stageId">The stage that executes this schedule.</param>
     /// <param name="chunks">Virtual stages (model chunks) per stage.</param>
     /// <param name="forwardOnly">Forward passes only (evaluation).</param>
-    public InterleavedSchedule(int microBatches, int stages, int stageId, int chunks, bool forwardOnly = false)
+    /// <param name="runAhead">Extra forward passes per later stage before the first backward (0 = no run-ahead).</param>
+    public InterleavedSchedule(int microBatches, int stages, int stageId, int chunks, bool forwardOnly = false, int runAhead = 0)
         : base(microBatches, stages, stageId)
     {
         if (chunks < 1) throw new ArgumentOutOfRangeException(nameof(chunks), $"virtual stages must be ≥ 1, got {chunks}");
-        if (microBatches % stages != 0)
+        if (runAhead < 0) throw new ArgumentOutOfRangeException(nameof(runAhead), $"run-ahead micro-batches must be ≥ 0, got {runAhead}");
+        if (runAhead > 0 && chunks > 1)
+            throw new ArgumentException($"pipeline.run_ahead_micro_batches {runAhead} does not combine with {chunks} virtual stages: a stage's later chunks wait for the " +
+                                        "last stage's earlier ones, so running ahead would deadlock; set it to 0 or use one virtual stage");
+        if (chunks > 1 && microBatches % stages != 0)
             throw new ArgumentException($"the interleaved schedule needs the micro-batches (gradient_accumulation_steps {microBatches}) to be a multiple of the pipeline stages ({stages})");
         this.chunks = chunks;
         ForwardOnly = forwardOnly;
+        RunAhead = runAhead;
     }
 
     private readonly int chunks;
@@ -35,8 +48,21 @@ public sealed class InterleavedSchedule : PipeSchedule
     /// <summary>True for an evaluation schedule.</summary>
     public bool ForwardOnly { get; }
 
-    /// <summary>Forward passes before the first backward on this stage.</summary>
-    public int WarmupPasses => ForwardOnly || MicroBatches == Stages ? Passes : Math.Min(Passes, (Stages - StageId - 1) * 2 + (Chunks - 1) * Stages);
+    /// <summary>Extra forward passes per later stage that this stage runs before its first backward.</summary>
+    public int RunAhead { get; }
+
+    /// <summary>Forward passes before the first backward on this stage: Megatron's (stages − stage − 1)·2 + (chunks − 1)·stages
+    /// with virtual stages (all of them when micro-batches equal stages); with one chunk 1F1B's stages − stage − 1, times
+    /// 1 + <see cref="RunAhead"/>.</summary>
+    public int WarmupPasses
+    {
+        get
+        {
+            int later = Stages - StageId - 1;
+            if (ForwardOnly || (Chunks > 1 && MicroBatches == Stages)) return Passes;
+            return Math.Min(Passes, Chunks > 1 ? later * 2 + (Chunks - 1) * Stages : later * (1 + RunAhead));
+        }
+    }
 
     /// <summary>The chunk and micro-batch of virtual micro-batch <paramref name="k"/>.</summary>
     public (int Chunk, int MicroBatch) At(int k, bool forward)

@@ -13,7 +13,7 @@ namespace DeepSpeedSharp.TestWorker.Scenarios;
 /// Trains <see cref="PipelineToy"/> as a <see cref="PipelineModule"/> on a pipe × tensor × data grid with
 /// <see cref="PipelineEngine.TrainBatch"/>, then evaluates one batch with <c>bcastLoss</c> true and false. Args:
 /// <c>--pp P --tp T --stage S --steps N --gas G --mb M --blocks B --tied 0|1 --clip C --lr LR --interval K
-/// --csv DIR --virtual V --config-interval K (pipeline.activation_checkpoint_interval) --partition METHOD --bf16 0|1 --pipe-partitioned 0|1 --out FILE [--save-at K --save-dir DIR] [--resume DIR]</c>. Global rank 0 writes one JSON line per step
+/// --csv DIR --virtual V --config-interval K (pipeline.activation_checkpoint_interval) --run-ahead K (pipeline.run_ahead_micro_batches) --partition METHOD --bf16 0|1 --pipe-partitioned 0|1 --out FILE [--save-at K --save-dir DIR] [--resume DIR]</c>. Global rank 0 writes one JSON line per step
 /// {step, loss, norm} to FILE; every rank writes FILE.evalR: {rank, stage, bcast, noBcast, bcastBytes, noBcastBytes}
 /// and prints what Forward() says on a pipeline engine.
 /// </summary>
@@ -47,7 +47,7 @@ public sealed class PipelineToyScenario : IScenario
               "gradient_clipping": {{S("clip", "0")}},
               "bf16": { "enabled": {{(bf16 ? "true" : "false")}} },
               "pipeline": { "pipe_partitioned": {{(I("pipe-partitioned", 1) == 1 ? "true" : "false")}}, "grad_partitioned": {{(I("pipe-partitioned", 1) == 1 ? "true" : "false")}},
-                            "activation_checkpoint_interval": {{I("config-interval", 0)}} },
+                            "activation_checkpoint_interval": {{I("config-interval", 0)}}, "run_ahead_micro_batches": {{I("run-ahead", 0)}} },
               "optimizer": { "type": "AdamW", "params": { "lr": {{S("lr", "0.01")}}, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.01 } },
               "zero_optimization": { "stage": {{stage}}, "reduce_bucket_size": 50, "allgather_bucket_size": 70, "overlap_comm": true }{{Monitoring(a)}} }
             """;
@@ -55,6 +55,8 @@ public sealed class PipelineToyScenario : IScenario
         var engine = init.PipelineEngine;
         Console.WriteLine($"rank {Dist.Rank}: {grid}; layers [{module.LocalStart}, {module.LocalStop}); checkpoint interval {module.ActivationCheckpointInterval}; " +
                           $"parameters {string.Join(" ", module.named_parameters().Select(p => p.name))}");
+        var passes = engine.TrainScheduleForThisStage().Steps().SelectMany(step => step).Where(i => i is ForwardPass or BackwardPass).ToList();
+        Console.WriteLine($"rank {Dist.Rank}: stage {engine.StageId} runs {passes.FindIndex(i => i is BackwardPass)} forward passes before its first backward");
         try { engine.Forward(zeros(1)); }
         catch (InvalidOperationException e) { Console.WriteLine($"forward-refused: {e.Message}"); }
 

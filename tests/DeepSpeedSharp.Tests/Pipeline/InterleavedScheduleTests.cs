@@ -45,6 +45,47 @@ public class InterleavedScheduleTests
     public void TheOneF1BScheduleAlsoRunsToTheEnd(int microBatches, int stages) =>
         Simulate(Enumerable.Range(0, stages).Select(s => (PipeSchedule)new TrainSchedule(microBatches, stages, s)).ToList(), bufferIsMicroBatch: false);
 
+    [Theory]
+    [InlineData(8, 2, 1, 1)]
+    [InlineData(5, 2, 1, 2)]
+    [InlineData(7, 3, 1, 1)]
+    [InlineData(16, 4, 1, 1)]
+    [InlineData(3, 4, 1, 1)]
+    [InlineData(8, 1, 1, 2)]
+    public void StagesThatRunAheadStillRunEveryPassOnceAndToTheEnd(int microBatches, int stages, int chunks, int runAhead)
+    {
+        var schedules = Enumerable.Range(0, stages).Select(s => new InterleavedSchedule(microBatches, stages, s, chunks, runAhead: runAhead)).ToList();
+        foreach (var schedule in schedules)
+        {
+            var instructions = schedule.Steps().SelectMany(step => step).ToList();
+            var passes = instructions.OfType<BufferOpInstruction>().Where(i => i is ForwardPass or BackwardPass).ToList();
+            Assert.Equal(2 * microBatches * chunks, passes.Count);
+            // Backwards in micro-batch order per chunk: the gradients accumulate in the same order as without run-ahead.
+            for (int c = 0; c < chunks; c++)
+                Assert.Equal(Enumerable.Range(0, microBatches), passes.Where(i => i is BackwardPass && i.Chunk == c).Select(i => i.BufferId));
+            int firstBackward = passes.FindIndex(i => i is BackwardPass);
+            // The warm-up, then the first steady forward (none when the warm-up takes every pass).
+            Assert.Equal(Math.Min(schedule.WarmupPasses + 1, microBatches * chunks), firstBackward);
+            Assert.IsType<OptimizerStep>(instructions[^1]);
+        }
+        Simulate(schedules.Select(s => (PipeSchedule)s).ToList(), bufferIsMicroBatch: true);
+    }
+
+    [Fact]
+    public void RunAheadAddsForwardsPerLaterStageToTheWarmUp()
+    {
+        // One chunk: 1F1B's stages − stage − 1, times (1 + k).
+        Assert.Equal([3, 2, 1, 0], Enumerable.Range(0, 4).Select(s => new InterleavedSchedule(16, 4, s, 1).WarmupPasses));
+        Assert.Equal([6, 4, 2, 0], Enumerable.Range(0, 4).Select(s => new InterleavedSchedule(16, 4, s, 1, runAhead: 1).WarmupPasses));
+        Assert.Equal(3, new InterleavedSchedule(3, 2, 0, 1, runAhead: 5).WarmupPasses); // at most every pass
+        Assert.Throws<ArgumentOutOfRangeException>(() => new InterleavedSchedule(8, 2, 0, 1, runAhead: -1));
+        // Virtual stages wait on each other around the ring: running ahead would deadlock (the simulation stops), so it is refused.
+        var e = Assert.Throws<ArgumentException>(() => new InterleavedSchedule(8, 4, 0, 2, runAhead: 1));
+        Assert.Contains("pipeline.run_ahead_micro_batches 1 does not combine with 2 virtual stages", e.Message);
+        // With one chunk the micro-batches need not be a multiple of the stages.
+        Assert.Equal(7, new InterleavedSchedule(7, 2, 0, 1, runAhead: 1).Passes);
+    }
+
     [Fact]
     public void MicroBatchesMustBeAMultipleOfTheStages()
     {

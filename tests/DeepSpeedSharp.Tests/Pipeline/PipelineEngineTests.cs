@@ -57,8 +57,22 @@ public class PipelineEngineTests(ITestOutputHelper output)
     [InlineData(2, 2, 1, 0, "--virtual 2", 1e-5)]                        // interleaved schedule, 2 virtual stages per rank (beyond DeepSpeed)
     [InlineData(4, 4, 1, 1, "--virtual 2 --blocks 6", 1e-5)]             // 4 stages × 2 virtual stages
     [InlineData(4, 2, 1, 2, "--virtual 2", 1e-5)]                        // interleaved with data parallelism and ZeRO-2
+    [InlineData(2, 2, 1, 0, "--run-ahead 1", 1e-5)]                      // 1F1B with stages running one more micro-batch ahead (beyond DeepSpeed)
+    [InlineData(4, 2, 1, 2, "--run-ahead 2", 1e-5)]                      // the same, two ahead, with data parallelism and ZeRO-2
     public void OptionsMatchThePlainUnsplitModel(int ranks, int pp, int tp, int stage, string flags, double tolerance) =>
         Check(ranks, pp, tp, stage, tied: true, flags, tolerance);
+
+    [Fact]
+    public void RunningAheadWithVirtualStagesIsAConfigErrorThatNamesTheKey()
+    {
+        var results = RankProcesses.Run("pipe-toy", 2, ["--pp", "2", "--virtual", "2", "--run-ahead", "1", "--steps", "1", "--out", Path.GetTempFileName()],
+            new RankOptions { Timeout = TimeSpan.FromSeconds(60) });
+        foreach (var r in results)
+        {
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("pipeline.run_ahead_micro_batches 1 does not combine with 2 virtual stages", r.Stdout + r.Stderr);
+        }
+    }
 
     private void Check(int ranks, int pp, int tp, int stage, bool tied, string flags, double tolerance)
     {
@@ -78,6 +92,9 @@ public class PipelineEngineTests(ITestOutputHelper output)
         Assert.True(reference[^1].Loss < reference[0].Loss);
         Assert.Contains("forward-refused: Forward() is not available on a pipeline engine", stdout);
         if (flags.Contains("interval")) Assert.Contains($"checkpoint interval {flags.Split(' ')[^1]}", stdout);
+        // Stage 0 runs (pp − 1)·(1 + k) forwards ahead with run-ahead k (DeepSpeed's pp − 1 without), then the first steady forward.
+        int runAhead = Array.IndexOf(words, "--run-ahead") is var ra and >= 0 ? int.Parse(words[ra + 1]) : 0;
+        if (!flags.Contains("virtual")) Assert.Contains($"stage 0 runs {Math.Min(Gas, (pp - 1) * (1 + runAhead) + 1)} forward passes before its first backward", stdout);
 
         // EvalBatch: with bcastLoss every rank returns the loss; without it only the last stage does, and fewer bytes move.
         foreach (var e in evals) Assert.True(Math.Abs(e.Bcast!.Value - referenceEval) <= tolerance, $"rank {e.Rank}: eval loss {e.Bcast} vs {referenceEval}");

@@ -54,6 +54,7 @@ public static partial class ConfigKeyTable
         Done("pipeline.activation_checkpoint_interval", "overrides PipelineModule's activation checkpoint interval"),
         Done("pipeline.pipe_partitioned", "with tensor parallelism: activations cross stages as 1/tp slices"),
         Done("pipeline.grad_partitioned", "with tensor parallelism: activation gradients cross stages as 1/tp slices"),
+        Done("pipeline.run_ahead_micro_batches", "not a DeepSpeed key: 1F1B with each stage k micro-batches further ahead of the next (0 = DeepSpeed's schedule)"),
         Done("activation_checkpointing.partition_activations", "saved inputs split over the tensor-parallel group"),
         Done("activation_checkpointing.cpu_checkpointing", "saved inputs kept in host memory"),
         Done("activation_checkpointing.contiguous_memory_optimization", "saved inputs in one preallocated buffer"),

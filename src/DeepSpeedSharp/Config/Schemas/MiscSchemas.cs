@@ -19,7 +19,8 @@ internal static class MiscSchemas
             Fields<PipelineConfig>.Of("seed_layers", Kinds.Bool, c => c.SeedLayers, (c, v) => c with { SeedLayers = v }),
             Fields<PipelineConfig>.Of("activation_checkpoint_interval", Kinds.Int(min: 0), c => c.ActivationCheckpointInterval, (c, v) => c with { ActivationCheckpointInterval = v }),
             Fields<PipelineConfig>.Of("pipe_partitioned", Kinds.Bool, c => c.PipePartitioned, (c, v) => c with { PipePartitioned = v }),
-            Fields<PipelineConfig>.Of("grad_partitioned", Kinds.Bool, c => c.GradPartitioned, (c, v) => c with { GradPartitioned = v }));
+            Fields<PipelineConfig>.Of("grad_partitioned", Kinds.Bool, c => c.GradPartitioned, (c, v) => c with { GradPartitioned = v }),
+            Fields<PipelineConfig>.Of("run_ahead_micro_batches", Kinds.Int(min: 0), c => c.RunAheadMicroBatches, (c, v) => c with { RunAheadMicroBatches = v }));
 
     private static string ReadStages(System.Text.Json.Nodes.JsonNode? n, string path)
     {

@@ -15,6 +15,10 @@ public sealed record PipelineConfig
     public bool PipePartitioned { get; init; } = true;
     /// <summary><c>grad_partitioned</c>.</summary>
     public bool GradPartitioned { get; init; } = true;
+    /// <summary><c>run_ahead_micro_batches</c> (not a DeepSpeed key): extra micro-batches each stage runs ahead of the next
+    /// in the 1F1B schedule, which absorbs stages' speed variations at the price of that many more activations held per
+    /// later stage; 0 (the default) is DeepSpeed's schedule.</summary>
+    public int RunAheadMicroBatches { get; init; }
 }
 
 /// <summary><c>activation_checkpointing</c>. The config alone changes nothing: model code must call the checkpoint function.</summary>
