@@ -6,8 +6,8 @@ namespace DeepSpeedSharp.Pipeline;
 /// 0 … v − 1. A stage runs a warm-up of forward passes, then alternates one forward and one backward, then the remaining
 /// backwards; the bubble shrinks from (p − 1) / (m + p − 1) to about (p − 1) / (v·m + p − 1) at the price of v times as
 /// many stage-to-stage messages. Virtual micro-batch k is micro-batch (k div (p·v))·p + k mod p of chunk
-/// (k mod (p·v)) div p (forward; the backward order visits the chunks in reverse). Micro-batches must be a multiple of
-/// the stages. Each step is one forward or backward pass with its receive before and its send after; activations
+/// (k mod (p·v)) div p (forward; the backward order visits the chunks in reverse). With more than one chunk, the
+/// micro-batches must be a multiple of the stages. Each step is one forward or backward pass with its receive before and its send after; activations
 /// always go to the next stage (the last stage's chunk c to the first stage's chunk c + 1) and gradients to the previous.
 /// <para>With one chunk it is the plain 1F1B schedule written in this form (any number of micro-batches), which the engine
 /// uses when stages run ahead (<c>pipeline.run_ahead_micro_batches</c> k &gt; 0, one chunk only; beyond DeepSpeed and

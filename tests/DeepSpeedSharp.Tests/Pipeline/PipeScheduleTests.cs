@@ -81,4 +81,16 @@ public class PipeScheduleTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new TrainSchedule(4, 2, 2));
         Assert.Throws<ArgumentOutOfRangeException>(() => new TrainSchedule(0, 2, 0));
     }
+
+    [Fact]
+    public void TheBubbleSplitsIntoIdleTimeAndTheStagesOwnWork()
+    {
+        // A stage that computed 0.80 s of a 1.10 s flush, spent 0.15 s in receives and finished its schedule 0.10 s before
+        // the slowest stage: 0.30 s not computing, of which 0.25 s idle and 0.05 s its own work between passes.
+        var t = new DeepSpeedSharp.Engine.PipelineBatchTimings(ScheduleSeconds: 1.00, ComputeSeconds: 0.80, MicroBatches: 8, Stages: 2, VirtualStages: 1,
+            PipelineSeconds: 1.10, ReceiveSeconds: 0.15);
+        Assert.Equal(0.30 / 1.10, t.BubbleFraction, 12);
+        Assert.Equal(0.25 / 1.10, t.IdleFraction, 12);
+        Assert.Equal(1.0 / 9, t.TheoreticalBubbleFraction, 12);
+    }
 }

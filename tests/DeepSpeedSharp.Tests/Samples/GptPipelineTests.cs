@@ -59,6 +59,7 @@ public class GptPipelineTests(ITestOutputHelper output)
         Assert.True(reference.Losses[^10..].Average() < reference.Losses[..10].Average() - 0.3, "the model must learn");
         Assert.Contains($"pipeline {stages} stages × data {ranks / stages}", run.Output);
         Assert.Contains($"\"pipeline_parallel_size\":{stages}", run.Output);
+        Assert.Contains("\"bubble_idle\":", run.Output);
         // Rank 0 holds only its stage: clearly less than the whole model.
         if (zeroStage == 0) Assert.True(run.ParameterBytes < Shape.ParameterCount * 4 * 3 / 4, $"rank 0 holds {run.ParameterBytes} parameter bytes of {Shape.ParameterCount * 4}");
     }
