@@ -87,7 +87,7 @@ public sealed class SamplePipeline
     {
         var measured = timings.Skip(Math.Min(warmupSteps, Math.Max(0, timings.Count - 1))).ToList();
         double schedule = measured.Sum(t => t.PipelineSeconds), compute = measured.Sum(t => t.ComputeSeconds);
-        double idle = measured.Sum(t => t.IdleFraction * t.PipelineSeconds);
+        double idle = measured.Sum(t => t.IdleSeconds);
         return new Dictionary<string, object?>
         {
             ["pipeline_parallel_size"] = Engine.NumStages, ["virtual_stages"] = module.VirtualStages,

@@ -85,20 +85,12 @@ public sealed partial class PipelineEngine
                 case ForwardPass f: Forward(f); break;
                 case BackwardPass b: Backward(b); break;
                 case SendActivation s: e.channel.SendActivation(outputs[Slot(s)] ?? throw Missing(s, "output"), Part(s) + 1); break;
-                case RecvActivation r:
-                    receive.Start();
-                    Set(ref inputs[Slot(r)], ReceivedActivation(Part(r)));
-                    receive.Stop();
-                    break;
+                case RecvActivation r: Set(ref inputs[Slot(r)], Timed(receive, () => ReceivedActivation(Part(r)))); break;
                 case SendGrad s:
                     e.channel.SendGrad(inputGrads[Slot(s)] ?? throw Missing(s, "input gradient"), Part(s));
                     Release(ref inputGrads[Slot(s)]);
                     break;
-                case RecvGrad r:
-                    receive.Start();
-                    Set(ref outputGrads[Slot(r)], e.channel.RecvGrad(Part(r) + 1));
-                    receive.Stop();
-                    break;
+                case RecvGrad r: Set(ref outputGrads[Slot(r)], Timed(receive, () => e.channel.RecvGrad(Part(r) + 1))); break;
                 case ReduceTiedGrads: e.pipe.Tied.ReduceGradients(); break;
                 case ReduceGrads: e.FinishMicroBackward(boundary: true); break;
                 case Pipeline.OptimizerStep: TakeOptimizerStep(); break;
@@ -211,6 +203,13 @@ public sealed partial class PipelineEngine
             e.RecordLoss(aggregated);
             e.FinishBoundaryStep();
             e.AddMicroSteps(schedule.MicroBatches);
+        }
+
+        private static Tensor Timed(System.Diagnostics.Stopwatch clock, Func<Tensor> work)
+        {
+            clock.Start();
+            try { return work(); }
+            finally { clock.Stop(); }
         }
 
         private static void Set(ref Tensor? slot, Tensor value)

@@ -28,7 +28,10 @@ public sealed record PipelineBatchTimings(double ScheduleSeconds, double Compute
     /// <summary>The part of <see cref="BubbleFraction"/> this stage spent idle: in receives, and after its schedule until the
     /// pipeline's flush ended. The rest of the bubble is the stage's own work between passes (loading data, starting sends,
     /// releasing buffers, per-micro-batch gradient bookkeeping).</summary>
-    public double IdleFraction => PipelineSeconds > 0 ? (ReceiveSeconds + PipelineSeconds - ScheduleSeconds) / PipelineSeconds : 0;
+    public double IdleFraction => PipelineSeconds > 0 ? IdleSeconds / PipelineSeconds : 0;
+
+    /// <summary>Seconds this stage spent idle: in receives, and after its schedule until the pipeline's flush ended.</summary>
+    public double IdleSeconds => ReceiveSeconds + PipelineSeconds - ScheduleSeconds;
 
     /// <summary>The schedule's ideal bubble with equal stages and free communication: (p − 1) / (m + p − 1) for 1F1B,
     /// (p − 1) / (v·m + p − 1) for the interleaved schedule.</summary>
@@ -57,12 +60,10 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
         : base(module, strategy, lrScheduler, config, batch, module.Grid.GetDataParallelGroup(), precision, module.Grid, world)
     {
         pipe = module;
-        if (module.VirtualStages > 1 && batch.GradientAccumulationSteps % module.NumStages != 0)
-            throw new DeepSpeedConfigException($"gradient_accumulation_steps {batch.GradientAccumulationSteps} must be a multiple of the pipeline stages ({module.NumStages}) " +
-                                               $"for the interleaved schedule of {module.VirtualStages} virtual stages");
-        if (module.VirtualStages > 1 && config.Pipeline.RunAheadMicroBatches > 0)
-            throw new DeepSpeedConfigException($"pipeline.run_ahead_micro_batches {config.Pipeline.RunAheadMicroBatches} does not combine with {module.VirtualStages} virtual stages " +
-                                               "(the interleaved schedule's stages wait on each other around the ring); set it to 0 or use one virtual stage");
+        // The schedule checks its own inputs (micro-batches a multiple of the stages with virtual stages, no run-ahead with
+        // them): built once here, its refusal is a config error at Initialize rather than at the first TrainBatch.
+        try { TrainScheduleForThisStage(); }
+        catch (ArgumentException e) { throw new DeepSpeedConfigException(e.Message); }
         if (config.Pipeline.ActivationCheckpointInterval > 0) module.ActivationCheckpointInterval = config.Pipeline.ActivationCheckpointInterval;
         channel = new StageChannel(module.Grid, config.Pipeline.PipePartitioned, config.Pipeline.GradPartitioned,
             module.parameters().FirstOrDefault()?.device ?? CPU, separateGradientGroups: module.VirtualStages > 1);
