@@ -30,7 +30,7 @@ public sealed class LlamaOptions
     public bool FullVocab { get; private set; }
     /// <summary><c>--data-order sequential|random</c> (default random).</summary>
     public bool SequentialData { get; private set; }
-    /// <summary><c>--loss-log FILE</c>: rank 0 writes one JSON line {step, loss, lr} per step.</summary>
+    /// <summary><c>--loss-log FILE</c>: rank 0 writes one JSON line {step, loss, lr, grad_norm} per step.</summary>
     public string? LossLog { get; private set; }
     /// <summary><c>--local_rank N</c>: passed by launchers; accepted, the environment says the same.</summary>
     public int? LocalRank { get; private set; }

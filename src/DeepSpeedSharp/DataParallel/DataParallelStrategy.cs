@@ -88,7 +88,7 @@ internal sealed partial class DataParallelStrategy : ITrainingStrategy
     {
         var grads = layout.Parameters.Select(p => p.grad).ToList();
         double squares = modelParallel.PrepareAndSquare(
-            () => layout.Parameters.Where(p => p.grad is not null).Select(p => new GradientPiece(p, p.grad!)), whole: null);
+            () => layout.Parameters.Where(p => p.grad is not null).Select(p => new GradientPiece(p, p.grad!)));
         // Every data-parallel rank holds the whole (averaged) gradient: only the model-parallel ranks are summed.
         double norm = modelParallel.Finish(squares, null, layout.Parameters[0].device) / lossScale;
         bool overflow = !double.IsFinite(norm);

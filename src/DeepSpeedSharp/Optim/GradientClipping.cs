@@ -21,19 +21,21 @@ public static class GradientClipping
     public static double SumOfSquares(IEnumerable<Tensor?> grads)
     {
         ArgumentNullException.ThrowIfNull(grads);
-        double sumOfSquares = 0;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
+        var norms = new List<Tensor>();
         foreach (var g in grads)
         {
             if (g is null) continue;
             if (!g.is_floating_point())
                 throw new ArgumentException($"gradients must be floating point to take a norm, got {g.dtype}.", nameof(grads));
             var t = g.dtype is ScalarType.Float32 or ScalarType.Float64 ? g : g.to(ScalarType.Float32);
-            var n = t.norm().to(ScalarType.Float64).item<double>();
-            sumOfSquares += n * n;
+            norms.Add(t.norm().to(ScalarType.Float64));
         }
-        return sumOfSquares;
+        if (norms.Count == 0) return 0;
+        // One read of the device: the per-tensor norms are stacked, squared and added in fp64.
+        var device = norms[0].device;
+        return stack(norms.Select(n => n.to(device))).square().sum().item<double>();
     }
 
     /// <summary>

@@ -57,17 +57,15 @@ internal sealed class ModelParallelGradients
     /// <summary>
     /// Prepares this rank's gradient for the step and returns its share of the squared global norm: sums the
     /// sequence-parallel <paramref name="pieces"/> over the tensor group, then squares the pieces that count. A strategy
-    /// describes its gradient once, as pieces (in the same order on every tensor rank); they are asked for only when the
-    /// topology needs them. <paramref name="whole"/>, when the strategy holds its gradient in one tensor, is squared
-    /// directly whenever every element counts.
+    /// describes its gradient as pieces, one per parameter it holds (in the same order on every tensor rank). Each piece
+    /// is normed on its own in fp32, as torch's <c>clip_grad_norm_</c> norms each gradient, and the squares are added in
+    /// fp64: one fp32 reduction over a whole flat partition of a million elements or more loses digits that torch keeps.
     /// </summary>
-    public double PrepareAndSquare(Func<IEnumerable<GradientPiece>> pieces, Tensor? whole)
+    public double PrepareAndSquare(Func<IEnumerable<GradientPiece>> pieces)
     {
-        if (TensorGroup == null && !Pipelined && whole is not null) return GradientClipping.SumOfSquares([whole]);
         using var scope = NewDisposeScope();
         var list = pieces().ToList();
         if (TensorGroup != null) ReduceSequenceParallel(list.Where(p => p.Owner.IsSequenceParallel()).Select(p => p.Grad).ToList());
-        if (TensorParallelRank == 0 && !Pipelined && whole is not null) return GradientClipping.SumOfSquares([whole]);
         return GradientClipping.SumOfSquares(list.Where(p => p.Owner.CountsInGlobalNorm(TensorParallelRank)).Select(p => p.Grad));
     }
 

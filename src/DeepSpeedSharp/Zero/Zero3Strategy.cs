@@ -158,7 +158,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     }
 
     public StepResult Step(double clip, double lossScale, bool skipOnOverflow) =>
-        PartitionedStep.Run(gradPartition, modelParallel.PrepareAndSquare(OwnPieces, gradPartition), modelParallel, group, device, Optimizer, clip, lossScale, skipOnOverflow, () =>
+        PartitionedStep.Run(gradPartition, modelParallel.PrepareAndSquare(OwnPieces), modelParallel, group, device, Optimizer, clip, lossScale, skipOnOverflow, () =>
         {
             foreach (var zp in parameters)
             {

@@ -207,7 +207,7 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     }
 
     public StepResult Step(double clip, double lossScale, bool skipOnOverflow) =>
-        PartitionedStep.Run(gradPartition, modelParallel.PrepareAndSquare(PartitionPieces, gradPartition), modelParallel,
+        PartitionedStep.Run(gradPartition, modelParallel.PrepareAndSquare(PartitionPieces), modelParallel,
             partitioned ? group : null, flatParams.device, Optimizer, clip, lossScale, skipOnOverflow, Publish);
 
     /// <summary>This rank's partition gradient, one piece per parameter it overlaps (the same pieces on every tensor rank).</summary>

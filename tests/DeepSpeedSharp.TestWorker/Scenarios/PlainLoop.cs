@@ -20,8 +20,10 @@ public static class PlainLoop
     /// <param name="gas">Micro-batches per rank and step.</param>
     /// <param name="clip">Global-norm clip; 0 = none.</param>
     /// <param name="lr">Learning rate.</param>
+    /// <param name="exactNorms">When given, receives every step's gradient norm computed in fp64 (before clipping), the
+    /// yardstick for torch's own fp32 norm.</param>
     public static List<(double Loss, double Norm)> Train(IReadOnlyList<Parameter> parameters, Func<long, int, int, Tensor> microLoss,
-        int steps, int dp, int gas, double clip, double lr)
+        int steps, int dp, int gas, double clip, double lr, List<double>? exactNorms = null)
     {
         var opt = optim.AdamW(parameters, lr: lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.01);
         var result = new List<(double, double)>();
@@ -37,6 +39,7 @@ public static class PlainLoop
                     lossSum += loss.item<float>();
                     (loss / (dp * gas)).backward();
                 }
+            exactNorms?.Add(Math.Sqrt(parameters.Sum(p => p.grad!.to(ScalarType.Float64).square().sum().item<double>())));
             double norm = clip > 0
                 ? nn.utils.clip_grad_norm_(parameters, clip)
                 : Math.Sqrt(parameters.Sum(p => Math.Pow(p.grad!.norm().item<float>(), 2)));
