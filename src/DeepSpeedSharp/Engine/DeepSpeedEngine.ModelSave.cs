@@ -1,5 +1,6 @@
 using DeepSpeedSharp.IO;
 using DeepSpeedSharp.Utils;
+using DeepSpeedSharp.Weights;
 using DeepSpeedSharp.Zero;
 using static TorchSharp.torch;
 
@@ -12,10 +13,22 @@ public partial class DeepSpeedEngine
     /// parameter names to <c>saveDir/saveFilename</c> as safetensors (written to a temporary file, then renamed).
     /// Call it on every rank; rank 0 writes. Under ZeRO-3 the parameters are gathered one at a time, and only when
     /// <c>stage3_gather_16bit_weights_on_model_save</c> is true — otherwise nothing is written and false is returned,
-    /// as in DeepSpeed.
+    /// as in DeepSpeed. With tensor or pipeline parallelism the slices and stages are gathered into whole tensors
+    /// (<see cref="WholeModelWeights"/>; DeepSpeed writes rank 0's slices) under this rank's module names; ZeRO-3 there
+    /// is refused with a warning and false.
     /// </summary>
     public bool Save16BitModel(string saveDir, string saveFilename = "model.safetensors")
     {
+        if (ModelParallelWorldSize > 1)
+        {
+            if (strategy is Zero3Strategy)
+            {
+                Log.Warn("did not save the model: ZeRO-3 with tensor or pipeline parallelism does not gather whole-model weights; save a checkpoint and export it");
+                return false;
+            }
+            WholeModelWeights.Save(Module, Path.Combine(saveDir, saveFilename), Mpu);
+            return true;
+        }
         var tensors = new Dictionary<string, Tensor>();
         try
         {

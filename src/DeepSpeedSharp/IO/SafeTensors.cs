@@ -108,7 +108,7 @@ public static class SafeTensors
         return result;
     }
 
-    private static (string, ScalarType, long[], long, long) ParseEntry(string path, string name, JsonNode? node)
+    internal static (string Name, ScalarType Type, long[] Shape, long Begin, long End) ParseEntry(string path, string name, JsonNode? node)
     {
         try
         {
@@ -129,7 +129,7 @@ public static class SafeTensors
         }
     }
 
-    private static long ElementSize(ScalarType type) => type switch
+    internal static long ElementSize(ScalarType type) => type switch
     {
         ScalarType.Float64 or ScalarType.Int64 => 8,
         ScalarType.Float32 or ScalarType.Int32 => 4,
@@ -148,7 +148,7 @@ public static class SafeTensors
         return metadata;
     }
 
-    private static JsonObject ReadHeader(Stream stream, string path, out long headerLength)
+    internal static JsonObject ReadHeader(Stream stream, string path, out long headerLength)
     {
         long fileLength = stream.Length;
         Span<byte> len = stackalloc byte[8];
@@ -168,7 +168,7 @@ public static class SafeTensors
         }
     }
 
-    private static InvalidDataException Corrupt(string path, string why) => new($"safetensors file '{path}': {why}");
+    internal static InvalidDataException Corrupt(string path, string why) => new($"safetensors file '{path}': {why}");
 
     private static void WriteTensorBytes(Stream stream, Tensor cpu)
     {

@@ -64,6 +64,10 @@ public static class WideToy
         for (int m = 0; m < gas; m++) yield return Batch(step, dpRank, m, mb, gas);
     }
 
+    /// <summary>The whole-model file's name of a parameter of <see cref="WideToyModel"/> (<c>layers.3.up.weight</c>) or of a
+    /// pipeline stage of the same layers (<c>3.up.weight</c>): <c>layers.3.up.weight</c> either way.</summary>
+    public static string FileName(string name) => name.StartsWith("layers.", StringComparison.Ordinal) ? name : "layers." + name;
+
     /// <summary>The layers as one module, each built under base seed + its index, as <see cref="PipelineModule"/> builds them with seedLayers.</summary>
     public static WideToyModel Model(IModelParallelUnit? mpu, bool sequenceParallel) => new(Layers(mpu, sequenceParallel));
 
@@ -71,10 +75,12 @@ public static class WideToy
     /// The unsplit model trained by a plain TorchSharp loop (AdamW, backward, clip_grad_norm_, step; no DeepSpeedSharp
     /// engine) on the global batch of every step. Returns per-step (mean loss, clip_grad_norm_'s norm, the fp64 norm).
     /// </summary>
-    public static List<(double Loss, double Norm, double Exact)> PlainReference(int steps, int dp, int gas, int mb, double clip, double lr)
+    /// <param name="initWeights">A whole-model file to start from (read with <see cref="DeepSpeedSharp.IO.ModuleWeights"/>), or null for the seeds.</param>
+    public static List<(double Loss, double Norm, double Exact)> PlainReference(int steps, int dp, int gas, int mb, double clip, double lr, string? initWeights = null)
     {
         using var scope = NewDisposeScope();
         using var model = Model(null, false);
+        if (initWeights != null) DeepSpeedSharp.IO.ModuleWeights.Load(model, initWeights);
         var loss = Loss(null, false);
         var exact = new List<double>();
         var trained = PlainLoop.Train(model.parameters().ToList(), (step, d, m) =>

@@ -51,7 +51,7 @@ public class ClipNormMatrixTests(ITestOutputHelper output)
         {
             var log = Path.Combine(dir, "steps.jsonl");
             var all = $"{args} --steps {Steps} --gas {Gas} --mb {Mb} --clip {Clip} --lr {Lr} --out {log}".Split(' ');
-            var results = RankProcesses.Run("clip-norm", ranks, all, new RankOptions { Timeout = TimeSpan.FromSeconds(600), RanksPerHost = layout == "hpz" ? 2 : null });
+            var results = RankProcesses.Run("wide-toy", ranks, all, new RankOptions { Timeout = TimeSpan.FromSeconds(600), RanksPerHost = layout == "hpz" ? 2 : null });
             foreach (var r in results) Assert.True(r.ExitCode == 0, r.ToString());
             var run = File.ReadAllLines(log).Select(l => JsonDocument.Parse(l).RootElement)
                 .Select(e => (Loss: e.GetProperty("loss").GetDouble(), Norm: e.GetProperty("norm").GetDouble())).ToList();

@@ -1,0 +1,118 @@
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.IO;
+
+/// <summary>One tensor's entry in a safetensors header.</summary>
+/// <param name="Name">The tensor's name.</param>
+/// <param name="Type">Its dtype.</param>
+/// <param name="Shape">Its shape.</param>
+public sealed record SafeTensorEntry(string Name, ScalarType Type, long[] Shape)
+{
+    internal long Begin { get; init; }
+}
+
+/// <summary>
+/// An open safetensors file whose header has been read, so that single tensors — or slices of them along one dimension —
+/// can be read without the rest of the file. A slice reads only its own byte runs: one contiguous run along
+/// dimension 0, one run per index of the leading dimensions otherwise.
+/// </summary>
+public sealed class SafeTensorsReader : IDisposable
+{
+    private readonly FileStream stream;
+    private readonly long dataStart;
+    private readonly Dictionary<string, SafeTensorEntry> entries = new(StringComparer.Ordinal);
+
+    /// <summary>Opens <paramref name="path"/> and reads its header. Errors name the file and what is wrong with it.</summary>
+    public SafeTensorsReader(string path)
+    {
+        Path = path;
+        if (!File.Exists(path)) throw new FileNotFoundException($"weights file '{path}' does not exist", path);
+        stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        try
+        {
+            var header = SafeTensors.ReadHeader(stream, path, out long headerLength);
+            dataStart = 8 + headerLength;
+            long dataLength = stream.Length - dataStart;
+            foreach (var (name, node) in header)
+            {
+                if (name == "__metadata__") continue;
+                var e = SafeTensors.ParseEntry(path, name, node);
+                if (e.End > dataLength)
+                    throw SafeTensors.Corrupt(path, $"tensor '{name}' ends at byte {e.End} but the data section has {dataLength} bytes (truncated?)");
+                entries[name] = new SafeTensorEntry(name, e.Type, e.Shape) { Begin = e.Begin };
+            }
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The file's path.</summary>
+    public string Path { get; }
+
+    /// <summary>The tensors of the file, by name.</summary>
+    public IReadOnlyDictionary<string, SafeTensorEntry> Entries => entries;
+
+    /// <summary>Bytes read from the data section so far (what a sliced load saves shows here).</summary>
+    public long BytesRead { get; private set; }
+
+    /// <summary>The whole tensor <paramref name="name"/>, on the CPU.</summary>
+    public Tensor Read(string name)
+    {
+        var e = Entry(name);
+        return ReadSlice(name, 0, 0, e.Shape.Length == 0 ? 1 : e.Shape[0]);
+    }
+
+    /// <summary>
+    /// Indices [<paramref name="start"/>, <paramref name="start"/> + <paramref name="count"/>) of dimension
+    /// <paramref name="dim"/> of tensor <paramref name="name"/>, on the CPU, reading only those bytes.
+    /// </summary>
+    public Tensor ReadSlice(string name, int dim, long start, long count)
+    {
+        var e = Entry(name);
+        if (e.Shape.Length == 0)
+        {
+            var scalar = empty(Array.Empty<long>(), e.Type);
+            ReadRun(e.Begin, scalar, 0, 1);
+            return scalar;
+        }
+        if (dim < 0 || dim >= e.Shape.Length || start < 0 || count < 0 || start + count > e.Shape[dim])
+            throw new ArgumentOutOfRangeException(nameof(start), $"'{name}' [{string.Join(", ", e.Shape)}] has no indices [{start}, {start + count}) along dimension {dim}");
+        var shape = (long[])e.Shape.Clone();
+        shape[dim] = count;
+        var result = empty(shape, e.Type);
+        if (result.numel() == 0) return result;
+        long inner = e.Shape.Skip(dim + 1).Aggregate(1L, (a, b) => a * b);
+        long outer = e.Shape.Take(dim).Aggregate(1L, (a, b) => a * b);
+        long runElements = count * inner, elementSize = SafeTensors.ElementSize(e.Type);
+        using var flat = result.view(-1);
+        for (long o = 0; o < outer; o++)
+        {
+            long fileElement = (o * e.Shape[dim] + start) * inner;
+            ReadRun(e.Begin + fileElement * elementSize, flat, o * runElements, runElements);
+        }
+        return result;
+    }
+
+    private SafeTensorEntry Entry(string name) =>
+        entries.TryGetValue(name, out var e) ? e : throw new KeyNotFoundException($"weights file '{Path}' has no tensor '{name}'");
+
+    /// <summary>Reads <paramref name="count"/> elements at byte <paramref name="fileOffset"/> of the data section into flat[at..].</summary>
+    private void ReadRun(long fileOffset, Tensor target, long at, long count)
+    {
+        stream.Seek(dataStart + fileOffset, SeekOrigin.Begin);
+        using var flat = target.view(-1);
+        long chunk = (1L << 30) / flat.element_size();
+        for (long s = 0; s < count; s += chunk)
+        {
+            using var part = flat.narrow(0, at + s, Math.Min(chunk, count - s));
+            stream.ReadExactly(part.bytes);
+            BytesRead += part.numel() * part.element_size();
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => stream.Dispose();
+}
