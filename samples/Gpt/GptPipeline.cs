@@ -35,7 +35,7 @@ public static class GptPipeline
         if (options.CheckpointActivations > 0) DeepSpeed.Checkpointing.Configure(grid, config);
         var module = new PipelineModule(layers.Specs(), grid, layers.Loss, activationCheckpointInterval: options.CheckpointActivations,
             virtualStages: options.VirtualPipelineModelParallelSize);
-        return SamplePipeline.Initialize(module, whole, () => new GptModel(options.Model), layers.ToPipelineName, config, optimizerFactory,
+        return SamplePipeline.Initialize(module, whole, layers.ToPipelineName, config, optimizerFactory,
             options.MicroBatch, options.Seed);
     }
 }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using DeepSpeedSharp.IO;
+using DeepSpeedSharp.Weights;
 using DeepSpeedSharp.Native;
 using DeepSpeedSharp.Samples.Gpt.Data;
 using DeepSpeedSharp.Samples.Gpt.Model;
@@ -34,7 +35,7 @@ public sealed class Trainer
         torch.manual_seed(options.Seed);
         // --zero-init: build the model already partitioned (ZeRO stage 3), one submodule at a time.
         var model = new GptModel(options.Model, options.ZeroInit ? new Zero.ZeroInit() : null);
-        if (options.InitWeights != null) ModuleWeights.Load(model, options.InitWeights);
+        if (options.InitWeights != null) WholeModelWeights.Load(model, options.InitWeights);
         long parameterCount = options.Model.ParameterCount;
 
         // The user's own optimizer, used when the DeepSpeed config has no "optimizer" section.
@@ -99,7 +100,7 @@ public sealed class Trainer
         }
         checkpoints.AtEnd();
         if (options.SaveWeights != null && pipeline != null) pipeline.SaveWeights(options.SaveWeights);
-        else if (options.SaveWeights != null && rank == 0) ModuleWeights.Save(model, options.SaveWeights);
+        else if (options.SaveWeights != null) WholeModelWeights.Save(model, options.SaveWeights); // rank 0 writes
         display?.Dispose();
         if (rank == 0) Shared.SampleReport.PrintSummary("gpt", engine, stepTimes, options.WarmupSteps, tokensPerStep, options.CheckpointActivations);
         Shared.SampleReport.PrintMachineSummary("gpt", engine, stepTimes, options.WarmupSteps, tokensPerStep, lastLoss,

@@ -20,9 +20,9 @@ public sealed class LlamaOptions
     public int Seed { get; private set; } = 1234;
     /// <summary><c>--micro-batch N</c>: overrides the config's micro-batch size per rank.</summary>
     public int? MicroBatch { get; private set; }
-    /// <summary><c>--init-weights FILE</c>: safetensors weights loaded after initialisation.</summary>
+    /// <summary><c>--init-weights FILE</c>: whole-model safetensors weights loaded after initialisation (each tensor rank reads its slices).</summary>
     public string? InitWeights { get; private set; }
-    /// <summary><c>--save-weights FILE</c>: rank 0 saves the trained weights (safetensors).</summary>
+    /// <summary><c>--save-weights FILE</c>: the trained weights as one whole-model safetensors file (slices and stages gathered, rank 0 writes).</summary>
     public string? SaveWeights { get; private set; }
     /// <summary><c>--data FILE</c>: a UTF-8 text file to train on instead of the shipped corpus.</summary>
     public string? Data { get; private set; }
@@ -141,8 +141,7 @@ public sealed class LlamaOptions
     /// <summary>
     /// Throws when the parallel flags cannot work together: <c>--sequence-parallel</c> needs
     /// <c>--tensor-model-parallel-size</c> &gt; 1 and a sequence length it divides, the tensor size must divide the heads
-    /// and kv heads; with pipeline stages (<c>--pipeline-model-parallel-size</c> &gt; 1) --save-weights needs one tensor
-    /// rank, and every stage needs a layer.
+    /// and kv heads; with pipeline stages (<c>--pipeline-model-parallel-size</c> &gt; 1) every stage needs a layer.
     /// </summary>
     public void RequireAvailableParallelism()
     {
@@ -157,8 +156,6 @@ public sealed class LlamaOptions
             throw new ArgumentException($"--tensor-model-parallel-size {tp} must divide --ffn-hidden {Model.FfnHiddenSize}");
         int pp = PipelineModelParallelSize;
         if (pp == 1) return;
-        if (SaveWeights != null && tp > 1)
-            throw new ArgumentException($"--save-weights is not available with both --pipeline-model-parallel-size {pp} and --tensor-model-parallel-size {tp}; use one of them");
         if (Model.Layers + 2 < pp)
             throw new ArgumentException($"--pipeline-model-parallel-size {pp} needs at least {pp} pipeline layers, but --layers {Model.Layers} gives {Model.Layers + 2} (embedding, blocks, head)");
     }

@@ -37,7 +37,7 @@ public static class LlamaPipeline
         var layers = new LlamaPipeLayers(shape, factory);
         if (options.CheckpointActivations > 0) DeepSpeed.Checkpointing.Configure(grid, config);
         var module = new PipelineModule(layers.Specs(), grid, layers.Loss, activationCheckpointInterval: options.CheckpointActivations);
-        return SamplePipeline.Initialize(module, whole, () => new LlamaModel(shape, factory), layers.ToPipelineName, config, optimizerFactory,
+        return SamplePipeline.Initialize(module, whole, layers.ToPipelineName, config, optimizerFactory,
             options.MicroBatch, options.Seed);
     }
 

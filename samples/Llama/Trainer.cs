@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using DeepSpeedSharp.Engine;
 using DeepSpeedSharp.IO;
+using DeepSpeedSharp.Weights;
 using DeepSpeedSharp.Native;
 using DeepSpeedSharp.Samples.Llama.Data;
 using DeepSpeedSharp.Samples.Shared;
@@ -56,7 +57,10 @@ public sealed class Trainer
         }
         else torch.manual_seed(options.Seed);
         var model = new LlamaModel(shape, layers);
-        if (options.InitWeights != null) ModuleWeights.Load(model, options.InitWeights);
+        // A whole-model file: each tensor rank reads its slices; a file holding only the real vocabulary rows is padded.
+        if (options.InitWeights != null)
+            WholeModelWeights.Load(model, options.InitWeights, grid,
+                new WholeModelOptions { Vocabulary = new VocabularyPadding(corpus.Vocabulary.Count, corpus.Vocabulary.PaddedSize) });
 
         // The user's own optimizer, used when the DeepSpeed config has no "optimizer" section; a factory because
         // under ZeRO it works on this rank's partition.
@@ -115,7 +119,7 @@ public sealed class Trainer
         }
         checkpoints.AtEnd();
         if (options.SaveWeights != null && pipeline != null) pipeline.SaveWeights(options.SaveWeights);
-        else if (options.SaveWeights != null && rank == 0) ModuleWeights.Save(model, options.SaveWeights);
+        else if (options.SaveWeights != null) WholeModelWeights.Save(model, options.SaveWeights, grid); // slices gathered, written once
         display?.Dispose();
         if (rank == 0) SampleReport.PrintSummary("llama", engine, stepTimes, options.WarmupSteps, tokensPerStep, options.CheckpointActivations);
         var fields = pipeline?.SummaryFields(options.WarmupSteps) ?? new Dictionary<string, object?>();

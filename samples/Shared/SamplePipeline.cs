@@ -2,6 +2,7 @@ using DeepSpeedSharp.Config;
 using DeepSpeedSharp.Engine;
 using DeepSpeedSharp.IO;
 using DeepSpeedSharp.Pipeline;
+using DeepSpeedSharp.Weights;
 using static TorchSharp.torch;
 
 namespace DeepSpeedSharp.Samples.Shared;
@@ -11,24 +12,19 @@ namespace DeepSpeedSharp.Samples.Shared;
 /// <see cref="PipelineModule"/>, trained with <see cref="PipelineEngine.TrainBatch"/>, one call per optimizer step.
 /// Initial weights: every rank builds the whole model from the seed (and <c>--init-weights</c>) exactly as a run without
 /// pipeline parallelism does, each stage copies its layers' tensors out of it by name, and the whole model is dropped —
-/// so a pipeline run starts from the unsplit model's weights. <c>--save-weights</c> collects the stages on rank 0 into a
-/// file with the whole model's names.
+/// so a pipeline run starts from the unsplit model's weights. <c>--save-weights</c> writes one file with the whole model's
+/// names (stages and tensor slices gathered).
 /// </summary>
 public sealed class SamplePipeline
 {
     private readonly PipelineModule module;
-    private readonly Func<string, string> toPipelineName;
-    private readonly Func<nn.Module> newWhole;
-    private readonly IReadOnlyList<string> parameterNames;
+    private readonly IReadOnlyDictionary<string, string> wholeNames;
     private readonly List<PipelineBatchTimings> timings = new();
 
-    private SamplePipeline(PipelineModule module, Func<string, string> toPipelineName, Func<nn.Module> newWhole,
-        IReadOnlyList<string> parameterNames, PipelineEngine engine)
+    private SamplePipeline(PipelineModule module, IReadOnlyDictionary<string, string> wholeNames, PipelineEngine engine)
     {
         this.module = module;
-        this.toPipelineName = toPipelineName;
-        this.newWhole = newWhole;
-        this.parameterNames = parameterNames;
+        this.wholeNames = wholeNames;
         Engine = engine;
     }
 
@@ -41,20 +37,19 @@ public sealed class SamplePipeline
     /// </summary>
     /// <param name="module">This rank's stage.</param>
     /// <param name="whole">The unsplit model, built from the seed and --init-weights as without pipeline parallelism.</param>
-    /// <param name="newWhole">Builds an unsplit model to collect the stages into (--save-weights).</param>
     /// <param name="toPipelineName">The whole model's parameter name → the pipeline module's.</param>
     /// <param name="config">The DeepSpeed config.</param>
     /// <param name="optimizerFactory">The sample's own optimizer when the config has none.</param>
     /// <param name="microBatch">--micro-batch.</param>
     /// <param name="seed">--seed.</param>
-    public static SamplePipeline Initialize(PipelineModule module, nn.Module whole, Func<nn.Module> newWhole, Func<string, string> toPipelineName,
+    public static SamplePipeline Initialize(PipelineModule module, nn.Module whole, Func<string, string> toPipelineName,
         DeepSpeedConfig config, Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer>? optimizerFactory, int? microBatch, int seed)
     {
         PipelineWeights.CopyStage(whole, module, toPipelineName);
-        var names = whole.named_parameters().Select(p => p.name).ToList();
+        var wholeNames = whole.named_parameters().ToDictionary(p => toPipelineName(p.name), p => p.name, StringComparer.Ordinal);
         var engine = DeepSpeed.Initialize(module, config: config, optimizerFactory: optimizerFactory,
             trainMicroBatchSizePerGpu: microBatch, seed: seed).PipelineEngine;
-        return new SamplePipeline(module, toPipelineName, newWhole, names, engine);
+        return new SamplePipeline(module, wholeNames, engine);
     }
 
     /// <summary>
@@ -99,13 +94,10 @@ public sealed class SamplePipeline
     }
 
     /// <summary>
-    /// <c>--save-weights</c>: collects every stage's weights on rank 0 and saves them there with the whole model's names,
-    /// in the model's dtype — the file the sample without pipeline parallelism writes. Call on every rank.
+    /// <c>--save-weights</c>: <see cref="WholeModelWeights.Save"/> — every stage's weights (tensor slices gathered) written
+    /// once by rank 0 under the whole model's names, in the model's dtype: the file the sample without pipeline
+    /// parallelism writes. Call on every rank.
     /// </summary>
-    public void SaveWeights(string path)
-    {
-        using var whole = Engine.GlobalRank == 0 ? newWhole() : null;
-        PipelineWeights.GatherToRankZero(module, whole, toPipelineName, parameterNames);
-        if (whole != null) ModuleWeights.Save(whole, path, module.parameters().First().dtype);
-    }
+    public void SaveWeights(string path) =>
+        WholeModelWeights.Save(module, path, options: new WholeModelOptions { FileName = name => wholeNames[name] });
 }

@@ -93,6 +93,12 @@ public static class WholeModelWeights
     {
         options ??= new WholeModelOptions();
         options.Vocabulary?.Validate();
+        var list = parameters.ToList();
+        // Checked on every rank before any collective, so all ranks refuse together.
+        var released = list.FirstOrDefault(p => p.Parameter.numel() == 0);
+        if (released.Parameter is not null)
+            throw new InvalidOperationException($"saving whole-model weights: parameter '{released.Name}' holds no elements on this rank (a released ZeRO-3 partition?); " +
+                                                "save a ZeRO-3 model with the engine's Save16BitModel");
         var tp = TensorParallelContext.From(mpu);
         bool distributed = Dist.IsInitialized;
         int globalRank = distributed ? Dist.Rank : 0;
@@ -101,7 +107,7 @@ public static class WholeModelWeights
         {
             if ((mpu?.GetDataParallelRank() ?? globalRank) == 0)
             {
-                foreach (var (name, p) in parameters)
+                foreach (var (name, p) in list)
                 {
                     if (p.IsPipeReplicated()) continue;
                     var attrs = p.GetParallelAttributes();

@@ -14,7 +14,8 @@ namespace DeepSpeedSharp.Tests.Samples;
 /// shipped text at the same global batch (8: micro-batch 4 × 2 unsplit, micro-batch 2 × 4 micro-batches through the
 /// pipeline): pp 2, pp 4, pp 2 × tp 2, pp 2 × tp 2 × dp 2 (8 ranks), and pp 2 × tp 2 with sequence parallelism (whose activations differ across tensor ranks,
 /// so the sample sends them between stages whole). Also: the layer list and its name mapping cover LlamaModel, and weights
-/// given with --init-weights reach the stages and come back out through --save-weights unchanged.
+/// given with --init-weights reach the stages and tensor slices (pp 2, tp 2, pp 2 × tp 2) and come back out through
+/// --save-weights unchanged.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
 public class LlamaPipelineTests(ITestOutputHelper output)
@@ -67,8 +68,11 @@ public class LlamaPipelineTests(ITestOutputHelper output)
         Assert.InRange(pp2Tp2.ParameterBytes, single.ParameterBytes / 8, single.ParameterBytes * 3 / 8);
     }
 
-    [Fact]
-    public void InitWeightsReachTheStagesAndSaveWeightsCollectsThem()
+    [Theory]
+    [InlineData(2, "--pipeline-model-parallel-size 2")]
+    [InlineData(2, "--tensor-model-parallel-size 2")]
+    [InlineData(4, "--pipeline-model-parallel-size 2 --tensor-model-parallel-size 2")]
+    public void InitWeightsReachTheStagesAndSaveWeightsCollectsThem(int ranks, string layout)
     {
         var dir = Directory.CreateTempSubdirectory("dss-llamapipe").FullName;
         string init = Path.Combine(dir, "init.safetensors"), saved = Path.Combine(dir, "saved.safetensors");
@@ -77,14 +81,15 @@ public class LlamaPipelineTests(ITestOutputHelper output)
         torch.manual_seed(7);
         using var model = new LlamaModel(shape, new LlamaLayers());
         ModuleWeights.Save(model, init);
-        var (code, stdout, stderr) = SampleProcess.Run("Llama.dll", 2,
-            $"{Model} --steps 0 --pipeline-model-parallel-size 2 --init-weights {init} --save-weights {saved}", dir);
+        var (code, stdout, stderr) = SampleProcess.Run("Llama.dll", ranks,
+            $"{Model} --steps 0 {layout} --init-weights {init} --save-weights {saved}", dir);
         Assert.True(code == 0, stdout + stderr);
         torch.manual_seed(8);
         using var back = new LlamaModel(shape, new LlamaLayers());
         ModuleWeights.Load(back, saved);
         foreach (var ((name, a), (_, b)) in model.named_parameters().Zip(back.named_parameters()))
-            Assert.True(a.eq(b).all().item<bool>(), $"{name} did not come back unchanged");
+            Assert.True(a.eq(b).all().item<bool>(), $"{layout}: {name} did not come back unchanged");
+        Directory.Delete(dir, recursive: true);
     }
 
     [Fact]
