@@ -94,7 +94,7 @@ public sealed class Trainer
             if (rank == 0)
             {
                 display!.Update(step + 1, stepLoss, lr);
-                lossLog?.WriteLine(JsonSerializer.Serialize(new { step = step + 1, loss = stepLoss, lr, grad_norm = engine.GetGlobalGradNorm() }));
+                lossLog?.WriteLine(JsonSerializer.Serialize(new { step = step + 1, loss = stepLoss, lr, grad_norm = Shared.SampleReport.LoggedGradNorm(engine) }));
             }
             checkpoints.AfterStep(step + 1);
         }

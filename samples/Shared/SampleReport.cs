@@ -21,6 +21,11 @@ public static class SampleReport
         return t.item<double>();
     }
 
+    /// <summary>The loss log's <c>grad_norm</c>: the engine's global gradient norm before clipping, null when the step
+    /// overflowed (a non-finite norm, the step skipped) or none was taken.</summary>
+    public static double? LoggedGradNorm(DeepSpeedEngine engine) =>
+        engine.GetGlobalGradNorm() is { } norm && double.IsFinite(norm) ? norm : null;
+
     /// <summary>Median step time after <paramref name="warmupSteps"/> (NaN without any step).</summary>
     public static double MedianStepSeconds(IReadOnlyList<double> stepTimes, int warmupSteps)
     {
