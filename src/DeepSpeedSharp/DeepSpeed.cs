@@ -89,7 +89,7 @@ public static partial class DeepSpeed
             if (mpu != null || dataParallelGroup != null)
                 throw new ArgumentException("a PipelineModule brings its own topology (its Grid is the mpu): do not pass mpu or dataParallelGroup with it");
             mpu = pipeline.Grid;
-            cfg = PipelineConfigFor(cfg);
+            cfg = PipelineConfigFor(cfg, pipeline.NumStages);
         }
         var group = mpu?.GetDataParallelGroup() ?? dataParallelGroup ?? world;
         if (!group.IsMember) throw new ArgumentException($"global rank {group.GlobalRank} is not a member of the data-parallel group it was given (members: {string.Join(",", group.GlobalRanks)})");
@@ -147,10 +147,9 @@ public static partial class DeepSpeed
     /// micro-batch's forward and backward, interleaved across micro-batches by the schedule); overlap_comm is turned off,
     /// because the pipeline reduces gradients at its ReduceGrads instruction, after every micro-batch's backward.
     /// </summary>
-    private static DeepSpeedConfig PipelineConfigFor(DeepSpeedConfig cfg)
+    private static DeepSpeedConfig PipelineConfigFor(DeepSpeedConfig cfg, int stages)
     {
-        if (cfg.ZeroOptimization.Stage == 3)
-            throw new DeepSpeedConfigException("zero_optimization.stage 3 cannot be combined with pipeline parallelism (as in DeepSpeed): use stage 0, 1 or 2 with a PipelineModule");
+        ConfigChecks.CheckPipeline(cfg.ZeroOptimization.Stage, stages, "the PipelineModule's stages", pipelineEngine: true);
         return cfg.ZeroOptimization.OverlapComm ? cfg.WithZeroOptimization(cfg.ZeroOptimization with { OverlapComm = false }) : cfg;
     }
 

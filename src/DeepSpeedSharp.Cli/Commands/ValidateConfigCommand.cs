@@ -82,7 +82,10 @@ public sealed class ValidateConfigCommand : CliCommand
         string batch;
         try
         {
-            var b = c.ResolveBatchSizes(worldSize, pipelineStages: stages);
+            // With pipeline stages, the batch is split over the data-parallel ranks only: world / stages of them.
+            if (worldSize % stages != 0)
+                throw new DeepSpeedConfigException($"pipeline.stages {stages} does not divide the world size {worldSize}");
+            var b = c.ResolveBatchSizes(worldSize / stages, pipelineStages: stages);
             batch = $"train_batch_size={b.TrainBatchSize} micro_batch_per_gpu={b.MicroBatchPerGpu} gradient_accumulation_steps={b.GradientAccumulationSteps} at world size {worldSize}";
         }
         catch (DeepSpeedConfigException) when (batchAuto || batchKeysGiven == 0)
@@ -94,7 +97,8 @@ public sealed class ValidateConfigCommand : CliCommand
         var offload = z.OffloadOptimizer.Enabled || z.OffloadParam.Enabled
             ? $"offload optimizer={z.OffloadOptimizer.Device}{(z.OffloadOptimizer.Ratio != 1 ? $"(ratio {z.OffloadOptimizer.Ratio.ToString(CultureInfo.InvariantCulture)})" : "")} param={z.OffloadParam.Device}"
             : "no offload";
-        var pipeline = stages > 1 ? $"pipeline {stages} stages" : "no pipeline";
+        var pipeline = stages <= 1 ? "no pipeline"
+            : worldSize % stages == 0 ? $"pipeline {stages} stages × data parallel {worldSize / stages}" : $"pipeline {stages} stages, which do not divide world size {worldSize}";
         return $"{batch}; ZeRO stage {z.Stage}; precision {c.Precision}; {offload}; {pipeline}";
     }
 }

@@ -58,10 +58,20 @@ internal static class ConfigChecks
                              "parameter, so gradients are reduced in more, smaller collectives; DeepSpeed's default is 5e8");
     }
 
-    public static void CheckPipeline(int zeroStage, int pipelineStages, string source)
+    /// <summary>
+    /// The one rule for ZeRO with a pipeline: stages 0, 1 and 2 work (ZeRO-2 beyond DeepSpeed, which refuses it); stage 3
+    /// is refused, as in DeepSpeed — each stage's parameters would be gathered for every micro-batch's forward and
+    /// backward, interleaved by the schedule. <c>dss validate-config</c>, the batch resolution and <c>Initialize</c> with a
+    /// <c>PipelineModule</c> all ask this.
+    /// </summary>
+    /// <param name="zeroStage">zero_optimization.stage.</param>
+    /// <param name="pipelineStages">Pipeline stages (1: no pipeline).</param>
+    /// <param name="source">Where the stages come from, for the message (e.g. "pipeline.stages").</param>
+    /// <param name="pipelineEngine">True for a <c>PipelineModule</c>, whose engine refuses ZeRO-3 even with one stage.</param>
+    public static void CheckPipeline(int zeroStage, int pipelineStages, string source, bool pipelineEngine = false)
     {
-        if (pipelineStages > 1 && zeroStage >= 2)
+        if ((pipelineStages > 1 || pipelineEngine) && zeroStage == 3)
             throw new DeepSpeedConfigException(
-                $"ZeRO-2 and ZeRO-3 are incompatible with pipeline parallelism (zero_optimization.stage is {zeroStage}, {source} is {pipelineStages}); use ZeRO stage 0 or 1");
+                $"zero_optimization.stage 3 cannot be combined with pipeline parallelism ({source} is {pipelineStages}), as in DeepSpeed; use ZeRO stage 0, 1 or 2");
     }
 }

@@ -7,7 +7,7 @@ public sealed partial class DeepSpeedConfig
     /// any two of train / micro / accumulation determine the third; only train → accumulation 1; only micro →
     /// accumulation 1; none → error; the result must satisfy train = micro × accumulation × data-parallel world size.
     /// Keys that are "auto" or absent in the file are filled from the arguments; a key given both in the file and as an
-    /// argument must agree. <paramref name="pipelineStages"/> &gt; 1 enables the pipeline checks (ZeRO-2/3 rejected).
+    /// argument must agree. <paramref name="pipelineStages"/> &gt; 1 enables the pipeline check (<see cref="ConfigChecks.CheckPipeline"/>: ZeRO-3 rejected).
     /// </summary>
     public BatchSizes ResolveBatchSizes(int dataParallelWorldSize, int? trainBatchSize = null, int? microBatchPerGpu = null,
         int? gradientAccumulationSteps = null, int pipelineStages = 1)

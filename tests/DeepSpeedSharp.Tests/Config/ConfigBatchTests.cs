@@ -71,13 +71,12 @@ public class ConfigBatchTests
     }
 
     [Fact]
-    public void PipelineRejectsZero2And3()
+    public void PipelineAllowsZero0To2AndRejectsZero3()
     {
-        Assert.Contains("ZeRO-2 and ZeRO-3 are incompatible with pipeline parallelism",
-            Fails("""{"train_batch_size": 8, "zero_optimization": {"stage": 2}}""", 1, stages: 2));
-        Assert.Contains("ZeRO-2 and ZeRO-3 are incompatible with pipeline parallelism",
+        Assert.Contains("zero_optimization.stage 3 cannot be combined with pipeline parallelism (the number of pipeline stages is 4), as in DeepSpeed; use ZeRO stage 0, 1 or 2",
             Fails("""{"train_batch_size": 8, "zero_optimization": {"stage": 3}}""", 1, stages: 4));
-        Assert.Equal(new BatchSizes(8, 8, 1), Resolve("""{"train_batch_size": 8, "zero_optimization": {"stage": 1}}""", 1, stages: 2));
+        foreach (int stage in new[] { 0, 1, 2 })
+            Assert.Equal(new BatchSizes(8, 8, 1), Resolve($$$"""{"train_batch_size": 8, "zero_optimization": {"stage": {{{stage}}}}}""", 1, stages: 2));
         Assert.Equal(new BatchSizes(8, 8, 1), Resolve("""{"train_batch_size": 8, "zero_optimization": {"stage": 3}}""", 1, stages: 1));
     }
 }

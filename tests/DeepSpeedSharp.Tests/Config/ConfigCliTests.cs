@@ -35,6 +35,21 @@ public sealed class ConfigCliTests : IDisposable
     }
 
     [Fact]
+    public void PipelineStagesSplitTheWorldAndZero2IsAcceptedWithThemZero3IsNot()
+    {
+        var zero2 = Write("pipe2.json", """{"train_batch_size": 16, "train_micro_batch_size_per_gpu": 2, "pipeline": {"stages": 2}, "zero_optimization": {"stage": 2}}""");
+        var (code, stdout, _) = Run(zero2, "--world-size", "4");
+        Assert.Equal(0, code);
+        // 4 ranks as 2 stages × 2 data-parallel ranks: 16 = 2 × gas × 2, so gas 4 (not 2, as if all 4 ranks were data parallel).
+        Assert.Contains($"{zero2}: ok: train_batch_size=16 micro_batch_per_gpu=2 gradient_accumulation_steps=4 at world size 4; ZeRO stage 2; " +
+                        "precision fp32; no offload; pipeline 2 stages × data parallel 2", stdout);
+        var zero3 = Write("pipe3.json", """{"train_batch_size": 16, "pipeline": {"stages": 2}, "zero_optimization": {"stage": 3}}""");
+        (code, stdout, _) = Run(zero3, "--world-size", "4");
+        Assert.Equal(1, code);
+        Assert.Contains("zero_optimization.stage 3 cannot be combined with pipeline parallelism (pipeline.stages is 2), as in DeepSpeed; use ZeRO stage 0, 1 or 2", stdout);
+    }
+
+    [Fact]
     public void InvalidFilesGiveErrorLinesAndExitCode1()
     {
         var good = Write("good.json", """{"train_batch_size": 8}""");
