@@ -10,6 +10,7 @@ namespace DeepSpeedSharp.Tests.Checkpoint;
 /// other world sizes and stages: within 1e-5. Also a rank killed mid-save, and export against the trained weights.
 /// </summary>
 [Collection(DeepSpeedSharp.Tests.Infrastructure.MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class CheckpointMultiProcessTests
 {
     private static string Dir() => Directory.CreateTempSubdirectory("dss-ckmp").FullName;

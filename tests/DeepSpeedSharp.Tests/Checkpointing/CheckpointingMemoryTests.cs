@@ -5,6 +5,7 @@ using DeepSpeedSharp.Tests.Infrastructure;
 namespace DeepSpeedSharp.Tests.Checkpointing;
 
 /// <summary>The sample GPT's forward keeps far less memory with checkpointing (fresh worker processes, so RSS is clean).</summary>
+[Trait("Tier", "Full")]
 public class CheckpointingMemoryTests
 {
     private static Dictionary<string, double> Measure(int every)

@@ -3,6 +3,7 @@ using DeepSpeedSharp.Tests.Infrastructure;
 namespace DeepSpeedSharp.Tests.Checkpointing;
 
 /// <summary>partition_activations across a real 2-rank model-parallel group (two TestWorker processes).</summary>
+[Trait("Tier", "Full")]
 public class CheckpointingMultiRankTests
 {
     [Theory]

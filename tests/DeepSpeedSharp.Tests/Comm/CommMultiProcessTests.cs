@@ -8,6 +8,7 @@ namespace DeepSpeedSharp.Tests.Comm;
 /// and several 64 KiB shared-memory slots long) on groups of 4, 3 and 2 ranks (the last k ranks, so group and global
 /// ranks differ) and on a world of one; then the failure cases.
 /// </summary>
+[Trait("Tier", "Full")]
 public class CommMultiProcessTests
 {
     private const string Sizes = "0,1,7,13,70001";

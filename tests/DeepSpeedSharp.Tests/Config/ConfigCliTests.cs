@@ -3,6 +3,7 @@ using DeepSpeedSharp.Cli.Commands;
 
 namespace DeepSpeedSharp.Tests.Config;
 
+[Trait("Tier", "Full")]
 public sealed class ConfigCliTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("dss-validate-").FullName;

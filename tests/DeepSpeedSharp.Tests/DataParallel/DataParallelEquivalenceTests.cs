@@ -10,6 +10,7 @@ namespace DeepSpeedSharp.Tests.DataParallel;
 /// and send the bytes ring collectives imply.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class DataParallelEquivalenceTests(ITestOutputHelper output)
 {
     private static string Config(int train, int micro, int stage, bool overlap = false) => $$"""

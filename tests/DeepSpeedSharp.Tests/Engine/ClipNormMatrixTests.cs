@@ -14,6 +14,7 @@ namespace DeepSpeedSharp.Tests.Engine;
 /// (the defect this guards against) is ~5e-5 off here.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class ClipNormMatrixTests(ITestOutputHelper output)
 {
     private const int Steps = 50, Gas = 2, Mb = 2;

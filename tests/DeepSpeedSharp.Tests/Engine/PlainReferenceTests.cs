@@ -8,6 +8,7 @@ namespace DeepSpeedSharp.Tests.Engine;
 /// process: they must agree before the multi-rank tests may compare against the reference.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class PlainReferenceTests(ITestOutputHelper output)
 {
     private static string Config(int train, int micro, double clip = 0) => $$"""

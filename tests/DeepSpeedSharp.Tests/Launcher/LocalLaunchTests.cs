@@ -5,6 +5,7 @@ using DeepSpeedSharp.Launcher;
 namespace DeepSpeedSharp.Tests.Launcher;
 
 /// <summary>`dss launch` on one machine, for real: rank environments, fail-fast, signals, logs, --local_rank.</summary>
+[Trait("Tier", "Full")]
 public class LocalLaunchTests : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("dss-launch");

@@ -4,6 +4,7 @@ using DeepSpeedSharp.Launcher;
 namespace DeepSpeedSharp.Tests.Launcher;
 
 /// <summary>The multi-node runners for real on one machine: pdsh's exec module and OpenMPI's mpirun on localhost.</summary>
+[Trait("Tier", "Full")]
 public class MultiNodeLaunchTests : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("dss-multinode");

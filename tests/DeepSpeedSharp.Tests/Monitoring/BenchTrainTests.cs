@@ -4,6 +4,7 @@ using DeepSpeedSharp.Cli.Commands;
 
 namespace DeepSpeedSharp.Tests.Monitoring;
 
+[Trait("Tier", "Full")]
 public class BenchTrainTests
 {
     private static string SampleConfig(string dir, int stage)

@@ -12,6 +12,7 @@ namespace DeepSpeedSharp.Tests.Packaging;
 /// on 2 ranks. On Debian 12 this only runs because the package's buildTransitive targets patch the consumer's output.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public sealed class PackageConsumerTests : IDisposable
 {
     private readonly ITestOutputHelper _output;

@@ -6,6 +6,7 @@ namespace DeepSpeedSharp.Tests.Packaging;
 /// buildTransitive/patch-libtorchsharp.sh, the step the package runs on its users' build output: it patches the known
 /// file once, writes through no link into the NuGet cache, and leaves other builds alone.
 /// </summary>
+[Trait("Tier", "Full")]
 public sealed class PatchScriptTests : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("dss-patch-");

@@ -13,6 +13,7 @@ namespace DeepSpeedSharp.Tests.Pipeline;
 /// last stage only without it, and then sends fewer bytes.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class PipelineEngineTests(ITestOutputHelper output)
 {
     private const int Steps = 12, Gas = 4, Mb = 2, Blocks = 3;

@@ -10,6 +10,7 @@ namespace DeepSpeedSharp.Tests.Precision;
 /// stay within 2e-2 of fp32 training by a plain TorchSharp loop.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class LowPrecisionMasterTests(ITestOutputHelper output)
 {
     private const string Bf16 = "\"bf16\": { \"enabled\": true },";

@@ -8,6 +8,7 @@ namespace DeepSpeedSharp.Tests.Precision;
 /// TorchSharp loop (<see cref="PlainGptReference"/>).
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class PrecisionTrainingTests(ITestOutputHelper output)
 {
     private static string Config(int stage, string precision = "", string zeroExtra = "", int train = 16, int micro = 4) => $$"""

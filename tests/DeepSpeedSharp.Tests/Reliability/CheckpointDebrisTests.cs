@@ -10,6 +10,7 @@ namespace DeepSpeedSharp.Tests.Reliability;
 /// keeps every step it logged (one flush per line).
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class CheckpointDebrisTests : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("dss-debris");

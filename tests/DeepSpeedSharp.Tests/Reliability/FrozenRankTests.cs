@@ -15,6 +15,7 @@ namespace DeepSpeedSharp.Tests.Reliability;
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+[Trait("Tier", "Full")]
 public class FrozenRankTests(ITestOutputHelper output) : IDisposable
 {
     private const double HeartbeatSeconds = 3;

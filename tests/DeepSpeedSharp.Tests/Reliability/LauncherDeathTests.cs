@@ -14,6 +14,7 @@ namespace DeepSpeedSharp.Tests.Reliability;
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+[Trait("Tier", "Full")]
 public class LauncherDeathTests(ITestOutputHelper output) : IDisposable
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(8);

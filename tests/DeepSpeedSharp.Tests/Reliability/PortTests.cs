@@ -13,6 +13,7 @@ namespace DeepSpeedSharp.Tests.Reliability;
 /// learns nothing from a rank (challenge-response).
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class PortTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("dss-port");

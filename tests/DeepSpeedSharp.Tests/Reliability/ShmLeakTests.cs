@@ -13,6 +13,7 @@ namespace DeepSpeedSharp.Tests.Reliability;
 /// files when the job ends.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class ShmLeakTests(ITestOutputHelper output) : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("dss-shm-leak");

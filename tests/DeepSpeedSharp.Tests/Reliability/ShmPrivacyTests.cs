@@ -8,6 +8,7 @@ namespace DeepSpeedSharp.Tests.Reliability;
 /// create) and a segment is mapped only when it is ours (owner uid, mode, the job's identity).
 /// </summary>
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+[Trait("Tier", "Full")]
 public class ShmPrivacyTests : IDisposable
 {
     private readonly string _path = $"{ShmJobFiles.Directory}/dss-test{Guid.NewGuid():N}"[..40];

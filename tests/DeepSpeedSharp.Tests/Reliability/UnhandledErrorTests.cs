@@ -9,6 +9,7 @@ namespace DeepSpeedSharp.Tests.Reliability;
 /// exception type points at a bug, which keeps its stack trace.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class UnhandledErrorTests : IDisposable
 {
     private readonly DirectoryInfo dir = Directory.CreateTempSubdirectory("dss-unhandled");

@@ -6,6 +6,7 @@ namespace DeepSpeedSharp.Tests.Samples;
 /// <c>Gpt.dll MODEL-FLAGS --describe-parameters</c>: builds the model on the meta device, prints one JSON line with its
 /// size and exits without training (what <c>dss estimate --model</c> reads).
 /// </summary>
+[Trait("Tier", "Full")]
 public class GptDescribeParametersTests
 {
     /// <summary>The issue-16 benchmark model: 52,555,776 parameters, the largest the 8192 × 512 embedding (and lm_head).</summary>

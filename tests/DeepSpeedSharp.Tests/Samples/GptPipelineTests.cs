@@ -17,6 +17,7 @@ namespace DeepSpeedSharp.Tests.Samples;
 /// resumes on four, and the flags that do not work with a pipeline are one-line errors.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class GptPipelineTests(ITestOutputHelper output)
 {
     // Six pipeline layers (embedding, four blocks, head): enough for four stages.

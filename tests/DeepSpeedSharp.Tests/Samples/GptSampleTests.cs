@@ -8,6 +8,7 @@ using static TorchSharp.torch;
 
 namespace DeepSpeedSharp.Tests.Samples;
 
+[Trait("Tier", "Full")]
 public class GptSampleTests
 {
     private static readonly GptConfig Small = new(Vocab: 64, DModel: 32, Layers: 2, Heads: 2, Seq: 16);

@@ -5,6 +5,7 @@ namespace DeepSpeedSharp.Tests.Samples;
 
 /// <summary>The LLaMA sample under `dss launch`: data parallelism over a <c>PipelineParallelGrid</c> of 2 × 1 × 1.</summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class LlamaMultiRankTests(ITestOutputHelper output)
 {
     [Fact]

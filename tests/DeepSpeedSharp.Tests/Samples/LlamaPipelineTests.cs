@@ -18,6 +18,7 @@ namespace DeepSpeedSharp.Tests.Samples;
 /// --save-weights unchanged.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class LlamaPipelineTests(ITestOutputHelper output)
 {
     // 8 query heads over 4 key/value heads, as the tensor-parallel tests; four pipeline layers (embedding, 2 blocks, head).

@@ -5,6 +5,7 @@ using DeepSpeedSharp.Tests.Infrastructure;
 namespace DeepSpeedSharp.Tests.Samples;
 
 /// <summary>The LLaMA sample's data (GPT-2 BPE, the compact vocabulary, the sampler), options, errors and a one-process training run.</summary>
+[Trait("Tier", "Full")]
 public class LlamaSampleTests
 {
     private static string CorpusText => File.ReadAllText(TextCorpus.DefaultPath);

@@ -9,6 +9,7 @@ namespace DeepSpeedSharp.Tests.Samples;
 /// tp 2 and tp 4, with and without sequence parallelism, tp 2 × dp 2 under ZeRO-1 and ZeRO-2, and bf16.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class LlamaTensorParallelTests(ITestOutputHelper output)
 {
     // 8 query heads over 4 key/value heads: tp 2 and 4 both divide them, and grouped-query attention stays on.

@@ -8,6 +8,7 @@ namespace DeepSpeedSharp.Tests.TensorParallel;
 /// gradient — with and without sequence parallelism.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class TensorParallelLayerTests
 {
     [Theory]

@@ -8,6 +8,7 @@ namespace DeepSpeedSharp.Tests.Topology;
 /// every group (and each stage pair) completes an all-reduce, and the stage flags and model-parallel ranks agree.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class GridMultiProcessTests
 {
     [Fact]

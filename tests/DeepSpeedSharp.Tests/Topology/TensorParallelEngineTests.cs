@@ -12,6 +12,7 @@ namespace DeepSpeedSharp.Tests.Topology;
 /// loop under ZeRO 0, 1 and 2, and a checkpoint saved there carries DeepSpeed's file names and resumes exactly.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class TensorParallelEngineTests(ITestOutputHelper output)
 {
     private const int Steps = 20, Gas = 2, Mb = 3, Dp = 2;

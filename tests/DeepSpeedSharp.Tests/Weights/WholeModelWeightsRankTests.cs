@@ -15,6 +15,7 @@ namespace DeepSpeedSharp.Tests.Weights;
 /// saving run computes on the next batch.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public sealed class WholeModelWeightsRankTests(ITestOutputHelper output) : IDisposable
 {
     private const int Gas = 2, Mb = 2;

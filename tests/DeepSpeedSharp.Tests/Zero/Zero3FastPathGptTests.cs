@@ -5,6 +5,7 @@ namespace DeepSpeedSharp.Tests.Zero;
 
 /// <summary>The sample GPT on 2 ranks under ZeRO-3: the Linear fast path and recomputing every unit give the same losses.</summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class Zero3FastPathGptTests
 {
     private const string Config = """

@@ -4,6 +4,7 @@ namespace DeepSpeedSharp.Tests.Zero;
 
 /// <summary>ZeRO-3 over a model whose parameters all stay whole says why, instead of a bare "0 units".</summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class Zero3NothingPartitionedTests
 {
     [Fact]

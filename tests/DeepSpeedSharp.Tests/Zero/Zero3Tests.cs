@@ -6,6 +6,7 @@ namespace DeepSpeedSharp.Tests.Zero;
 
 /// <summary>ZeRO stage 3 in real processes: the losses of a plain TorchSharp loop, 1/N state per rank, gather limits, ZeroInit and the user APIs.</summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class Zero3Tests(ITestOutputHelper output)
 {
     private static string Config(int train, int micro, int stage, string extra = "") => $$"""

@@ -13,6 +13,7 @@ namespace DeepSpeedSharp.Tests.Zero;
 /// reports on rank 0 of a real 2-rank run of the sample GPT, for each stage and precision.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class ZeroMemoryEstimatorTests(ITestOutputHelper output)
 {
     [Theory]

@@ -12,6 +12,7 @@ namespace DeepSpeedSharp.Tests.Zero;
 /// Reference: plain ZeRO-3 on the same 4 ranks.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public partial class ZeroPlusPlusGptTests : IDisposable
 {
     private const int Steps = 100;

@@ -8,6 +8,7 @@ namespace DeepSpeedSharp.Tests.Zero;
 /// hpZ group follows the hosts, and layouts hpZ cannot use fail with one line naming the ranks or the sizes.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
+[Trait("Tier", "Full")]
 public class ZeroPlusPlusGroupTests
 {
     private static IReadOnlyList<RankResult> Run(int ranks, string zero, Func<int, string> host) =>
