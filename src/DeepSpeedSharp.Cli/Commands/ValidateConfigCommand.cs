@@ -77,15 +77,15 @@ public sealed class ValidateConfigCommand : CliCommand
     internal static string Summarise(DeepSpeedConfig c, int worldSize)
     {
         var stages = int.TryParse(c.Pipeline.Stages, out var s) ? s : 1;
+        // With pipeline stages, the batch is split over the data-parallel ranks only: world / stages of them.
+        int? dataParallel = worldSize % stages == 0 ? worldSize / stages : null;
         var batchKeysGiven = new[] { c.TrainBatchSize, c.TrainMicroBatchSizePerGpu, c.GradientAccumulationSteps }.Count(v => v is not null);
         var batchAuto = c.AutoKeys.Any(k => k is "train_batch_size" or "train_micro_batch_size_per_gpu" or "gradient_accumulation_steps");
         string batch;
         try
         {
-            // With pipeline stages, the batch is split over the data-parallel ranks only: world / stages of them.
-            if (worldSize % stages != 0)
-                throw new DeepSpeedConfigException($"pipeline.stages {stages} does not divide the world size {worldSize}");
-            var b = c.ResolveBatchSizes(worldSize / stages, pipelineStages: stages);
+            var b = c.ResolveBatchSizes(dataParallel ?? throw new DeepSpeedConfigException($"pipeline.stages {stages} does not divide the world size {worldSize}"),
+                pipelineStages: stages);
             batch = $"train_batch_size={b.TrainBatchSize} micro_batch_per_gpu={b.MicroBatchPerGpu} gradient_accumulation_steps={b.GradientAccumulationSteps} at world size {worldSize}";
         }
         catch (DeepSpeedConfigException) when (batchAuto || batchKeysGiven == 0)
@@ -98,7 +98,7 @@ public sealed class ValidateConfigCommand : CliCommand
             ? $"offload optimizer={z.OffloadOptimizer.Device}{(z.OffloadOptimizer.Ratio != 1 ? $"(ratio {z.OffloadOptimizer.Ratio.ToString(CultureInfo.InvariantCulture)})" : "")} param={z.OffloadParam.Device}"
             : "no offload";
         var pipeline = stages <= 1 ? "no pipeline"
-            : worldSize % stages == 0 ? $"pipeline {stages} stages × data parallel {worldSize / stages}" : $"pipeline {stages} stages, which do not divide world size {worldSize}";
+            : dataParallel is { } dp ? $"pipeline {stages} stages × data parallel {dp}" : $"pipeline {stages} stages, which do not divide world size {worldSize}";
         return $"{batch}; ZeRO stage {z.Stage}; precision {c.Precision}; {offload}; {pipeline}";
     }
 }

@@ -49,10 +49,7 @@ public partial class DeepSpeedEngine
             {
                 foreach (var (name, p) in Module.named_parameters())
                     if (!tensors.ContainsKey(name)) tensors[name] = p.detach().cpu().clone();
-                Directory.CreateDirectory(saveDir);
-                string path = Path.Combine(saveDir, saveFilename), temp = path + $".tmp-{Environment.ProcessId}";
-                SafeTensors.Write(temp, tensors);
-                File.Move(temp, path, overwrite: true);
+                SafeTensors.WriteAtomic(Path.Combine(saveDir, saveFilename), tensors);
             }
             DataParallelGroup.Barrier();
             return true;

@@ -72,33 +72,12 @@ public static class SafeTensors
     /// <summary>Reads every tensor and the header's string metadata.</summary>
     public static Dictionary<string, Tensor> Read(string path, out Dictionary<string, string> metadata)
     {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
-        long fileLength = stream.Length;
-        var header = ReadHeader(stream, path, out long headerLength);
-        metadata = new Dictionary<string, string>();
-        long dataStart = 8 + headerLength, dataLength = fileLength - dataStart;
-        var entries = new List<(string Name, ScalarType Type, long[] Shape, long Begin, long End)>();
-        foreach (var (name, node) in header)
-        {
-            if (name == "__metadata__")
-            {
-                foreach (var (k, v) in node!.AsObject()) metadata[k] = v?.GetValue<string>() ?? "";
-                continue;
-            }
-            entries.Add(ParseEntry(path, name, node));
-        }
+        using var reader = new SafeTensorsReader(path);
+        metadata = new Dictionary<string, string>(reader.Metadata);
         var result = new Dictionary<string, Tensor>();
         try
         {
-            foreach (var e in entries.OrderBy(e => e.Begin))
-            {
-                if (e.End > dataLength)
-                    throw Corrupt(path, $"tensor '{e.Name}' ends at byte {e.End} but the data section has {dataLength} bytes (truncated?)");
-                var t = empty(e.Shape, e.Type);
-                stream.Seek(dataStart + e.Begin, SeekOrigin.Begin);
-                ReadTensorBytes(stream, t);
-                result[e.Name] = t;
-            }
+            foreach (var e in reader.Entries.Values.OrderBy(e => e.Begin)) result[e.Name] = reader.Read(e.Name);
         }
         catch
         {
@@ -106,6 +85,17 @@ public static class SafeTensors
             throw;
         }
         return result;
+    }
+
+    /// <summary><see cref="Write"/> to a temporary file beside <paramref name="path"/>, then renamed over it, so a reader
+    /// never sees a half-written file. The directory is created as needed.</summary>
+    public static void WriteAtomic(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+        string temp = path + $".tmp-{Environment.ProcessId}";
+        Write(temp, tensors);
+        File.Move(temp, path, overwrite: true);
     }
 
     internal static (string Name, ScalarType Type, long[] Shape, long Begin, long End) ParseEntry(string path, string name, JsonNode? node)

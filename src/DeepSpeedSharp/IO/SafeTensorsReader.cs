@@ -21,12 +21,12 @@ public sealed class SafeTensorsReader : IDisposable
     private readonly FileStream stream;
     private readonly long dataStart;
     private readonly Dictionary<string, SafeTensorEntry> entries = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> metadata = new(StringComparer.Ordinal);
 
     /// <summary>Opens <paramref name="path"/> and reads its header. Errors name the file and what is wrong with it.</summary>
     public SafeTensorsReader(string path)
     {
         Path = path;
-        if (!File.Exists(path)) throw new FileNotFoundException($"weights file '{path}' does not exist", path);
         stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         try
         {
@@ -35,7 +35,11 @@ public sealed class SafeTensorsReader : IDisposable
             long dataLength = stream.Length - dataStart;
             foreach (var (name, node) in header)
             {
-                if (name == "__metadata__") continue;
+                if (name == "__metadata__")
+                {
+                    foreach (var (k, v) in node!.AsObject()) metadata[k] = v?.GetValue<string>() ?? "";
+                    continue;
+                }
                 var e = SafeTensors.ParseEntry(path, name, node);
                 if (e.End > dataLength)
                     throw SafeTensors.Corrupt(path, $"tensor '{name}' ends at byte {e.End} but the data section has {dataLength} bytes (truncated?)");
@@ -54,6 +58,9 @@ public sealed class SafeTensorsReader : IDisposable
 
     /// <summary>The tensors of the file, by name.</summary>
     public IReadOnlyDictionary<string, SafeTensorEntry> Entries => entries;
+
+    /// <summary>The header's string metadata (<c>__metadata__</c>).</summary>
+    public IReadOnlyDictionary<string, string> Metadata => metadata;
 
     /// <summary>Bytes read from the data section so far (what a sliced load saves shows here).</summary>
     public long BytesRead { get; private set; }

@@ -35,12 +35,15 @@ public static class WholeModelWeights
         mpu ??= (module as PipelineModule)?.Grid;
         var tp = TensorParallelContext.From(mpu);
         bool stage = (mpu?.GetPipelineModelParallelWorldSize() ?? 1) > 1;
+        if (!File.Exists(path)) throw new FileNotFoundException($"weights file '{path}' does not exist", path);
         using var reader = new SafeTensorsReader(path);
+        var wanted = new HashSet<string>(StringComparer.Ordinal);
         var plans = new List<(Parameter P, SafeTensorEntry Entry, int Dim)>();
         var problems = new List<string>();
         foreach (var (name, p) in module.named_parameters())
         {
             string fileName = options.NameInFile(name);
+            wanted.Add(fileName);
             var attrs = p.GetParallelAttributes();
             int dim = attrs.TensorModelParallel && tp.Size > 1 ? attrs.PartitionDim : -1;
             var whole = WholeShape(p.shape, dim, tp.Size);
@@ -56,7 +59,6 @@ public static class WholeModelWeights
         }
         if (options.Strict && !stage)
         {
-            var wanted = module.named_parameters().Select(p => options.NameInFile(p.name)).ToHashSet(StringComparer.Ordinal);
             problems.AddRange(reader.Entries.Keys.Where(k => !wanted.Contains(k)).Order(StringComparer.Ordinal)
                 .Select(k => $"unexpected tensor '{k}' (the model has no such parameter)"));
         }
@@ -114,7 +116,13 @@ public static class WholeModelWeights
                     var whole = StageTransfer.GatherSlices(p, attrs.TensorModelParallel ? attrs.PartitionDim : -1, tp);
                     if (whole is null) continue;
                     var cut = Cut(whole, options.Vocabulary);
-                    tensors.Add((options.NameInFile(name), options.DType is { } d && cut.is_floating_point() ? cut.to(d) : cut));
+                    if (options.DType is { } d && cut.is_floating_point() && cut.dtype != d)
+                    {
+                        var converted = cut.to(d);
+                        cut.Dispose();
+                        cut = converted;
+                    }
+                    tensors.Add((options.NameInFile(name), cut));
                 }
                 var pipe = mpu?.GetPipelineModelParallelGroup();
                 if (pipe is { Size: > 1 } && tp.Rank == 0) StageTransfer.ToFirstStage(pipe, tensors);
@@ -133,11 +141,7 @@ public static class WholeModelWeights
         var duplicate = tensors.GroupBy(t => t.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
         if (duplicate != null)
             throw new InvalidOperationException($"saving whole-model weights: two parameters map to the file name '{duplicate.Key}'");
-        var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
-        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-        string temp = path + $".tmp-{Environment.ProcessId}";
-        SafeTensors.Write(temp, tensors.Select(t => new KeyValuePair<string, Tensor>(t.Name, t.Tensor)));
-        File.Move(temp, path, overwrite: true);
+        SafeTensors.WriteAtomic(path, tensors.Select(t => new KeyValuePair<string, Tensor>(t.Name, t.Tensor)));
     }
 
     /// <summary>This rank's slice (or the whole tensor) of a file entry, padding rows beyond the file's vocabulary with zeros.</summary>
