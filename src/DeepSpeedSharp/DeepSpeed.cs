@@ -79,8 +79,6 @@ public static partial class DeepSpeed
         ArgumentNullException.ThrowIfNull(model);
         TorchRuntime.EnsureLoaded();
         var cfg = ReadConfig(config);
-        if (mpu != null && dataParallelGroup != null)
-            throw new ArgumentException("pass either mpu (whose data-parallel group the engine uses) or dataParallelGroup, not both");
         var world = Dist.IsInitialized ? Dist.World : Dist.Initialize();
         Dist.SetTimeouts(Seconds(cfg.Distributed.TimeoutSeconds), Seconds(cfg.Distributed.HeartbeatTimeoutSeconds), fromConfig: true);
         var pipeline = model as Pipeline.PipelineModule;
@@ -89,10 +87,12 @@ public static partial class DeepSpeed
             if (mpu != null || dataParallelGroup != null)
                 throw new ArgumentException("a PipelineModule brings its own topology (its Grid is the mpu): do not pass mpu or dataParallelGroup with it");
             mpu = pipeline.Grid;
-            cfg = PipelineConfigFor(cfg, pipeline.NumStages);
         }
-        var group = mpu?.GetDataParallelGroup() ?? dataParallelGroup ?? world;
-        if (!group.IsMember) throw new ArgumentException($"global rank {group.GlobalRank} is not a member of the data-parallel group it was given (members: {string.Join(",", group.GlobalRanks)})");
+        var layout = ParallelLayout.Create(cfg, world, mpu, dataParallelGroup,
+            pipeline == null ? null : (pipeline.NumStages, pipeline.VirtualStages), model.parameters().Any(p => p.IsSequenceParallel()));
+        layout.Validate();
+        if (pipeline != null) cfg = PipelineConfigFor(cfg);
+        var group = layout.DataParallelGroup!;
         Log.Rank = Dist.IsInitialized ? Dist.Rank : 0;
         foreach (var w in cfg.Warnings) Log.Warn(w);
         if (cfg.NoEffectKeys.Count > 0)
@@ -101,7 +101,7 @@ public static partial class DeepSpeed
         var comms = cfg.CommsLogger;
         if (comms.Enabled) Dist.Logger.Configure(comms.Enabled, comms.Verbose, comms.ProfAll, comms.ProfOps);
 
-        var batch = cfg.ResolveBatchSizes(group.Size, trainBatchSize, trainMicroBatchSizePerGpu, gradientAccumulationSteps);
+        var batch = layout.ResolveBatchSizes(trainBatchSize, trainMicroBatchSizePerGpu, gradientAccumulationSteps);
         var precision = PrecisionPolicy.From(cfg);
         var subset = modelParameters == null ? null : NamesOf(model, modelParameters);
         var prePartitioned = ZeroInit.TakeAll(model);
@@ -111,20 +111,18 @@ public static partial class DeepSpeed
             throw new ArgumentException($"pipeline stage {pipeline.StageId} (layers {pipeline.LocalStart}..{pipeline.LocalStop - 1}) has no trainable parameters: " +
                                         "choose a partition that gives every stage some (e.g. partitionMethod \"parameters\") or fewer stages");
         var factory = OptimizerChoice.Resolve(cfg, optimizer, optimizerFactory);
-        var strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, optimizer, factory, group, precision, prePartitioned, ModelParallelGradients.From(mpu));
+        var strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, optimizer, factory, group, precision, prePartitioned, ModelParallelGradients.From(layout));
         if (strategy is Training.ICheckpointableStrategy checkpointable) checkpointable.Precision = precision;
         var sched = SchedulerChoice.Resolve(cfg, strategy?.Optimizer, lrScheduler, lrSchedulerFactory);
 
         var engine = pipeline != null
-            ? new PipelineEngine(pipeline, strategy, sched, cfg, batch, precision, world)
-            : new DeepSpeedEngine(model, strategy, sched, cfg, batch, group, precision, mpu, mpu == null ? group : world);
+            ? new PipelineEngine(pipeline, strategy, sched, cfg, batch, precision, layout)
+            : new DeepSpeedEngine(model, strategy, sched, cfg, batch, precision, layout);
         engine.AttachMonitoring();
         if (trainingData != null) engine.TrainingDataLoader = engine.DeepSpeedIO(trainingData);
         if (seed is { } s0) torch.manual_seed(s0 + group.GlobalRank);
         Log.Info($"engine ready: train_batch_size={batch.TrainBatchSize}, micro_batch={batch.MicroBatchPerGpu}, " +
-                 $"gradient_accumulation_steps={batch.GradientAccumulationSteps}, dp_world_size={group.Size}, " +
-                 (mpu == null ? "" : $"mp_world_size={mpu.GetModelParallelWorldSize()} (pipe {mpu.GetPipelineModelParallelWorldSize()} × tensor {mpu.GetTensorModelParallelWorldSize()}), ") +
-                 $"zero_stage={cfg.ZeroOptimization.Stage}, precision={precision}, backend={group.Backend}" +
+                 $"gradient_accumulation_steps={batch.GradientAccumulationSteps}, layout {layout}, precision={precision}, backend={group.Backend}" +
                  (Zero.Offload.OptimizerOffloaded(cfg) ? ", optimizer offloaded to the CPU" : ""));
         return new DeepSpeedInitResult(engine, strategy?.Optimizer, sched);
     }
@@ -143,13 +141,11 @@ public static partial class DeepSpeed
     }
 
     /// <summary>
-    /// The config a pipeline trains with: ZeRO-3 is refused (each stage's parameters would be gathered on every
-    /// micro-batch's forward and backward, interleaved across micro-batches by the schedule); overlap_comm is turned off,
-    /// because the pipeline reduces gradients at its ReduceGrads instruction, after every micro-batch's backward.
+    /// The config a pipeline trains with (the layout has refused ZeRO-3): overlap_comm is turned off, because the pipeline
+    /// reduces gradients at its ReduceGrads instruction, after every micro-batch's backward.
     /// </summary>
-    private static DeepSpeedConfig PipelineConfigFor(DeepSpeedConfig cfg, int stages)
+    private static DeepSpeedConfig PipelineConfigFor(DeepSpeedConfig cfg)
     {
-        ConfigChecks.CheckPipeline(cfg.ZeroOptimization.Stage, stages, "the PipelineModule's stages", pipelineEngine: true);
         return cfg.ZeroOptimization.OverlapComm ? cfg.WithZeroOptimization(cfg.ZeroOptimization with { OverlapComm = false }) : cfg;
     }
 

@@ -1,12 +1,15 @@
 using System.Globalization;
 using System.CommandLine;
 using DeepSpeedSharp.Config;
+using DeepSpeedSharp.Topology;
 
 namespace DeepSpeedSharp.Cli.Commands;
 
 /// <summary>
-/// <c>dss validate-config FILE... [--world-size N] [--strict]</c>: reads each DeepSpeed config and prints
-/// <c>FILE: ok</c> with a one-line summary, or <c>FILE: error: MESSAGE</c>; then each key present that has no effect
+/// <c>dss validate-config FILE... [--world-size N] [--pipeline N] [--tensor N] [--strict]</c>: reads each DeepSpeed config,
+/// lays the world out as the job would (<see cref="ParallelLayout.Plan"/>: pipeline × tensor × data parallel), checks it
+/// with the rules <c>DeepSpeed.Initialize</c> uses (<see cref="ParallelLayout.Validate"/>) and prints <c>FILE: ok</c> with
+/// a one-line summary (batch sizes, layout, precision, offload), or <c>FILE: error: MESSAGE</c>; then each key present that has no effect
 /// here as <c>FILE: no effect: KEY: REASON</c> (errors with <c>--strict</c>), and warnings as <c>FILE: warning: ...</c>.
 /// Exit code 0 when all files are valid, 1 when any is invalid, 2 on usage errors.
 /// </summary>
@@ -16,25 +19,31 @@ public sealed class ValidateConfigCommand : CliCommand
     public override string Name => "validate-config";
 
     /// <inheritdoc/>
-    public override string Summary => "check DeepSpeed config files: validate-config FILE... [--world-size N] [--strict]";
+    public override string Summary => "check DeepSpeed config files: validate-config FILE... [--world-size N] [--pipeline N] [--tensor N] [--strict]";
 
     /// <inheritdoc/>
     public override Command CreateCommand()
     {
         var files = CliOptions.Positional<string[]>("FILE", "DeepSpeed config files (JSON) to check", ArgumentArity.ZeroOrMore);
-        var worldSize = CliOptions.Int("--world-size", "data-parallel world size for the batch-size arithmetic", 1);
+        var worldSize = CliOptions.Int("--world-size", "ranks in the job (pipeline × tensor × data parallel)", 1);
+        var pipeline = CliOptions.Value<int?>("--pipeline", "N", "pipeline stages (default: the config's pipeline.stages when it is a number, else 1)",
+            (string t, out int? v) => (v = int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1 ? n : null) != null,
+            "a positive integer", null, showDefault: false);
+        var tensor = CliOptions.Int("--tensor", "tensor-parallel ranks", 1);
         var strict = CliOptions.Flag("--strict", "keys that have no effect in DeepSpeedSharp are errors");
-        var command = new Command(Name, "Check DeepSpeed config files: print FILE: ok with the resolved batch sizes, ZeRO stage, " +
-                                        "precision and offload, or FILE: error: MESSAGE. Exit 0 when all are valid, 1 otherwise.")
+        var command = new Command(Name, "Check DeepSpeed config files against a parallel layout with the rules DeepSpeed.Initialize uses: print " +
+                                        "FILE: ok with the resolved batch sizes, the layout, precision and offload, or FILE: error: MESSAGE. " +
+                                        "Exit 0 when all are valid, 1 otherwise.")
         {
-            files, worldSize, strict,
+            files, worldSize, pipeline, tensor, strict,
         };
-        command.SetAction(r => Validate(r.GetValue(files) ?? [], r.GetValue(worldSize), r.GetValue(strict), r.InvocationConfiguration.Output));
+        command.SetAction(r => Validate(r.GetValue(files) ?? [], new LayoutFlags(r.GetValue(worldSize), r.GetValue(pipeline), r.GetValue(tensor)),
+            r.GetValue(strict), r.InvocationConfiguration.Output));
         return command;
     }
 
     /// <summary>Checks each file; 0 when all are valid, 1 otherwise.</summary>
-    private static int Validate(IReadOnlyList<string> files, int worldSize, bool strict, TextWriter stdout)
+    private static int Validate(IReadOnlyList<string> files, LayoutFlags flags, bool strict, TextWriter stdout)
     {
         if (files.Count == 0) throw Usage("no config files given");
 
@@ -44,7 +53,7 @@ public sealed class ValidateConfigCommand : CliCommand
             try
             {
                 var config = DeepSpeedConfig.FromFile(file);
-                var summary = Summarise(config, worldSize);
+                var summary = Summarise(config, flags);
                 if (strict && config.NoEffectKeys.Count > 0)
                 {
                     allValid = false;
@@ -73,20 +82,24 @@ public sealed class ValidateConfigCommand : CliCommand
     private static string StripFilePrefix(string message, string file) =>
         message.StartsWith(file + ": ", StringComparison.Ordinal) ? message[(file.Length + 2)..] : message;
 
-    /// <summary>Batch sizes at the world size; ZeRO stage; precision; offload; pipeline. Throws on an invalid batch setup.</summary>
-    internal static string Summarise(DeepSpeedConfig c, int worldSize)
+    /// <summary>The layout given on the command line: the world, and pipeline (null: the config's) and tensor sizes.</summary>
+    internal sealed record LayoutFlags(int WorldSize, int? Pipeline = null, int Tensor = 1);
+
+    /// <summary>
+    /// Batch sizes over the layout's data-parallel ranks; the layout; ZeRO stage; precision; offload. Throws a
+    /// <see cref="DeepSpeedConfigException"/> listing every rule the layout breaks, or on an invalid batch setup.
+    /// </summary>
+    internal static string Summarise(DeepSpeedConfig c, LayoutFlags flags)
     {
-        var stages = int.TryParse(c.Pipeline.Stages, out var s) ? s : 1;
-        // With pipeline stages, the batch is split over the data-parallel ranks only: world / stages of them.
-        int? dataParallel = worldSize % stages == 0 ? worldSize / stages : null;
+        var layout = ParallelLayout.Plan(c, flags.WorldSize, flags.Pipeline, flags.Tensor);
+        layout.Validate();
         var batchKeysGiven = new[] { c.TrainBatchSize, c.TrainMicroBatchSizePerGpu, c.GradientAccumulationSteps }.Count(v => v is not null);
         var batchAuto = c.AutoKeys.Any(k => k is "train_batch_size" or "train_micro_batch_size_per_gpu" or "gradient_accumulation_steps");
         string batch;
         try
         {
-            var b = c.ResolveBatchSizes(dataParallel ?? throw new DeepSpeedConfigException($"pipeline.stages {stages} does not divide the world size {worldSize}"),
-                pipelineStages: stages);
-            batch = $"train_batch_size={b.TrainBatchSize} micro_batch_per_gpu={b.MicroBatchPerGpu} gradient_accumulation_steps={b.GradientAccumulationSteps} at world size {worldSize}";
+            var b = layout.ResolveBatchSizes();
+            batch = $"train_batch_size={b.TrainBatchSize} micro_batch_per_gpu={b.MicroBatchPerGpu} gradient_accumulation_steps={b.GradientAccumulationSteps} at world size {flags.WorldSize}";
         }
         catch (DeepSpeedConfigException) when (batchAuto || batchKeysGiven == 0)
         {
@@ -97,8 +110,6 @@ public sealed class ValidateConfigCommand : CliCommand
         var offload = z.OffloadOptimizer.Enabled || z.OffloadParam.Enabled
             ? $"offload optimizer={z.OffloadOptimizer.Device}{(z.OffloadOptimizer.Ratio != 1 ? $"(ratio {z.OffloadOptimizer.Ratio.ToString(CultureInfo.InvariantCulture)})" : "")} param={z.OffloadParam.Device}"
             : "no offload";
-        var pipeline = stages <= 1 ? "no pipeline"
-            : dataParallel is { } dp ? $"pipeline {stages} stages × data parallel {dp}" : $"pipeline {stages} stages, which do not divide world size {worldSize}";
-        return $"{batch}; ZeRO stage {z.Stage}; precision {c.Precision}; {offload}; {pipeline}";
+        return $"{batch}; {layout}; precision {c.Precision}; {offload}";
     }
 }

@@ -46,32 +46,10 @@ internal static class ConfigChecks
         Check(z.ZeroQuantizedGradients && z.Stage != 3,
             $"zero_optimization.zero_quantized_gradients = true (ZeRO++ qgZ) is only valid with ZeRO stage 3 (zero_optimization.stage is {z.Stage})",
             Stage, "zero_optimization.zero_quantized_gradients");
-        if (int.TryParse(c.Pipeline.Stages, out var stages) && stages > 1 && !ctx.AnyFailed(Stage, "pipeline.stages"))
-        {
-            try { CheckPipeline(z.Stage, stages, "pipeline.stages"); }
-            catch (DeepSpeedConfigException e) { ctx.Errors.AddRange(e.Errors); }
-        }
         // DeepSpeed accepts 0 (ge=0) and real configs use it (Hugging Face's ZeRO-3 test config), so it stays valid,
         // but it makes every bucket as small as the largest parameter: more, smaller reductions.
         if (z.ReduceBucketSize == 0 && !ctx.AnyFailed("zero_optimization.reduce_bucket_size"))
             ctx.Warnings.Add("zero_optimization.reduce_bucket_size is 0: each gradient bucket holds only as many elements as the largest " +
                              "parameter, so gradients are reduced in more, smaller collectives; DeepSpeed's default is 5e8");
-    }
-
-    /// <summary>
-    /// The one rule for ZeRO with a pipeline: stages 0, 1 and 2 work (ZeRO-2 beyond DeepSpeed, which refuses it); stage 3
-    /// is refused, as in DeepSpeed — each stage's parameters would be gathered for every micro-batch's forward and
-    /// backward, interleaved by the schedule. <c>dss validate-config</c>, the batch resolution and <c>Initialize</c> with a
-    /// <c>PipelineModule</c> all ask this.
-    /// </summary>
-    /// <param name="zeroStage">zero_optimization.stage.</param>
-    /// <param name="pipelineStages">Pipeline stages (1: no pipeline).</param>
-    /// <param name="source">Where the stages come from, for the message (e.g. "pipeline.stages").</param>
-    /// <param name="pipelineEngine">True for a <c>PipelineModule</c>, whose engine refuses ZeRO-3 even with one stage.</param>
-    public static void CheckPipeline(int zeroStage, int pipelineStages, string source, bool pipelineEngine = false)
-    {
-        if ((pipelineStages > 1 || pipelineEngine) && zeroStage == 3)
-            throw new DeepSpeedConfigException(
-                $"zero_optimization.stage 3 cannot be combined with pipeline parallelism ({source} is {pipelineStages}), as in DeepSpeed; use ZeRO stage 0, 1 or 2");
     }
 }

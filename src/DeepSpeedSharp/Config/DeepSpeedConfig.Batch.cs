@@ -7,16 +7,13 @@ public sealed partial class DeepSpeedConfig
     /// any two of train / micro / accumulation determine the third; only train → accumulation 1; only micro →
     /// accumulation 1; none → error; the result must satisfy train = micro × accumulation × data-parallel world size.
     /// Keys that are "auto" or absent in the file are filled from the arguments; a key given both in the file and as an
-    /// argument must agree. <paramref name="pipelineStages"/> &gt; 1 enables the pipeline check (<see cref="ConfigChecks.CheckPipeline"/>: ZeRO-3 rejected).
+    /// argument must agree. The layout's rules (pipeline × ZeRO, virtual stages) are <c>Topology.ParallelLayout</c>'s, which calls this with its data-parallel size.
     /// </summary>
     public BatchSizes ResolveBatchSizes(int dataParallelWorldSize, int? trainBatchSize = null, int? microBatchPerGpu = null,
-        int? gradientAccumulationSteps = null, int pipelineStages = 1)
+        int? gradientAccumulationSteps = null)
     {
         if (dataParallelWorldSize < 1)
             throw new DeepSpeedConfigException($"data-parallel world size must be ≥ 1, got {dataParallelWorldSize}");
-        if (pipelineStages < 1)
-            throw new DeepSpeedConfigException($"pipeline stages must be ≥ 1, got {pipelineStages}");
-        ConfigChecks.CheckPipeline(ZeroOptimization.Stage, pipelineStages, "the number of pipeline stages");
 
         var train = Pick("train_batch_size", TrainBatchSize, trainBatchSize);
         var micro = Pick("train_micro_batch_size_per_gpu", TrainMicroBatchSizePerGpu, microBatchPerGpu);

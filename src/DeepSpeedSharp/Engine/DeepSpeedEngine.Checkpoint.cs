@@ -126,10 +126,10 @@ public partial class DeepSpeedEngine
     /// <summary>This rank's place in a checkpoint: the job, its model-parallel rank and the topology.</summary>
     private CheckpointPlacement Placement()
     {
-        if (Mpu == null) return CheckpointPlacement.DataParallel(DataParallelGroup);
+        if (Layout.Mpu == null) return CheckpointPlacement.DataParallel(DataParallelGroup);
         var topology = new CheckpointTopology(["pipe", "data", "model"],
-            [Mpu.GetPipelineModelParallelWorldSize(), Mpu.GetDataParallelWorldSize(), Mpu.GetTensorModelParallelWorldSize()]);
-        return new CheckpointPlacement(JobGroup, Mpu.GetModelParallelRank(), Mpu.GetModelParallelWorldSize(), topology,
+            [Layout.PipelineParallelSize, Layout.DataParallelSize, Layout.TensorParallelSize]);
+        return new CheckpointPlacement(JobGroup, Layout.ModelParallelRank, Layout.ModelParallelSize, topology,
             LayerNamed: Module is Pipeline.PipelineModule);
     }
 

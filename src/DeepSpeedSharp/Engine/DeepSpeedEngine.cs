@@ -30,11 +30,10 @@ public partial class DeepSpeedEngine : IDisposable
     private long lastStepTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
 
     internal DeepSpeedEngine(nn.Module module, ITrainingStrategy? strategy, LrScheduler? lrScheduler,
-        DeepSpeedConfig config, BatchSizes batch, ProcessGroup dataParallelGroup, PrecisionPolicy precision,
-        IModelParallelUnit? mpu, ProcessGroup jobGroup)
+        DeepSpeedConfig config, BatchSizes batch, PrecisionPolicy precision, ParallelLayout layout)
     {
-        Mpu = mpu;
-        JobGroup = jobGroup;
+        Layout = layout;
+        var dataParallelGroup = layout.DataParallelGroup ?? throw new ArgumentException("an engine needs a running job's layout, not a plan", nameof(layout));
         Precision = precision;
         Module = module;
         this.strategy = strategy;
@@ -100,26 +99,29 @@ public partial class DeepSpeedEngine : IDisposable
     /// <summary>This rank's index in the data-parallel group.</summary>
     public int DataParallelRank => DataParallelGroup.Rank;
 
+    /// <summary>The job's parallel layout (pipeline, tensor, sequence and data sizes, ZeRO stage, groups), built and checked once by <see cref="DeepSpeed.Initialize"/>.</summary>
+    public ParallelLayout Layout { get; }
+
     /// <summary>The topology passed to <see cref="DeepSpeed.Initialize"/> as <c>mpu</c>, or null (data parallelism only).</summary>
-    public IModelParallelUnit? Mpu { get; }
+    public IModelParallelUnit? Mpu => Layout.Mpu;
 
     /// <summary>Ranks holding one model replica (pipeline × tensor): DeepSpeed's <c>mp_world_size</c>; 1 without an mpu.</summary>
-    public int ModelParallelWorldSize => Mpu?.GetModelParallelWorldSize() ?? 1;
+    public int ModelParallelWorldSize => Layout.ModelParallelSize;
 
     /// <summary>This rank's model-parallel rank (<c>get_model_parallel_rank</c>; the <c>mp_rank_XX</c> of checkpoint files).</summary>
-    public int GetModelParallelRank() => Mpu?.GetModelParallelRank() ?? 0;
+    public int GetModelParallelRank() => Layout.ModelParallelRank;
 
     /// <summary>This rank's tensor-parallel rank (<c>get_tensor_parallel_rank</c>).</summary>
-    public int GetTensorParallelRank() => Mpu?.GetTensorModelParallelRank() ?? 0;
+    public int GetTensorParallelRank() => Layout.TensorParallelRank;
 
     /// <summary>This rank's pipeline stage (<c>get_pipeline_parallel_rank</c>).</summary>
-    public int GetPipelineParallelRank() => Mpu?.GetPipelineModelParallelRank() ?? 0;
+    public int GetPipelineParallelRank() => Layout.PipelineParallelRank;
 
     /// <summary>This rank's data-parallel rank (<c>get_data_parallel_rank</c>).</summary>
-    public int GetDataParallelRank() => DataParallelGroup.Rank;
+    public int GetDataParallelRank() => Layout.DataParallelRank;
 
     /// <summary>Every rank of the job (the world with an mpu, else the data-parallel group): checkpoints are agreed on and committed over it.</summary>
-    internal ProcessGroup JobGroup { get; }
+    internal ProcessGroup JobGroup => Layout.JobGroup!;
 
     /// <summary>Bytes of parameters, gradients and optimizer state this rank holds between steps.</summary>
     public ModelStateBytes ModelStateBytes() => strategy?.StateBytes() ?? new ModelStateBytes(

@@ -3,6 +3,7 @@ using DeepSpeedSharp.Config;
 using DeepSpeedSharp.Pipeline;
 using DeepSpeedSharp.Precision;
 using DeepSpeedSharp.Schedulers;
+using DeepSpeedSharp.Topology;
 using DeepSpeedSharp.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -56,8 +57,8 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
     private IEnumerator<(Tensor Inputs, Tensor Labels)>? dataIterator;
 
     internal PipelineEngine(PipelineModule module, ITrainingStrategy? strategy, LrScheduler? lrScheduler, DeepSpeedConfig config,
-        BatchSizes batch, PrecisionPolicy precision, ProcessGroup world)
-        : base(module, strategy, lrScheduler, config, batch, module.Grid.GetDataParallelGroup(), precision, module.Grid, world)
+        BatchSizes batch, PrecisionPolicy precision, ParallelLayout layout)
+        : base(module, strategy, lrScheduler, config, batch, precision, layout)
     {
         pipe = module;
         // The schedule checks its own inputs (micro-batches a multiple of the stages with virtual stages, no run-ahead with

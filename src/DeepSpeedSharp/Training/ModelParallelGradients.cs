@@ -37,10 +37,10 @@ internal sealed class ModelParallelGradients
         TensorParallelRank = tensorParallelRank;
     }
 
-    /// <summary>From an mpu (null: <see cref="DataParallelOnly"/>).</summary>
-    public static ModelParallelGradients From(IModelParallelUnit? mpu) =>
-        mpu == null ? DataParallelOnly : new ModelParallelGradients(mpu.GetModelParallelGroup(), mpu.GetTensorModelParallelGroup(), mpu.GetTensorModelParallelRank(),
-            mpu.GetPipelineModelParallelWorldSize() > 1);
+    /// <summary>From the job's layout (<see cref="DataParallelOnly"/> without model parallelism).</summary>
+    public static ModelParallelGradients From(ParallelLayout layout) =>
+        layout.ModelParallelGroup == null ? DataParallelOnly
+            : new ModelParallelGradients(layout.ModelParallelGroup, layout.Tensor.Group, layout.TensorParallelRank, layout.PipelineParallelSize > 1);
 
     /// <summary>True with several pipeline stages (tied-weight copies do not count in the norm).</summary>
     public bool Pipelined { get; }

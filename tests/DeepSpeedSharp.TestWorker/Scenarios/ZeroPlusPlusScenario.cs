@@ -1,6 +1,7 @@
 using System.Globalization;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
+using DeepSpeedSharp.Topology;
 using DeepSpeedSharp.Zero.ZeroPlusPlus;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -23,9 +24,15 @@ public sealed class ZeroPlusPlusScenario : IScenario
     {
         torch.set_num_threads(1);
         var world = Dist.Initialize(null, TimeSpan.FromSeconds(60));
-        var zero = DeepSpeedConfig.FromJson($$"""{ "zero_optimization": {{args[0]}} }""").ZeroOptimization;
+        var config = DeepSpeedConfig.FromJson($$"""{ "zero_optimization": {{args[0]}} }""");
+        var zero = config.ZeroOptimization;
         ZeroPlusPlusGroups groups;
-        try { groups = ZeroPlusPlusGroups.Create(zero, world); }
+        try
+        {
+            // As Initialize: the layout's rules (hpZ dividing the data-parallel size) first, then the groups (hosts).
+            ParallelLayout.Create(config, world).Validate();
+            groups = ZeroPlusPlusGroups.Create(zero, world);
+        }
         catch (DeepSpeedConfigException e)
         {
             Console.WriteLine($"ERROR {e.Message}");

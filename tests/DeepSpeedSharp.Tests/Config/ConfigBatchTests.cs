@@ -4,11 +4,11 @@ namespace DeepSpeedSharp.Tests.Config;
 
 public class ConfigBatchTests
 {
-    private static BatchSizes Resolve(string json, int world, int? train = null, int? micro = null, int? gas = null, int stages = 1) =>
-        DeepSpeedConfig.FromJson(json).ResolveBatchSizes(world, train, micro, gas, stages);
+    private static BatchSizes Resolve(string json, int world, int? train = null, int? micro = null, int? gas = null) =>
+        DeepSpeedConfig.FromJson(json).ResolveBatchSizes(world, train, micro, gas);
 
-    private static string Fails(string json, int world, int? train = null, int? micro = null, int? gas = null, int stages = 1) =>
-        Assert.Throws<DeepSpeedConfigException>(() => Resolve(json, world, train, micro, gas, stages)).Message;
+    private static string Fails(string json, int world, int? train = null, int? micro = null, int? gas = null) =>
+        Assert.Throws<DeepSpeedConfigException>(() => Resolve(json, world, train, micro, gas)).Message;
 
     [Theory]
     // all three, consistent
@@ -68,15 +68,5 @@ public class ConfigBatchTests
         Assert.Contains("train_batch_size is 8 in the config but 16 was passed", Fails("""{"train_batch_size": 8}""", 1, train: 16));
         Assert.Contains("passed by the program must be a positive integer", Fails("""{"train_batch_size": 8}""", 1, micro: 0));
         Assert.Contains("data-parallel world size must be ≥ 1", Fails("""{"train_batch_size": 8}""", 0));
-    }
-
-    [Fact]
-    public void PipelineAllowsZero0To2AndRejectsZero3()
-    {
-        Assert.Contains("zero_optimization.stage 3 cannot be combined with pipeline parallelism (the number of pipeline stages is 4), as in DeepSpeed; use ZeRO stage 0, 1 or 2",
-            Fails("""{"train_batch_size": 8, "zero_optimization": {"stage": 3}}""", 1, stages: 4));
-        foreach (int stage in new[] { 0, 1, 2 })
-            Assert.Equal(new BatchSizes(8, 8, 1), Resolve($$$"""{"train_batch_size": 8, "zero_optimization": {"stage": {{{stage}}}}}""", 1, stages: 2));
-        Assert.Equal(new BatchSizes(8, 8, 1), Resolve("""{"train_batch_size": 8, "zero_optimization": {"stage": 3}}""", 1, stages: 1));
     }
 }

@@ -31,7 +31,7 @@ public sealed class ConfigCliTests : IDisposable
         var f = Write("ok.json", """{"train_batch_size": 16, "gradient_accumulation_steps": 2, "zero_optimization": {"stage": 2, "cpu_offload": true}, "bf16": {"enabled": true}}""");
         var (code, stdout, _) = Run(f, "--world-size", "4");
         Assert.Equal(0, code);
-        Assert.Contains($"{f}: ok: train_batch_size=16 micro_batch_per_gpu=2 gradient_accumulation_steps=2 at world size 4; ZeRO stage 2; precision bf16; offload optimizer=cpu param=none; no pipeline", stdout);
+        Assert.Contains($"{f}: ok: train_batch_size=16 micro_batch_per_gpu=2 gradient_accumulation_steps=2 at world size 4; data parallel 4 = 4 ranks; ZeRO stage 2; precision bf16; offload optimizer=cpu param=none", stdout);
         Assert.Contains($"{f}: warning: 'zero_optimization.cpu_offload' is deprecated", stdout);
     }
 
@@ -42,8 +42,15 @@ public sealed class ConfigCliTests : IDisposable
         var (code, stdout, _) = Run(zero2, "--world-size", "4");
         Assert.Equal(0, code);
         // 4 ranks as 2 stages × 2 data-parallel ranks: 16 = 2 × gas × 2, so gas 4 (not 2, as if all 4 ranks were data parallel).
-        Assert.Contains($"{zero2}: ok: train_batch_size=16 micro_batch_per_gpu=2 gradient_accumulation_steps=4 at world size 4; ZeRO stage 2; " +
-                        "precision fp32; no offload; pipeline 2 stages × data parallel 2", stdout);
+        Assert.Contains($"{zero2}: ok: train_batch_size=16 micro_batch_per_gpu=2 gradient_accumulation_steps=4 at world size 4; " +
+                        "pipeline 2 stages × data parallel 2 = 4 ranks; ZeRO stage 2; precision fp32; no offload", stdout);
+        // The layout from flags: 8 ranks as 2 stages × 2 tensor × 2 data: 16 = 2 × gas × 2 again.
+        (code, stdout, _) = Run(zero2, "--world-size", "8", "--pipeline", "2", "--tensor", "2");
+        Assert.Equal(0, code);
+        Assert.Contains("gradient_accumulation_steps=4 at world size 8; pipeline 2 stages × tensor 2 × data parallel 2 = 8 ranks; ZeRO stage 2", stdout);
+        (code, stdout, _) = Run(zero2, "--world-size", "4", "--pipeline", "4");
+        Assert.Equal(1, code);
+        Assert.Contains("pipeline.stages is 2 in the config, but --pipeline is 4; set pipeline.stages to 4 or \"auto\"", stdout);
         var zero3 = Write("pipe3.json", """{"train_batch_size": 16, "pipeline": {"stages": 2}, "zero_optimization": {"stage": 3}}""");
         (code, stdout, _) = Run(zero3, "--world-size", "4");
         Assert.Equal(1, code);

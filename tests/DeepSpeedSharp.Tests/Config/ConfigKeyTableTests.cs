@@ -24,7 +24,6 @@ public sealed class ConfigKeyTableTests
         ["optimizer.params.betas"] = "Beta1",
         ["optimizer.params.max_grad_norm"] = null, // warned about inside the reader, as DeepSpeed does
         ["scheduler.type"] = "Type",
-        ["pipeline.stages"] = null, // the ZeRO ≥ 2 check and batch arithmetic live in Config/
         ["timers.throughput.enabled"] = "ThroughputEnabled",
         ["zero_optimization.stage3_gather_16bit_weights_on_model_save"] = "Stage3Gather16BitWeightsOnModelSave",
         ["flops_profiler.enabled"] = "FlopsProfiler.Enabled",

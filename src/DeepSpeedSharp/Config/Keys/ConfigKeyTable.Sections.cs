@@ -48,7 +48,7 @@ public static partial class ConfigKeyTable
             "cycle_min_mom", "cycle_max_mom", "decay_mom_rate", "lr_range_test_min_lr", "lr_range_test_step_size",
             "lr_range_test_step_rate", "lr_range_test_staircase",
         }.Select(k => Done("scheduler.params." + k, "the scheduler's parameter (DeepSpeed's lr_schedules.py)")),
-        Done("pipeline.stages", "checked against ZeRO ≥ 2 and used in batch arithmetic; the stage count itself comes from PipelineModule, as in DeepSpeed"),
+        Done("pipeline.stages", "a number must equal the pipeline size the job runs (the PipelineModule's stages); with it, dss validate-config checks the layout and batch arithmetic"),
         None("pipeline.partition", "DeepSpeed reads the partition method from PipelineModule(partitionMethod:), not from the config; so does DeepSpeedSharp"),
         None("pipeline.seed_layers", "DeepSpeed reads it from PipelineModule(seedLayers:), not from the config; so does DeepSpeedSharp"),
         Done("pipeline.activation_checkpoint_interval", "overrides PipelineModule's activation checkpoint interval"),

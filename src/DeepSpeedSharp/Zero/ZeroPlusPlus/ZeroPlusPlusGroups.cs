@@ -54,8 +54,7 @@ internal sealed class ZeroPlusPlusGroups : IDisposable
             Log.Info("ZeRO++: the data-parallel group has one rank, so there is nothing to partition hierarchically or to send quantized");
             return None;
         }
-        if (hpz > dp.Size || dp.Size % hpz != 0)
-            throw new DeepSpeedConfigException($"zero_optimization.zero_hpz_partition_size = {hpz} must divide the data-parallel size {dp.Size} (set it to the number of ranks per host)");
+        // That hpz divides the data-parallel size is the layout's rule (Topology.ParallelLayout.Validate), checked at Initialize.
         var groups = AllDataParallelGroups(dp);
         var hosts = Dist.Hosts;
         var owned = new List<ProcessGroup>();

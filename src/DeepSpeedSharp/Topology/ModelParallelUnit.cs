@@ -1,8 +1,6 @@
 using DeepSpeedSharp.Comm;
 
-using DeepSpeedSharp.Topology;
-
-namespace DeepSpeedSharp.Checkpointing;
+namespace DeepSpeedSharp.Topology;
 
 /// <summary>
 /// An <see cref="IModelParallelUnit"/> over two given groups, or built from the world with Megatron's layout
