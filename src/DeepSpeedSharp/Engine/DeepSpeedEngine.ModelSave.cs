@@ -1,7 +1,6 @@
 using DeepSpeedSharp.IO;
 using DeepSpeedSharp.Utils;
 using DeepSpeedSharp.Weights;
-using DeepSpeedSharp.Zero;
 using static TorchSharp.torch;
 
 namespace DeepSpeedSharp.Engine;
@@ -21,7 +20,7 @@ public partial class DeepSpeedEngine
     {
         if (ModelParallelWorldSize > 1)
         {
-            if (strategy is Zero3Strategy)
+            if (strategy?.PartitionsParameters == true)
             {
                 Log.Warn("did not save the model: ZeRO-3 with tensor or pipeline parallelism does not gather whole-model weights; save a checkpoint and export it");
                 return false;
@@ -32,19 +31,15 @@ public partial class DeepSpeedEngine
         var tensors = new Dictionary<string, Tensor>();
         try
         {
-            if (strategy is Zero3Strategy zero3)
+            if (strategy?.WholeWeightsRefusal is { } refusal)
             {
-                if (!zero3.Gather16BitWeightsOnSave)
-                {
-                    Log.Warn("did not save the model: zero_optimization.stage3_gather_16bit_weights_on_model_save is false, " +
-                             "so ZeRO-3 would have to gather the whole model; set it to true, or save a checkpoint and export it");
-                    return false;
-                }
-                zero3.ForEachFull((name, full) =>
-                {
-                    if (GlobalRank == 0) tensors[name] = full.detach().cpu().clone();
-                });
+                Log.Warn($"did not save the model: {refusal}");
+                return false;
             }
+            strategy?.ForEachWholeParameter((name, full) =>
+            {
+                if (GlobalRank == 0) tensors[name] = full.detach().cpu().clone();
+            });
             if (GlobalRank == 0)
             {
                 foreach (var (name, p) in Module.named_parameters())

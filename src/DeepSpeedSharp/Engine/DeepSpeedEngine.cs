@@ -1,3 +1,4 @@
+using DeepSpeedSharp.ActivationCheckpointing;
 using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
@@ -33,6 +34,7 @@ public partial class DeepSpeedEngine : IDisposable
         DeepSpeedConfig config, BatchSizes batch, PrecisionPolicy precision, ParallelLayout layout)
     {
         Layout = layout;
+        ActivationCheckpointing = ActivationCheckpointer.Adopt();
         var dataParallelGroup = layout.DataParallelGroup ?? throw new ArgumentException("an engine needs a running job's layout, not a plan", nameof(layout));
         Precision = precision;
         Module = module;
@@ -99,6 +101,10 @@ public partial class DeepSpeedEngine : IDisposable
     /// <summary>This rank's index in the data-parallel group.</summary>
     public int DataParallelRank => DataParallelGroup.Rank;
 
+    /// <summary>This engine's activation-checkpointing state (what <c>DeepSpeed.Checkpointing</c> forwards to while the
+    /// engine is current): configured before <see cref="DeepSpeed.Initialize"/> or through it.</summary>
+    public ActivationCheckpointer ActivationCheckpointing { get; }
+
     /// <summary>The job's parallel layout (pipeline, tensor, sequence and data sizes, ZeRO stage, groups), built and checked once by <see cref="DeepSpeed.Initialize"/>.</summary>
     public ParallelLayout Layout { get; }
 
@@ -128,7 +134,7 @@ public partial class DeepSpeedEngine : IDisposable
         Module.parameters().Sum(p => p.numel() * p.element_size()), 0, 0);
 
     /// <summary>ZeRO-3 only: the most bytes of partitioned parameters gathered at once on this rank so far.</summary>
-    public long? PeakGatheredParameterBytes => (strategy as Zero.Zero3Strategy)?.PeakGatheredBytes;
+    public long? PeakGatheredParameterBytes => strategy?.PeakGatheredParameterBytes;
 
     /// <summary>Bytes this rank sent through the communication library during the last optimizer step.</summary>
     public long BytesSentLastStep { get; private set; }
@@ -154,7 +160,7 @@ public partial class DeepSpeedEngine : IDisposable
     /// <summary>Runs the module through <c>call</c> (so forward hooks fire).</summary>
     public Tensor Forward(Tensor input)
     {
-        ThrowIfPipeline(nameof(Forward));
+        ThrowIfMicroStepApiRefused(nameof(Forward));
         if (Module is not nn.Module<Tensor, Tensor> m)
             throw new InvalidOperationException($"Forward(Tensor) needs a module of type nn.Module<Tensor, Tensor>; {Module.GetType().Name} is not. Use Forward<TIn, TOut>.");
         using var t = Timers.Time(WallClockTimers.Forward);
@@ -172,7 +178,7 @@ public partial class DeepSpeedEngine : IDisposable
     /// <summary>Runs a module with another signature through <c>call</c>.</summary>
     public TOut Forward<TIn, TOut>(TIn input)
     {
-        ThrowIfPipeline(nameof(Forward));
+        ThrowIfMicroStepApiRefused(nameof(Forward));
         if (Module is not nn.Module<TIn, TOut> m)
             throw new InvalidOperationException($"the module {Module.GetType().Name} is not an nn.Module<{typeof(TIn).Name}, {typeof(TOut).Name}>");
         using var t = Timers.Time(WallClockTimers.Forward);
@@ -189,7 +195,7 @@ public partial class DeepSpeedEngine : IDisposable
     /// </summary>
     public Tensor Backward(Tensor loss, bool retainGraph = false, bool scaleWrtGas = true)
     {
-        ThrowIfPipeline(nameof(Backward));
+        ThrowIfMicroStepApiRefused(nameof(Backward));
         if (loss.numel() != 1) throw new ArgumentException($"Backward needs a scalar loss; got a tensor of shape [{string.Join(", ", loss.shape)}]");
         using var t = Timers.Time(WallClockTimers.Backward);
         RecordLoss(loss.detach().to(ScalarType.Float64).item<double>());
@@ -227,7 +233,7 @@ public partial class DeepSpeedEngine : IDisposable
     /// <summary>Ends a micro-batch's backward: surfaces recompute errors, then lets the strategy reduce (at the boundary, or every micro-step for ZeRO-2).</summary>
     private protected void FinishMicroBackward(bool boundary)
     {
-        DeepSpeed.Checkpointing.ThrowIfBackwardFailed(); // errors inside a checkpoint's recompute surface here
+        ActivationCheckpointing.ThrowIfBackwardFailed(); // errors inside a checkpoint's recompute surface here
         using (Timers.Time(WallClockTimers.BackwardAllreduce)) strategy?.AfterBackward(boundary);
     }
 
@@ -237,11 +243,13 @@ public partial class DeepSpeedEngine : IDisposable
     /// <summary>True when the strategy communicates after every micro-step (ZeRO-2's reduce-scatter).</summary>
     private protected bool StrategyReducesEveryMicroStep => strategy?.ReducesEveryMicroStep ?? false;
 
-    private void ThrowIfPipeline(string method)
+    /// <summary>Why <see cref="Forward(Tensor)"/>, <see cref="Backward"/> and <see cref="Step"/> are not available on this
+    /// engine (a pipeline engine runs whole batches), or null.</summary>
+    private protected virtual string? MicroStepApiRefusal => null;
+
+    private void ThrowIfMicroStepApiRefused(string method)
     {
-        if (this is PipelineEngine)
-            throw new InvalidOperationException($"{method}() is not available on a pipeline engine: one call to TrainBatch(dataIterator) runs the forward, " +
-                                                "backward and optimizer step of every micro-batch (EvalBatch for evaluation), as DeepSpeed's PipelineEngine does");
+        if (MicroStepApiRefusal is { } why) throw new InvalidOperationException($"{method}() {why}");
     }
 
     /// <summary>
@@ -251,7 +259,7 @@ public partial class DeepSpeedEngine : IDisposable
     /// </summary>
     public void Step()
     {
-        ThrowIfPipeline(nameof(Step));
+        ThrowIfMicroStepApiRefused(nameof(Step));
         stepApplied = false;
         if (IsGradientAccumulationBoundary()) BoundaryStep();
         MicroSteps++;
@@ -284,7 +292,7 @@ public partial class DeepSpeedEngine : IDisposable
         traffic.EndStep();
         GlobalSteps++;
         GlobalSamples += TrainBatchSize;
-        if (GlobalSteps == 1) DeepSpeed.Checkpointing.WarnIfConfiguredButUnused(Config);
+        if (GlobalSteps == 1) ActivationCheckpointing.WarnIfConfiguredButUnused(Config);
         progress.AfterStep(GlobalSteps, SkippedSteps, GlobalSamples, GetLr(), Timers);
         timeline?.AfterStep(GlobalSteps);
         RaiseStepCompleted();
@@ -352,5 +360,9 @@ public partial class DeepSpeedEngine : IDisposable
     public void Eval() => Module.eval();
 
     /// <summary>Releases what the engine owns (not the user's module or optimizer).</summary>
-    public virtual void Dispose() => strategy?.Dispose();
+    public virtual void Dispose()
+    {
+        strategy?.Dispose();
+        ActivationCheckpointer.Release(ActivationCheckpointing);
+    }
 }

@@ -70,6 +70,11 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
             module.parameters().FirstOrDefault()?.device ?? CPU, separateGradientGroups: module.VirtualStages > 1);
     }
 
+    /// <inheritdoc/>
+    private protected override string? MicroStepApiRefusal =>
+        "is not available on a pipeline engine: one call to TrainBatch(dataIterator) runs the forward, backward and optimizer step " +
+        "of every micro-batch (EvalBatch for evaluation), as DeepSpeed's PipelineEngine does";
+
     /// <summary>The pipeline module this engine trains (this stage's layers).</summary>
     public PipelineModule PipelineModule => pipe;
 

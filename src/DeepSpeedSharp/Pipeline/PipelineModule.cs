@@ -1,3 +1,4 @@
+using DeepSpeedSharp.ActivationCheckpointing;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Topology;
 using DeepSpeedSharp.Utils;
@@ -77,7 +78,7 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
             ActivationCheckpointInterval = activationCheckpointInterval;
             SeedLayers = seedLayers;
             BaseSeed = baseSeed;
-            checkpointFunction = activationCheckpointFunc ?? DeepSpeed.Checkpointing.Checkpoint;
+            checkpointFunction = activationCheckpointFunc ?? ((f, x) => ActivationCheckpointer.Current.Checkpoint(f, x));
             Parts = Partition(partitionMethod);
             BuildLocalLayers();
             Tied = new TiedWeights(grid, Specs, StageOfLayer, tiedModules);

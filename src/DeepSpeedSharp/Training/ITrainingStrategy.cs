@@ -67,4 +67,19 @@ internal interface ITrainingStrategy : IDisposable
 
     /// <summary>Bytes of model state this rank holds between steps.</summary>
     ModelStateBytes StateBytes();
+
+    /// <summary>True when the parameters are partitioned across ranks between passes (ZeRO-3): the module holds no
+    /// whole values to read.</summary>
+    bool PartitionsParameters => false;
+
+    /// <summary>With partitioned parameters: the most bytes gathered at once on this rank so far; null otherwise.</summary>
+    long? PeakGatheredParameterBytes => null;
+
+    /// <summary>Why whole weights cannot be gathered for a model save (ZeRO-3 with
+    /// <c>stage3_gather_16bit_weights_on_model_save</c> false), or null when they can.</summary>
+    string? WholeWeightsRefusal => null;
+
+    /// <summary>Visits the whole value of every parameter the strategy partitions, one at a time, under its module name
+    /// (nothing when the module holds whole parameters).</summary>
+    void ForEachWholeParameter(Action<string, torch.Tensor> visit) { }
 }

@@ -136,6 +136,20 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     /// <summary>Largest number of parameter bytes gathered at once (non-persistent parameters) since the last reset.</summary>
     public long PeakGatheredBytes => prefetcher.PeakLiveBytes;
 
+    /// <inheritdoc/>
+    public bool PartitionsParameters => true;
+
+    /// <inheritdoc/>
+    public long? PeakGatheredParameterBytes => PeakGatheredBytes;
+
+    /// <inheritdoc/>
+    public string? WholeWeightsRefusal => Gather16BitWeightsOnSave ? null
+        : "zero_optimization.stage3_gather_16bit_weights_on_model_save is false, so ZeRO-3 would have to gather the whole model; " +
+          "set it to true, or save a checkpoint and export it";
+
+    /// <inheritdoc/>
+    public void ForEachWholeParameter(Action<string, Tensor> visit) => ForEachFull(visit);
+
     internal void BeforeUnitForward(Zero3Unit unit) => prefetcher.Fetch(unit, units, master, forward: true);
 
     internal void AfterUnitForward(Zero3Unit unit) => prefetcher.Done(unit, units, forward: true);

@@ -1,4 +1,4 @@
-using DeepSpeedSharp.Checkpointing;
+using DeepSpeedSharp.ActivationCheckpointing;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Topology;
 using TorchSharp;

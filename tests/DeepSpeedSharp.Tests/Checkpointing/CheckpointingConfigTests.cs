@@ -1,9 +1,8 @@
-using DeepSpeedSharp.Checkpointing;
+using DeepSpeedSharp.ActivationCheckpointing;
 using DeepSpeedSharp.Config;
 using TorchSharp;
 using static DeepSpeedSharp.Tests.Checkpointing.CheckpointingTestUtil;
 using static TorchSharp.torch;
-using Ckpt = DeepSpeedSharp.DeepSpeed.Checkpointing;
 
 namespace DeepSpeedSharp.Tests.Checkpointing;
 
@@ -74,11 +73,11 @@ public class CheckpointingConfigTests : CheckpointingTestBase
         Assert.True(Ckpt.WarnIfConfiguredButUnused(config));
         Assert.False(Ckpt.WarnIfConfiguredButUnused(config)); // once
 
-        Ckpt.ResetAllForTests();
+        StartAfresh();
         Ckpt.Configure(null); // an explicit configure also counts as asking
         Assert.True(Ckpt.WarnIfConfiguredButUnused(DeepSpeedConfig.Default));
 
-        Ckpt.ResetAllForTests();
+        StartAfresh();
         using var scope = NewDisposeScope();
         var lin = nn.Linear(2, 2);
         Ckpt.Checkpoint(lin.call, randn(1, 2).requires_grad_(true)).sum().backward();

@@ -2,7 +2,6 @@ using DeepSpeedSharp.Samples.Gpt.Model;
 using TorchSharp;
 using static DeepSpeedSharp.Tests.Checkpointing.CheckpointingTestUtil;
 using static TorchSharp.torch;
-using Ckpt = DeepSpeedSharp.DeepSpeed.Checkpointing;
 
 namespace DeepSpeedSharp.Tests.Checkpointing;
 

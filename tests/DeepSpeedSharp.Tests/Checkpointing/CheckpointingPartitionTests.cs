@@ -1,7 +1,6 @@
 using TorchSharp;
 using static DeepSpeedSharp.Tests.Checkpointing.CheckpointingTestUtil;
 using static TorchSharp.torch;
-using Ckpt = DeepSpeedSharp.DeepSpeed.Checkpointing;
 
 namespace DeepSpeedSharp.Tests.Checkpointing;
 
@@ -10,7 +9,7 @@ namespace DeepSpeedSharp.Tests.Checkpointing;
 public class CheckpointingPartitionTests : CheckpointingTestBase
 {
 
-    private static (Dictionary<string, Tensor> grads, Tensor inputGrad) Step(Stage[] stages, Tensor x, bool checkpoint)
+    private (Dictionary<string, Tensor> grads, Tensor inputGrad) Step(Stage[] stages, Tensor x, bool checkpoint)
     {
         foreach (var s in stages) s.zero_grad();
         x.grad?.zero_();

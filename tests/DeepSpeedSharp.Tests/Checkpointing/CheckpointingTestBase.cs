@@ -1,15 +1,22 @@
-using Ckpt = DeepSpeedSharp.DeepSpeed.Checkpointing;
+using DeepSpeedSharp.ActivationCheckpointing;
 
 namespace DeepSpeedSharp.Tests.Checkpointing;
 
-/// <summary>Tests of the process-wide checkpointing settings start and end from a clean configuration.</summary>
-public abstract class CheckpointingTestBase : IDisposable
+/// <summary>Each test starts from a fresh activation-checkpointing state, as a new engine does after the previous one is
+/// disposed: the previous state is released, and the fresh current one (what model code calling
+/// <c>DeepSpeed.Checkpointing</c> reaches) is the test's <see cref="Ckpt"/>. The tests run in the non-parallel
+/// "Checkpointing" collection, so no other test changes the current state meanwhile.</summary>
+public abstract class CheckpointingTestBase
 {
-    protected CheckpointingTestBase() => Ckpt.ResetAllForTests();
+    protected CheckpointingTestBase() => StartAfresh();
 
-    public void Dispose()
+    /// <summary>This test's state (the current one); <see cref="StartAfresh"/> replaces it.</summary>
+    protected ActivationCheckpointer Ckpt { get; private set; } = null!;
+
+    /// <summary>A fresh state, as the next engine would find after <c>engine.Dispose()</c>.</summary>
+    protected void StartAfresh()
     {
-        Ckpt.ResetAllForTests();
-        GC.SuppressFinalize(this);
+        ActivationCheckpointer.Release(ActivationCheckpointer.Current);
+        Ckpt = ActivationCheckpointer.Current;
     }
 }

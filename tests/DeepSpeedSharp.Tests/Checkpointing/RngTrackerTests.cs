@@ -1,8 +1,7 @@
-using DeepSpeedSharp.Checkpointing;
+using DeepSpeedSharp.ActivationCheckpointing;
 using TorchSharp;
 using static DeepSpeedSharp.Tests.Checkpointing.CheckpointingTestUtil;
 using static TorchSharp.torch;
-using Ckpt = DeepSpeedSharp.DeepSpeed.Checkpointing;
 
 namespace DeepSpeedSharp.Tests.Checkpointing;
 

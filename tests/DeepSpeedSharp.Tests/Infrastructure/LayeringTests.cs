@@ -16,9 +16,9 @@ public partial class LayeringTests
         ["Native"] = 0, ["Utils"] = 0, ["IO"] = 0, ["Config"] = 0, ["Optim"] = 0, ["Schedulers"] = 0, ["Profiling"] = 0, ["Data"] = 0,
         ["Comm"] = 1, ["Monitoring"] = 1, ["Precision"] = 1,
         ["Topology"] = 2, ["Launcher"] = 2,
-        ["Training"] = 3, ["TensorParallel"] = 3, ["Pipeline"] = 3, ["Checkpointing"] = 3,
-        ["DataParallel"] = 4, ["Checkpoint"] = 4, ["Weights"] = 4,
-        ["Zero"] = 5,
+        ["Training"] = 3, ["TensorParallel"] = 3, ["ActivationCheckpointing"] = 3,
+        ["Pipeline"] = 4, ["DataParallel"] = 4, ["Checkpoint"] = 4,
+        ["Zero"] = 5, ["Weights"] = 5,
         ["Engine"] = 6,
     };
 

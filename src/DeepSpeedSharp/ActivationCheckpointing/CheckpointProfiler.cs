@@ -1,7 +1,7 @@
 using System.Globalization;
 using DeepSpeedSharp.Utils;
 
-namespace DeepSpeedSharp.Checkpointing;
+namespace DeepSpeedSharp.ActivationCheckpointing;
 
 /// <summary>One measured phase of one checkpoint (when <c>profile</c> is on).</summary>
 /// <param name="Checkpoint">The checkpoint's sequence number (counts every checkpointed call of the process).</param>

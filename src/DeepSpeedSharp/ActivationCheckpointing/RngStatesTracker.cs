@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace DeepSpeedSharp.Checkpointing;
+namespace DeepSpeedSharp.ActivationCheckpointing;
 
 /// <summary>
 /// Named RNG streams (Megatron/DeepSpeed's <c>CudaRNGStatesTracker</c>): <see cref="Add"/> seeds a stream,

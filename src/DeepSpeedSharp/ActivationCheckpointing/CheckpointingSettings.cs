@@ -1,4 +1,4 @@
-namespace DeepSpeedSharp.Checkpointing;
+namespace DeepSpeedSharp.ActivationCheckpointing;
 
 /// <summary>
 /// The effective activation-checkpointing options after <see cref="DeepSpeed.Checkpointing.Configure"/> (the

@@ -1,4 +1,4 @@
-namespace DeepSpeedSharp.Checkpointing;
+namespace DeepSpeedSharp.ActivationCheckpointing;
 
 /// <summary>
 /// Bytes of the tensors checkpointing keeps between a checkpoint's forward and its backward (the saved inputs or

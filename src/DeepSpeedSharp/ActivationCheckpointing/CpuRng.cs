@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace DeepSpeedSharp.Checkpointing;
+namespace DeepSpeedSharp.ActivationCheckpointing;
 
 /// <summary>Reads and writes the state of the process's default CPU generator (torch.get_rng_state / set_rng_state).</summary>
 internal static class CpuRng

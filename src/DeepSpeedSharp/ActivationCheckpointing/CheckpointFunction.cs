@@ -3,7 +3,7 @@ using System.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace DeepSpeedSharp.Checkpointing;
+namespace DeepSpeedSharp.ActivationCheckpointing;
 
 /// <summary>Everything one checkpointed call needs, passed to the autograd function as its first (non-tensor) argument.</summary>
 internal sealed record CheckpointCall(

@@ -2,7 +2,7 @@ using DeepSpeedSharp.Topology;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace DeepSpeedSharp.Checkpointing;
+namespace DeepSpeedSharp.ActivationCheckpointing;
 
 /// <summary>
 /// What one checkpoint keeps of its inputs between forward and backward: a reference to each input, or, with

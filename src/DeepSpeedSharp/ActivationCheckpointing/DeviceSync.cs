@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace DeepSpeedSharp.Checkpointing;
+namespace DeepSpeedSharp.ActivationCheckpointing;
 
 /// <summary>The device synchronisation of <c>synchronize_checkpoint_boundary</c> (a no-op wait on CPU, counted).</summary>
 internal static class DeviceSync

@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace DeepSpeedSharp.Checkpointing;
+namespace DeepSpeedSharp.ActivationCheckpointing;
 
 /// <summary>
 /// <c>contiguous_memory_optimization</c>: per input position, one preallocated buffer of
