@@ -71,7 +71,7 @@ internal sealed class CheckpointFunction : autograd.MultiTensorFunction<Checkpoi
         for (int i = 1; i < vars.Length; i++) inputs[i - 1] = (Tensor)vars[i];
         var s = call.Settings;
         var device = inputs.Length > 0 ? inputs[0].device : CPU;
-        if (s.SynchronizeCheckpointBoundary) DeviceSync.Synchronize(device);
+        if (s.SynchronizeCheckpointBoundary) DeviceSync.Synchronize(device, call.Stats);
         var clock = Stopwatch.StartNew();
 
         var saved = SavedInputs.Save(inputs, s, call.ModelParallel, call.Buffers);
@@ -94,7 +94,7 @@ internal sealed class CheckpointFunction : autograd.MultiTensorFunction<Checkpoi
         call.Stats.Saved(saved.Bytes);
 
         if (s.Profile) call.Profiler.Record(call.Index, "forward", clock.Elapsed);
-        if (s.SynchronizeCheckpointBoundary) DeviceSync.Synchronize(device);
+        if (s.SynchronizeCheckpointBoundary) DeviceSync.Synchronize(device, call.Stats);
         return outputs.ToList();
     }
 
@@ -130,7 +130,7 @@ internal sealed class CheckpointFunction : autograd.MultiTensorFunction<Checkpoi
                                                     "checkpointed segments support one backward per forward, as DeepSpeed's reentrant checkpoint does.");
             st.Consumed = true;
             call.Buffers.BackwardStarted();
-            if (s.SynchronizeCheckpointBoundary) DeviceSync.Synchronize(st.Device);
+            if (s.SynchronizeCheckpointBoundary) DeviceSync.Synchronize(st.Device, call.Stats);
             var clock = Stopwatch.StartNew();
             var result = new List<Tensor> { null! };
             using (var scope = NewDisposeScope())
@@ -178,7 +178,7 @@ internal sealed class CheckpointFunction : autograd.MultiTensorFunction<Checkpoi
                 }
             }
             if (s.Profile) call.Profiler.Record(call.Index, "backward", clock.Elapsed);
-            if (s.SynchronizeCheckpointBoundary) DeviceSync.Synchronize(st.Device);
+            if (s.SynchronizeCheckpointBoundary) DeviceSync.Synchronize(st.Device, call.Stats);
             return result;
         }
         catch (Exception e)

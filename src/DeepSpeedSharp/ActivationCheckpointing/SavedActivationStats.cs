@@ -6,7 +6,7 @@ namespace DeepSpeedSharp.ActivationCheckpointing;
 /// </summary>
 public sealed class SavedActivationStats
 {
-    private long _current, _peak, _live, _total;
+    private long _current, _peak, _live, _total, _syncs;
 
     /// <summary>Bytes held now.</summary>
     public long CurrentBytes => Interlocked.Read(ref _current);
@@ -19,6 +19,11 @@ public sealed class SavedActivationStats
 
     /// <summary>Checkpoints that saved inputs since the process started.</summary>
     public long TotalCheckpoints => Interlocked.Read(ref _total);
+
+    /// <summary>Device synchronisations at checkpoint boundaries (<c>synchronize_checkpoint_boundary</c>; a no-op wait on CPU).</summary>
+    public long BoundarySyncs => Interlocked.Read(ref _syncs);
+
+    internal void Synchronized() => Interlocked.Increment(ref _syncs);
 
     /// <summary>Starts a new peak measurement from the current value.</summary>
     public void ResetPeak() => Interlocked.Exchange(ref _peak, CurrentBytes);

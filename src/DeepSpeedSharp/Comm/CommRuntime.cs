@@ -17,6 +17,9 @@ internal sealed class CommRuntime : IDisposable
     private int _nextGroupId;
     private readonly TimeSpan _timeout;
 
+    /// <summary>True when the code passed no timeout and DEEPSPEED_TIMEOUT gave one (the config then leaves it alone).</summary>
+    public bool TimeoutFromEnvironment { get; init; }
+
     public CommRuntime(LaunchEnvironment env, string? backend, TimeSpan timeout, TimeSpan heartbeatTimeout, CommsLogger logger)
     {
         LauncherWatch.Arm(env); // first: a rank whose launcher is killed must not train on as an orphan

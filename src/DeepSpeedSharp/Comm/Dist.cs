@@ -30,16 +30,16 @@ public static class Dist
             if (_runtime != null) return _runtime.World;
             var t = timeout ?? env.TimeoutOverride ?? DefaultTimeout;
             if (t <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(timeout), $"timeout {t} must be positive.");
-            _timeoutFromEnvironment = timeout == null && env.TimeoutOverride != null;
-            _runtime = new CommRuntime(env, backend, t, env.HeartbeatTimeoutOverride ?? DefaultHeartbeatTimeout, Logger);
+            _runtime = new CommRuntime(env, backend, t, env.HeartbeatTimeoutOverride ?? DefaultHeartbeatTimeout, Logger)
+            {
+                TimeoutFromEnvironment = timeout == null && env.TimeoutOverride != null,
+            };
             return _runtime.World;
         }
     }
 
     /// <summary>How long a rank may send no heartbeat before the ranks waiting for it name it frozen (30 s).</summary>
     public static readonly TimeSpan DefaultHeartbeatTimeout = Liveness.PeerWatch.DefaultFrozenAfter;
-
-    private static bool _timeoutFromEnvironment; // the code passed no timeout and DEEPSPEED_TIMEOUT gave one
 
     /// <summary>
     /// The collective timeout: how long an operation waits for ranks that are alive (still sending heartbeats) before it
@@ -63,7 +63,7 @@ public static class Dist
     {
         var rt = Runtime;
         if (rt.Heartbeats is not { } watch) return;
-        if (collective is { } c && !(fromConfig && _timeoutFromEnvironment)) watch.CollectiveTimeout = c;
+        if (collective is { } c && !(fromConfig && rt.TimeoutFromEnvironment)) watch.CollectiveTimeout = c;
         if (heartbeat is { } h && !(fromConfig && rt.Env.HeartbeatTimeoutOverride != null)) watch.FrozenAfter = h;
     }
 

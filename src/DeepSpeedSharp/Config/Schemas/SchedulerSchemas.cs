@@ -24,7 +24,7 @@ internal static class SchedulerSchemas
     private static SectionSchema<SchedulerConfig> Table(string type, params Field<SchedulerConfig>[] fields) =>
         new SectionSchema<SchedulerConfig>(() => new() { Type = type, WarmupMaxLr = type == "WarmupDecayLR" ? 0.001 : null }).Add(fields).Add(LastBatchIteration);
 
-    private static readonly Dictionary<string, SectionSchema<SchedulerConfig>> ByType = new(StringComparer.Ordinal)
+    private static readonly IReadOnlyDictionary<string, SectionSchema<SchedulerConfig>> ByType = new Dictionary<string, SectionSchema<SchedulerConfig>>(StringComparer.Ordinal)
     {
         ["WarmupLR"] = Table("WarmupLR", WarmupMinLr, WarmupMaxLr, WarmupNumSteps, WarmupType),
         ["WarmupDecayLR"] = Table("WarmupDecayLR", TotalNumSteps, WarmupMinLr, WarmupMaxLr, WarmupNumSteps, WarmupType),
