@@ -85,7 +85,7 @@ public sealed class BenchTrainCommand : CliCommand
     }
 
     /// <summary>The user's config plus what the bench reads back: per-step timers through csv_monitor, and the flops profiler's count.</summary>
-    public static string DerivedConfig(string configPath, string dir, int profileStep)
+    public static string DerivedConfig(string configPath, string dir, int profileStep, double? peakTflops = null)
     {
         var node = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject
             ?? throw new InvalidDataException($"{configPath}: a DeepSpeed config must be a JSON object");
@@ -97,6 +97,7 @@ public sealed class BenchTrainCommand : CliCommand
             ["enabled"] = true, ["profile_step"] = profileStep, ["top_modules"] = 0, ["detailed"] = false,
             ["output_file"] = Path.Combine(dir, "flops.txt"),
         };
+        if (peakTflops is { } peak) node["flops_profiler"]!["peak_tflops"] = peak;
         string path = Path.Combine(dir, "ds_config.json");
         File.WriteAllText(path, node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         return path;
@@ -104,7 +105,7 @@ public sealed class BenchTrainCommand : CliCommand
 
     private static RunResult RunOnce(string config, int round, string dir, int ranks, int steps, int warmup, int threads, string model, string gptDll, double? peak)
     {
-        string derived = DerivedConfig(config, dir, profileStep: 1);
+        string derived = DerivedConfig(config, dir, profileStep: 1, peak);
         string dss = typeof(BenchTrainCommand).Assembly.Location;
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
         foreach (var a in new[] { dss, "launch", "--num_gpus", ranks.ToString(CultureInfo.InvariantCulture), "--master_port", FreePort(), gptDll })
@@ -113,7 +114,6 @@ public sealed class BenchTrainCommand : CliCommand
         foreach (var a in new[] { "--steps", steps.ToString(CultureInfo.InvariantCulture), "--warmup-steps", warmup.ToString(CultureInfo.InvariantCulture), "--deepspeed_config", derived })
             psi.ArgumentList.Add(a);
         psi.Environment["OMP_NUM_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
-        if (peak is { } p) psi.Environment["DSS_PEAK_TFLOPS"] = p.ToString(CultureInfo.InvariantCulture);
         using var proc = Process.Start(psi) ?? throw new InvalidOperationException("could not start dotnet");
         var stderr = proc.StandardError.ReadToEndAsync();
         string stdout = proc.StandardOutput.ReadToEnd();

@@ -35,13 +35,13 @@ internal sealed class CommRuntime : IDisposable
             return;
         }
         string requested = Normalize(backend);
-        if (requested == "mpi" || (requested == "auto" && env.StartedByMpi && MpiLibrary.TryLoad() != null))
+        if (requested == "mpi" || (requested == "auto" && env.StartedByMpi && MpiLibrary.TryLoad(env.Tuning.MpiLibrary) != null))
         {
-            var mpi = MpiLibrary.TryLoad() ?? throw new InvalidOperationException($"rank {env.Rank}: backend 'mpi' was asked for but {MpiLibrary.LoadError}");
+            var mpi = MpiLibrary.TryLoad(env.Tuning.MpiLibrary) ?? throw new InvalidOperationException($"rank {env.Rank}: backend 'mpi' was asked for but {MpiLibrary.LoadError}");
             if (!env.StartedByMpi)
                 throw new InvalidOperationException($"rank {env.Rank}: backend 'mpi' needs ranks started by mpirun/mpiexec (OMPI_COMM_WORLD_* or PMI_* in the environment); with `dss launch` or torchrun use shm or tcp.");
             Backend = "mpi";
-            var world = MpiProcessGroup.CreateWorld(mpi, env.WorldSize, env.Rank, timeout, logger);
+            var world = MpiProcessGroup.CreateWorld(mpi, env.WorldSize, env.Rank, timeout, logger, env.Tuning.MpiMaxCount);
             World = world;
             Hosts = world.AllGatherStrings(env.HostId);
             world.SetHosts(Hosts);

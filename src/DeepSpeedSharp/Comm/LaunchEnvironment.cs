@@ -36,6 +36,9 @@ public sealed record LaunchEnvironment
     /// <summary>DSS_HEARTBEAT_TIMEOUT (seconds) when set: how long a rank may send no heartbeat before it counts as frozen.</summary>
     public TimeSpan? HeartbeatTimeoutOverride { get; init; }
 
+    /// <summary>Backend tuning (DSS_SHM_*, DSS_MPI_*).</summary>
+    public CommTuning Tuning { get; init; } = CommTuning.Default;
+
     /// <summary>Reads the process environment.</summary>
     public static LaunchEnvironment FromEnvironment() => From(Environment.GetEnvironmentVariable);
 
@@ -85,6 +88,7 @@ public sealed record LaunchEnvironment
             TimeoutOverride = timeout,
             HeartbeatTimeoutOverride = Seconds(env, "DSS_HEARTBEAT_TIMEOUT"),
             LauncherPid = Int("DSS_LAUNCHER_PID") is > 0 and var pid ? pid : null,
+            Tuning = CommTuning.From(env),
         };
     }
 

@@ -1,7 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using DeepSpeedSharp.Config.Schema;
-using DeepSpeedSharp.Config.Schemas;
 
 namespace DeepSpeedSharp.Config;
 

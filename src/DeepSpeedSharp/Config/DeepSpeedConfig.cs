@@ -2,7 +2,6 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using DeepSpeedSharp.Config.Schema;
-using DeepSpeedSharp.Config.Schemas;
 
 namespace DeepSpeedSharp.Config;
 
@@ -32,7 +31,7 @@ public sealed partial class DeepSpeedConfig
     public IReadOnlyList<string> Warnings { get; private set; } = [];
 
     /// <summary>Keys in the file that DeepSpeedSharp accepts but that have no effect here, each with the reason
-    /// (<see cref="ConfigKeyTable"/>); a key is listed when it asks for something (a value other than its default).</summary>
+    /// (<see cref="Keys.ConfigKeyTable"/>); a key is listed when it asks for something (a value other than its default).</summary>
     public IReadOnlyList<NoEffectKey> NoEffectKeys { get; private set; } = [];
 
     /// <summary>Paths of the keys whose value was "auto" (e.g. <c>optimizer.params.lr</c>).</summary>

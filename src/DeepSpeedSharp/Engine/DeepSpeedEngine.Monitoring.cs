@@ -11,8 +11,6 @@ namespace DeepSpeedSharp.Engine;
 /// <summary>The engine's monitoring: config monitors (csv_monitor, tensorboard), token counting for the throughput line, and the flops profiler.</summary>
 public partial class DeepSpeedEngine
 {
-    /// <summary>Environment variable stating one rank's peak TFLOP/s, used by the flops profiler's MFU line.</summary>
-    public const string PeakTflopsVariable = "DSS_PEAK_TFLOPS";
 
     /// <summary>
     /// DeepSpeed's <c>engine.monitor</c>: the monitors enabled by the config, active on global rank 0 only. After each
@@ -75,7 +73,7 @@ public partial class DeepSpeedEngine
     {
         var cfg = Config.FlopsProfiler;
         var run = new FlopsRunInfo(m.GlobalSteps - 1, Dist.IsInitialized ? Dist.WorldSize : 1, DataParallelWorldSize,
-            (long)TrainMicroBatchSizePerGpu * GradientAccumulationSteps, TimeSpan.FromSeconds(m.StepSeconds), PeakFlops(), cfg.RecomputeFwdFactor);
+            (long)TrainMicroBatchSizePerGpu * GradientAccumulationSteps, TimeSpan.FromSeconds(m.StepSeconds), cfg.PeakTflops is { } peak && peak > 0 ? peak * 1e12 : null, cfg.RecomputeFwdFactor);
         LastFlopsReport = FlopsReport.Format(FlopsProfiler!.GetProfile(), run, new FlopsReportOptions(cfg.ModuleDepth, cfg.TopModules, cfg.Detailed));
         if (cfg.OutputFile is { Length: > 0 } file)
         {
@@ -83,14 +81,5 @@ public partial class DeepSpeedEngine
             Log.Info($"flops profile of step {run.Step} written to {Path.GetFullPath(file)}");
         }
         else Console.Out.Write(LastFlopsReport);
-    }
-
-    private static double? PeakFlops()
-    {
-        string? text = Environment.GetEnvironmentVariable(PeakTflopsVariable);
-        if (string.IsNullOrWhiteSpace(text)) return null;
-        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double tflops) && tflops > 0) return tflops * 1e12;
-        Log.Warn($"{PeakTflopsVariable}='{text}' is not a positive number of TFLOP/s; MFU is not reported");
-        return null;
     }
 }

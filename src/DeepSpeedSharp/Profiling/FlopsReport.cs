@@ -53,7 +53,7 @@ public static class FlopsReport
             Line(Inv($"model FLOPS per rank = {3 + run.RecomputeFwdFactor:0.##} * fwd flops / iter latency:"), Count(model, "FLOPS"));
             Line("MFU = model FLOPS / peak FLOPS:", run.PeakFlopsPerRank is > 0 and var peak
                 ? Inv($"{100 * model / peak:F2}% of {Count(peak, "FLOPS")}")
-                : "n/a (no peak stated: set DSS_PEAK_TFLOPS to one rank's peak TFLOP/s)");
+                : "n/a (no peak stated: set flops_profiler.peak_tflops to one rank's peak TFLOP/s)");
             Line("samples/second per rank:", Inv($"{run.SamplesPerRank / iter.TotalSeconds:F2}"));
         }
         int maxDepth = options.ModuleDepth < 0 ? int.MaxValue : options.ModuleDepth;

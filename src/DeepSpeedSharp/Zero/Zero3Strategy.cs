@@ -52,8 +52,8 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     {
         this.group = group;
         this.modelParallel = modelParallel ?? ModelParallelGradients.DataParallelOnly;
-        RecomputeAll = recomputeAll ?? Environment.GetEnvironmentVariable(RecomputeAllVariable) == "1";
         var zero = config.ZeroOptimization;
+        RecomputeAll = recomputeAll ?? !zero.Stage3LinearFastPath;
         loadFromFp32Weights = zero.LoadFromFp32Weights;
         scaling = GradientScaling.From(config, group.Size);
         var ps = trainable.Select(t => t.Param).ToList();
@@ -103,7 +103,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
                      (zero.Stage3ModelPersistenceThreshold == long.MaxValue ? "" : $" within stage3_model_persistence_threshold ({zero.Stage3ModelPersistenceThreshold})") +
                      " or belongs to a module ZeRO-3 cannot hook; lower the threshold (e.g. 0) to partition them");
         Log.Info($"ZeRO-3: {units.Count} units; {fast} Linear units skip recomputation in backward, {units.Count - fast} are recomputed" +
-                 (RecomputeAll ? $" ({RecomputeAllVariable}=1)" : ""));
+                 (RecomputeAll ? " (zero_optimization.stage3_linear_fast_path is false)" : ""));
         unitReducer = new Zero3UnitReducer(group, units.Select(u => u.Parameters).Concat(parameters.Select(z => new[] { z })), offset,
             zero.ReduceBucketSize, gradPartition, scaling, device, zeroPlusPlus.Gradients);
         prefetcher = new Zero3Prefetcher(zero.Stage3PrefetchBucketSize, zero.Stage3MaxLiveParameters, zero.Stage3MaxReuseDistance,
@@ -114,9 +114,6 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     }
 
     public optim.Optimizer Optimizer { get; }
-
-    /// <summary>Environment variable that, set to 1, turns the Linear fast path off (every unit is recomputed in backward).</summary>
-    internal const string RecomputeAllVariable = "DSS_ZERO3_RECOMPUTE_ALL";
 
     /// <summary>True when every unit is recomputed in backward, Linear units included.</summary>
     internal bool RecomputeAll { get; }

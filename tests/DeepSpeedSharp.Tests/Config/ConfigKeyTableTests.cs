@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Config.Keys;
 using System.Text.RegularExpressions;
 using DeepSpeedSharp.Config;
 using static DeepSpeedSharp.Tests.Config.ConfigTestHelpers;

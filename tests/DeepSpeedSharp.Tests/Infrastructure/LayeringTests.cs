@@ -55,4 +55,33 @@ public partial class LayeringTests
         Assert.True(problems.Count == 0, string.Join("; ", problems));
         Assert.True(imports > 50, $"only {imports} cross-folder imports found; the scan is not reading the sources");
     }
+
+    [GeneratedRegex(@"^namespace ([\w.]+);", RegexOptions.Multiline)]
+    private static partial Regex FileNamespace();
+
+    /// <summary>A reader finds a type's namespace from its folder: every file of the library and the CLI declares the
+    /// namespace of its folder (the root files, <c>DeepSpeed*.cs</c>, the project's root namespace).</summary>
+    [Theory]
+    [InlineData("DeepSpeedSharp", "DeepSpeedSharp")]
+    [InlineData("DeepSpeedSharp.Cli", "DeepSpeedSharp.Cli")]
+    public void EveryFilesNamespaceIsItsFolder(string project, string rootNamespace)
+    {
+        var root = ConfigTestHelpers.RepoRoot() ?? throw new InvalidOperationException($"no repository root above {AppContext.BaseDirectory}");
+        var src = Path.Combine(root, "src", project);
+        var problems = new List<string>();
+        int files = 0;
+        foreach (var file in Directory.EnumerateFiles(src, "*.cs", SearchOption.AllDirectories))
+        {
+            var relative = Path.GetRelativePath(src, file);
+            var folders = Path.GetDirectoryName(relative)!.Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries);
+            if (folders.Length > 0 && folders[0] is "bin" or "obj") continue;
+            files++;
+            string expected = string.Join('.', new[] { rootNamespace }.Concat(folders));
+            var declared = FileNamespace().Match(File.ReadAllText(file));
+            if (!declared.Success) problems.Add($"{relative} declares no file-scoped namespace (expected {expected})");
+            else if (declared.Groups[1].Value != expected) problems.Add($"{relative} declares namespace {declared.Groups[1].Value}; its folder says {expected}");
+        }
+        Assert.True(problems.Count == 0, string.Join("\n", problems));
+        Assert.True(files > 10, $"only {files} files found under {src}");
+    }
 }

@@ -8,11 +8,13 @@ namespace DeepSpeedSharp.Tests.Zero;
 [Trait("Tier", "Full")]
 public class Zero3FastPathGptTests
 {
-    private const string Config = """
+    // No reuse: every micro-step releases after forward, so the backward nodes run (not autograd's own graph).
+    private static string Config(bool fastPath) => $$"""
         { "train_batch_size": 8, "train_micro_batch_size_per_gpu": 2, "steps_per_print": 100,
           "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.01 } },
-          "zero_optimization": { "stage": 3, "stage3_param_persistence_threshold": 0, "stage3_max_reuse_distance": 0 } }
-        """; // no reuse: every micro-step releases after forward, so the backward nodes run (not autograd's own graph)
+          "zero_optimization": { "stage": 3, "stage3_param_persistence_threshold": 0, "stage3_max_reuse_distance": 0,
+                                 "stage3_linear_fast_path": {{(fastPath ? "true" : "false")}} } }
+        """;
 
     [Fact]
     public void TwoRankLossesAreIdenticalWithAndWithoutRecomputingLinearUnits()
@@ -22,7 +24,7 @@ public class Zero3FastPathGptTests
 
         // The small GPT has 16 units: wte, wpe, 2 × (ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj), ln_f, lm_head.
         Assert.Contains("ZeRO-3: 16 units; 9 Linear units skip recomputation in backward, 7 are recomputed", fastOutput);
-        Assert.Contains("ZeRO-3: 16 units; 0 Linear units skip recomputation in backward, 16 are recomputed (DSS_ZERO3_RECOMPUTE_ALL=1)", allOutput);
+        Assert.Contains("ZeRO-3: 16 units; 0 Linear units skip recomputation in backward, 16 are recomputed (zero_optimization.stage3_linear_fast_path is false)", allOutput);
         Assert.DoesNotContain("units run with autograd's graph", fastOutput);
         Assert.Equal(8, fastLosses.Length);
         Assert.Equal(allLosses, fastLosses);
@@ -33,10 +35,9 @@ public class Zero3FastPathGptTests
     {
         var dir = Directory.CreateTempSubdirectory("dss-z3fast").FullName;
         var config = Path.Combine(dir, "ds.json");
-        File.WriteAllText(config, Config);
+        File.WriteAllText(config, Config(fastPath: !recomputeAll));
         var log = Path.Combine(dir, "loss.jsonl");
-        var (code, stdout, stderr) = SampleProcess.Run("Gpt.dll", 2, $"{GptRun.SmallModel} --steps 8 --deepspeed_config {config} --loss-log {log}", dir,
-            new Dictionary<string, string?> { ["DSS_ZERO3_RECOMPUTE_ALL"] = recomputeAll ? "1" : null });
+        var (code, stdout, stderr) = SampleProcess.Run("Gpt.dll", 2, $"{GptRun.SmallModel} --steps 8 --deepspeed_config {config} --loss-log {log}", dir);
         string output = stdout + stderr;
         Assert.True(code == 0, $"training exited with {code}:\n{output}");
         var losses = File.ReadAllLines(log).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("loss").GetDouble()).ToArray();

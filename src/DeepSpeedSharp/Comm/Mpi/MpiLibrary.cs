@@ -99,10 +99,9 @@ internal sealed unsafe class MpiLibrary
     private nint Export(string symbol) => NativeLibrary.TryGetExport(_lib, symbol, out var p) ? p
         : throw new InvalidOperationException($"the MPI library {Name} does not export {symbol}; use OpenMPI 4.x or MPICH 4.x.");
 
-    /// <summary>Candidates in preference order: OpenMPI, then MPICH (DSS_MPI_LIBRARY=path overrides).</summary>
-    private static IEnumerable<(string Name, bool OpenMpi)> Candidates()
+    /// <summary>Candidates in preference order: OpenMPI, then MPICH (<paramref name="forced"/>, DSS_MPI_LIBRARY, overrides).</summary>
+    private static IEnumerable<(string Name, bool OpenMpi)> Candidates(string? forced)
     {
-        var forced = Environment.GetEnvironmentVariable("DSS_MPI_LIBRARY");
         if (!string.IsNullOrEmpty(forced))
         {
             yield return (forced, !forced.Contains("mpich", StringComparison.OrdinalIgnoreCase) && !forced.EndsWith(".12", StringComparison.Ordinal));
@@ -113,14 +112,15 @@ internal sealed unsafe class MpiLibrary
         yield return ("libmpi.so.12", false);
     }
 
-    /// <summary>The installed MPI library, or null with <see cref="LoadError"/> saying why.</summary>
-    public static MpiLibrary? TryLoad()
+    /// <summary>The installed MPI library (or <paramref name="forced"/>, the launch environment's DSS_MPI_LIBRARY), or null
+    /// with <see cref="LoadError"/> saying why. Loaded once per process.</summary>
+    public static MpiLibrary? TryLoad(string? forced)
     {
         lock (LoadLock)
         {
             if (_loaded != null || _loadError != null) return _loaded;
             var tried = new List<string>();
-            foreach (var (name, openMpi) in Candidates())
+            foreach (var (name, openMpi) in Candidates(forced))
             {
                 if (!NativeLibrary.TryLoad(name, out var lib)) { tried.Add(name); continue; }
                 // libmpi.so.12 may be an MPICH ABI library; OpenMPI always exports ompi_mpi_comm_world.

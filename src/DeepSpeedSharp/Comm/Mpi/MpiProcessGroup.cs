@@ -27,10 +27,11 @@ internal sealed unsafe partial class MpiProcessGroup : ProcessGroup
     private string _opName = "";
     private long _opSeq;
 
-    private MpiProcessGroup(MpiLibrary mpi, nint parent, int[] ranks, int globalRank, TimeSpan timeout, CommsLogger logger)
+    private MpiProcessGroup(MpiLibrary mpi, nint parent, int[] ranks, int globalRank, TimeSpan timeout, CommsLogger logger, long maxCount)
         : base(ranks, globalRank, "mpi", timeout, logger)
     {
         _mpi = mpi;
+        _max = maxCount;
         nint c, p, s;
         mpi.Check(mpi.CommDup(parent, &c), "MPI_Comm_dup");
         mpi.Check(mpi.CommDup(parent, &p), "MPI_Comm_dup");
@@ -41,16 +42,14 @@ internal sealed unsafe partial class MpiProcessGroup : ProcessGroup
         int r;
         mpi.Check(mpi.CommRank(_coll, &r), "MPI_Comm_rank");
         if (r != _me) throw new InvalidOperationException($"MPI rank {r} differs from group rank {_me}: the MPI communicator and the group disagree.");
-        var env = Environment.GetEnvironmentVariable("DSS_MPI_MAX_COUNT");
-        _max = string.IsNullOrEmpty(env) ? int.MaxValue
-            : long.TryParse(env, out var m) && m >= 64 && m <= int.MaxValue ? m
-            : throw new ArgumentException($"DSS_MPI_MAX_COUNT={env}: must be an integer in 64..{int.MaxValue}.");
         _descs = (OpDescriptor*)NativeMemory.Alloc((nuint)_n, (nuint)OpDescriptor.SizeInBytes);
         _watchdog = new Timer(_ => Watch(), null, 1000, 1000);
     }
 
-    /// <summary>The world group: MPI_COMM_WORLD, whose ranks must match RANK/OMPI_COMM_WORLD_RANK.</summary>
-    public static MpiProcessGroup CreateWorld(MpiLibrary mpi, int worldSize, int rank, TimeSpan timeout, CommsLogger logger)
+    /// <summary>The world group: MPI_COMM_WORLD, whose ranks must match RANK/OMPI_COMM_WORLD_RANK. Every operation of it and
+    /// of its subgroups carries at most <paramref name="maxCount"/> elements per MPI call (<see cref="CommTuning.MpiMaxCount"/>);
+    /// larger ones are split.</summary>
+    public static MpiProcessGroup CreateWorld(MpiLibrary mpi, int worldSize, int rank, TimeSpan timeout, CommsLogger logger, long maxCount)
     {
         mpi.EnsureInitialized();
         int size, r;
@@ -58,7 +57,7 @@ internal sealed unsafe partial class MpiProcessGroup : ProcessGroup
         mpi.Check(mpi.CommRank(mpi.CommWorld, &r), "MPI_Comm_rank");
         if (size != worldSize || r != rank)
             throw new InvalidOperationException($"MPI reports rank {r} of {size} but the environment says rank {rank} of {worldSize}: start the job with mpirun/mpiexec only (not also with the dss launcher).");
-        return new MpiProcessGroup(mpi, mpi.CommWorld, Enumerable.Range(0, size).ToArray(), rank, timeout, logger);
+        return new MpiProcessGroup(mpi, mpi.CommWorld, Enumerable.Range(0, size).ToArray(), rank, timeout, logger, maxCount);
     }
 
     /// <summary>A sub-group: MPI_Comm_split over this group (every member calls it, members of <paramref name="ranks"/> get the group).</summary>
@@ -68,7 +67,7 @@ internal sealed unsafe partial class MpiProcessGroup : ProcessGroup
         nint sub;
         _mpi.Check(_mpi.CommSplit(_split, idx >= 0 ? 0 : MpiLibrary.Undefined, Math.Max(idx, 0), &sub), "MPI_Comm_split");
         if (idx < 0) return new NonMemberProcessGroup(ranks, GlobalRank, "mpi", Timeout, Logger);
-        try { return new MpiProcessGroup(_mpi, sub, ranks, GlobalRank, Timeout, Logger); }
+        try { return new MpiProcessGroup(_mpi, sub, ranks, GlobalRank, Timeout, Logger, _max); }
         finally { _mpi.CommFree(&sub); }
     }
 

@@ -16,7 +16,6 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
 {
     private const int ControlBytes = 256;
     private const int Banks = 3;
-    private static readonly int SpinMicros = (int)EnvBytes("DSS_SHM_SPIN_US", 50, 0);
     private readonly ShmSegment _segment;
     private readonly int _n, _me;
     private readonly long _slotBytes, _p2pChunk;
@@ -26,7 +25,7 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
     private long _epoch;
     private int _bank;
 
-    private ShmProcessGroup(int[] ranks, int globalRank, TimeSpan timeout, CommsLogger logger, ShmSegment segment, long slotBytes, long p2pChunk)
+    private ShmProcessGroup(int[] ranks, int globalRank, TimeSpan timeout, CommsLogger logger, ShmSegment segment, long slotBytes, long p2pChunk, int spinMicros)
         : base(ranks, globalRank, "shm", timeout, logger)
     {
         _segment = segment;
@@ -41,7 +40,7 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
         _sources = (nint*)NativeMemory.Alloc((nuint)_n, (nuint)sizeof(nint));
         _sendChunks = new long[_n]; _recvChunks = new long[_n]; _sendMsgs = new long[_n]; _recvMsgs = new long[_n];
         *(int*)(_ctl + (long)_me * ControlBytes + 16) = Environment.ProcessId;
-        _spinTicks = Stopwatch.Frequency * (ranks.Length > Environment.ProcessorCount ? 2 : SpinMicros) / 1_000_000;
+        _spinTicks = Stopwatch.Frequency * (ranks.Length > Environment.ProcessorCount ? 2 : spinMicros) / 1_000_000;
     }
 
     private static long SegmentSize(int n, long slot, long p2p) => (long)n * ControlBytes + (long)n * n * ControlBytes + (long)Banks * n * slot + 2L * n * n * p2p;
@@ -51,7 +50,7 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
     {
         var store = rt.Store!;
         int me = Array.IndexOf(ranks, rt.Env.Rank);
-        long slot = EnvBytes("DSS_SHM_SLOT_BYTES", 1 << 20);
+        long slot = rt.Env.Tuning.ShmSlotBytes;
         long p2p = Math.Clamp((8L << 20) / ((long)ranks.Length * ranks.Length) / 4096 * 4096, 16 << 10, 256 << 10);
         long size = SegmentSize(ranks.Length, slot, p2p);
         ShmSegment seg;
@@ -68,7 +67,7 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
             p2p = long.Parse(parts[2]);
             seg = ShmSegment.Open(parts[0], SegmentSize(ranks.Length, slot, p2p), Convert.FromHexString(parts[3]));
         }
-        var group = new ShmProcessGroup(ranks, rt.Env.Rank, rt.Timeout, rt.Logger, seg, slot, p2p) { Heartbeats = rt.Heartbeats };
+        var group = new ShmProcessGroup(ranks, rt.Env.Rank, rt.Timeout, rt.Logger, seg, slot, p2p, rt.Env.Tuning.ShmSpinMicros) { Heartbeats = rt.Heartbeats };
         store.Set($"{prefix}mapped/{me}", "1");
         if (me == 0)
         {
@@ -76,18 +75,6 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
             seg.Unlink();
         }
         return group;
-    }
-
-    private static long EnvBytes(string name, long dflt, long min = 4096)
-    {
-        var v = Environment.GetEnvironmentVariable(name);
-        if (string.IsNullOrEmpty(v)) return dflt;
-        bool ok = long.TryParse(v, out var b);
-        if (min > 0 && (!ok || b < min || b % 64 != 0))
-            throw new ArgumentException($"{name}={v}: must be a byte count ≥ {min} and a multiple of 64.");
-        if (min == 0 && (!ok || b < 0 || b > 1_000_000))
-            throw new ArgumentException($"{name}={v}: must be a number of microseconds in 0..1000000.");
-        return b;
     }
 
     private long* Arrival(int r) => (long*)(_ctl + (long)r * ControlBytes);

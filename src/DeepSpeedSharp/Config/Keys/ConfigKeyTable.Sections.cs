@@ -1,4 +1,4 @@
-namespace DeepSpeedSharp.Config;
+namespace DeepSpeedSharp.Config.Keys;
 
 public static partial class ConfigKeyTable
 {
@@ -68,6 +68,7 @@ public static partial class ConfigKeyTable
         Done("flops_profiler.top_modules", "modules listed per depth"),
         Done("flops_profiler.detailed", "the per-module table"),
         Done("flops_profiler.output_file", "write the profile to this file"),
+        Done("flops_profiler.peak_tflops", "not a DeepSpeed key: one rank's peak TFLOP/s, for the report's MFU line"),
         Done("comms_logger.enabled", "records every collective"),
         Done("comms_logger.verbose", "a line per collective"),
         Done("comms_logger.prof_all", "record all operations"),

@@ -1,4 +1,4 @@
-namespace DeepSpeedSharp.Config;
+namespace DeepSpeedSharp.Config.Keys;
 
 public static partial class ConfigKeyTable
 {
@@ -42,6 +42,7 @@ public static partial class ConfigKeyTable
         Done(Z + "stage3_max_live_parameters", "cap on gathered elements alive at once"),
         Done(Z + "stage3_max_reuse_distance", "gathered parameters reused within this distance stay gathered"),
         Done(Z + "stage3_gather_16bit_weights_on_model_save", "Save16BitModel gathers the full weights"),
+        Done(Z + "stage3_linear_fast_path", "not a DeepSpeed key: false recomputes every ZeRO-3 unit in backward, Linear units included (default true)"),
         None(Z + "stage3_module_granularity_threshold", "ZeRO-3 leaf-module grouping for hook overhead; units here are the modules owning parameters"),
         None(Z + "stage3_use_all_reduce_for_fetch_params", "an all-reduce instead of all-gather for fetching parameters; the all-gather gives the same values"),
         None(Z + "stage3_allgather_sequential", "a CUDA-stream ordering hint; gathers run on the comm thread in order"),

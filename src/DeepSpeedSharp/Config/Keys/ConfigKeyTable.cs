@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace DeepSpeedSharp.Config;
+namespace DeepSpeedSharp.Config.Keys;
 
 /// <summary>
 /// Every DeepSpeed config key DeepSpeedSharp accepts, classified in one place: <see cref="KeyEffectKind.Implemented"/>

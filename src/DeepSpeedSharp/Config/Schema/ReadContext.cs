@@ -8,7 +8,7 @@ internal sealed class ReadContext
 {
     public List<string> Warnings { get; } = [];
     public List<string> AutoKeys { get; } = [];
-    /// <summary>Keys present that have no effect here (see <see cref="ConfigKeyTable"/>), with the reason.</summary>
+    /// <summary>Keys present that have no effect here (see <see cref="Keys.ConfigKeyTable"/>), with the reason.</summary>
     public List<NoEffectKey> NoEffect { get; } = [];
     public List<string> CommentKeys { get; } = [];
     /// <summary>Every error found so far, one line each (the reader goes on after an error to report them all).</summary>

@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Config.Keys;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 

@@ -1,6 +1,5 @@
-using DeepSpeedSharp.Config.Schema;
 
-namespace DeepSpeedSharp.Config.Schemas;
+namespace DeepSpeedSharp.Config.Schema;
 
 /// <summary>Schema tables of the smaller sections: pipeline, activation checkpointing, monitoring, timers, checkpoint, aio.</summary>
 internal static class MiscSchemas
@@ -45,7 +44,8 @@ internal static class MiscSchemas
             Fields<FlopsProfilerConfig>.Of("module_depth", Kinds.Int(min: -1), c => c.ModuleDepth, (c, v) => c with { ModuleDepth = v }),
             Fields<FlopsProfilerConfig>.Of("top_modules", Kinds.Int(min: 0), c => c.TopModules, (c, v) => c with { TopModules = v }),
             Fields<FlopsProfilerConfig>.Of("detailed", Kinds.Bool, c => c.Detailed, (c, v) => c with { Detailed = v }),
-            Fields<FlopsProfilerConfig>.Of("output_file", Kinds.OptionalString, c => c.OutputFile, (c, v) => c with { OutputFile = v }));
+            Fields<FlopsProfilerConfig>.Of("output_file", Kinds.OptionalString, c => c.OutputFile, (c, v) => c with { OutputFile = v }),
+            Fields<FlopsProfilerConfig>.Of("peak_tflops", Kinds.OptionalDouble(min: 0), c => c.PeakTflops, (c, v) => c with { PeakTflops = v }));
 
     public static readonly SectionSchema<CommsLoggerConfig> CommsLogger = new SectionSchema<CommsLoggerConfig>(() => new())
         .Add(

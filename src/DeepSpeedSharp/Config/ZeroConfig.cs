@@ -48,6 +48,9 @@ public sealed record ZeroConfig
     public long Stage3MaxReuseDistance { get; init; } = 1_000_000_000;
     /// <summary><c>stage3_gather_16bit_weights_on_model_save</c> (alias <c>gather_16bit_weights_on_model_save</c>; deprecated <c>stage3_gather_fp16_weights_on_model_save</c>).</summary>
     public bool Stage3Gather16BitWeightsOnModelSave { get; init; }
+    /// <summary><c>stage3_linear_fast_path</c> (not a DeepSpeed key; default true): Linear units keep their input and compute
+    /// their gradients in backward without re-running forward; false recomputes every unit (to check the fast path).</summary>
+    public bool Stage3LinearFastPath { get; init; } = true;
     /// <summary><c>stage3_module_granularity_threshold</c> (alias <c>module_granularity_threshold</c>).</summary>
     public long Stage3ModuleGranularityThreshold { get; init; }
     /// <summary><c>stage3_use_all_reduce_for_fetch_params</c> (alias <c>use_all_reduce_for_fetch_params</c>).</summary>

@@ -55,6 +55,8 @@ public sealed record FlopsProfilerConfig
     public bool Detailed { get; init; } = true;
     /// <summary><c>output_file</c> (null = stdout).</summary>
     public string? OutputFile { get; init; }
+    /// <summary><c>peak_tflops</c> (not a DeepSpeed key): one rank's peak TFLOP/s, for the report's MFU line (null: not reported).</summary>
+    public double? PeakTflops { get; init; }
 }
 
 /// <summary><c>comms_logger</c>.</summary>

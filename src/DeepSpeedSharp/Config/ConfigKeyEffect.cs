@@ -13,7 +13,7 @@ public enum KeyEffectKind
     Rejected,
 }
 
-/// <summary>One row of <see cref="ConfigKeyTable"/>: a key's dotted path, its effect here, and the note a user reads.</summary>
+/// <summary>One row of <see cref="Keys.ConfigKeyTable"/>: a key's dotted path, its effect here, and the note a user reads.</summary>
 /// <param name="Key">The canonical dotted path, e.g. <c>zero_optimization.stage</c>.</param>
 /// <param name="Kind">Implemented, no effect, or rejected.</param>
 /// <param name="Note">For implemented keys what acts on it; otherwise the reason (and, for rejected keys, what to do).</param>

@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
-using DeepSpeedSharp.Config.Schema;
 
-namespace DeepSpeedSharp.Config.Schemas;
+namespace DeepSpeedSharp.Config.Schema;
 
 /// <summary>
 /// The <c>scheduler</c> section: <c>type</c> (exact DeepSpeed name) selects the parameter table of
@@ -53,17 +52,11 @@ internal static class SchedulerSchemas
             Of("lr_range_test_staircase", Kinds.Bool, c => c.LrRangeTestStaircase, (c, v) => c with { LrRangeTestStaircase = v })),
     };
 
-    private sealed record Envelope(string? Type = null, JsonNode? Params = null);
-
     /// <summary>Reads the whole <c>scheduler</c> object; null when absent or <c>type</c> is null.</summary>
     public static SchedulerConfig? Read(JsonNode? node, ReadContext ctx, string path)
     {
-        if (node is null) return null;
-        if (node is not JsonObject obj) throw Kinds.Expected(path, "an object {\"type\": ..., \"params\": {...}}", node);
-        var envelope = new SectionSchema<Envelope>(() => new())
-            .Add(new CustomField<Envelope>("type", (e, n, _, p) => e with { Type = n is null ? null : Kinds.ReadString(n, p) }, _ => null).AutoIsValue(),
-                 new CustomField<Envelope>("params", (e, n, _, _) => e with { Params = n }, _ => null).AutoIsValue())
-            .Read(obj, ctx, path);
+        var envelope = TypeAndParams.Read(node, ctx, path);
+        if (envelope is null) return null;
         if (envelope.Type is null) return null;
         if (!ByType.TryGetValue(envelope.Type, out var table))
         {

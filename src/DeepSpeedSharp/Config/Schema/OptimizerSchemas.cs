@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
-using DeepSpeedSharp.Config.Schema;
 
-namespace DeepSpeedSharp.Config.Schemas;
+namespace DeepSpeedSharp.Config.Schema;
 
 /// <summary>
 /// The <c>optimizer</c> section: <c>type</c> selects which parameter table validates <c>params</c>
@@ -54,17 +53,11 @@ internal static class OptimizerSchemas
             Of("nesterov", Kinds.Bool, c => c.Nesterov, (c, v) => c with { Nesterov = v }),
             MaxGradNorm);
 
-    private sealed record Envelope(string? Type = null, JsonNode? Params = null);
-
     /// <summary>Reads the whole <c>optimizer</c> object; null when absent, JSON null, or <c>type</c> is null.</summary>
     public static OptimizerConfig? Read(JsonNode? node, ReadContext ctx, string path)
     {
-        if (node is null) return null;
-        if (node is not JsonObject obj) throw Kinds.Expected(path, "an object {\"type\": ..., \"params\": {...}}", node);
-        var envelope = new SectionSchema<Envelope>(() => new())
-            .Add(new CustomField<Envelope>("type", (e, n, _, p) => e with { Type = n is null ? null : Kinds.ReadString(n, p) }, _ => null).AutoIsValue(),
-                 new CustomField<Envelope>("params", (e, n, _, _) => e with { Params = n }, _ => null).AutoIsValue())
-            .Read(obj, ctx, path);
+        var envelope = TypeAndParams.Read(node, ctx, path);
+        if (envelope is null) return null;
         if (envelope.Type is null)
         {
             if (ctx.AnyFailed(ReadContext.Join(path, "type"))) return null; // already reported

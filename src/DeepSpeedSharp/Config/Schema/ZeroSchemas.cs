@@ -1,6 +1,5 @@
-using DeepSpeedSharp.Config.Schema;
 
-namespace DeepSpeedSharp.Config.Schemas;
+namespace DeepSpeedSharp.Config.Schema;
 
 /// <summary>Schema tables of <c>zero_optimization</c> and its offload sub-sections (DeepSpeed's <c>runtime/zero/config.py</c>).</summary>
 internal static class ZeroSchemas
@@ -61,6 +60,7 @@ internal static class ZeroSchemas
             Fields<ZeroConfig>.Of("stage3_max_reuse_distance", Kinds.Long(min: 0), c => c.Stage3MaxReuseDistance, (c, v) => c with { Stage3MaxReuseDistance = v }).Alias("max_reuse_distance"),
             Fields<ZeroConfig>.Of("stage3_gather_16bit_weights_on_model_save", Kinds.Bool, c => c.Stage3Gather16BitWeightsOnModelSave, (c, v) => c with { Stage3Gather16BitWeightsOnModelSave = v })
                 .Alias("gather_16bit_weights_on_model_save").Deprecated("stage3_gather_fp16_weights_on_model_save"),
+            Fields<ZeroConfig>.Of("stage3_linear_fast_path", Kinds.Bool, c => c.Stage3LinearFastPath, (c, v) => c with { Stage3LinearFastPath = v }),
             Fields<ZeroConfig>.Of("stage3_module_granularity_threshold", Kinds.Long(min: 0), c => c.Stage3ModuleGranularityThreshold, (c, v) => c with { Stage3ModuleGranularityThreshold = v }).Alias("module_granularity_threshold"),
             Fields<ZeroConfig>.Of("stage3_use_all_reduce_for_fetch_params", Kinds.Bool, c => c.Stage3UseAllReduceForFetchParams, (c, v) => c with { Stage3UseAllReduceForFetchParams = v }).Alias("use_all_reduce_for_fetch_params"),
             Fields<ZeroConfig>.Of("stage3_allgather_sequential", Kinds.Bool, c => c.Stage3AllgatherSequential, (c, v) => c with { Stage3AllgatherSequential = v }).Alias("allgather_sequential"),

@@ -1,6 +1,5 @@
-using DeepSpeedSharp.Config.Schema;
 
-namespace DeepSpeedSharp.Config.Schemas;
+namespace DeepSpeedSharp.Config.Schema;
 
 /// <summary>Schema tables of <c>bf16</c>, <c>fp16</c> and <c>data_types</c> (DeepSpeed's <c>precision_config.py</c>).</summary>
 internal static class PrecisionSchemas
