@@ -21,15 +21,13 @@ namespace DeepSpeedSharp.Checkpoint;
 /// </summary>
 internal static class CheckpointSaver
 {
-    /// <summary>Test hook: when set to a step number, the last rank exits half-way through writing that step's checkpoint.</summary>
-    public const string CrashVariable = "DSS_TEST_CRASH_DURING_SAVE";
-
     /// <summary>Saves tag <paramref name="tag"/> under <paramref name="directory"/>. <paramref name="layerFiles"/>: extra weight
     /// files written by data-parallel rank 0 of each model-parallel rank (a pipeline's per-layer <c>layer_LL-model_states</c>),
-    /// listed and checksummed in the manifest.</summary>
+    /// listed and checksummed in the manifest. <paramref name="afterRankFile"/> is called with the path of this rank's file
+    /// once it is written (the engine's <c>AfterRankFileWritten</c>: fault injection by the tests).</summary>
     public static string Save(string directory, string tag, bool saveLatest, nn.Module module, ICheckpointableStrategy strategy,
         optim.Optimizer optimizer, CheckpointManifest header, CheckpointPlacement place,
-        IReadOnlyList<(string Name, Func<IReadOnlyList<KeyValuePair<string, Tensor>>> Tensors)>? layerFiles = null)
+        IReadOnlyList<(string Name, Func<IReadOnlyList<KeyValuePair<string, Tensor>>> Tensors)>? layerFiles = null, Action<string>? afterRankFile = null)
     {
         var group = strategy.CheckpointGroup;
         var jobGroup = place.Job;
@@ -42,7 +40,7 @@ internal static class CheckpointSaver
         RankAgreement.Run(jobGroup, $"writing checkpoint '{tag}'", () =>
         {
             Directory.CreateDirectory(tmp);
-            WriteRankFile(tmp, group.Rank, place, strategy, optimizer, reshardProblem == null, header);
+            WriteRankFile(tmp, group.Rank, place, strategy, optimizer, reshardProblem == null, header, afterRankFile);
             if (group.Rank == 0) WriteShard(tmp, place.MpRank, module, strategy, names, layerFiles ?? []);
         });
 
@@ -134,7 +132,8 @@ internal static class CheckpointSaver
         File.WriteAllText(ShardReportPath(tmp, mpRank), JsonSerializer.Serialize(new ShardReport(shard, described, layers), CheckpointManifest.Json));
     }
 
-    private static void WriteRankFile(string tmp, int rank, CheckpointPlacement place, ICheckpointableStrategy strategy, optim.Optimizer optimizer, bool reshardable, CheckpointManifest header)
+    private static void WriteRankFile(string tmp, int rank, CheckpointPlacement place, ICheckpointableStrategy strategy, optim.Optimizer optimizer, bool reshardable, CheckpointManifest header,
+        Action<string>? afterRankFile)
     {
         using var scope = NewDisposeScope();
         var tensors = new List<KeyValuePair<string, Tensor>>();
@@ -173,7 +172,7 @@ internal static class CheckpointSaver
         string path = Path.Combine(tmp, name);
         // The counters go into the file too, so an edited manifest can be told from the state it describes.
         SafeTensors.Write(path, tensors, ManifestIntegrity.CountersOf(header));
-        MaybeCrash(path, place.Job.Rank, place.Job.Size, header.GlobalSteps);
+        afterRankFile?.Invoke(path);
         var report = new RankReport(Describe(tmp, name, rank, place.MpRank, pieces, true, !reshardable), kinds);
         File.WriteAllText(ReportPath(tmp, rank, place.MpRank), JsonSerializer.Serialize(report, CheckpointManifest.Json));
     }
@@ -224,15 +223,5 @@ internal static class CheckpointSaver
         string latestTmp = Path.Combine(directory, $".latest-{job}");
         File.WriteAllText(latestTmp, tag);
         File.Move(latestTmp, Path.Combine(directory, CheckpointNames.LatestFile), overwrite: true);
-    }
-
-    private static void MaybeCrash(string path, int rank, int size, long step)
-    {
-        var v = Environment.GetEnvironmentVariable(CrashVariable);
-        if (v == null || rank != size - 1 || v != step.ToString(CultureInfo.InvariantCulture)) return;
-        using (var f = new FileStream(path, FileMode.Open, FileAccess.Write)) f.SetLength(f.Length / 2);
-        Console.Error.WriteLine($"[dss] {CrashVariable}={v}: rank {rank} exits while writing its checkpoint file");
-        Console.Error.Flush();
-        Environment.Exit(86);
     }
 }

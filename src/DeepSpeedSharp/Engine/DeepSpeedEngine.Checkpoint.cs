@@ -14,6 +14,10 @@ public sealed record CheckpointLoadResult(string? LoadPath, JsonObject? ClientSt
 
 public partial class DeepSpeedEngine
 {
+    /// <summary>Called on each rank with the path of its checkpoint file once written, before the save commits: how the
+    /// tests inject a rank dying mid-save (a constructor-time option of the test worker's engine; null in normal use).</summary>
+    internal Action<string>? AfterRankFileWritten { get; set; }
+
     /// <summary>
     /// Saves a checkpoint (DeepSpeed's <c>save_checkpoint</c>); call it on every rank. <paramref name="tag"/> defaults
     /// to <c>global_step{GlobalSteps}</c> and is checked to be the same on every rank per
@@ -48,7 +52,7 @@ public partial class DeepSpeedEngine
             Config = JsonNode.Parse(Config.ToJson()),
         };
         Directory.CreateDirectory(saveDir);
-        var path = CheckpointSaver.Save(saveDir, tag, saveLatest, Module, cs, optimizer, header, Placement(), LayerFiles());
+        var path = CheckpointSaver.Save(saveDir, tag, saveLatest, Module, cs, optimizer, header, Placement(), LayerFiles(), AfterRankFileWritten);
         Log.Info($"saved checkpoint {path}");
         return true;
     }

@@ -53,4 +53,20 @@ public class StaticStateTests
         var stale = Allowed.Keys.Where(n => !found.Contains(n)).Order().ToList();
         Assert.True(stale.Count == 0, "allow-list entries that no longer exist (remove them):\n" + string.Join("\n", stale));
     }
+
+    /// <summary>No switch hides in the library: the process environment is read in one place, the launch boundary
+    /// (<c>Comm/LaunchEnvironment</c>: the launcher's variables, timeouts, backend tuning), and handed down as options.
+    /// (The launcher, which the CLI runs, reads PATH and MPI's variables.)</summary>
+    [Fact]
+    public void TheLibraryReadsTheEnvironmentOnlyAtTheLaunchBoundary()
+    {
+        var root = DeepSpeedSharp.Tests.Config.ConfigTestHelpers.RepoRoot() ?? throw new InvalidOperationException("no repository root");
+        var src = Path.Combine(root, "src", "DeepSpeedSharp");
+        var readers = Directory.EnumerateFiles(src, "*.cs", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(src, f).Replace(Path.DirectorySeparatorChar, '/'))
+            .Where(f => !f.StartsWith("obj/", StringComparison.Ordinal) && !f.StartsWith("bin/", StringComparison.Ordinal) && !f.StartsWith("Launcher/", StringComparison.Ordinal))
+            .Where(f => File.ReadAllText(Path.Combine(src, f)).Contains("GetEnvironmentVariable", StringComparison.Ordinal))
+            .Order().ToList();
+        Assert.Equal(["Comm/LaunchEnvironment.cs"], readers);
+    }
 }

@@ -1,0 +1,70 @@
+using System.Globalization;
+using System.Text.Json;
+using DeepSpeedSharp.Comm;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DeepSpeedSharp.TestWorker.Scenarios;
+
+/// <summary>
+/// `checkpoint-crash`: trains a small MLP with the engine (ZeRO stage S, AdamW, WarmupLR) up to step N, saving a
+/// checkpoint every K steps, and writes one JSON line {step, loss} per step to FILE (rank 0, flushed per line). Args:
+/// <c>--steps N --stage S --save-dir D --save-every K [--resume D] [--crash-at STEP] --out FILE</c>. With
+/// <c>--crash-at</c>, the last rank dies half-way through writing its file of that step's checkpoint (the file cut to
+/// half its length, exit 86): the fault is injected through the engine's <c>AfterRankFileWritten</c> option.
+/// <c>--resume</c> loads the latest checkpoint of D first and prints "resumed from TAG".
+/// </summary>
+public sealed class CheckpointCrashScenario : IScenario
+{
+    public string Name => "checkpoint-crash";
+
+    public int Run(string[] args)
+    {
+        var a = new Dictionary<string, string>();
+        for (int i = 0; i + 1 < args.Length; i += 2) a[args[i].TrimStart('-')] = args[i + 1];
+        int I(string k, int d) => a.TryGetValue(k, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : d;
+        int steps = I("steps", 6), stage = I("stage", 1), saveEvery = I("save-every", 0), crashAt = I("crash-at", -1);
+        torch.set_num_threads(1);
+        var world = Dist.Initialize();
+        manual_seed(3);
+        var model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 8));
+        string config = $$"""
+            { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "steps_per_print": 1000,
+              "optimizer": { "type": "AdamW", "params": { "lr": 0.001, "weight_decay": 0.01 } },
+              "scheduler": { "type": "WarmupLR", "params": { "warmup_min_lr": 0, "warmup_max_lr": 0.002, "warmup_num_steps": 5 } },
+              "zero_optimization": { "stage": {{stage}} } }
+            """;
+        var engine = DeepSpeed.Initialize(model, config: config).Engine;
+        if (crashAt >= 0)
+            engine.AfterRankFileWritten = path =>
+            {
+                if (world.Rank != world.Size - 1 || engine.GlobalSteps != crashAt) return;
+                using (var f = new FileStream(path, FileMode.Open, FileAccess.Write)) f.SetLength(f.Length / 2);
+                Console.Error.WriteLine($"rank {world.Rank} exits while writing its checkpoint file of step {crashAt}");
+                Console.Error.Flush();
+                Environment.Exit(86);
+            };
+        if (a.TryGetValue("resume", out var resume))
+            Console.WriteLine($"resumed from {engine.LoadCheckpoint(resume).LoadPath}");
+        using var log = world.Rank == 0 && a.TryGetValue("out", out var outFile) ? new StreamWriter(outFile, append: true) { AutoFlush = true } : null;
+        while (engine.GlobalSteps < steps)
+        {
+            double sum = 0;
+            for (int m = 0; m < engine.GradientAccumulationSteps; m++)
+            {
+                using var scope = NewDisposeScope();
+                var g = new Generator((ulong)(1000 * engine.GlobalSteps + 10 * engine.DataParallelRank + m));
+                var x = randn(new long[] { 2, 8 }, generator: g);
+                var loss = nn.functional.mse_loss(engine.Forward(x), x.flip(1));
+                sum += loss.item<float>();
+                engine.Backward(loss);
+                engine.Step();
+            }
+            log?.WriteLine(JsonSerializer.Serialize(new { step = engine.GlobalSteps, loss = sum / engine.GradientAccumulationSteps }));
+            if (saveEvery > 0 && engine.GlobalSteps % saveEvery == 0) engine.SaveCheckpoint(a["save-dir"]);
+        }
+        engine.Dispose();
+        Dist.Destroy();
+        return 0;
+    }
+}
