@@ -15,7 +15,7 @@ public partial class LayeringTests
         // foundations: no project imports among them
         ["Native"] = 0, ["Utils"] = 0, ["IO"] = 0, ["Config"] = 0, ["Optim"] = 0, ["Schedulers"] = 0, ["Profiling"] = 0, ["Data"] = 0,
         ["Comm"] = 1, ["Monitoring"] = 1, ["Precision"] = 1,
-        ["Topology"] = 2, ["Launcher"] = 2,
+        ["Topology"] = 2,
         ["Training"] = 3, ["TensorParallel"] = 3, ["ActivationCheckpointing"] = 3,
         ["Pipeline"] = 4, ["DataParallel"] = 4, ["Checkpoint"] = 4,
         ["Zero"] = 5, ["Weights"] = 5,
@@ -64,6 +64,7 @@ public partial class LayeringTests
     [Theory]
     [InlineData("DeepSpeedSharp", "DeepSpeedSharp")]
     [InlineData("DeepSpeedSharp.Cli", "DeepSpeedSharp.Cli")]
+    [InlineData("DeepSpeedSharp.Launcher", "DeepSpeedSharp.Launcher")]
     public void EveryFilesNamespaceIsItsFolder(string project, string rootNamespace)
     {
         var root = ConfigTestHelpers.RepoRoot() ?? throw new InvalidOperationException($"no repository root above {AppContext.BaseDirectory}");
@@ -83,5 +84,15 @@ public partial class LayeringTests
         }
         Assert.True(problems.Count == 0, string.Join("\n", problems));
         Assert.True(files > 10, $"only {files} files found under {src}");
+    }
+
+    /// <summary>The launcher is the dss tool's: the library a trainer references neither holds its types nor references its assembly.</summary>
+    [Fact]
+    public void TheLibraryDoesNotCarryTheLauncher()
+    {
+        var library = typeof(DeepSpeed).Assembly;
+        Assert.DoesNotContain(library.GetTypes(), t => t.Namespace?.StartsWith("DeepSpeedSharp.Launcher", StringComparison.Ordinal) == true);
+        Assert.DoesNotContain(library.GetReferencedAssemblies(), a => a.Name == "DeepSpeedSharp.Launcher");
+        Assert.Equal("DeepSpeedSharp.Launcher", typeof(DeepSpeedSharp.Launcher.LaunchRunner).Assembly.GetName().Name);
     }
 }
