@@ -2,6 +2,8 @@ using DeepSpeedSharp.Checkpoint;
 using DeepSpeedSharp.IO;
 using DeepSpeedSharp.Native;
 
+using DeepSpeedSharp.Tests.Infrastructure;
+
 namespace DeepSpeedSharp.Tests.Checkpoint;
 
 /// <summary>
@@ -127,13 +129,7 @@ public class CheckpointMultiProcessTests
 
     private static (int Code, string Output) Dss(params string[] args)
     {
-        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "dss.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = System.Diagnostics.Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit(60_000);
-        return (p.ExitCode, stdout + err.Result);
+        var run = ChildProcess.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "dss.dll"), .. args], timeout: TimeSpan.FromSeconds(60));
+        return (run.ExitCode, run.Output);
     }
 }

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using DeepSpeedSharp.Launcher;
 using System.Text.Json;
 using DeepSpeedSharp.Tests.Infrastructure;
 
@@ -24,31 +24,16 @@ internal sealed record CheckpointRun(int ExitCode, string Output, Dictionary<int
         var log = Path.Combine(dir, "loss.jsonl");
         var bin = AppContext.BaseDirectory;
         string gpt = $"{Path.Combine(bin, "Gpt.dll")} {GptRun.SmallModel} --dropout {dropout.ToString(System.Globalization.CultureInfo.InvariantCulture)} --steps {steps} --deepspeed_config {config} --loss-log {log} {extraArgs}";
-        string args = ranks == 1 ? gpt : $"{Path.Combine(bin, "dss.dll")} launch --num_gpus {ranks} --master_port {FreePort()} {gpt}";
-        var psi = new ProcessStartInfo("dotnet", args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
-        psi.Environment["OMP_NUM_THREADS"] = "1";
-        foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(120_000)) { p.Kill(true); Assert.Fail($"run on {ranks} rank(s) did not finish in 120 s:\n{stdout}"); }
-        string output = stdout + stderr.Result;
-        if (expectSuccess) Assert.True(p.ExitCode == 0, $"run on {ranks} rank(s), stage {stage} ({extraArgs}) exited with {p.ExitCode}:\n{output}");
+        string args = ranks == 1 ? gpt : $"{Path.Combine(bin, "dss.dll")} launch --num_gpus {ranks} --master_port {RankProcesses.FreePort()} {gpt}";
+        var run = ChildProcess.Dotnet(ShellWords.Split(args), dir, env?.ToDictionary(kv => kv.Key, kv => (string?)kv.Value), TimeSpan.FromSeconds(120));
+        if (run.TimedOut) Assert.Fail($"run on {ranks} rank(s) did not finish in 120 s:\n{run.Stdout}");
+        string output = run.Output;
+        if (expectSuccess) Assert.True(run.ExitCode == 0, $"run on {ranks} rank(s), stage {stage} ({extraArgs}) exited with {run.ExitCode}:\n{output}");
         var losses = File.Exists(log)
             ? File.ReadAllLines(log).Select(l => JsonDocument.Parse(l).RootElement)
                 .ToDictionary(e => e.GetProperty("step").GetInt32(), e => e.GetProperty("loss").GetDouble())
             : new Dictionary<int, double>();
-        return new CheckpointRun(p.ExitCode, output, losses);
-    }
-
-    /// <summary>A port no other job on this (shared) machine is listening on, so concurrent test runs do not meet.</summary>
-    private static int FreePort()
-    {
-        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
+        return new CheckpointRun(run.ExitCode, output, losses);
     }
 
     /// <summary>Largest difference of the losses of steps <paramref name="from"/>..<paramref name="to"/>.</summary>

@@ -10,15 +10,10 @@ public class CheckpointingMemoryTests
 {
     private static Dictionary<string, double> Measure(int every)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(RankProcesses.WorkerDll);
-        foreach (var a in new[] { "checkpointing-memory", $"{every}", "256", "4", "4", "128", "2" }) psi.ArgumentList.Add(a);
-        psi.Environment["OMP_NUM_THREADS"] = "1";
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(120_000), "checkpointing-memory did not finish in 120 s");
-        Assert.True(p.ExitCode == 0, $"exit {p.ExitCode}\n{stdout}\n{stderr.Result}");
+        var run = ChildProcess.Dotnet([RankProcesses.WorkerDll, "checkpointing-memory", $"{every}", "256", "4", "4", "128", "2"], timeout: TimeSpan.FromSeconds(120));
+        Assert.False(run.TimedOut, "checkpointing-memory did not finish in 120 s");
+        string stdout = run.Stdout;
+        Assert.True(run.ExitCode == 0, $"exit {run.ExitCode}\n{stdout}\n{run.Stderr}");
         var line = stdout.Split('\n').Single(l => l.StartsWith("every=", StringComparison.Ordinal));
         return line.Split(' ').Select(kv => kv.Split('=')).ToDictionary(kv => kv[0], kv => double.Parse(kv[1], CultureInfo.InvariantCulture));
     }

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using DeepSpeedSharp.Cli.Commands;
 
+using DeepSpeedSharp.Tests.Infrastructure;
+
 namespace DeepSpeedSharp.Tests.Config;
 
 [Trait("Tier", "Full")]
@@ -111,15 +113,9 @@ public sealed class ConfigCliTests : IDisposable
         var dss = Path.Combine(AppContext.BaseDirectory, "dss.dll");
         (int, string) Dss(params string[] args)
         {
-            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            psi.ArgumentList.Add(dss);
-            psi.ArgumentList.Add("validate-config");
-            foreach (var a in args) psi.ArgumentList.Add(a);
-            using var p = Process.Start(psi)!;
-            var stdout = p.StandardOutput.ReadToEnd();
-            p.StandardError.ReadToEnd();
-            Assert.True(p.WaitForExit(60_000), "dss did not exit");
-            return (p.ExitCode, stdout);
+            var run = ChildProcess.Run("dotnet", [dss, "validate-config", .. args], timeout: TimeSpan.FromSeconds(60));
+            Assert.False(run.TimedOut, "dss did not exit");
+            return (run.ExitCode, run.Stdout);
         }
         var (okCode, okOut) = Dss(good, "--world-size", "3");
         Assert.Equal(0, okCode);

@@ -58,19 +58,11 @@ public static class RankProcesses
         int port = FreePort();
         string token = Convert.ToHexString(RandomNumberGenerator.GetBytes(16)).ToLowerInvariant();
         var shared = (args ?? []).ToList();
-        var procs = new Process[worldSize];
-        var outs = new StringBuilder[worldSize];
-        var errs = new StringBuilder[worldSize];
-        var killed = new bool[worldSize];
+        var children = new List<ChildProcess>();
         try
         {
             for (int r = 0; r < worldSize; r++)
             {
-                var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-                psi.ArgumentList.Add(WorkerDll);
-                psi.ArgumentList.Add(scenario);
-                foreach (var a in shared) psi.ArgumentList.Add(a);
-                foreach (var a in options.ArgsForRank?.Invoke(r) ?? []) psi.ArgumentList.Add(a);
                 var env = new Dictionary<string, string?>
                 {
                     ["RANK"] = $"{r}", ["WORLD_SIZE"] = $"{worldSize}",
@@ -83,51 +75,22 @@ public static class RankProcesses
                 };
                 foreach (var (k, v) in options.Env ?? new Dictionary<string, string?>()) env[k] = v;
                 foreach (var (k, v) in options.EnvForRank?.Invoke(r) ?? new Dictionary<string, string?>()) env[k] = v;
-                foreach (var (k, v) in env)
-                {
-                    if (v == null) psi.Environment.Remove(k);
-                    else psi.Environment[k] = v;
-                }
-                var p = new Process { StartInfo = psi };
-                var o = outs[r] = new StringBuilder();
-                var e = errs[r] = new StringBuilder();
-                p.OutputDataReceived += (_, d) => { if (d.Data != null) lock (o) o.AppendLine(d.Data); };
-                p.ErrorDataReceived += (_, d) => { if (d.Data != null) lock (e) e.AppendLine(d.Data); };
-                p.Start();
-                p.BeginOutputReadLine();
-                p.BeginErrorReadLine();
-                procs[r] = p;
+                children.Add(new ChildProcess("dotnet", [WorkerDll, scenario, .. shared, .. options.ArgsForRank?.Invoke(r) ?? []], env: env));
             }
             var deadline = DateTime.UtcNow + options.Timeout;
-            for (int r = 0; r < worldSize; r++)
+            bool timedOut = false;
+            foreach (var child in children)
             {
                 var left = deadline - DateTime.UtcNow;
-                if (left < TimeSpan.Zero || !procs[r].WaitForExit(left))
-                {
-                    for (int k = 0; k < worldSize; k++)
-                        if (!procs[k].HasExited) { killed[k] = true; procs[k].Kill(entireProcessTree: true); }
-                    break;
-                }
+                if (left < TimeSpan.Zero || !child.WaitForExit(left)) { timedOut = true; break; }
             }
-            var results = new RankResult[worldSize];
-            for (int r = 0; r < worldSize; r++)
-            {
-                procs[r].WaitForExit();
-                string so, se;
-                lock (outs[r]) so = outs[r].ToString();
-                lock (errs[r]) se = errs[r].ToString();
-                results[r] = new RankResult(r, procs[r].ExitCode, so, se, killed[r]);
-            }
-            return results;
+            var killed = children.Select(c => timedOut && !c.HasExited).ToArray();
+            if (timedOut) foreach (var c in children) c.Kill();
+            return children.Select((c, r) => { var o = c.Outcome(); return new RankResult(r, o.ExitCode, o.Stdout, o.Stderr, killed[r]); }).ToArray();
         }
         finally
         {
-            foreach (var p in procs)
-            {
-                if (p == null) continue;
-                try { if (!p.HasExited) p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-                p.Dispose();
-            }
+            foreach (var c in children) c.Dispose();
         }
     }
 
@@ -142,45 +105,28 @@ public static class RankProcesses
     public static IReadOnlyList<RankResult> RunMpi(string scenario, int worldSize, IEnumerable<string>? args = null, RankOptions? options = null)
     {
         options ??= new RankOptions();
-        var psi = new ProcessStartInfo(MpirunPath ?? throw new InvalidOperationException("mpirun is not installed (apt-get install openmpi-bin)."))
-        { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "--oversubscribe", "--mca", "mpi_yield_when_idle", "1", "--tag-output", "-np", $"{worldSize}", "dotnet", WorkerDll, scenario })
-            psi.ArgumentList.Add(a);
-        foreach (var a in args ?? []) psi.ArgumentList.Add(a);
+        var mpirun = MpirunPath ?? throw new InvalidOperationException("mpirun is not installed (apt-get install openmpi-bin).");
         var env = new Dictionary<string, string?>
         {
             ["OMPI_ALLOW_RUN_AS_ROOT"] = "1", ["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1", ["TERM"] = "dumb", ["OMP_NUM_THREADS"] = "1",
             ["RANK"] = null, ["WORLD_SIZE"] = null, ["LOCAL_RANK"] = null, ["LOCAL_SIZE"] = null, ["LOCAL_WORLD_SIZE"] = null,
         };
         foreach (var (k, v) in options.Env ?? new Dictionary<string, string?>()) env[k] = v;
-        foreach (var (k, v) in env)
-        {
-            if (v == null) psi.Environment.Remove(k);
-            else psi.Environment[k] = v;
-        }
-        var lines = new List<string>();
-        using var p = new Process { StartInfo = psi };
-        p.OutputDataReceived += (_, d) => { if (d.Data != null) lock (lines) lines.Add(d.Data); };
-        p.ErrorDataReceived += (_, d) => { if (d.Data != null) lock (lines) lines.Add(d.Data); };
-        p.Start();
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        bool killed = !p.WaitForExit(options.Timeout);
-        if (killed) p.Kill(entireProcessTree: true);
-        p.WaitForExit();
+        var run = ChildProcess.Run(mpirun,
+            ["--oversubscribe", "--mca", "mpi_yield_when_idle", "1", "--tag-output", "-np", $"{worldSize}", "dotnet", WorkerDll, scenario, .. args ?? []],
+            env: env, timeout: options.Timeout);
         var outs = Enumerable.Range(0, worldSize).Select(_ => new StringBuilder()).ToArray();
         var errs = Enumerable.Range(0, worldSize).Select(_ => new StringBuilder()).ToArray();
         var untagged = new StringBuilder();
-        lock (lines)
-            foreach (var line in lines)
-            {
-                // "[job,rank]<stdout>:text" or "[job,rank]<stderr>:text"
-                int comma = line.IndexOf(','), close = line.IndexOf(']'), colon = line.IndexOf(">:", StringComparison.Ordinal);
-                if (line.StartsWith('[') && comma > 0 && close > comma && colon > close && int.TryParse(line[(comma + 1)..close], out int r) && r < worldSize)
-                    (line.AsSpan(close + 1).StartsWith("<stdout>") ? outs[r] : errs[r]).AppendLine(line[(colon + 2)..]);
-                else untagged.AppendLine(line);
-            }
-        return Enumerable.Range(0, worldSize).Select(r => new RankResult(r, p.ExitCode, outs[r].ToString(), errs[r].ToString() + untagged, killed)).ToArray();
+        foreach (var line in (run.Stdout + run.Stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')))
+        {
+            // "[job,rank]<stdout>:text" or "[job,rank]<stderr>:text"
+            int comma = line.IndexOf(','), close = line.IndexOf(']'), colon = line.IndexOf(">:", StringComparison.Ordinal);
+            if (line.StartsWith('[') && comma > 0 && close > comma && colon > close && int.TryParse(line[(comma + 1)..close], out int r) && r < worldSize)
+                (line.AsSpan(close + 1).StartsWith("<stdout>") ? outs[r] : errs[r]).AppendLine(line[(colon + 2)..]);
+            else untagged.AppendLine(line);
+        }
+        return Enumerable.Range(0, worldSize).Select(r => new RankResult(r, run.ExitCode, outs[r].ToString(), errs[r].ToString() + untagged, run.TimedOut)).ToArray();
     }
 
     /// <summary>Asserts every rank exited with 0, showing all output otherwise.</summary>

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using DeepSpeedSharp.Launcher;
 
 namespace DeepSpeedSharp.Tests.Infrastructure;
 
@@ -22,17 +22,8 @@ internal static class SampleProcess
 
     private static (int ExitCode, string Stdout, string Stderr) Start(string args, string workingDirectory, IReadOnlyDictionary<string, string?>? env, string what)
     {
-        var psi = new ProcessStartInfo("dotnet", args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
-        psi.Environment["OMP_NUM_THREADS"] = "1";
-        foreach (var (k, v) in env ?? new Dictionary<string, string?>())
-        {
-            if (v is null) psi.Environment.Remove(k);
-            else psi.Environment[k] = v;
-        }
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(300_000)) { p.Kill(true); Assert.Fail($"{what} did not finish in 300 s:\n{stdout}"); }
-        return (p.ExitCode, stdout, stderr.Result);
+        var run = ChildProcess.Dotnet(ShellWords.Split(args), workingDirectory, env, TimeSpan.FromSeconds(300));
+        if (run.TimedOut) Assert.Fail($"{what} did not finish in 300 s:\n{run.Stdout}");
+        return (run.ExitCode, run.Stdout, run.Stderr);
     }
 }

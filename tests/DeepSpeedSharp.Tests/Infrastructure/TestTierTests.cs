@@ -10,7 +10,7 @@ namespace DeepSpeedSharp.Tests.Infrastructure;
 /// </summary>
 public partial class TestTierTests
 {
-    [GeneratedRegex(@"RankProcesses\.(Run|RunMpi)|SampleProcess\.|CheckpointRun\.|GptRun\.|LlamaRun\.|DssProcess\.|CommandRunner|Process\.Start|ProcessStartInfo|\[MpiFact|\[PdshFact|\[MpiTheory")]
+    [GeneratedRegex(@"RankProcesses\.(Run|RunMpi)|SampleProcess\.|CheckpointRun\.|GptRun\.|LlamaRun\.|DssProcess\.|CommandRunner|CrashingSaveRun\.|ChildProcess|Process\.Start|ProcessStartInfo|\[MpiFact|\[PdshFact|\[MpiTheory")]
     private static partial Regex StartsProcesses();
 
     [GeneratedRegex(@"\[(Fact|Theory|MpiFact|PdshFact|MpiTheory)\b")]
@@ -42,5 +42,21 @@ public partial class TestTierTests
         }
         Assert.True(missing.Count == 0, "test classes that start processes need [Trait(\"Tier\", \"Full\")]: " + string.Join("; ", missing));
         Assert.True(full >= 30, $"only {full} classes are in the full tier; the scan is not finding them");
+    }
+
+    /// <summary>One helper starts processes for every test (<see cref="ChildProcess"/>): no other test file builds a
+    /// ProcessStartInfo or calls Process.Start.</summary>
+    [Fact]
+    public void OnlyChildProcessStartsProcesses()
+    {
+        var root = ConfigTestHelpers.RepoRoot() ?? throw new InvalidOperationException($"no repository root above {AppContext.BaseDirectory}");
+        var testDir = Path.Combine(root, "tests", "DeepSpeedSharp.Tests");
+        var starters = Directory.EnumerateFiles(testDir, "*.cs", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(testDir, f).Replace(Path.DirectorySeparatorChar, '/'))
+            .Where(f => !f.StartsWith("bin/", StringComparison.Ordinal) && !f.StartsWith("obj/", StringComparison.Ordinal))
+            .Where(f => File.ReadAllText(Path.Combine(testDir, f)) is var t && (t.Contains("new " + "ProcessStartInfo", StringComparison.Ordinal) ||
+                                                                               t.Contains("Process." + "Start(", StringComparison.Ordinal)))
+            .Order().ToList();
+        Assert.Equal(["Infrastructure/ChildProcess.cs"], starters);
     }
 }

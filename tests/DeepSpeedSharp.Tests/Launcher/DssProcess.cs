@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using System.Text;
+using DeepSpeedSharp.Tests.Infrastructure;
 using DeepSpeedSharp.Launcher;
 
 namespace DeepSpeedSharp.Tests.Launcher;
@@ -11,36 +11,24 @@ internal sealed class DssProcess : IDisposable
     public static string Worker => Path.Combine(Bin, "DeepSpeedSharp.TestWorker.dll");
     public static string Dss => Path.Combine(Bin, "dss.dll");
 
-    private readonly Process _p;
-    private readonly StringBuilder _out = new(), _err = new();
+    private readonly ChildProcess _p;
 
     public DssProcess(string workingDirectory, params string[] args) : this(workingDirectory, new Dictionary<string, string>(), args) { }
 
     /// <summary>Starts dss with <paramref name="environment"/> added to the test's environment (the ranks inherit it).</summary>
-    public DssProcess(string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
-        foreach (var (k, v) in environment) psi.Environment[k] = v;
-        psi.ArgumentList.Add(Dss);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        _p = new Process { StartInfo = psi };
-        _p.OutputDataReceived += (_, e) => { if (e.Data != null) lock (_out) _out.AppendLine(e.Data); };
-        _p.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (_err) _err.AppendLine(e.Data); };
-        _p.Start();
-        _p.BeginOutputReadLine();
-        _p.BeginErrorReadLine();
-    }
+    public DssProcess(string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] args) =>
+        _p = new ChildProcess("dotnet", [Dss, .. args], workingDirectory, environment.ToDictionary(kv => kv.Key, kv => (string?)kv.Value));
 
-    public int Pid => _p.Id;
+    public int Pid => _p.Pid;
 
-    public string Output { get { lock (_out) return _out.ToString(); } }
-    public string Error { get { lock (_err) return _err.ToString(); } }
+    public string Output => _p.Stdout;
+
+    public string Error => _p.Stderr;
 
     /// <summary>Waits for exit; returns the exit code, failing the test with the output on timeout.</summary>
     public int WaitForExit(TimeSpan timeout)
     {
         if (!_p.WaitForExit(timeout)) Assert.Fail($"dss did not exit within {timeout.TotalSeconds} s.\nstdout:\n{Output}\nstderr:\n{Error}");
-        _p.WaitForExit();
         return _p.ExitCode;
     }
 
@@ -58,15 +46,7 @@ internal sealed class DssProcess : IDisposable
             f => int.Parse(Path.GetFileName(f)[4..^4]), f => int.Parse(File.ReadAllText(f)));
     }
 
-    public void Dispose()
-    {
-        if (!_p.HasExited)
-        {
-            foreach (var pid in ProcessTree.WithDescendants(_p.Id)) ProcessTree.Signal(pid, ProcessTree.SigKill);
-            _p.WaitForExit(5000);
-        }
-        _p.Dispose();
-    }
+    public void Dispose() => _p.Dispose();
 }
 
 /// <summary>A fact that is skipped when <c>pdsh</c> is not installed (.ci/run installs it).</summary>

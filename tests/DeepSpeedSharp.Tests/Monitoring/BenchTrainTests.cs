@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using DeepSpeedSharp.Cli.Commands;
 
+using DeepSpeedSharp.Tests.Infrastructure;
+
 namespace DeepSpeedSharp.Tests.Monitoring;
 
 [Trait("Tier", "Full")]
@@ -66,15 +68,12 @@ public class BenchTrainTests
     {
         var dir = Directory.CreateTempSubdirectory("dss-bench").FullName;
         var bin = AppContext.BaseDirectory;
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
-        foreach (var a in new[] { Path.Combine(bin, "dss.dll"), "bench", "train", "--ranks", "2", "--steps", "5", "--warmup", "2", "--compare", "--rounds", "1",
-                     "--model", Infrastructure.GptRun.SmallModel, "--gpt", Path.Combine(bin, "Gpt.dll"), SampleConfig(dir, 0), SampleConfig(dir, 2) })
-            psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        string output = p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(180_000), "dss bench train did not finish in 180 s");
-        Assert.True(p.ExitCode == 0, $"exit {p.ExitCode}:\n{output}\n{await err}");
+        var run = ChildProcess.Run("dotnet", [Path.Combine(bin, "dss.dll"), "bench", "train", "--ranks", "2", "--steps", "5", "--warmup", "2", "--compare", "--rounds", "1",
+                     "--model", Infrastructure.GptRun.SmallModel, "--gpt", Path.Combine(bin, "Gpt.dll"), SampleConfig(dir, 0), SampleConfig(dir, 2)], dir,
+            timeout: TimeSpan.FromSeconds(180));
+        Assert.False(run.TimedOut, "dss bench train did not finish in 180 s");
+        string output = run.Stdout;
+        Assert.True(run.ExitCode == 0, $"exit {run.ExitCode}:\n{output}\n{run.Stderr}");
         var lines = output.Split('\n');
         var header = Array.FindIndex(lines, l => l.StartsWith("config ", StringComparison.Ordinal));
         Assert.True(header >= 0, output);

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Text;
 
+using DeepSpeedSharp.Tests.Infrastructure;
+
 namespace DeepSpeedSharp.Tests.Packaging;
 
 /// <summary>
@@ -38,29 +40,13 @@ internal sealed class CommandRunner
     /// <summary>Runs a command and returns its exit code and combined output.</summary>
     public (int ExitCode, string Output) RunAllowingFailure(string workingDirectory, string file, params string[] args)
     {
-        var psi = new ProcessStartInfo(file) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase)).ToList())
-            psi.Environment.Remove(key);
-        foreach (var (k, v) in _env)
-            if (v == null) psi.Environment.Remove(k);
-            else psi.Environment[k] = v;
+        var env = new Dictionary<string, string?>(_env);
+        foreach (var key in Environment.GetEnvironmentVariables().Keys.Cast<string>().Where(k => k.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase)))
+            env.TryAdd(key, null);
         var watch = Stopwatch.StartNew();
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}");
-        var output = new StringBuilder();
-        var gate = new object();
-        p.OutputDataReceived += (_, e) => { if (e.Data != null) lock (gate) output.AppendLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (gate) output.AppendLine(e.Data); };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(5)))
-        {
-            p.Kill(entireProcessTree: true);
-            p.WaitForExit();
-            throw new Xunit.Sdk.XunitException($"`{file} {string.Join(' ', args)}` did not finish in 5 minutes:\n{output}");
-        }
-        p.WaitForExit();
+        var run = ChildProcess.Run(file, args, workingDirectory, env, TimeSpan.FromMinutes(5));
+        if (run.TimedOut) throw new Xunit.Sdk.XunitException($"`{file} {string.Join(' ', args)}` did not finish in 5 minutes:\n{run.Output}");
         _log($"{watch.Elapsed.TotalSeconds,6:F1} s  {Path.GetFileName(file)} {string.Join(' ', args)}");
-        lock (gate) return (p.ExitCode, output.ToString());
+        return (run.ExitCode, run.Output);
     }
 }

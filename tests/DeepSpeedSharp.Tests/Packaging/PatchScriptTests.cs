@@ -1,5 +1,7 @@
 using System.Diagnostics;
 
+using DeepSpeedSharp.Tests.Infrastructure;
+
 namespace DeepSpeedSharp.Tests.Packaging;
 
 /// <summary>
@@ -17,14 +19,8 @@ public sealed class PatchScriptTests : IDisposable
 
     private (int Code, string Output) Patch()
     {
-        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Script);
-        psi.ArgumentList.Add(_dir.FullName);
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        var output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, output + err.Result);
+        var run = ChildProcess.Run("bash", [Script, _dir.FullName]);
+        return (run.ExitCode, run.Output);
     }
 
     private string Native(string name = "libLibTorchSharp.so")

@@ -78,8 +78,8 @@ public class ShmLeakTests(ITestOutputHelper output) : IDisposable
     /// <summary>The pid of a process that has exited.</summary>
     private static int DeadPid()
     {
-        using var p = Process.Start(new ProcessStartInfo("true") { UseShellExecute = false })!;
-        p.WaitForExit();
-        return p.Id;
+        using var p = new ChildProcess("true", []);
+        p.WaitForExit(TimeSpan.FromSeconds(30));
+        return p.Pid;
     }
 }

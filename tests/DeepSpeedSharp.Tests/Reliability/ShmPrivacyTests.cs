@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using DeepSpeedSharp.Comm.Shm;
 
+using DeepSpeedSharp.Tests.Infrastructure;
+
 namespace DeepSpeedSharp.Tests.Reliability;
 
 /// <summary>
@@ -74,12 +76,6 @@ public class ShmPrivacyTests : IDisposable
 
     private static int Run(string program, params string[] args)
     {
-        var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        p.StandardOutput.ReadToEnd();
-        p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return p.ExitCode;
+        return ChildProcess.Run(program, args).ExitCode;
     }
 }
