@@ -89,7 +89,7 @@ public sealed class ConfigCliTests : IDisposable
         var f = Write("auto.json", """{"train_batch_size": "auto", "train_micro_batch_size_per_gpu": "auto", "zero_optimization": {"stage": 3}}""");
         var (code, stdout, _) = Run(f);
         Assert.Equal(0, code);
-        Assert.Contains("batch sizes \"auto\" (must be passed by the program); ZeRO stage 3", stdout);
+        Assert.Contains("batch sizes \"auto\" (must be passed by the program); data parallel 1 = 1 rank; ZeRO stage 3", stdout);
     }
 
     [Theory]
