@@ -111,13 +111,27 @@ public static partial class DeepSpeed
             throw new ArgumentException($"pipeline stage {pipeline.StageId} (layers {pipeline.LocalStart}..{pipeline.LocalStop - 1}) has no trainable parameters: " +
                                         "choose a partition that gives every stage some (e.g. partitionMethod \"parameters\") or fewer stages");
         var factory = OptimizerChoice.Resolve(cfg, optimizer, optimizerFactory);
-        var strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, optimizer, factory, group, precision, prePartitioned, ModelParallelGradients.From(layout));
-        if (strategy is Training.ICheckpointableStrategy checkpointable) checkpointable.Precision = precision;
-        var sched = SchedulerChoice.Resolve(cfg, strategy?.Optimizer, lrScheduler, lrSchedulerFactory);
-
-        var engine = pipeline != null
-            ? new PipelineEngine(pipeline, strategy, sched, cfg, batch, precision, layout)
-            : new DeepSpeedEngine(model, strategy, sched, cfg, batch, precision, layout);
+        layout.CreateGroups();
+        Training.ITrainingStrategy? strategy = null;
+        LrScheduler? sched;
+        DeepSpeedEngine engine;
+        try
+        {
+            strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, optimizer, factory, group, precision, prePartitioned,
+                ModelParallelGradients.From(layout), layout.HpzGroup);
+            if (strategy is Training.ICheckpointableStrategy checkpointable) checkpointable.Precision = precision;
+            sched = SchedulerChoice.Resolve(cfg, strategy?.Optimizer, lrScheduler, lrSchedulerFactory);
+            engine = pipeline != null
+                ? new PipelineEngine(pipeline, strategy, sched, cfg, batch, precision, layout)
+                : new DeepSpeedEngine(model, strategy, sched, cfg, batch, precision, layout);
+        }
+        catch
+        {
+            // No engine owns them yet: the groups the layout and the strategy created go with this failure.
+            strategy?.Dispose();
+            layout.Dispose();
+            throw;
+        }
         engine.AttachMonitoring();
         if (trainingData != null) engine.TrainingDataLoader = engine.DeepSpeedIO(trainingData);
         if (seed is { } s0) torch.manual_seed(s0 + group.GlobalRank);

@@ -363,6 +363,7 @@ public partial class DeepSpeedEngine : IDisposable
     public virtual void Dispose()
     {
         strategy?.Dispose();
+        Layout.Dispose();
         ActivationCheckpointer.Release(ActivationCheckpointing);
     }
 }

@@ -13,7 +13,8 @@ public sealed partial class ParallelLayout
     /// <item>ZeRO stages 0, 1 and 2 combine with a pipeline (stage 2 beyond DeepSpeed, which refuses it); stage 3 does
     /// not, as in DeepSpeed: each stage's parameters would be gathered for every micro-batch's forward and backward,
     /// interleaved by the schedule;</item>
-    /// <item>hpZ's <c>zero_hpz_partition_size</c> divides the data-parallel size;</item>
+    /// <item>hpZ's <c>zero_hpz_partition_size</c> divides the data-parallel size, and each block of that many
+    /// consecutive data-parallel ranks runs on one host (hpZ keeps a model copy per host);</item>
     /// <item>running ahead (<c>pipeline.run_ahead_micro_batches</c>) does not combine with virtual stages.</item>
     /// </list>
     /// The batch rules (train = micro × accumulation × data parallel; the interleaved schedule's micro-batches a multiple
@@ -49,6 +50,14 @@ public sealed partial class ParallelLayout
         int hpz = HpzPartitionSize;
         if (hpz > 1 && dp > 1 && (hpz > dp || dp % hpz != 0))
             errors.Add($"zero_optimization.zero_hpz_partition_size = {hpz} must divide the data-parallel size {dp} (set it to the number of ranks per host)");
+        else if (HpzOn && allDataParallelGroups != null && hosts != null)
+        {
+            var spanning = HpzBlocks().FirstOrDefault(b => b.Select(r => hosts[r]).Distinct().Count() > 1);
+            if (spanning != null)
+                errors.Add($"zero_optimization.zero_hpz_partition_size = {hpz} puts ranks [{string.Join(",", spanning)}] in one secondary group, " +
+                           $"but they run on hosts {string.Join(", ", spanning.Select(r => hosts[r]).Distinct())}; hpZ keeps a model copy per host: " +
+                           "set it to the number of ranks per host or a divisor of it");
+        }
         int runAhead = Config.Pipeline.RunAheadMicroBatches;
         if (runAhead > 0 && VirtualStages > 1)
             errors.Add($"pipeline.run_ahead_micro_batches {runAhead} does not combine with {VirtualStages} virtual stages: a stage's later chunks wait for the " +

@@ -13,7 +13,7 @@ namespace DeepSpeedSharp.Topology;
 /// layout asks it. <c>dss validate-config</c> builds the same object without processes (<see cref="Plan"/>, the sizes
 /// given by flags) and checks it with the same rules (<see cref="Validate"/>, <see cref="ResolveBatchSizes"/>).
 /// </summary>
-public sealed partial class ParallelLayout
+public sealed partial class ParallelLayout : IDisposable
 {
     private ParallelLayout(DeepSpeedConfig config, int world, int pipeline, int tensor, int data, int virtualStages, bool pipelineEngine,
         bool sequenceParallel, string pipelineSource)
@@ -110,6 +110,40 @@ public sealed partial class ParallelLayout
     /// committed over it. Null in a plan.</summary>
     public ProcessGroup? JobGroup { get; private init; }
 
+    /// <summary>ZeRO++ hpZ's secondary group: this rank's block of <see cref="HpzPartitionSize"/> consecutive data-parallel
+    /// ranks, all on one host, holding a model copy between them (created by <see cref="CreateGroups"/>; owned by the
+    /// layout). Null without hpZ.</summary>
+    public ProcessGroup? HpzGroup { get; private set; }
+
+    /// <summary>Every data-parallel group of the job and the host of every rank, learnt at <see cref="Create"/> when hpZ
+    /// needs them (null otherwise, and in a plan).</summary>
+    private IReadOnlyList<int[]>? allDataParallelGroups;
+    private IReadOnlyList<string>? hosts;
+
+    /// <summary>True when hpZ partitions the data-parallel group (ZeRO-3, partition size &gt; 1, more than one data-parallel rank).</summary>
+    private bool HpzOn => ZeroStage == 3 && HpzPartitionSize > 1 && DataParallelSize > 1;
+
+    /// <summary>hpZ's blocks: consecutive runs of <see cref="HpzPartitionSize"/> ranks of every data-parallel group (DeepSpeed's layout).</summary>
+    private IReadOnlyList<IReadOnlyList<int>> HpzBlocks() =>
+        allDataParallelGroups!.SelectMany(g => g.Chunk(HpzPartitionSize)).Select(b => (IReadOnlyList<int>)b).ToList();
+
+    /// <summary>
+    /// Creates the groups the layout owns — hpZ's secondary group — once <see cref="Validate"/> has passed. Collective:
+    /// every rank of the world calls it, in the same order.
+    /// </summary>
+    public void CreateGroups()
+    {
+        if (IsPlan) throw new InvalidOperationException("a planned layout has no processes to create groups on");
+        if (HpzOn && HpzGroup == null) HpzGroup = Dist.NewGroups(HpzBlocks());
+    }
+
+    /// <summary>Disposes the groups the layout created (not the mpu's).</summary>
+    public void Dispose()
+    {
+        HpzGroup?.Dispose();
+        HpzGroup = null;
+    }
+
     /// <summary>
     /// The layout of a running job: from <paramref name="mpu"/> (its sizes, ranks and groups) or, without one, every rank of
     /// <paramref name="dataParallelGroup"/> (default: the world) a data-parallel replica. Not yet checked: call
@@ -134,6 +168,9 @@ public sealed partial class ParallelLayout
         var tensor = TensorParallelContext.From(mpu);
         int pipeline = mpu?.GetPipelineModelParallelWorldSize() ?? 1;
         var modelGroup = mpu?.GetModelParallelGroup();
+        // hpZ's rule (each block on one host) and its group need every data-parallel group and every rank's host: one
+        // all-gather over the world, on every rank alike (the config is the same everywhere).
+        bool hpz = config.ZeroOptimization.Stage == 3 && config.ZeroOptimization.ZeroHpzPartitionSize > 1 && data.Size > 1;
         // Without an mpu the job is the data-parallel group (a caller may run several independent groups in one world).
         return new ParallelLayout(config, mpu == null ? data.Size : world.Size, pipeline, tensor.Size, data.Size, pipelineModuleStages?.VirtualStages ?? 1,
             pipelineModuleStages != null, sequenceParallel, pipelineModuleStages != null ? "the PipelineModule's stages" : mpu != null ? "the mpu's pipeline size" : "the pipeline size (the model is not a PipelineModule)")
@@ -147,6 +184,8 @@ public sealed partial class ParallelLayout
             PipelineGroup = pipeline > 1 ? mpu?.GetPipelineModelParallelGroup() : null,
             Tensor = tensor,
             JobGroup = mpu == null ? data : world,
+            allDataParallelGroups = hpz ? DataParallelMembership.All(data) : null,
+            hosts = hpz ? Dist.Hosts : null,
         };
     }
 

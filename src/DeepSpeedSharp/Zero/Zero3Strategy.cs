@@ -48,7 +48,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     public Zero3Strategy(nn.Module model, IReadOnlyList<(string Name, Parameter Param)> trainable,
         Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config,
         IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, Device? masterDevice = null, bool? recomputeAll = null, ModelParallelGradients? modelParallel = null,
-        ScalarType masterDType = ScalarType.Float32)
+        ScalarType masterDType = ScalarType.Float32, ProcessGroup? hpzGroup = null)
     {
         this.group = group;
         this.modelParallel = modelParallel ?? ModelParallelGradients.DataParallelOnly;
@@ -61,7 +61,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         ZeroInit.PrePartitioned? Pre(string name) => prePartitioned.TryGetValue(name, out var value) ? value : null;
         ParameterSync.Broadcast(trainable.Where(t => Pre(t.Name) is null).Select(t => t.Param).ToList(), group, group.GetGlobalRank(0));
 
-        zeroPlusPlus = ZeroPlusPlusGroups.Create(zero, group);
+        zeroPlusPlus = ZeroPlusPlusGroups.Create(zero, group, hpzGroup);
         var unpartitionable = UnitDiscovery.UnhookableOwners(model, trainable);
         foreach (var name in unpartitionable)
             Log.Warn($"ZeRO-3: '{name}' owns parameters but is not an nn.Module<Tensor, Tensor>, so its parameters stay whole on every rank");

@@ -27,11 +27,13 @@ public sealed class ZeroPlusPlusScenario : IScenario
         var config = DeepSpeedConfig.FromJson($$"""{ "zero_optimization": {{args[0]}} }""");
         var zero = config.ZeroOptimization;
         ZeroPlusPlusGroups groups;
+        using var layout = ParallelLayout.Create(config, world);
         try
         {
-            // As Initialize: the layout's rules (hpZ dividing the data-parallel size) first, then the groups (hosts).
-            ParallelLayout.Create(config, world).Validate();
-            groups = ZeroPlusPlusGroups.Create(zero, world);
+            // As Initialize: the layout's rules (hpZ dividing the data-parallel size, its blocks on one host), its groups, then ZeRO++'s.
+            layout.Validate();
+            layout.CreateGroups();
+            groups = ZeroPlusPlusGroups.Create(zero, world, layout.HpzGroup);
         }
         catch (DeepSpeedConfigException e)
         {

@@ -1,5 +1,6 @@
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
+using DeepSpeedSharp.Topology;
 using DeepSpeedSharp.Utils;
 using static TorchSharp.torch;
 
@@ -9,11 +10,11 @@ namespace DeepSpeedSharp.Zero.ZeroPlusPlus;
 /// The groups ZeRO++ runs its collectives on, derived from the data-parallel group and the host of every rank (the
 /// launcher's host id: the hostfile's names, DSS_HOST_ID, or the machine name):
 /// <list type="bullet">
-/// <item>hpZ: consecutive blocks of <c>zero_hpz_partition_size</c> data-parallel ranks (DeepSpeed's layout), each of
-/// which must lie on one host;</item>
+/// <item>hpZ: consecutive blocks of <c>zero_hpz_partition_size</c> data-parallel ranks (DeepSpeed's layout), each on one
+/// host: the job's <c>ParallelLayout</c> checks and creates this secondary group, and owns it;</item>
 /// <item>qgZ: the data-parallel ranks of each host (intra) and, for each position on a host, one rank per host (inter).</item>
 /// </list>
-/// Building them is collective over the world: every rank learns every data-parallel group, so that all ranks create
+/// Building qgZ's is collective over the world: every rank learns every data-parallel group, so that all ranks create
 /// the same groups in the same order.
 /// </summary>
 internal sealed class ZeroPlusPlusGroups : IDisposable
@@ -43,8 +44,9 @@ internal sealed class ZeroPlusPlusGroups : IDisposable
     /// <summary>No ZeRO++.</summary>
     public static ZeroPlusPlusGroups None { get; } = new(null, null, false, new());
 
-    /// <summary>Builds what <paramref name="zero"/> asks for over the data-parallel group <paramref name="dp"/>.</summary>
-    public static ZeroPlusPlusGroups Create(ZeroConfig zero, ProcessGroup dp)
+    /// <summary>Builds what <paramref name="zero"/> asks for over the data-parallel group <paramref name="dp"/>, with hpZ's
+    /// secondary group <paramref name="hpzGroup"/> from the layout (<c>ParallelLayout.HpzGroup</c>).</summary>
+    public static ZeroPlusPlusGroups Create(ZeroConfig zero, ProcessGroup dp, ProcessGroup? hpzGroup)
     {
         int hpz = zero.ZeroHpzPartitionSize;
         bool qgz = zero.ZeroQuantizedGradients, qwz = zero.ZeroQuantizedWeights;
@@ -54,48 +56,18 @@ internal sealed class ZeroPlusPlusGroups : IDisposable
             Log.Info("ZeRO++: the data-parallel group has one rank, so there is nothing to partition hierarchically or to send quantized");
             return None;
         }
-        // That hpz divides the data-parallel size is the layout's rule (Topology.ParallelLayout.Validate), checked at Initialize.
-        var groups = AllDataParallelGroups(dp);
-        var hosts = Dist.Hosts;
+        if (hpz > 1 && hpzGroup is not { Size: > 1 })
+            throw new InvalidOperationException($"ZeRO++ hpZ (zero_hpz_partition_size = {hpz}) needs the layout's secondary group (ParallelLayout.HpzGroup)");
+        var secondary = hpz > 1 ? hpzGroup : null;
         var owned = new List<ProcessGroup>();
-        ProcessGroup? secondary = null;
-        if (hpz > 1)
-        {
-            var blocks = groups.SelectMany(g => g.Chunk(hpz)).Select(b => (IReadOnlyList<int>)b).ToList();
-            foreach (var b in blocks)
-                if (b.Select(r => hosts[r]).Distinct().Count() > 1)
-                    throw new DeepSpeedConfigException($"zero_optimization.zero_hpz_partition_size = {hpz} puts ranks [{string.Join(",", b)}] in one secondary group, " +
-                                                       $"but they run on hosts {string.Join(", ", b.Select(r => hosts[r]).Distinct())}; hpZ keeps a model copy per host: set it to the number of ranks per host or a divisor of it");
-            secondary = Dist.NewGroups(blocks);
-            owned.Add(secondary);
-        }
         QuantizedGradientReduceScatter? gradients = null;
-        if (qgz) gradients = HierarchicalGradients(groups, hosts, dp, owned);
+        if (qgz) gradients = HierarchicalGradients(DataParallelMembership.All(dp), Dist.Hosts, dp, owned);
         var parts = new List<string>();
         if (secondary is not null) parts.Add($"hpZ secondary groups of {hpz} ranks on one host");
         if (qwz) parts.Add("int8 weight all-gather (qwZ)");
         if (gradients is not null) parts.Add("int8 hierarchical gradient reduce-scatter (qgZ)");
         Log.Info("ZeRO++: " + string.Join("; ", parts));
         return new ZeroPlusPlusGroups(secondary, gradients, qwz, owned);
-    }
-
-    /// <summary>Every data-parallel group of the world (as global ranks in group order), in order of their lowest rank.</summary>
-    private static List<int[]> AllDataParallelGroups(ProcessGroup dp)
-    {
-        var world = Dist.World;
-        using var size = tensor(new long[] { dp.Size, -dp.Size });
-        world.AllReduce(size, ReduceOp.Max);
-        if (size[0].item<long>() != -size[1].item<long>())
-            throw new InvalidOperationException("ZeRO++: the data-parallel groups of the ranks have different sizes");
-        using var mine = tensor(dp.GlobalRanks.Select(r => (long)r).ToArray());
-        using var all = empty(dp.Size * world.Size, ScalarType.Int64);
-        world.AllGather(all, mine);
-        var flat = all.data<long>().ToArray();
-        return Enumerable.Range(0, world.Size)
-            .Select(r => flat.Skip(r * dp.Size).Take(dp.Size).Select(x => (int)x).ToArray())
-            .DistinctBy(g => string.Join(",", g))
-            .OrderBy(g => g.Min())
-            .ToList();
     }
 
     private static QuantizedGradientReduceScatter HierarchicalGradients(List<int[]> groups, IReadOnlyList<string> hosts, ProcessGroup dp, List<ProcessGroup> owned)
