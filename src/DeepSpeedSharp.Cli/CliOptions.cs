@@ -53,7 +53,9 @@ public static class CliOptions
         {
             if (!r.Implicit && r.Tokens.Count == 0) r.AddError($"{name} needs {requirement}");
         });
-        if (showDefault) option.DefaultValueFactory = _ => defaultValue;
+        // The default applies whether or not help shows it (a list's default would print as its type name).
+        option.DefaultValueFactory = _ => defaultValue;
+        if (!showDefault) option.HelpName = valueName;
         return option;
     }
 

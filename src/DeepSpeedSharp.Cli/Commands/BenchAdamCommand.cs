@@ -32,10 +32,10 @@ public sealed class BenchAdamCommand : CliCommand
     /// <inheritdoc/>
     public override Command CreateCommand()
     {
-        var sizes = CliOptions.List("--params", "SIZES", "comma-separated parameter counts to time (default 10M,100M)",
+        var sizes = CliOptions.List("--params", "SIZES", "comma-separated parameter counts to time, with K, M or G",
             (string s, out long v) => (v = ParseSize(s) ?? 0) > 0, $"a comma-separated list of sizes from 1 to {int.MaxValue / 4} such as 10M,100M or 250K",
             [10_000_000, 100_000_000]);
-        var threads = CliOptions.List("--threads", "COUNTS", "comma-separated thread counts to time each size with (default 1,2)",
+        var threads = CliOptions.List("--threads", "COUNTS", "comma-separated thread counts to time each size with",
             (string s, out int t) => int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out t) && t >= 1 && t <= 1024,
             "a comma-separated list of positive integers such as 1,2", [1, 2]);
         var steps = CliOptions.Int("--steps", "timed steps per measurement (the median is reported)", 10);

@@ -27,7 +27,7 @@ public sealed class BenchCommCommand : CliCommand
     {
         var backend = CliOptions.Text("--backend", "NAME", "communication backend: shm, tcp, mpi or hierarchical (default: Dist.Initialize's choice)");
         var op = CliOptions.Choice("--op", "the collective to time", "all_reduce", Ops);
-        var sizes = CliOptions.List("--sizes", "SIZES", "comma-separated message sizes in bytes, with K, M or G (powers of 2; default 1M,16M,64M)",
+        var sizes = CliOptions.List("--sizes", "SIZES", "comma-separated message sizes in bytes, with K, M or G (powers of 2)",
             (string s, out long v) => (v = ParseSize(s)) > 0, "a comma-separated list of sizes such as 1M,16M,64M", [1 << 20, 16 << 20, 64 << 20]);
         var iters = CliOptions.Int("--iters", "timed iterations per size", 10);
         var warmup = CliOptions.Int("--warmup", "untimed iterations per size", 3, min: 0);

@@ -25,7 +25,9 @@ public static class CheckpointExport
     {
         if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"checkpoint directory '{directory}' does not exist");
         tag ??= CheckpointNames.ReadLatest(directory)
-                ?? throw new FileNotFoundException($"'{directory}' has no '{CheckpointNames.LatestFile}' file; pass --tag (tags: {string.Join(", ", CheckpointInspector.Tags(directory))})");
+                ?? throw new FileNotFoundException(CheckpointInspector.Tags(directory) is { Count: > 0 } tags
+                    ? $"'{directory}' has no '{CheckpointNames.LatestFile}' file; pass --tag (tags: {string.Join(", ", tags)})"
+                    : $"'{directory}' holds no checkpoint: no complete tag and no '{CheckpointNames.LatestFile}' file; pass the directory SaveCheckpoint wrote to");
         CheckpointNames.CheckTag(tag);
         var dir = Path.Combine(directory, tag);
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"checkpoint tag '{tag}' does not exist in '{directory}'");

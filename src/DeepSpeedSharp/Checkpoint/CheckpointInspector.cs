@@ -27,6 +27,13 @@ public static class CheckpointInspector
         try { latest = CheckpointNames.ReadLatest(directory); }
         catch (InvalidDataException e) { sb.AppendLine($"latest: ERROR {e.Message}"); ok = false; }
         var tags = Tags(directory);
+        if (tags.Count == 0 && latest == null && tag == null)
+        {
+            var unfinished = Directory.GetDirectories(directory, ".tmp-*").Select(Path.GetFileName).ToList();
+            throw new InvalidDataException($"'{directory}' holds no checkpoint: no complete tag and no 'latest' file" +
+                                           (unfinished.Count > 0 ? $" (only incomplete saves: {string.Join(", ", unfinished)})" : "") +
+                                           "; pass the directory SaveCheckpoint wrote to");
+        }
         sb.AppendLine($"checkpoint directory {directory}");
         sb.AppendLine($"latest: {latest ?? "(none)"}");
         sb.AppendLine($"tags: {(tags.Count == 0 ? "(none)" : string.Join(", ", tags))}");
