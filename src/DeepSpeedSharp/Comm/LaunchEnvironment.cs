@@ -72,8 +72,8 @@ public sealed record LaunchEnvironment
         var t = env("DEEPSPEED_TIMEOUT");
         if (!string.IsNullOrWhiteSpace(t))
         {
-            if (!double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out var minutes) || minutes <= 0)
-                throw new ArgumentException($"DEEPSPEED_TIMEOUT='{t}' must be a positive number of minutes.");
+            if (!double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out var minutes) || !(minutes > 0) || minutes > 30 * 24 * 60)
+                throw new ArgumentException($"DEEPSPEED_TIMEOUT='{Shorten(t)}' must be a positive number of minutes, at most 43200 (30 days).");
             timeout = TimeSpan.FromMinutes(minutes);
         }
         return new LaunchEnvironment
@@ -97,7 +97,10 @@ public sealed record LaunchEnvironment
         var v = env(name);
         if (string.IsNullOrWhiteSpace(v)) return null;
         if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) || !(s > 0) || s > 1e6)
-            throw new ArgumentException($"{name}='{v}' must be a positive number of seconds (at most 1000000).");
+            throw new ArgumentException($"{name}='{Shorten(v)}' must be a positive number of seconds (at most 1000000).");
         return TimeSpan.FromSeconds(s);
     }
+
+    /// <summary>A value as a message shows it: at most 64 characters, with the full length when cut.</summary>
+    private static string Shorten(string v) => v.Length <= 64 ? v : $"{v[..64]}… ({v.Length} characters)";
 }

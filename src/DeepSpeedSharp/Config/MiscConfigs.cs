@@ -88,6 +88,8 @@ public sealed record CommsLoggerConfig
 /// </summary>
 public sealed record DistributedConfig
 {
+    /// <summary>The longest timeout accepted: 30 days (a longer one overflows TimeSpan arithmetic and means "never").</summary>
+    public const double MaxSeconds = 30 * 24 * 3600;
     /// <summary><c>timeout_seconds</c>: how long an operation waits for ranks that are alive but late (default 600).</summary>
     public double? TimeoutSeconds { get; init; }
     /// <summary><c>heartbeat_timeout_seconds</c>: how long a rank may send no heartbeat before it counts as frozen (default 30).</summary>

@@ -57,8 +57,8 @@ internal static class MiscSchemas
 
     public static readonly SectionSchema<DistributedConfig> Distributed = new SectionSchema<DistributedConfig>(() => new())
         .Add(
-            Fields<DistributedConfig>.Of("timeout_seconds", Kinds.OptionalDouble(min: 0.001), c => c.TimeoutSeconds, (c, v) => c with { TimeoutSeconds = v }),
-            Fields<DistributedConfig>.Of("heartbeat_timeout_seconds", Kinds.OptionalDouble(min: 0.001), c => c.HeartbeatTimeoutSeconds, (c, v) => c with { HeartbeatTimeoutSeconds = v }));
+            Fields<DistributedConfig>.Of("timeout_seconds", Kinds.OptionalDouble(min: 0.001, max: DistributedConfig.MaxSeconds), c => c.TimeoutSeconds, (c, v) => c with { TimeoutSeconds = v }),
+            Fields<DistributedConfig>.Of("heartbeat_timeout_seconds", Kinds.OptionalDouble(min: 0.001, max: DistributedConfig.MaxSeconds), c => c.HeartbeatTimeoutSeconds, (c, v) => c with { HeartbeatTimeoutSeconds = v }));
 
     /// <summary>tensorboard and csv_monitor share one shape.</summary>
     public static readonly SectionSchema<MonitorConfig> Monitor = new SectionSchema<MonitorConfig>(() => new())

@@ -54,9 +54,9 @@ internal static class Kinds
         return new((n, p) => ReadDouble(n, p, r), v => JsonValue.Create(v), r);
     }
 
-    public static ValueKind<double?> OptionalDouble(double min)
+    public static ValueKind<double?> OptionalDouble(double min, double max = double.PositiveInfinity)
     {
-        var r = NumericRange.Real(min, double.PositiveInfinity);
+        var r = NumericRange.Real(min, max);
         return new((n, p) => n is null ? null : ReadDouble(n, p, r), v => v is null ? null : JsonValue.Create(v.Value), r);
     }
 
