@@ -37,12 +37,23 @@ internal static class CheckpointSaver
         var names = CheckpointNames.Of(module, strategy.Layout);
         string? reshardProblem = OptimizerStateAccess.WhyNotReshardable(optimizer, strategy.Segments.Select(s => s.Optimized));
 
-        RankAgreement.Run(jobGroup, $"writing checkpoint '{tag}'", () =>
+        try
         {
-            Directory.CreateDirectory(tmp);
-            WriteRankFile(tmp, group.Rank, place, strategy, optimizer, reshardProblem == null, header, afterRankFile);
-            if (group.Rank == 0) WriteShard(tmp, place.MpRank, module, strategy, names, layerFiles ?? []);
-        });
+            RankAgreement.Run(jobGroup, $"writing checkpoint '{tag}'", () =>
+            {
+                Directory.CreateDirectory(tmp);
+                WriteRankFile(tmp, group.Rank, place, strategy, optimizer, reshardProblem == null, header, afterRankFile);
+                if (group.Rank == 0) WriteShard(tmp, place.MpRank, module, strategy, names, layerFiles ?? []);
+            });
+        }
+        catch
+        {
+            // Every rank knows the write failed (and has finished writing): the partial copy would keep the disk full and
+            // fail every later save, so the job's rank 0 removes it. The previous checkpoint and 'latest' are untouched.
+            if (jobGroup.Rank == 0)
+                try { Directory.Delete(tmp, recursive: true); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            throw;
+        }
 
         RankAgreement.Run(jobGroup, $"committing checkpoint '{tag}'", () =>
         {
@@ -126,7 +137,7 @@ internal static class CheckpointSaver
         foreach (var (name, tensors) in layerFiles)
         {
             using var scope = NewDisposeScope();
-            SafeTensors.Write(Path.Combine(tmp, name), tensors());
+            CheckpointFileWriter.Write(Path.Combine(tmp, name), tensors());
             layers.Add(Describe(tmp, name, -1, mpRank, new(), false, false));
         }
         File.WriteAllText(ShardReportPath(tmp, mpRank), JsonSerializer.Serialize(new ShardReport(shard, described, layers), CheckpointManifest.Json));
@@ -171,7 +182,7 @@ internal static class CheckpointSaver
         string name = CheckpointNames.OptimStatesFile(rank, place.MpRank);
         string path = Path.Combine(tmp, name);
         // The counters go into the file too, so an edited manifest can be told from the state it describes.
-        SafeTensors.Write(path, tensors, ManifestIntegrity.CountersOf(header));
+        CheckpointFileWriter.Write(path, tensors, ManifestIntegrity.CountersOf(header));
         afterRankFile?.Invoke(path);
         var report = new RankReport(Describe(tmp, name, rank, place.MpRank, pieces, true, !reshardable), kinds);
         File.WriteAllText(ReportPath(tmp, rank, place.MpRank), JsonSerializer.Serialize(report, CheckpointManifest.Json));
@@ -187,7 +198,7 @@ internal static class CheckpointSaver
         var extra = CheckpointNames.ModuleStates(module, trainable);
         if (extra.Count == 0) return null;
         string name = CheckpointNames.ModelStatesFile(mpRank);
-        SafeTensors.Write(Path.Combine(tmp, name), extra.Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value)));
+        CheckpointFileWriter.Write(Path.Combine(tmp, name), extra.Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value)));
         return name;
     }
 

@@ -9,7 +9,8 @@ namespace DeepSpeedSharp.TestWorker.Scenarios;
 /// <summary>
 /// `checkpoint-crash`: trains a small MLP with the engine (ZeRO stage S, AdamW, WarmupLR) up to step N, saving a
 /// checkpoint every K steps, and writes one JSON line {step, loss} per step to FILE (rank 0, flushed per line). Args:
-/// <c>--steps N --stage S --save-dir D --save-every K [--resume D] [--crash-at STEP] --out FILE</c>. With
+/// <c>--steps N --stage S --save-dir D --save-every K [--resume D] [--crash-at STEP] [--width W] --out FILE</c> (W: the
+/// hidden width, default 32). A save that fails prints "save failed: MESSAGE" on each rank and exits 3. With
 /// <c>--crash-at</c>, the last rank dies half-way through writing its file of that step's checkpoint (the file cut to
 /// half its length, exit 86): the fault is injected through the engine's <c>AfterRankFileWritten</c> option.
 /// <c>--resume</c> loads the latest checkpoint of D first and prints "resumed from TAG".
@@ -23,11 +24,11 @@ public sealed class CheckpointCrashScenario : IScenario
         var a = new Dictionary<string, string>();
         for (int i = 0; i + 1 < args.Length; i += 2) a[args[i].TrimStart('-')] = args[i + 1];
         int I(string k, int d) => a.TryGetValue(k, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : d;
-        int steps = I("steps", 6), stage = I("stage", 1), saveEvery = I("save-every", 0), crashAt = I("crash-at", -1);
+        int steps = I("steps", 6), stage = I("stage", 1), saveEvery = I("save-every", 0), crashAt = I("crash-at", -1), width = I("width", 32);
         torch.set_num_threads(1);
         var world = Dist.Initialize();
         manual_seed(3);
-        var model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 8));
+        var model = nn.Sequential(nn.Linear(8, width), nn.ReLU(), nn.Linear(width, 8));
         string config = $$"""
             { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "steps_per_print": 1000,
               "optimizer": { "type": "AdamW", "params": { "lr": 0.001, "weight_decay": 0.01 } },
@@ -61,7 +62,15 @@ public sealed class CheckpointCrashScenario : IScenario
                 engine.Step();
             }
             log?.WriteLine(JsonSerializer.Serialize(new { step = engine.GlobalSteps, loss = sum / engine.GradientAccumulationSteps }));
-            if (saveEvery > 0 && engine.GlobalSteps % saveEvery == 0) engine.SaveCheckpoint(a["save-dir"]);
+            if (saveEvery > 0 && engine.GlobalSteps % saveEvery == 0)
+            {
+                try { engine.SaveCheckpoint(a["save-dir"]); }
+                catch (Exception e) when (e is IOException or InvalidOperationException)
+                {
+                    Console.Error.WriteLine($"save failed: {e.Message}");
+                    return 3;
+                }
+            }
         }
         engine.Dispose();
         Dist.Destroy();

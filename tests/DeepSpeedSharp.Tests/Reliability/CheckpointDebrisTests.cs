@@ -39,4 +39,33 @@ public class CheckpointDebrisTests : IDisposable
         Assert.True(ok, report);
         Assert.DoesNotContain("incomplete saves", report);
     }
+
+    /// <summary>
+    /// Issue 33 item 4: a save that fails for lack of space (a 16 MiB tmpfs, as root) removes its partial copy, says which
+    /// file needed how many bytes and how much was free, and leaves the previous checkpoint and 'latest' as they were.
+    /// </summary>
+    [Fact]
+    public void ASaveThatRunsOutOfSpaceRemovesItsPartialCopyAndSaysWhatItNeeded()
+    {
+        if (Environment.UserName != "root" || !File.Exists("/bin/mount")) return; // needs root to mount a tmpfs (CI runs as root)
+        var disk = Directory.CreateDirectory(Path.Combine(_dir.FullName, "disk")).FullName;
+        Assert.Equal(0, ChildProcess.Run("mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", disk]).ExitCode);
+        try
+        {
+            var ckpt = Path.Combine(disk, "ckpt");
+            // 4.2 M parameters: a 1.1 MB checkpoint at width 32 fits, one at width 262144 (17 MB of module states) does not.
+            var small = CrashingSaveRun.Start(Path.Combine(_dir.FullName, "small.jsonl"), 1, $"--save-dir {ckpt} --save-every 1");
+            Assert.True(small.Ranks.All(r => r.ExitCode == 0), small.Output);
+            var full = CrashingSaveRun.Start(Path.Combine(_dir.FullName, "full.jsonl"), 1, $"--save-dir {Path.Combine(disk, "big")} --save-every 1 --width 262144");
+            Assert.All(full.Ranks, r => Assert.Equal(3, r.ExitCode));
+            var message = string.Join("\n", full.Ranks.Select(r => r.Stderr));
+            Assert.Matches(@"could not write checkpoint file '[\w.]+' \([\d.]+ MB of tensors\) in '[^']+': .*; [\d.]+ MB free there", message);
+            Assert.Empty(Directory.GetDirectories(Path.Combine(disk, "big"), ".tmp-*")); // the partial copy is gone
+            Assert.Equal("global_step1", File.ReadAllText(Path.Combine(ckpt, "latest"))); // the other checkpoint is untouched
+        }
+        finally
+        {
+            ChildProcess.Run("umount", [disk]);
+        }
+    }
 }
