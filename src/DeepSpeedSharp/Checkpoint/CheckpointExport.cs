@@ -29,9 +29,8 @@ public static class CheckpointExport
                     ? $"'{directory}' has no '{CheckpointNames.LatestFile}' file; pass --tag (tags: {string.Join(", ", tags)})"
                     : $"'{directory}' holds no checkpoint: no complete tag and no '{CheckpointNames.LatestFile}' file; pass the directory SaveCheckpoint wrote to");
         CheckpointNames.CheckTag(tag);
-        var dir = Path.Combine(directory, tag);
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"checkpoint tag '{tag}' does not exist in '{directory}'");
-        return dir;
+        return InterruptedResave.FindTagDirectory(directory, tag)
+               ?? throw new DirectoryNotFoundException($"checkpoint tag '{tag}' does not exist in '{directory}'");
     }
 
     /// <summary>Writes the consolidated weights (fp32, or converted to <paramref name="dtype"/>) to <paramref name="outputPath"/>.</summary>

@@ -37,13 +37,18 @@ public static class CheckpointInspector
         sb.AppendLine($"checkpoint directory {directory}");
         sb.AppendLine($"latest: {latest ?? "(none)"}");
         sb.AppendLine($"tags: {(tags.Count == 0 ? "(none)" : string.Join(", ", tags))}");
-        var partial = Directory.GetDirectories(directory, ".tmp-*").Select(Path.GetFileName).ToList();
+        string? recovered = latest != null && !tags.Contains(latest) ? InterruptedResave.FindTagDirectory(directory, latest) : null;
+        var partial = Directory.GetDirectories(directory, ".tmp-*").Where(d => d != recovered).Select(Path.GetFileName).ToList();
         if (partial.Count > 0) sb.AppendLine($"incomplete saves (ignored, safe to delete): {string.Join(", ", partial)}");
-        if (latest != null && !tags.Contains(latest)) { sb.AppendLine($"ERROR: latest names '{latest}', which is not a complete tag"); ok = false; }
+        if (recovered != null)
+            sb.AppendLine($"latest names '{latest}', whose directory is missing: a re-save of it was interrupted between its renames; its complete copy " +
+                          $"{Path.GetFileName(recovered)} is what loading uses, and the next save puts it back under '{latest}' (do not delete it)");
+        else if (latest != null && !tags.Contains(latest)) { sb.AppendLine($"ERROR: latest names '{latest}', which is not a complete tag"); ok = false; }
         if (tag != null && !tags.Contains(tag) && !Directory.Exists(Path.Combine(directory, tag)))
             throw new DirectoryNotFoundException($"checkpoint tag '{tag}' does not exist in '{directory}' (tags: {string.Join(", ", tags)})");
         foreach (var t in tag != null ? new[] { tag } : tags)
             ok &= DescribeTag(sb, Path.Combine(directory, t));
+        if (recovered != null && tag == null) ok &= DescribeTag(sb, recovered);
         sb.AppendLine(ok ? "all checksums verified" : "PROBLEMS FOUND");
         return sb.ToString();
     }

@@ -21,13 +21,15 @@ namespace DeepSpeedSharp.Checkpoint;
 /// </summary>
 internal static class CheckpointSaver
 {
-    /// <summary>Saves tag <paramref name="tag"/> under <paramref name="directory"/>. <paramref name="layerFiles"/>: extra weight
+    /// <summary>Saves tag <paramref name="tag"/> under <paramref name="directory"/>. <paramref name="betweenRenames"/> runs on the
+    /// job's rank 0 between renaming an existing tag away and renaming the new copy into place (fault injection by the tests). <paramref name="layerFiles"/>: extra weight
     /// files written by data-parallel rank 0 of each model-parallel rank (a pipeline's per-layer <c>layer_LL-model_states</c>),
     /// listed and checksummed in the manifest. <paramref name="afterRankFile"/> is called with the path of this rank's file
     /// once it is written (the engine's <c>AfterRankFileWritten</c>: fault injection by the tests).</summary>
     public static string Save(string directory, string tag, bool saveLatest, nn.Module module, ICheckpointableStrategy strategy,
         optim.Optimizer optimizer, CheckpointManifest header, CheckpointPlacement place,
-        IReadOnlyList<(string Name, Func<IReadOnlyList<KeyValuePair<string, Tensor>>> Tensors)>? layerFiles = null, Action<string>? afterRankFile = null)
+        IReadOnlyList<(string Name, Func<IReadOnlyList<KeyValuePair<string, Tensor>>> Tensors)>? layerFiles = null, Action<string>? afterRankFile = null,
+        Action? betweenRenames = null)
     {
         var group = strategy.CheckpointGroup;
         var jobGroup = place.Job;
@@ -88,7 +90,8 @@ internal static class CheckpointSaver
             };
             manifest.Write(tmp);
             foreach (var report in Directory.EnumerateFiles(tmp, "*.report.json")) File.Delete(report);
-            Commit(directory, tmp, tag, job, saveLatest);
+            Commit(directory, tmp, tag, job, saveLatest, betweenRenames);
+            InterruptedResave.Restore(directory);
             RemoveDebris(directory);
         });
         return Path.Combine(directory, tag);
@@ -219,7 +222,7 @@ internal static class CheckpointSaver
                ?? throw new InvalidDataException($"report '{path}' is empty");
     }
 
-    private static void Commit(string directory, string tmp, string tag, long job, bool saveLatest)
+    private static void Commit(string directory, string tmp, string tag, long job, bool saveLatest, Action? betweenRenames)
     {
         string target = Path.Combine(directory, tag);
         string? old = null;
@@ -227,6 +230,8 @@ internal static class CheckpointSaver
         {
             old = Path.Combine(directory, $".old-{tag}-{job}");
             Directory.Move(target, old);
+            // A job stopped here has neither TAG nor a stray copy only: InterruptedResave finds the complete one.
+            betweenRenames?.Invoke();
         }
         Directory.Move(tmp, target);
         if (old != null) Directory.Delete(old, recursive: true);

@@ -18,6 +18,10 @@ public partial class DeepSpeedEngine
     /// tests inject a rank dying mid-save (a constructor-time option of the test worker's engine; null in normal use).</summary>
     internal Action<string>? AfterRankFileWritten { get; set; }
 
+    /// <summary>Called on the job's rank 0 between renaming an existing tag away and renaming its new copy into place (the
+    /// tests' kill between the renames; null in normal use).</summary>
+    internal Action? BetweenCommitRenames { get; set; }
+
     /// <summary>
     /// Saves a checkpoint (DeepSpeed's <c>save_checkpoint</c>); call it on every rank. <paramref name="tag"/> defaults
     /// to <c>global_step{GlobalSteps}</c> and is checked to be the same on every rank per
@@ -52,7 +56,7 @@ public partial class DeepSpeedEngine
             Config = JsonNode.Parse(Config.ToJson()),
         };
         Directory.CreateDirectory(saveDir);
-        var path = CheckpointSaver.Save(saveDir, tag, saveLatest, Module, cs, optimizer, header, Placement(), LayerFiles(), AfterRankFileWritten);
+        var path = CheckpointSaver.Save(saveDir, tag, saveLatest, Module, cs, optimizer, header, Placement(), LayerFiles(), AfterRankFileWritten, BetweenCommitRenames);
         Log.Info($"saved checkpoint {path}");
         return true;
     }
@@ -84,7 +88,9 @@ public partial class DeepSpeedEngine
         }
         CheckpointNames.CheckTag(tag);
         ValidateTag(tag);
-        string tagDir = Path.Combine(loadDir, tag);
+        string tagDir = InterruptedResave.FindTagDirectory(loadDir, tag) ?? Path.Combine(loadDir, tag);
+        if (InterruptedResave.IsLeftCopy(tagDir))
+            Log.Warn($"checkpoint tag '{tag}' was being re-saved when the job stopped: loading its complete copy {tagDir} (the next save puts it back under '{tag}')");
         var m = CheckpointLoader.Load(tagDir, Module, cs, optimizer, new LoadOptions(loadModuleStrict, loadOptimizerStates, loadModuleOnly), Placement());
         if (!loadModuleOnly)
         {

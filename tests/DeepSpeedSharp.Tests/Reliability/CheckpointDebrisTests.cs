@@ -23,7 +23,9 @@ public class CheckpointDebrisTests : IDisposable
         var ckpt = Path.Combine(_dir.FullName, "ckpt");
         var crashed = CrashingSaveRun.Start(Path.Combine(_dir.FullName, "crashed.jsonl"), 6, $"--save-dir {ckpt} --save-every 3 --crash-at 6");
         Assert.True(crashed.Ranks[1].ExitCode == 86, crashed.Output);
-        Assert.NotEmpty(Directory.GetDirectories(ckpt, ".tmp-global_step6-*")); // the interrupted save's debris
+        // The surviving rank removed the interrupted save's partial copy; a job killed whole would leave one, as here.
+        Assert.Empty(Directory.GetDirectories(ckpt, ".tmp-global_step6-*"));
+        Directory.CreateDirectory(Path.Combine(ckpt, ".tmp-global_step6-4242"));
         // Debris of other kinds, as a save killed between its renames would leave them.
         File.WriteAllText(Path.Combine(ckpt, ".latest-4242"), "global_step9");
         Directory.CreateDirectory(Path.Combine(ckpt, ".old-global_step3-4242"));
@@ -67,5 +69,39 @@ public class CheckpointDebrisTests : IDisposable
         {
             ChildProcess.Run("umount", [disk]);
         }
+    }
+
+    /// <summary>
+    /// Issue 33 item 2: a job killed between the two renames of re-saving the tag 'latest' names (a fixed tag, "last")
+    /// leaves no 'last' directory; inspect names the complete copy instead of calling it safe to delete, resuming loads it
+    /// and continues exactly as a run that never stopped, and the next save puts it back under its tag.
+    /// </summary>
+    [Fact]
+    public void AKillBetweenTheRenamesOfAReSaveLeavesTheCheckpointLoadable()
+    {
+        var ckpt = Path.Combine(_dir.FullName, "ckpt");
+        var straight = CrashingSaveRun.Start(Path.Combine(_dir.FullName, "straight.jsonl"), 9, "");
+        Assert.True(straight.Ranks.All(r => r.ExitCode == 0), straight.Output);
+        var crashed = CrashingSaveRun.Start(Path.Combine(_dir.FullName, "crashed.jsonl"), 9, $"--save-dir {ckpt} --save-every 3 --tag last --crash-between-renames 6");
+        Assert.True(crashed.Ranks[0].ExitCode == 87, crashed.Output);
+        Assert.False(Directory.Exists(Path.Combine(ckpt, "last")));
+        Assert.Equal("last", File.ReadAllText(Path.Combine(ckpt, "latest")));
+        Assert.Single(Directory.GetDirectories(ckpt, ".old-last-*")); // step 3's copy, renamed away
+        var complete = Assert.Single(Directory.GetDirectories(ckpt, ".tmp-last-*")); // step 6's, complete
+
+        var report = CheckpointInspector.Inspect(ckpt, null, out bool ok);
+        Assert.True(ok, report);
+        Assert.Contains($"its complete copy {Path.GetFileName(complete)} is what loading uses", report);
+        Assert.DoesNotContain("safe to delete", report);
+
+        var resumed = CrashingSaveRun.Start(Path.Combine(_dir.FullName, "resumed.jsonl"), 9, $"--resume {ckpt} --save-dir {ckpt} --save-every 3 --tag last");
+        Assert.True(resumed.Ranks.All(r => r.ExitCode == 0), resumed.Output);
+        Assert.Contains($"resumed from {complete}", resumed.Ranks[0].Stdout);
+        Assert.Equal(new[] { 7, 8, 9 }, resumed.Losses.Keys.Order());
+        foreach (int step in new[] { 7, 8, 9 }) Assert.Equal(straight.Losses[step], resumed.Losses[step]);
+        Assert.True(Directory.Exists(Path.Combine(ckpt, "last")));
+        Assert.Empty(Directory.GetDirectories(ckpt, ".tmp-*"));
+        Assert.Empty(Directory.GetDirectories(ckpt, ".old-*"));
+        Assert.Equal(9, CheckpointManifest.Read(Path.Combine(ckpt, "last")).GlobalSteps);
     }
 }
