@@ -7,6 +7,27 @@ namespace DeepSpeedSharp.Launcher;
 /// </summary>
 public static class CoreBinding
 {
+    /// <summary>The highest core number a list may name.</summary>
+    public const int MaxCore = 65535;
+
+    /// <summary>
+    /// The cores <paramref name="list"/> names on this host (all of them without a list), checked against the host's
+    /// <paramref name="hostCores"/> logical cores before any rank starts: a core the host does not have would make
+    /// taskset fail and OMP_NUM_THREADS absurd.
+    /// </summary>
+    public static IReadOnlyList<int> HostCores(string? list, int hostCores)
+    {
+        if (list == null) return Enumerable.Range(0, hostCores).ToList();
+        var cores = ParseCoreList(list);
+        var absent = cores.Where(c => c >= hostCores).ToList();
+        if (absent.Count > 0)
+            throw new ArgumentException($"--bind_core_list '{list}' names core(s) {Ranges(absent)}, but this host ({Environment.MachineName}) has cores 0-{hostCores - 1}.");
+        return cores;
+    }
+
+    private static string Ranges(IReadOnlyList<int> cores) =>
+        cores.Count == 1 ? $"{cores[0]}" : cores.Count == cores[^1] - cores[0] + 1 ? $"{cores[0]}-{cores[^1]}" : string.Join(",", cores.Take(8)) + (cores.Count > 8 ? ",…" : "");
+
     /// <summary>Parses <c>1,3-5,7</c> into [1, 3, 4, 5, 7].</summary>
     public static IReadOnlyList<int> ParseCoreList(string list)
     {
@@ -14,16 +35,16 @@ public static class CoreBinding
         foreach (var part in list.Split(',', StringSplitOptions.TrimEntries))
         {
             var range = part.Split('-');
-            if (range.Length is 1 or 2 && int.TryParse(range[0], out int lo) && lo >= 0)
+            if (range.Length is 1 or 2 && int.TryParse(range[0], out int lo) && lo >= 0 && lo <= MaxCore)
             {
                 int hi = lo;
-                if (range.Length == 1 || (int.TryParse(range[1], out hi) && hi >= lo))
+                if (range.Length == 1 || (int.TryParse(range[1], out hi) && hi >= lo && hi <= MaxCore))
                 {
                     for (int c = lo; c <= hi; c++) cores.Add(c);
                     continue;
                 }
             }
-            throw new FormatException($"--bind_core_list '{list}': '{part}' is not a core number or a range LOW-HIGH.");
+            throw new FormatException($"--bind_core_list '{list}': '{part}' is not a core number or a range LOW-HIGH (cores 0-{MaxCore}).");
         }
         return cores.Distinct().ToList();
     }

@@ -140,8 +140,8 @@ public sealed class LaunchOptions
                 case "--dry-run" or "--dry_run": Flag(); o.DryRun = true; break;
                 case "--grace_period":
                     var g = Value();
-                    if (!double.TryParse(g, NumberStyles.Float, CultureInfo.InvariantCulture, out var secs) || secs < 0)
-                        throw new ArgumentException($"dss launch: --grace_period needs a non-negative number of seconds, got '{g}'.");
+                    if (!double.TryParse(g, NumberStyles.Float, CultureInfo.InvariantCulture, out var secs) || !(secs >= 0) || secs > 3600)
+                        throw new ArgumentException($"dss launch: --grace_period needs a number of seconds from 0 to 3600, got '{g}'.");
                     o.GracePeriodSeconds = secs;
                     break;
                 case "--node_launcher": Flag(); o.NodeLauncher = true; break;
@@ -165,6 +165,13 @@ public sealed class LaunchOptions
             throw new ArgumentException($"dss launch: --num_gpus {o.NumGpus} is not a number of processes per host; give 1 or more, or -1 (the default: the hostfile's slots).");
         if (o.NumNodes is 0 or < -1)
             throw new ArgumentException($"dss launch: --num_nodes {o.NumNodes} is not a number of hosts; give 1 or more, or -1 (the default: every host of the hostfile).");
+        if (o.BindCoreList != null)
+        {
+            if (!o.BindCoresToRank)
+                throw new ArgumentException($"dss launch: --bind_core_list '{o.BindCoreList}' only takes effect with --bind_cores_to_rank; add it, or drop the list.");
+            try { CoreBinding.ParseCoreList(o.BindCoreList); }
+            catch (FormatException e) { throw new ArgumentException($"dss launch: {e.Message}"); }
+        }
         return o;
     }
 }

@@ -25,6 +25,9 @@ public sealed class NodeLaunchSpec
     public bool BindCoresToRank { get; init; }
     /// <summary>The cores to share out (null: all).</summary>
     public string? BindCoreList { get; init; }
+
+    /// <summary>This host's logical cores (what --bind_core_list is checked against and the default list).</summary>
+    public int HostCores { get; init; } = Environment.ProcessorCount;
     /// <summary>Extra variables for every rank (from the runner and .deepspeed_env).</summary>
     public IReadOnlyDictionary<string, string> Exports { get; init; } = new Dictionary<string, string>();
     /// <summary>Directory the ranks run in.</summary>

@@ -25,7 +25,7 @@ public static class NodeLauncher
         var globalRanks = spec.World.GlobalRanksOf(spec.NodeRank);
         IReadOnlyList<int>? cores = null;
         if (spec.BindCoresToRank)
-            cores = spec.BindCoreList != null ? CoreBinding.ParseCoreList(spec.BindCoreList) : Enumerable.Range(0, Environment.ProcessorCount).ToList();
+            cores = CoreBinding.HostCores(spec.BindCoreList, spec.HostCores);
         var result = new List<RankCommand>();
         for (int local = 0; local < globalRanks.Count; local++)
         {
@@ -44,7 +44,7 @@ public static class NodeLauncher
             {
                 // As torchrun does: without an explicit setting, ranks sharing a host split its cores instead of each
                 // starting one thread per core (which oversubscribes the CPU and is several times slower).
-                env["OMP_NUM_THREADS"] = Math.Max(1, Environment.ProcessorCount / globalRanks.Count).ToString(CultureInfo.InvariantCulture);
+                env["OMP_NUM_THREADS"] = Math.Max(1, spec.HostCores / globalRanks.Count).ToString(CultureInfo.InvariantCulture);
             }
             command.AddRange(spec.ProgramCommand);
             if (!spec.NoLocalRank) command.Add($"--local_rank={local}");

@@ -185,11 +185,13 @@ public sealed class CliHelpTests
             foreach (var spelling in flag.Spellings)
             {
                 string value = flag.Name == "--launcher" ? "mpich" : "1";
-                string[] args = flag.ValueName == null ? [spelling, "train.dll", "--x"] : [spelling, value, "train.dll", "--x"];
+                // A flag that works only with another is given with it (--bind_core_list with --bind_cores_to_rank).
+                string[] with = flag.Name == "--bind_core_list" ? ["--bind_cores_to_rank"] : [];
+                string[] args = flag.ValueName == null ? [.. with, spelling, "train.dll", "--x"] : [.. with, spelling, value, "train.dll", "--x"];
                 var o = LaunchOptions.Parse(args);
                 Assert.Equal(("train.dll", "--x"), (o.Program, o.ProgramArgs.Single()));
                 if (flag.ValueName != null && spelling.StartsWith("--", StringComparison.Ordinal))
-                    Assert.Equal("train.dll", LaunchOptions.Parse([$"{spelling}={value}", "train.dll"]).Program);
+                    Assert.Equal("train.dll", LaunchOptions.Parse([.. with, $"{spelling}={value}", "train.dll"]).Program);
             }
         Assert.Contains("must be the first argument", Assert.Throws<ArgumentException>(() => LaunchOptions.Parse(["--num_gpus", "1", ChildGuard.Flag, "x"])).Message);
     }

@@ -41,7 +41,7 @@ public class CommandLineTests
     {
         World = TwoHosts, NodeRank = 0, MasterAddr = "m", MasterPort = 1234, JobToken = "t",
         ProgramCommand = ["dotnet", "/x/train.dll"], ProgramArgs = ["--deepspeed_config", "ds.json"],
-        NoLocalRank = noLocalRank, BindCoresToRank = bind, BindCoreList = cores,
+        NoLocalRank = noLocalRank, BindCoresToRank = bind, BindCoreList = cores, HostCores = 8,
         Exports = new Dictionary<string, string> { ["FROM_ENV_FILE"] = "1" },
     };
 
