@@ -9,16 +9,42 @@ namespace DeepSpeedSharp.Config;
 public sealed class DeepSpeedConfigException : Exception
 {
     /// <summary>Creates the exception with a user-facing message (one error).</summary>
-    public DeepSpeedConfigException(string message) : base(message) => Errors = [message];
+    public DeepSpeedConfigException(string message) : base(Clip(message)) => Errors = [Clip(message)];
 
     /// <summary>Creates the exception with a user-facing message and the underlying cause.</summary>
-    public DeepSpeedConfigException(string message, Exception inner) : base(message, inner) => Errors = [message];
+    public DeepSpeedConfigException(string message, Exception inner) : base(Clip(message), inner) => Errors = [Clip(message)];
 
     private DeepSpeedConfigException(string message, IReadOnlyList<string> errors, string? file, Exception? inner)
-        : base(message, inner)
+        : base(Clip(message), inner)
     {
-        Errors = errors;
+        Errors = errors.Select(Clip).ToList();
         File = file;
+    }
+
+    /// <summary>The longest unbroken run of characters (a value, a key, a path) a message shows whole.</summary>
+    private const int LongestRun = 256;
+
+    /// <summary>
+    /// A message as it is shown: any run of more than 256 characters without a space (a pasted value, a key) is cut
+    /// to its first 64 with its length, so that a 1 MB string in a config is not echoed by validate-config, by every rank
+    /// and by the launcher.
+    /// </summary>
+    internal static string Clip(string message)
+    {
+        if (message.Length <= LongestRun) return message;
+        var sb = new System.Text.StringBuilder(Math.Min(message.Length, 4096));
+        int i = 0;
+        while (i < message.Length)
+        {
+            int end = i;
+            while (end < message.Length && !char.IsWhiteSpace(message[end])) end++;
+            int run = end - i;
+            if (run > LongestRun) sb.Append(message, i, 64).Append($"… ({run} characters)");
+            else sb.Append(message, i, run);
+            if (end < message.Length) sb.Append(message[end]);
+            i = end + 1;
+        }
+        return sb.ToString();
     }
 
     /// <summary>Every error found, one line each, without the file name (at least one).</summary>

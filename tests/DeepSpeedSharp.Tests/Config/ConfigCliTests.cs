@@ -83,6 +83,17 @@ public sealed class ConfigCliTests : IDisposable
         Assert.DoesNotContain("   at ", stdout); // no stack traces
     }
 
+    /// <summary>Issue 33 item 7: a 1 MB value is not echoed; the message shows its start and its length.</summary>
+    [Fact]
+    public void AHugeValueIsShownCutWithItsLength()
+    {
+        var f = Write("huge.json", "{\"train_batch_size\": 8, \"optimizer\": {\"type\": \"" + new string('x', 1_000_000) + "\"}}");
+        var (code, stdout, _) = Run(f);
+        Assert.Equal(1, code);
+        Assert.Contains($"{f}: error: optimizer.type '{new string('x', 63)}… (1000002 characters) is not an optimizer", stdout);
+        Assert.True(stdout.Length < 600, $"{stdout.Length} characters printed");
+    }
+
     [Fact]
     public void AutoBatchSizesAreReportedAsProgramSupplied()
     {
