@@ -118,7 +118,7 @@ public static partial class DeepSpeed
         try
         {
             strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, optimizer, factory, group, precision, prePartitioned,
-                ModelParallelGradients.From(layout), layout.HpzGroup);
+                ModelParallelGradients.From(layout), layout);
             if (strategy is Training.ICheckpointableStrategy checkpointable) checkpointable.Precision = precision;
             sched = SchedulerChoice.Resolve(cfg, strategy?.Optimizer, lrScheduler, lrSchedulerFactory);
             engine = pipeline != null

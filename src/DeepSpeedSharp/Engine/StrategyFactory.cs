@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Topology;
 using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
@@ -15,7 +16,7 @@ internal static class StrategyFactory
 {
     public static ITrainingStrategy Create(nn.Module model, DeepSpeedConfig config, IReadOnlyList<(string Name, Parameter Param)> parameters,
         optim.Optimizer? instance, Func<IEnumerable<Parameter>, optim.Optimizer> factory, ProcessGroup group, PrecisionPolicy precision,
-        IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, ModelParallelGradients modelParallel, ProcessGroup? hpzGroup = null)
+        IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, ModelParallelGradients modelParallel, ParallelLayout? layout = null)
     {
         int stage = config.ZeroOptimization.Stage;
         if (parameters.Count == 0) throw new ArgumentException("the model has no trainable parameters (every parameter has requires_grad = false)");
@@ -36,7 +37,7 @@ internal static class StrategyFactory
         var masterDevice = Offload.MasterDevice(config);
         ITrainingStrategy strategy = stage == 3
             ? new Zero3Strategy(model, parameters, factory, group, config, prePartitioned, masterDevice, modelParallel: modelParallel,
-                masterDType: precision.MasterDType, hpzGroup: hpzGroup)
+                masterDType: precision.MasterDType, layout: layout)
             : new ZeroStage12Strategy(model, parameters, factory, group, config, precision.Fp32GradAccumulation, masterDevice, modelParallel,
                 precision.MasterDType);
         if (stage > 0) OptimizerChoice.CheckZeroSupported(config, strategy.Optimizer);

@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
 
 namespace DeepSpeedSharp.Topology;
@@ -50,8 +51,9 @@ public sealed partial class ParallelLayout
         int hpz = HpzPartitionSize;
         if (hpz > 1 && dp > 1 && (hpz > dp || dp % hpz != 0))
             errors.Add($"zero_optimization.zero_hpz_partition_size = {hpz} must divide the data-parallel size {dp} (set it to the number of ranks per host)");
-        else if (HpzOn && allDataParallelGroups != null && hosts != null)
+        else if (HpzOn && DataParallelGroups != null)
         {
+            var hosts = Dist.Hosts;
             var spanning = HpzBlocks().FirstOrDefault(b => b.Select(r => hosts[r]).Distinct().Count() > 1);
             if (spanning != null)
                 errors.Add($"zero_optimization.zero_hpz_partition_size = {hpz} puts ranks [{string.Join(",", spanning)}] in one secondary group, " +

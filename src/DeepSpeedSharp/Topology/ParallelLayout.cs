@@ -115,17 +115,16 @@ public sealed partial class ParallelLayout : IDisposable
     /// layout). Null without hpZ.</summary>
     public ProcessGroup? HpzGroup { get; private set; }
 
-    /// <summary>Every data-parallel group of the job and the host of every rank, learnt at <see cref="Create"/> when hpZ
-    /// needs them (null otherwise, and in a plan).</summary>
-    private IReadOnlyList<int[]>? allDataParallelGroups;
-    private IReadOnlyList<string>? hosts;
+    /// <summary>Every data-parallel group of the job (global ranks), learnt at <see cref="Create"/> when ZeRO++ splits the
+    /// data-parallel group by host (hpZ or qgZ); null otherwise, and in a plan.</summary>
+    internal IReadOnlyList<int[]>? DataParallelGroups { get; private set; }
 
     /// <summary>True when hpZ partitions the data-parallel group (ZeRO-3, partition size &gt; 1, more than one data-parallel rank).</summary>
     private bool HpzOn => ZeroStage == 3 && HpzPartitionSize > 1 && DataParallelSize > 1;
 
     /// <summary>hpZ's blocks: consecutive runs of <see cref="HpzPartitionSize"/> ranks of every data-parallel group (DeepSpeed's layout).</summary>
     private IReadOnlyList<IReadOnlyList<int>> HpzBlocks() =>
-        allDataParallelGroups!.SelectMany(g => g.Chunk(HpzPartitionSize)).Select(b => (IReadOnlyList<int>)b).ToList();
+        DataParallelGroups!.SelectMany(g => g.Chunk(HpzPartitionSize)).Select(b => (IReadOnlyList<int>)b).ToList();
 
     /// <summary>
     /// Creates the groups the layout owns — hpZ's secondary group — once <see cref="Validate"/> has passed. Collective:
@@ -168,11 +167,8 @@ public sealed partial class ParallelLayout : IDisposable
         var tensor = TensorParallelContext.From(mpu);
         int pipeline = mpu?.GetPipelineModelParallelWorldSize() ?? 1;
         var modelGroup = mpu?.GetModelParallelGroup();
-        // hpZ's rule (each block on one host) and its group need every data-parallel group and every rank's host: one
-        // all-gather over the world, on every rank alike (the config is the same everywhere).
-        bool hpz = config.ZeroOptimization.Stage == 3 && config.ZeroOptimization.ZeroHpzPartitionSize > 1 && data.Size > 1;
         // Without an mpu the job is the data-parallel group (a caller may run several independent groups in one world).
-        return new ParallelLayout(config, mpu == null ? data.Size : world.Size, pipeline, tensor.Size, data.Size, pipelineModuleStages?.VirtualStages ?? 1,
+        var layout = new ParallelLayout(config, mpu == null ? data.Size : world.Size, pipeline, tensor.Size, data.Size, pipelineModuleStages?.VirtualStages ?? 1,
             pipelineModuleStages != null, sequenceParallel, pipelineModuleStages != null ? "the PipelineModule's stages" : mpu != null ? "the mpu's pipeline size" : "the pipeline size (the model is not a PipelineModule)")
         {
             GlobalRank = world.Rank,
@@ -184,10 +180,15 @@ public sealed partial class ParallelLayout : IDisposable
             PipelineGroup = pipeline > 1 ? mpu?.GetPipelineModelParallelGroup() : null,
             Tensor = tensor,
             JobGroup = mpu == null ? data : world,
-            allDataParallelGroups = hpz ? DataParallelMembership.All(data) : null,
-            hosts = hpz ? Dist.Hosts : null,
         };
+        // hpZ's rule (each block on one host) and the groups ZeRO++ builds by host need every data-parallel group: one
+        // all-gather over the world, on every rank alike (the config is the same everywhere).
+        if (layout.SplitsDataParallelByHost) layout.DataParallelGroups = DataParallelMembership.All(data);
+        return layout;
     }
+
+    /// <summary>True when ZeRO++ splits the data-parallel group by host: hpZ's blocks or qgZ's hierarchical reduce.</summary>
+    private bool SplitsDataParallelByHost => ZeroStage == 3 && DataParallelSize > 1 && (HpzPartitionSize > 1 || Config.ZeroOptimization.ZeroQuantizedGradients);
 
     /// <summary>
     /// A layout on paper, for checking a config before any process starts (<c>dss validate-config</c>):

@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Topology;
 using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Config;
@@ -48,7 +49,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     public Zero3Strategy(nn.Module model, IReadOnlyList<(string Name, Parameter Param)> trainable,
         Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config,
         IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, Device? masterDevice = null, bool? recomputeAll = null, ModelParallelGradients? modelParallel = null,
-        ScalarType masterDType = ScalarType.Float32, ProcessGroup? hpzGroup = null)
+        ScalarType masterDType = ScalarType.Float32, ParallelLayout? layout = null)
     {
         this.group = group;
         this.modelParallel = modelParallel ?? ModelParallelGradients.DataParallelOnly;
@@ -61,7 +62,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         ZeroInit.PrePartitioned? Pre(string name) => prePartitioned.TryGetValue(name, out var value) ? value : null;
         ParameterSync.Broadcast(trainable.Where(t => Pre(t.Name) is null).Select(t => t.Param).ToList(), group, group.GetGlobalRank(0));
 
-        zeroPlusPlus = ZeroPlusPlusGroups.Create(zero, group, hpzGroup);
+        zeroPlusPlus = ZeroPlusPlusGroups.Create(zero, group, layout);
         var unpartitionable = UnitDiscovery.UnhookableOwners(model, trainable);
         foreach (var name in unpartitionable)
             Log.Warn($"ZeRO-3: '{name}' owns parameters but is not an nn.Module<Tensor, Tensor>, so its parameters stay whole on every rank");

@@ -33,7 +33,7 @@ public sealed class ZeroPlusPlusScenario : IScenario
             // As Initialize: the layout's rules (hpZ dividing the data-parallel size, its blocks on one host), its groups, then ZeRO++'s.
             layout.Validate();
             layout.CreateGroups();
-            groups = ZeroPlusPlusGroups.Create(zero, world, layout.HpzGroup);
+            groups = ZeroPlusPlusGroups.Create(zero, world, layout);
         }
         catch (DeepSpeedConfigException e)
         {

@@ -45,8 +45,9 @@ internal sealed class ZeroPlusPlusGroups : IDisposable
     public static ZeroPlusPlusGroups None { get; } = new(null, null, false, new());
 
     /// <summary>Builds what <paramref name="zero"/> asks for over the data-parallel group <paramref name="dp"/>, with hpZ's
-    /// secondary group <paramref name="hpzGroup"/> from the layout (<c>ParallelLayout.HpzGroup</c>).</summary>
-    public static ZeroPlusPlusGroups Create(ZeroConfig zero, ProcessGroup dp, ProcessGroup? hpzGroup)
+    /// secondary group and every data-parallel group from the job's <paramref name="layout"/> (without one, qgZ learns the
+    /// groups itself and hpZ is refused).</summary>
+    public static ZeroPlusPlusGroups Create(ZeroConfig zero, ProcessGroup dp, ParallelLayout? layout)
     {
         int hpz = zero.ZeroHpzPartitionSize;
         bool qgz = zero.ZeroQuantizedGradients, qwz = zero.ZeroQuantizedWeights;
@@ -56,12 +57,13 @@ internal sealed class ZeroPlusPlusGroups : IDisposable
             Log.Info("ZeRO++: the data-parallel group has one rank, so there is nothing to partition hierarchically or to send quantized");
             return None;
         }
+        var hpzGroup = layout?.HpzGroup;
         if (hpz > 1 && hpzGroup is not { Size: > 1 })
             throw new InvalidOperationException($"ZeRO++ hpZ (zero_hpz_partition_size = {hpz}) needs the layout's secondary group (ParallelLayout.HpzGroup)");
         var secondary = hpz > 1 ? hpzGroup : null;
         var owned = new List<ProcessGroup>();
         QuantizedGradientReduceScatter? gradients = null;
-        if (qgz) gradients = HierarchicalGradients(DataParallelMembership.All(dp), Dist.Hosts, dp, owned);
+        if (qgz) gradients = HierarchicalGradients(layout?.DataParallelGroups ?? DataParallelMembership.All(dp), Dist.Hosts, dp, owned);
         var parts = new List<string>();
         if (secondary is not null) parts.Add($"hpZ secondary groups of {hpz} ranks on one host");
         if (qwz) parts.Add("int8 weight all-gather (qwZ)");
@@ -70,7 +72,7 @@ internal sealed class ZeroPlusPlusGroups : IDisposable
         return new ZeroPlusPlusGroups(secondary, gradients, qwz, owned);
     }
 
-    private static QuantizedGradientReduceScatter HierarchicalGradients(List<int[]> groups, IReadOnlyList<string> hosts, ProcessGroup dp, List<ProcessGroup> owned)
+    private static QuantizedGradientReduceScatter HierarchicalGradients(IReadOnlyList<int[]> groups, IReadOnlyList<string> hosts, ProcessGroup dp, List<ProcessGroup> owned)
     {
         // Per data-parallel group: its ranks per host (ascending, as groups order their members), or one "host" holding
         // them all when hosts have different numbers of ranks (then the reduce-scatter is one quantized hop).
