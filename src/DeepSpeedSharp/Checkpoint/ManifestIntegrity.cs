@@ -11,7 +11,8 @@ namespace DeepSpeedSharp.Checkpoint;
 /// <c>optim_states</c> file records the engine counters (<c>global_steps</c>, <c>global_samples</c>, <c>skipped_steps</c>,
 /// <c>micro_steps</c>) in its safetensors metadata, and the manifest's counters must agree with them (the file itself is
 /// covered by its SHA-256 in the manifest); (2) the manifest carries <c>field_sha256</c>, the SHA-256 of every other
-/// top-level field's JSON, and every field must still match. Checkpoints saved before these were added have neither
+/// top-level field's canonical JSON (<see cref="CanonicalJson"/>: a value, not its number text or key order), and every
+/// field must still match. Checkpoints saved before these were added have neither
 /// and load as before. Errors name the manifest, the field and, for the counters, both values.
 /// </summary>
 internal static class ManifestIntegrity
@@ -57,7 +58,7 @@ internal static class ManifestIntegrity
                     if (key == DigestField || problems.Any(p => p.Field == key)) continue;
                     if (!digests.TryGetPropertyValue(key, out var d))
                         problems.Add((key, $"field '{key}' was added after the checkpoint was saved (it has no digest in '{DigestField}')"));
-                    else if (d?.ToString() != Hash(value))
+                    else if (d?.ToString() is not { } saved || (saved != Hash(value) && saved != LegacyHash(value)))
                         problems.Add((key, $"field '{key}' was changed after the checkpoint was saved (its SHA-256 no longer matches '{DigestField}')"));
                 }
                 foreach (var (key, _) in digests)
@@ -89,6 +90,11 @@ internal static class ManifestIntegrity
                 yield return (field, value, rankFile.Name, saved);
     }
 
-    private static string Hash(JsonNode? value) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(value?.ToJsonString() ?? "null")));
+    /// <summary>The SHA-256 of a field's canonical JSON: a reformatted manifest (<c>jq .</c>, Python's <c>json.dump</c>) keeps it.</summary>
+    private static string Hash(JsonNode? value) => Sha256(CanonicalJson.Write(value));
+
+    /// <summary>What builds before the canonical form hashed: the field's text as System.Text.Json wrote it.</summary>
+    private static string LegacyHash(JsonNode? value) => Sha256(value?.ToJsonString() ?? "null");
+
+    private static string Sha256(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
 }

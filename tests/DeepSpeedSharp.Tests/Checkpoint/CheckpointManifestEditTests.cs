@@ -145,6 +145,40 @@ public sealed class CheckpointManifestEditTests
         Assert.Equal(2, b.GlobalSteps);
     }
 
+    /// <summary>
+    /// What <c>jq -S .</c> or Python's <c>json.dump</c> do to a file — keys sorted, fractions in another notation
+    /// (<c>0.01</c> as <c>1.0000000000000000E-002</c>, a learning rate of <c>0</c> as <c>0.0</c>) — is not an edit; a changed value still is.
+    /// </summary>
+    [Fact]
+    public void ADifferentNumberTextOrKeyOrderIsNotAnEditButADifferentValueIs()
+    {
+        var (dir, manifest) = Saved();
+        var original = File.ReadAllText(manifest);
+        int rewritten = 0;
+        JsonNode? Reformat(JsonNode? n) => n switch
+        {
+            JsonObject o => new JsonObject(o.OrderByDescending(p => p.Key, StringComparer.Ordinal)
+                                            .Select(p => KeyValuePair.Create(p.Key, Reformat(p.Value))).ToList()),
+            JsonArray a => new JsonArray(a.Select(Reformat).ToArray()),
+            JsonValue v when v.GetValueKind() == JsonValueKind.Number && v.ToJsonString() is var t && t.Contains('.') && ++rewritten > 0 =>
+                JsonNode.Parse(double.Parse(t, System.Globalization.CultureInfo.InvariantCulture).ToString("E16", System.Globalization.CultureInfo.InvariantCulture)),
+            _ => n?.DeepClone(),
+        };
+        var reformatted = Reformat(JsonNode.Parse(original))!;
+        reformatted["config"]!["scheduler"]!["params"]!["warmup_min_lr"] = JsonNode.Parse("0.0");
+        File.WriteAllText(manifest, reformatted.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        Assert.True(rewritten >= 3, $"only {rewritten} numbers rewritten");
+        Assert.Contains("1.0000000000000000E-002", File.ReadAllText(manifest));
+        var b = Build(2);
+        b.LoadCheckpoint(dir);
+        Assert.Equal(2, b.GlobalSteps);
+        CheckpointInspector.Inspect(dir, null, out bool ok);
+        Assert.True(ok);
+
+        File.WriteAllText(manifest, original.Replace("0.01", "0.0100001", StringComparison.Ordinal));
+        Assert.Contains("field 'config' was changed", LoadFails(dir));
+    }
+
     [Fact]
     public void ACheckpointSavedBeforeTheManifestWasSealedStillLoads()
     {
