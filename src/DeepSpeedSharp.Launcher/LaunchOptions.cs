@@ -165,6 +165,8 @@ public sealed class LaunchOptions
             throw new ArgumentException($"dss launch: --num_gpus {o.NumGpus} is not a number of processes per host; give 1 or more, or -1 (the default: the hostfile's slots).");
         if (o.NumNodes is 0 or < -1)
             throw new ArgumentException($"dss launch: --num_nodes {o.NumNodes} is not a number of hosts; give 1 or more, or -1 (the default: every host of the hostfile).");
+        if (o.MasterAddr.Length > 0 && MasterAddrProblem(o.MasterAddr) is { } problem)
+            throw new ArgumentException($"dss launch: --master_addr '{o.MasterAddr}' {problem}.");
         if (o.BindCoreList != null)
         {
             if (!o.BindCoresToRank)
@@ -173,5 +175,23 @@ public sealed class LaunchOptions
             catch (FormatException e) { throw new ArgumentException($"dss launch: {e.Message}"); }
         }
         return o;
+    }
+
+    /// <summary>
+    /// Why <paramref name="addr"/> cannot be rank 0's address, or null: dotted numbers must form an IPv4 address, and
+    /// a host name must be one (letters, digits, '-' and '.', labels of at most 63 characters). Whether a name resolves
+    /// is left to the hosts that use it.
+    /// </summary>
+    internal static string? MasterAddrProblem(string addr)
+    {
+        if (System.Net.IPAddress.TryParse(addr, out var ip))
+            return addr.All(c => char.IsAsciiDigit(c) || c == '.') && addr.Count(c => c == '.') != 3
+                ? "is not an IPv4 address (four numbers 0-255 separated by dots)" : null;
+        if (addr.All(c => char.IsAsciiDigit(c) || c == '.'))
+            return "is not an IPv4 address (four numbers 0-255 separated by dots)";
+        if (addr.Contains(':')) return "is not an IPv6 address";
+        if (addr.Length > 253 || addr.Split('.').Any(l => l.Length is 0 or > 63 || l.StartsWith('-') || l.EndsWith('-') || !l.All(c => char.IsAsciiLetterOrDigit(c) || c == '-')))
+            return "is neither an IP address nor a host name (letters, digits, '-' and '.')";
+        return null;
     }
 }

@@ -152,10 +152,14 @@ public static class NodeLauncher
                 var frozen = FrozenRankReport.Announced(ranks);
                 if (frozen.Count > 0)
                     lines.AddRange(FrozenRankReport.Lines(Tag, frozen, ranks, statesBeforeStop, spec.NodeRank));
+                var finished = ranks.Where(x => x != r && x.HasExited && !running.Contains(x) && x.ExitCode == 0).Select(x => x.Rank).ToList();
                 if (cause != null)
                 {
-                    lines.Add($"{Tag} rank {r.Rank} (pid {r.Pid}, node {spec.NodeRank}) failed: {cause[(cause.IndexOf(ErrorMarker, StringComparison.Ordinal) + ErrorMarker.Length)..]}");
+                    var said = Comm.UnhandledErrors.WithoutRankPrefix(r.Rank, cause[(cause.IndexOf(ErrorMarker, StringComparison.Ordinal) + ErrorMarker.Length)..]);
+                    lines.Add($"{Tag} rank {r.Rank} (pid {r.Pid}, node {spec.NodeRank}) failed: {said}");
                     lines.Add($"{Tag} ({why}; stopped the {others} other rank(s) still running on this node)");
+                    if (finished.Count > 0)
+                        lines.Add($"{Tag} rank(s) {string.Join(",", finished)} had already finished (exit code 0): if rank {r.Rank} waited for them, the ranks ran different numbers of operations.");
                     if (r.LogPath != null) lines.Add($"{Tag} its log: {r.LogPath}");
                 }
                 else

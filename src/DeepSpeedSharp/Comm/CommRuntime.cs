@@ -85,8 +85,9 @@ internal sealed class CommRuntime : IDisposable
         World = CreateGroup(all, Backend);
     }
 
-    private ProcessGroup WithHosts(ProcessGroup group)
+    private ProcessGroup WithHosts(ProcessGroup group, int groupId)
     {
+        group.GroupId = groupId;
         group.SetHosts(Hosts);
         group.Heartbeats = Heartbeats;
         return group;
@@ -138,7 +139,7 @@ internal sealed class CommRuntime : IDisposable
         {
             if (backend != null && Normalize(backend) is not ("mpi" or "auto"))
                 throw new ArgumentException($"backend '{backend}' cannot be used in a world initialised with mpi: every group of an MPI job uses MPI.");
-            return WithHosts(mpiWorld.Split(ranks)); // collective over the world: non-members take part too
+            return WithHosts(mpiWorld.Split(ranks), gid); // collective over the world: non-members take part too
         }
         if (Array.IndexOf(ranks, Env.Rank) < 0) return new NonMemberProcessGroup(ranks, Env.Rank, Backend, Timeout, Logger);
         if (ranks.Length == 1) return new SingleProcessGroup(Env.Rank, Timeout, Logger);
@@ -149,7 +150,7 @@ internal sealed class CommRuntime : IDisposable
             "shm" => ShmProcessGroup.Create(this, prefix, ranks),
             "hierarchical" => HierarchicalProcessGroup.Create(this, prefix, ranks),
             _ => TcpProcessGroup.Create(this, prefix, ranks),
-        });
+        }, gid);
     }
 
     public void Dispose()

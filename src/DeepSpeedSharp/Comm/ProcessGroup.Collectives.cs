@@ -195,7 +195,7 @@ public abstract partial class ProcessGroup
         {
             var b = pool.Stage(tensor, 0, copyIn: true);
             SendCore(ctx, b, d, tag);
-        });
+        }, peer: dst);
     }
 
     /// <summary>Asynchronous <see cref="Recv"/> (receives run in order on their own worker).</summary>
@@ -209,7 +209,7 @@ public abstract partial class ProcessGroup
             var b = pool.Stage(tensor, 0, copyIn: false);
             RecvCore(ctx, b, s, tag);
             pool.Unstage(tensor, 0);
-        });
+        }, peer: src);
     }
 
     private void CheckOp(Tensor t, ReduceOp op)

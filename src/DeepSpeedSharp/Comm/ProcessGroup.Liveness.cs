@@ -21,9 +21,9 @@ public abstract partial class ProcessGroup
         var what = string.Join("; ", frozen.Select(f =>
             $"rank {f.Rank} sent no heartbeat for {Seconds(f.Silent)}" +
             (f.Rank == 0 && !watch.StoreAnswering ? " (the rendezvous store it hosts does not answer)" : "") +
-            (statuses != null && statuses.TryGetValue(f.Rank, out var s) ? $"; its last heartbeat said: {s.Status}" : "")));
-        throw new DistributedException(ctx.Name, ctx.Seq, frozen.Select(f => f.Rank).ToList(),
-            $"{ctx.Name} (sequence number {ctx.Seq}) on rank {GlobalRank} failed: rank(s) {string.Join(",", frozen.Select(f => f.Rank))} " +
+            (statuses != null && statuses.TryGetValue(f.Rank, out var s) ? $"; its last heartbeat, {Seconds(TimeSpan.FromMilliseconds(s.AgeMs))} ago, said: {s.Status}" : "")));
+        throw new DistributedException(ctx.Name, ctx.ErrorSeq, frozen.Select(f => f.Rank).ToList(),
+            $"{ctx.Label} on rank {GlobalRank} failed: rank(s) {string.Join(",", frozen.Select(f => f.Rank))} " +
             $"froze (stopped, e.g. by SIGSTOP or a debugger, or its host is gone): {what}.")
         { FrozenRanks = frozen.Select(f => f.Rank).ToList() };
     }
@@ -34,7 +34,7 @@ public abstract partial class ProcessGroup
     /// </summary>
     private protected DistributedException TimedOut(in OpContext ctx, IReadOnlyList<int> late)
     {
-        var message = $"{ctx.Name} (sequence number {ctx.Seq}) on rank {GlobalRank} timed out after {Timeout} waiting for rank(s) {string.Join(",", late)}";
+        var message = $"{ctx.Label} on rank {GlobalRank} timed out after {Timeout} waiting for rank(s) {string.Join(",", late)}";
         var statuses = Heartbeats?.Statuses(TimeSpan.FromSeconds(3));
         if (statuses != null)
         {
@@ -44,7 +44,26 @@ public abstract partial class ProcessGroup
             message += $". Where each rank of the group is: {string.Join("; ", lines)}";
         }
         message += ". Ranks that keep beating are slow, not frozen: raise the collective timeout (config distributed.timeout_seconds, or DEEPSPEED_TIMEOUT in minutes) if that is expected.";
-        return new DistributedException(ctx.Name, ctx.Seq, late, message);
+        return new DistributedException(ctx.Name, ctx.ErrorSeq, late, message);
+    }
+
+    /// <summary>
+    /// The failure of an operation whose peers <paramref name="gone"/> (global ranks) ended: each rank's last heartbeat
+    /// says whether it exited (with which code, after which operation) or died without a word (killed, crashed), and a
+    /// peer that finished normally while this rank waits means the ranks ran different numbers of operations.
+    /// </summary>
+    private protected DistributedException PeersGone(in OpContext ctx, IReadOnlyList<int> gone, string unannounced)
+    {
+        var statuses = Heartbeats is { StoreAnswering: true } w ? w.Statuses(TimeSpan.FromSeconds(1)) : null;
+        string Said(int r) => statuses != null && statuses.TryGetValue(r, out var s) && s.Status.StartsWith(PeerWatch.ExitedPrefix, StringComparison.Ordinal) ? s.Status : "";
+        var parts = gone.Select(r => Said(r) is { Length: > 0 } said ? $"rank {r} {said}"
+            : statuses == null ? $"rank {r} is gone (its process ended; how is unknown: the rendezvous store, which rank 0 hosts, does not answer)"
+            : $"rank {r} {unannounced}").ToList();
+        var message = $"{ctx.Label} on rank {GlobalRank} failed: {string.Join("; ", parts)}";
+        if (gone.Any(r => Said(r).StartsWith(PeerWatch.ExitedPrefix + "0 ", StringComparison.Ordinal)))
+            message += ". A rank that finished while another still waits for it means the ranks ran different numbers of operations " +
+                       "(a collective or send/recv called on some ranks only, or loops of different lengths)";
+        return new DistributedException(ctx.Name, ctx.ErrorSeq, gone, message + ".");
     }
 
     private static string Seconds(TimeSpan t) => CommActivity.Seconds(t);

@@ -55,6 +55,9 @@ public abstract partial class ProcessGroup : IDisposable
     /// </summary>
     public TimeSpan Timeout => Heartbeats?.CollectiveTimeout ?? _timeout;
 
+    /// <summary>The group's number within the job: the world is 0, each <c>NewGroup</c> call the next (the same on every rank).</summary>
+    internal int GroupId { get; set; }
+
     /// <summary>True when this process belongs to the group.</summary>
     public bool IsMember => Rank >= 0;
 
@@ -116,7 +119,7 @@ public abstract partial class ProcessGroup : IDisposable
     }
 
     private Work Submit(Lane lane, OpCode code, int dtype, long count, long extra, long messageBytes, long sentBytes,
-        Action<OpContext, StagingPool> body)
+        Action<OpContext, StagingPool> body, int peer = -1)
     {
         if (_disposed) throw new ObjectDisposedException(nameof(ProcessGroup), "the process group was destroyed.");
         if (!IsMember) throw new InvalidOperationException($"global rank {GlobalRank} is not a member of this group (members: {string.Join(",", _globalRanks)}); only members may call its operations.");
@@ -129,15 +132,16 @@ public abstract partial class ProcessGroup : IDisposable
                     $"{name} on rank {GlobalRank}: the group is unusable after an earlier failure: {_broken.Message}", _broken);
             seq = lane == Lane.Collective ? _nextSeq++ : -1;
         }
+        var label = new OpLabel(name, seq, _globalRanks, peer, GroupId);
         var work = new Work(name, seq);
         var executor = ExecutorFor(lane);
         executor.Post(() =>
         {
             var sw = Stopwatch.StartNew();
-            long activity = Heartbeats?.Activity.Begin(name, seq, _globalRanks) ?? -1;
+            long activity = Heartbeats?.Activity.Begin(label) ?? -1;
             try
             {
-                var ctx = new OpContext(name, seq, new OpDescriptor(code, dtype, count, extra, seq), DateTime.UtcNow + Timeout);
+                var ctx = new OpContext(name, seq, new OpDescriptor(code, dtype, count, extra, seq), DateTime.UtcNow + Timeout, label);
                 body(ctx, executor.Staging);
                 Logger.AddBytesSent(name, sentBytes, CrossHostBytes(code, messageBytes, sentBytes));
                 Logger.Record(name, messageBytes, Size, sw.Elapsed, GlobalRank);

@@ -43,8 +43,19 @@ internal static class UnhandledErrors
     public static string Describe(int rank, Exception? error)
     {
         if (error is null) return $"{Marker}rank {rank}: an unhandled error that is not an exception";
-        string message = error.Message.ReplaceLineEndings(" ").Trim();
+        string message = WithoutRankPrefix(rank, error.Message.ReplaceLineEndings(" ").Trim());
         return $"{Marker}rank {rank}: {message} (unhandled {error.GetType().Name})";
+    }
+
+    /// <summary>
+    /// <paramref name="message"/> without a leading "rank R: " naming <paramref name="rank"/> (messages of the
+    /// communication layer start so), so a line that names the rank itself does not say it twice.
+    /// </summary>
+    public static string WithoutRankPrefix(int rank, string message)
+    {
+        string prefix = $"rank {rank}: ";
+        while (message.StartsWith(prefix, StringComparison.Ordinal)) message = message[prefix.Length..];
+        return message;
     }
 
     /// <summary>True for exception types that point at a bug in the program rather than at its input.</summary>

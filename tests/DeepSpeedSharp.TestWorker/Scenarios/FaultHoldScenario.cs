@@ -11,7 +11,7 @@ namespace DeepSpeedSharp.TestWorker.Scenarios;
 /// --group_delay=R:MS: after the world is up, every rank builds one more shm group over all ranks, rank R only after
 /// sleeping MS ms (so rank 0 holds a fresh segment in /dev/shm that the others have not mapped yet).
 /// --timeout=S: the collective timeout in seconds (default 120). --slow=R:MS: rank R computes (sleeps) MS ms before its
-/// fifth all-reduce. --iterations=N: exit 0 after N all-reduces (default: never). --ds_config=FILE: after joining, builds
+/// fifth all-reduce. --iterations=N: exit 0 after N all-reduces (default: never); --more=R:K: rank R runs K more than that. --ds_config=FILE: after joining, builds
 /// an engine for a small model with that DeepSpeed config (whose `distributed` section sets the timeouts) and prints
 /// "timeouts: collective S s, heartbeat H s".
 /// </summary>
@@ -22,7 +22,7 @@ public sealed class FaultHoldScenario : IScenario
     public int Run(string[] args)
     {
         string? pidDir = null, backend = null, dsConfig = null;
-        (int Rank, int Ms)? groupDelay = null, slow = null;
+        (int Rank, int Ms)? groupDelay = null, slow = null, more = null;
         double timeoutSeconds = 120;
         long iterations = long.MaxValue;
         foreach (var a in args)
@@ -39,10 +39,15 @@ public sealed class FaultHoldScenario : IScenario
                 var p = a[7..].Split(':');
                 slow = (int.Parse(p[0], CultureInfo.InvariantCulture), int.Parse(p[1], CultureInfo.InvariantCulture));
             }
+            else if (a.StartsWith("--more=", StringComparison.Ordinal))
+            {
+                var p = a[7..].Split(':');
+                more = (int.Parse(p[0], CultureInfo.InvariantCulture), int.Parse(p[1], CultureInfo.InvariantCulture));
+            }
             else if (a.StartsWith("--timeout=", StringComparison.Ordinal)) timeoutSeconds = double.Parse(a[10..], CultureInfo.InvariantCulture);
             else if (a.StartsWith("--ds_config=", StringComparison.Ordinal)) dsConfig = a[12..];
             else if (a.StartsWith("--iterations=", StringComparison.Ordinal)) iterations = long.Parse(a[13..], CultureInfo.InvariantCulture);
-            else throw new ArgumentException($"fault-hold: unknown argument '{a}'; use --pid_dir=DIR, --backend=B, --group_delay=R:MS, --timeout=S, --slow=R:MS, --iterations=N.");
+            else throw new ArgumentException($"fault-hold: unknown argument '{a}'; use --pid_dir=DIR, --backend=B, --group_delay=R:MS, --timeout=S, --slow=R:MS, --iterations=N, --more=R:K.");
         }
         set_num_threads(1);
         var world = Dist.Initialize(backend, TimeSpan.FromSeconds(timeoutSeconds));
@@ -64,6 +69,7 @@ public sealed class FaultHoldScenario : IScenario
             Dist.NewGroup(Enumerable.Range(0, world.Size).ToArray(), "shm");
         }
         using var t = ones(64);
+        if (more is { } m && m.Rank == world.Rank) iterations += m.Ms;
         for (long i = 0; i < iterations; i++)
         {
             if (i == 4 && slow is { } s && s.Rank == world.Rank) Thread.Sleep(s.Ms);

@@ -184,7 +184,7 @@ public sealed class CliHelpTests
         foreach (var flag in LaunchFlags.All.Where(f => f.Name != ChildGuard.Flag))
             foreach (var spelling in flag.Spellings)
             {
-                string value = flag.Name == "--launcher" ? "mpich" : "1";
+                string value = flag.Name switch { "--launcher" => "mpich", "--master_addr" => "10.0.0.1", _ => "1" };
                 // A flag that works only with another is given with it (--bind_core_list with --bind_cores_to_rank).
                 string[] with = flag.Name == "--bind_core_list" ? ["--bind_cores_to_rank"] : [];
                 string[] args = flag.ValueName == null ? [.. with, spelling, "train.dll", "--x"] : [.. with, spelling, value, "train.dll", "--x"];

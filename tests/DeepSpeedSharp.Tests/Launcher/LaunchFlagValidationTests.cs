@@ -38,4 +38,23 @@ public class LaunchFlagValidationTests
         Assert.Equal([0, 1], CoreBinding.HostCores("0-1", 2));
         Assert.Equal([0, 1], CoreBinding.HostCores(null, 2));
     }
+
+    /// <summary>Issue 33 item 9: an impossible --master_addr is named at parse (it reached the ranks as "Name or service not known").</summary>
+    [Theory]
+    [InlineData("300.1.1.1", "is not an IPv4 address (four numbers 0-255 separated by dots)")]
+    [InlineData("10.0.1", "is not an IPv4 address (four numbers 0-255 separated by dots)")]
+    [InlineData("fe80::zz", "is not an IPv6 address")]
+    [InlineData("node_1", "is neither an IP address nor a host name (letters, digits, '-' and '.')")]
+    [InlineData("a b", "is neither an IP address nor a host name (letters, digits, '-' and '.')")]
+    public void AnImpossibleMasterAddressIsNamed(string addr, string problem) =>
+        Assert.Equal($"dss launch: --master_addr '{addr}' {problem}.", Refused("--master_addr", addr));
+
+    [Theory]
+    [InlineData("10.0.0.1")]
+    [InlineData("198.18.0.2")]
+    [InlineData("::1")]
+    [InlineData("node-1.cluster.local")]
+    [InlineData("localhost")]
+    public void APlausibleMasterAddressIsAccepted(string addr) =>
+        Assert.Equal(addr, LaunchOptions.Parse(["--master_addr", addr, "train.dll"]).MasterAddr);
 }

@@ -10,7 +10,7 @@ namespace DeepSpeedSharp.Tests.Reliability;
 /// <summary>
 /// Issue 18 item 4: a frozen rank (stopped: no heartbeat) is told from a slow one (alive, still computing). A stopped
 /// rank is named as the cause within the heartbeat timeout; a slow one is waited for, and when it outlasts the
-/// collective timeout every rank's place (which collective and sequence number, or computing since when) is reported.
+/// collective timeout every rank's place (which collective and its number, or computing since when) is reported.
 /// Each case prints its measured detection time.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
@@ -61,7 +61,7 @@ public class FrozenRankTests(ITestOutputHelper output) : IDisposable
         Assert.True(code == 1, $"exit {code}\n{dss.Output}\n{err}");
         Assert.InRange(seconds, HeartbeatSeconds - 1, HeartbeatSeconds + 10);
         Assert.Matches(@"\[dss launch\] rank 1 \(pid \d+, node 0\) froze: it sent no heartbeat; its process was stopped \(SIGSTOP", err);
-        Assert.Matches(@"rank 0 \(pid \d+, node 0\) failed: rank 0: all_reduce \(sequence number \d+\) on rank 0 failed: rank\(s\) 1 froze \(stopped, e\.g\. by SIGSTOP or a debugger, or its host is gone\): rank 1 sent no heartbeat for [\d.]+ s; its last heartbeat said: in all_reduce #\d+ over ranks 0,1 for [\d.]+ s|its last heartbeat said: computing: its last operation, all_reduce #\d+", err);
+        Assert.Matches(@"rank 0 \(pid \d+, node 0\) failed: all_reduce #\d+ over ranks 0,1 on rank 0 failed: rank\(s\) 1 froze \(stopped, e\.g\. by SIGSTOP or a debugger, or its host is gone\): rank 1 sent no heartbeat for [\d.]+ s; its last heartbeat, [\d.]+ s ago, said: in all_reduce #\d+ over ranks 0,1 for [\d.]+ s|its last heartbeat, [\d.]+ s ago, said: computing: its last operation, all_reduce #\d+", err);
         Assert.DoesNotContain("timed out", err);
         Assert.DoesNotContain("SIGABRT", err);
         output.WriteLine(err);
@@ -76,7 +76,7 @@ public class FrozenRankTests(ITestOutputHelper output) : IDisposable
         Assert.True(code == 1, $"exit {code}\n{dss.Output}\n{err}");
         Assert.InRange(seconds, HeartbeatSeconds - 1, HeartbeatSeconds + 12);
         Assert.Matches(@"\[dss launch\] rank 0 \(pid \d+, node 0\) froze: it sent no heartbeat; its process was stopped", err);
-        Assert.Matches(@"rank 1 \(pid \d+, node 0\) failed: rank 1: all_reduce \(sequence number \d+\) on rank 1 failed: rank\(s\) 0 froze", err);
+        Assert.Matches(@"rank 1 \(pid \d+, node 0\) failed: all_reduce #\d+ over ranks 0,1 on rank 1 failed: rank\(s\) 0 froze", err);
         Assert.Contains("the rendezvous store it hosts does not answer", err);
         output.WriteLine(err);
     }
@@ -102,7 +102,7 @@ public class FrozenRankTests(ITestOutputHelper output) : IDisposable
         output.WriteLine($"collective timeout 3 s with a rank computing for 60 s: launcher exit after {sw.Elapsed.TotalSeconds:F1} s from start");
         string err = dss.Error;
         Assert.True(code == 1, $"exit {code}\n{dss.Output}\n{err}");
-        Assert.Matches(@"rank 0: all_reduce \(sequence number 4\) on rank 0 timed out after 00:00:03 waiting for rank\(s\) 1\. Where each rank of the group is: " +
+        Assert.Matches(@"rank 0: all_reduce #4 over ranks 0,1 on rank 0 timed out after 00:00:03 waiting for rank\(s\) 1\. Where each rank of the group is: " +
                        @"rank 0: in all_reduce #4 over ranks 0,1 for [\d.]+ s \(as of its heartbeat [\d.]+ s ago\); " +
                        @"rank 1: computing: its last operation, all_reduce #3 over ranks 0,1, ended [\d.]+ s ago \(as of its heartbeat [\d.]+ s ago\)\. " +
                        @"Ranks that keep beating are slow, not frozen: raise the collective timeout \(config distributed\.timeout_seconds", err);

@@ -26,7 +26,7 @@ public class UnhandledErrorTests : IDisposable
         Assert.Equal(1, dss.WaitForExit(TimeSpan.FromSeconds(60)));
         string all = dss.Output + dss.Error;
         Assert.Contains("[rank 1] [dss] error: rank 1: the value 7 for 'x' is not accepted (unhandled ArgumentException)", all);
-        Assert.Matches(@"rank 1 \(pid \d+, node 0\) failed: rank 1: the value 7 for 'x' is not accepted \(unhandled ArgumentException\)", dss.Error);
+        Assert.Matches(@"rank 1 \(pid \d+, node 0\) failed: the value 7 for 'x' is not accepted \(unhandled ArgumentException\)", dss.Error);
         Assert.Contains("exited with code 1;", dss.Error);
         Assert.DoesNotContain("SIGABRT", all);
         Assert.DoesNotContain("   at ", all); // no stack trace

@@ -63,5 +63,12 @@ internal struct OpDescriptor : IEquatable<OpDescriptor>
     };
 }
 
-/// <summary>The operation being executed: its name, sequence number and descriptor.</summary>
-internal readonly record struct OpContext(string Name, long Seq, OpDescriptor Descriptor, DateTime Deadline);
+/// <summary>
+/// The operation being executed: its name, the sequence number the backend's protocol uses (a hierarchical backend's
+/// internal steps have their own), its descriptor, its deadline, and its <see cref="OpLabel"/> (what messages call it).
+/// </summary>
+internal readonly record struct OpContext(string Name, long Seq, OpDescriptor Descriptor, DateTime Deadline, OpLabel Label)
+{
+    /// <summary>The number a <see cref="DistributedException"/> carries: a collective's group sequence number, a point-to-point operation's message number.</summary>
+    public long ErrorSeq => Label.Peer >= 0 ? Seq : Label.Seq;
+}

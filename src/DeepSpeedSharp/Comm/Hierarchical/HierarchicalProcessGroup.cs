@@ -71,11 +71,11 @@ internal sealed unsafe class HierarchicalProcessGroup : ProcessGroup
     private static OpContext Sub(in OpContext ctx, ref long seq, OpCode code, int dtype, long count, long extra)
     {
         long s = seq++;
-        return new OpContext(ctx.Name, s, new OpDescriptor(code, dtype, count, extra, s), ctx.Deadline);
+        return new OpContext(ctx.Name, s, new OpDescriptor(code, dtype, count, extra, s), ctx.Deadline, ctx.Label);
     }
 
     private DistributedException Wrap(in OpContext ctx, string stage, DistributedException e) =>
-        new(ctx.Name, ctx.Seq, e.MissingRanks, $"{ctx.Name} (sequence number {ctx.Seq}) on rank {GlobalRank} failed in its {stage} stage: {e.Message}", e);
+        new(ctx.Name, ctx.ErrorSeq, e.MissingRanks, $"{ctx.Label} on rank {GlobalRank} failed in its {stage} stage: {e.Message}", e);
 
     internal override void AllReduceCore(in OpContext ctx, HostBuffer buf, ReduceOp op)
     {

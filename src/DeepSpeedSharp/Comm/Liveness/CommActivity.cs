@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
+using DeepSpeedSharp.Comm.Core;
 
 namespace DeepSpeedSharp.Comm.Liveness;
 
@@ -18,12 +18,12 @@ internal sealed class CommActivity
     private long _nextId;
 
     // The group's ranks are kept as given and formatted only when a heartbeat describes them (once a second), not per operation.
-    private sealed record Entry(string Name, long Seq, IReadOnlyList<int> Ranks, long Started);
+    private sealed record Entry(OpLabel Label, long Started);
 
     /// <summary>Marks an operation as started; returns the token to pass to <see cref="End"/>.</summary>
-    public long Begin(string name, long seq, IReadOnlyList<int> ranks)
+    public long Begin(OpLabel label)
     {
-        var e = new Entry(name, seq, ranks, Stopwatch.GetTimestamp());
+        var e = new Entry(label, Stopwatch.GetTimestamp());
         lock (_lock)
         {
             long id = _nextId++;
@@ -58,17 +58,14 @@ internal sealed class CommActivity
         }
     }
 
-    private static string Op(Entry e) => e.Seq >= 0 ? $"{e.Name} #{e.Seq} over ranks {RankList(e.Ranks)}" : $"{e.Name} between ranks {RankList(e.Ranks)}";
+    /// <summary>The last operation that finished ("all_reduce #41 over ranks 0,1"), or null before any.</summary>
+    public string? LastOperation()
+    {
+        lock (_lock) return _last?.Label.ToString();
+    }
+
+    private static string Op(Entry e) => e.Label.ToString();
 
     /// <summary>"2.1 s": how the liveness messages write durations.</summary>
     internal static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture) + " s";
-
-    private static string RankList(IReadOnlyList<int> ranks)
-    {
-        bool consecutive = ranks.Count > 2 && ranks.Zip(ranks.Skip(1)).All(p => p.Second == p.First + 1);
-        if (consecutive) return $"{ranks[0]}-{ranks[^1]}";
-        var sb = new StringBuilder();
-        for (int i = 0; i < ranks.Count; i++) sb.Append(i == 0 ? "" : ",").Append(ranks[i]);
-        return sb.ToString();
-    }
 }

@@ -30,8 +30,12 @@ internal sealed class PeerWatch : IDisposable
     private volatile bool _awaitingReply;
     private long _collectiveTicks, _frozenTicks;
 
+    /// <summary>How a rank's last heartbeat starts when its process ended normally or on an error it reported: "exited with code N …".</summary>
+    public const string ExitedPrefix = "exited with code ";
+
     public PeerWatch(TcpStoreClient ownConnection, int rank, TimeSpan collectiveTimeout, TimeSpan frozenAfter)
     {
+        AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
         _client = ownConnection;
         _rank = rank;
         CollectiveTimeout = collectiveTimeout;
@@ -143,11 +147,29 @@ internal sealed class PeerWatch : IDisposable
         }
     }
 
+    /// <summary>
+    /// The last beat, sent as the process exits (not when it is killed): "exited with code 0 after its last operation,
+    /// all_reduce #41 over ranks 0,1", so a rank still waiting for it can tell a finished peer — the ranks ran different
+    /// numbers of operations — from one that died.
+    /// </summary>
+    private void OnProcessExit(object? sender, EventArgs e)
+    {
+        if (_stopped || !StoreAnswering) return;
+        _stopped = true;
+        var last = Activity.LastOperation();
+        string status = $"{ExitedPrefix}{Environment.ExitCode}" + (last == null ? " before any communication" : $" after its last operation, {last}");
+        // Bounded: a store that stopped answering (its host frozen) must not hold the exit.
+        var beat = Task.Run(() => _client.Beat(_rank, status));
+        try { beat.Wait(TimeSpan.FromSeconds(1)); }
+        catch (AggregateException) { } // the store may be gone already: the peers then learn only that the process ended
+    }
+
     private static TimeSpan Positive(TimeSpan t, string what) =>
         t > TimeSpan.Zero ? t : throw new ArgumentOutOfRangeException(nameof(t), $"the {what} must be positive; got {t}.");
 
     public void Dispose()
     {
+        AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
         _stopped = true;
         _wake.Set();
         _client.Dispose();

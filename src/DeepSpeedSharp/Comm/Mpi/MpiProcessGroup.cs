@@ -26,6 +26,7 @@ internal sealed unsafe partial class MpiProcessGroup : ProcessGroup
     private long _opStart;
     private string _opName = "";
     private long _opSeq;
+    private string _opLabel = "";
 
     private MpiProcessGroup(MpiLibrary mpi, nint parent, int[] ranks, int globalRank, TimeSpan timeout, CommsLogger logger, long maxCount)
         : base(ranks, globalRank, "mpi", timeout, logger)
@@ -90,7 +91,7 @@ internal sealed unsafe partial class MpiProcessGroup : ProcessGroup
         long start = Volatile.Read(ref _opStart);
         if (start == 0 || Stopwatch.GetElapsedTime(start) < Timeout) return;
         var e = new DistributedException(_opName, _opSeq, [],
-            $"{_opName} (sequence number {_opSeq}) on rank {GlobalRank} timed out after {Timeout} in {_mpi.Name}; MPI calls cannot be cancelled, so the job is aborted (MPI_Abort).");
+            $"{_opLabel} on rank {GlobalRank} timed out after {Timeout} in {_mpi.Name}; MPI calls cannot be cancelled, so the job is aborted (MPI_Abort).");
         Console.Error.WriteLine($"DistributedException: {e.Message}");
         _mpi.Abort(_mpi.CommWorld, 1);
     }
@@ -99,7 +100,8 @@ internal sealed unsafe partial class MpiProcessGroup : ProcessGroup
     private void Begin(in OpContext ctx)
     {
         _opName = ctx.Name;
-        _opSeq = ctx.Seq;
+        _opSeq = ctx.ErrorSeq;
+        _opLabel = ctx.Label.ToString();
         Volatile.Write(ref _opStart, Stopwatch.GetTimestamp());
         var mine = ctx.Descriptor;
         try
@@ -107,8 +109,8 @@ internal sealed unsafe partial class MpiProcessGroup : ProcessGroup
                 _mpi.Check(_mpi.Allgather(&mine, OpDescriptor.SizeInBytes, _mpi.Byte, _descs, OpDescriptor.SizeInBytes, _mpi.Byte, _coll), "MPI_Allgather");
                 for (int r = 0; r < _n; r++)
                     if (!_descs[r].Equals(mine))
-                        throw new DistributedException(ctx.Name, ctx.Seq, [],
-                        $"collective mismatch at sequence number {ctx.Seq}: rank {GlobalRank} called {mine.Describe()} but rank {GetGlobalRank(r)} called {_descs[r].Describe()}.");
+                        throw new DistributedException(ctx.Name, ctx.ErrorSeq, [],
+                        $"collective mismatch at sequence number {ctx.Label.Seq}: rank {GlobalRank} called {mine.Describe()} but rank {GetGlobalRank(r)} called {_descs[r].Describe()}.");
         }
         catch
         {

@@ -110,8 +110,8 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
         {
             var other = *DescSlot(r, ctx.Seq);
             if (!other.Equals(ctx.Descriptor))
-                throw new DistributedException(ctx.Name, ctx.Seq, [],
-                    $"collective mismatch at sequence number {ctx.Seq}: rank {GlobalRank} called {ctx.Descriptor.Describe()} but rank {GetGlobalRank(r)} called {other.Describe()}.");
+                throw new DistributedException(ctx.Name, ctx.ErrorSeq, [],
+                    $"collective mismatch at sequence number {ctx.Label.Seq}: rank {GlobalRank} called {ctx.Descriptor.Describe()} but rank {GetGlobalRank(r)} called {other.Describe()}.");
         }
     }
 
@@ -154,9 +154,7 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
             else if (collective && Volatile.Read(ref *Arrival(r)) < target) late.Add(GetGlobalRank(r));
         }
         if (!collective && dead.Count == 0 && DateTime.UtcNow > ctx.Deadline) late.Add(GetGlobalRank(peer));
-        if (dead.Count > 0)
-            throw new DistributedException(ctx.Name, ctx.Seq, dead,
-                $"{ctx.Name} (sequence number {ctx.Seq}) on rank {GlobalRank} failed: rank(s) {string.Join(",", dead)} died (process exited).");
+        if (dead.Count > 0) throw PeersGone(ctx, dead, "died (its process ended without a last heartbeat: killed or crashed)");
         ThrowIfFrozen(ctx, collective ? GlobalRanks : [GetGlobalRank(peer)]);
         if (DateTime.UtcNow > ctx.Deadline) throw TimedOut(ctx, late);
     }

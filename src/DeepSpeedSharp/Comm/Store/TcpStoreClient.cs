@@ -114,7 +114,9 @@ internal sealed class TcpStoreClient : IDisposable
     public static IPAddress Resolve(string host)
     {
         if (IPAddress.TryParse(host, out var ip)) return ip;
-        var all = Dns.GetHostAddresses(host);
+        IPAddress[] all;
+        try { all = Dns.GetHostAddresses(host); }
+        catch (SocketException e) { throw new ArgumentException($"MASTER_ADDR '{host}' does not resolve to an address ({e.Message}); give rank 0's IP address or a host name every host can resolve."); }
         return all.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? all.FirstOrDefault()
             ?? throw new ArgumentException($"MASTER_ADDR '{host}' does not resolve to an address.");
     }

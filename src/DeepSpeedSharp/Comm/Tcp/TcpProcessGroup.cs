@@ -53,8 +53,8 @@ internal sealed unsafe partial class TcpProcessGroup : ProcessGroup
         {
             Exchange(To(s), (byte*)&mine, OpDescriptor.SizeInBytes, From(s), (byte*)&other, OpDescriptor.SizeInBytes, ctx);
             if (!other.Equals(mine))
-                throw new DistributedException(ctx.Name, ctx.Seq, [],
-                    $"collective mismatch at sequence number {ctx.Seq}: rank {GlobalRank} called {mine.Describe()} but rank {GetGlobalRank(From(s))} called {other.Describe()}.");
+                throw new DistributedException(ctx.Name, ctx.ErrorSeq, [],
+                    $"collective mismatch at sequence number {ctx.Label.Seq}: rank {GlobalRank} called {mine.Describe()} but rank {GetGlobalRank(From(s))} called {other.Describe()}.");
         }
     }
 
@@ -62,8 +62,7 @@ internal sealed unsafe partial class TcpProcessGroup : ProcessGroup
     {
         var missing = _mesh.ClosedPeers().Select(GetGlobalRank).ToList();
         if (missing.Count == 0) missing.Add(GetGlobalRank(peer));
-        return new DistributedException(ctx.Name, ctx.Seq, missing,
-            $"{ctx.Name} (sequence number {ctx.Seq}) on rank {GlobalRank} failed: lost rank(s) {string.Join(",", missing)} ({why}).");
+        return PeersGone(ctx, missing, $"was lost ({why}) without a last heartbeat: killed or crashed");
     }
 
     internal void CheckHealth(in OpContext ctx, int waitingOn)
@@ -72,8 +71,7 @@ internal sealed unsafe partial class TcpProcessGroup : ProcessGroup
         if (closed.Count > 0)
         {
             var missing = closed.Select(GetGlobalRank).ToList();
-            throw new DistributedException(ctx.Name, ctx.Seq, missing,
-                $"{ctx.Name} (sequence number {ctx.Seq}) on rank {GlobalRank} failed: rank(s) {string.Join(",", missing)} closed their connections (died).");
+            throw PeersGone(ctx, missing, "died (it closed its connections without a last heartbeat: killed or crashed)");
         }
         ThrowIfFrozen(ctx, ctx.Seq >= 0 ? GlobalRanks : [GetGlobalRank(waitingOn)]); // a collective waits for every member
         if (DateTime.UtcNow > ctx.Deadline) throw TimedOut(ctx, [GetGlobalRank(waitingOn)]);
