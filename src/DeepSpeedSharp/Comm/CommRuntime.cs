@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using DeepSpeedSharp.Comm.Core;
 using DeepSpeedSharp.Comm.Hierarchical;
 using DeepSpeedSharp.Comm.Liveness;
 using DeepSpeedSharp.Comm.Mpi;
@@ -145,12 +146,45 @@ internal sealed class CommRuntime : IDisposable
         if (ranks.Length == 1) return new SingleProcessGroup(Env.Rank, Timeout, Logger);
         string prefix = $"g{gid}/";
         string requested = backend == null ? (Backend == "hierarchical" ? "auto" : Backend) : Normalize(backend);
-        return WithHosts(Resolve(requested, ranks) switch
+        // While the members meet, the heartbeat says so (and where it was called), for the deadlock check.
+        _creating = (new OpLabel(PendingOp.NewGroup, -1, ranks, -1, gid), DateTime.UtcNow);
+        long waiting = Heartbeats?.Activity.BeginCreation(_creating.Value.Label, CallSites.Here()) ?? -1;
+        try
         {
-            "shm" => ShmProcessGroup.Create(this, prefix, ranks),
-            "hierarchical" => HierarchicalProcessGroup.Create(this, prefix, ranks),
-            _ => TcpProcessGroup.Create(this, prefix, ranks),
-        }, gid);
+            return WithHosts(Resolve(requested, ranks) switch
+            {
+                "shm" => ShmProcessGroup.Create(this, prefix, ranks),
+                "hierarchical" => HierarchicalProcessGroup.Create(this, prefix, ranks),
+                _ => TcpProcessGroup.Create(this, prefix, ranks),
+            }, gid);
+        }
+        finally
+        {
+            if (waiting >= 0) Heartbeats!.Activity.EndWait(waiting);
+            _creating = null;
+        }
+    }
+
+    private (OpLabel Label, DateTime Since)? _creating;
+
+    /// <summary>
+    /// A store value a group under construction waits for (another member's address or segment): polled each second,
+    /// so a deadlock — a member that never comes because it waits for this rank elsewhere — ends in seconds (<see cref="CheckCreation"/>).
+    /// </summary>
+    public string AwaitKey(string key)
+    {
+        var deadline = DateTime.UtcNow + Timeout;
+        while (true)
+        {
+            try { return Store!.GetString(key, TimeSpan.FromSeconds(1)); }
+            catch (TimeoutException) when (DateTime.UtcNow < deadline) { CheckCreation(); }
+        }
+    }
+
+    /// <summary>Throws when the group under construction can never be completed (its members are deadlocked).</summary>
+    public void CheckCreation()
+    {
+        if (_creating is { } c) Heartbeats?.ThrowIfDeadlocked(c.Label, -1, DateTime.UtcNow - c.Since);
     }
 
     public void Dispose()

@@ -10,11 +10,13 @@ public abstract partial class ProcessGroup
 
     /// <summary>
     /// Called by a backend while it waits: throws when a rank it waits for (global ranks) sent no heartbeat for the
-    /// watch's <see cref="PeerWatch.FrozenAfter"/>, naming the rank as frozen.
+    /// watch's <see cref="PeerWatch.FrozenAfter"/>, naming the rank as frozen, or when this rank is deadlocked with
+    /// others (<see cref="PeerWatch.ThrowIfDeadlocked"/>).
     /// </summary>
     private protected void ThrowIfFrozen(in OpContext ctx, IEnumerable<int> waitedOn)
     {
         if (Heartbeats is not { } watch) return;
+        watch.ThrowIfDeadlocked(ctx.Label, ctx.ErrorSeq, Timeout - (ctx.Deadline - DateTime.UtcNow));
         var frozen = watch.Frozen(waitedOn);
         if (frozen.Count == 0) return;
         var statuses = watch.StoreAnswering ? watch.Statuses(TimeSpan.FromSeconds(2)) : null;

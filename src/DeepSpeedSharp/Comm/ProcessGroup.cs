@@ -133,12 +133,12 @@ public abstract partial class ProcessGroup : IDisposable
             seq = lane == Lane.Collective ? _nextSeq++ : -1;
         }
         var label = new OpLabel(name, seq, _globalRanks, peer, GroupId);
-        var work = new Work(name, seq);
         var executor = ExecutorFor(lane);
+        var work = new Work(name, seq, Heartbeats?.Activity, executor);
         executor.Post(() =>
         {
             var sw = Stopwatch.StartNew();
-            long activity = Heartbeats?.Activity.Begin(label) ?? -1;
+            long activity = Heartbeats?.Activity.Begin(label, executor) ?? -1;
             try
             {
                 var ctx = new OpContext(name, seq, new OpDescriptor(code, dtype, count, extra, seq), DateTime.UtcNow + Timeout, label);

@@ -11,10 +11,17 @@ public sealed class Work
     private readonly ManualResetEventSlim _done = new(false);
     private Exception? _error;
 
-    internal Work(string operation, long sequenceNumber)
+    // A wait longer than this is announced to the heartbeat (with its call site), for the deadlock check.
+    private static readonly TimeSpan AnnounceAfter = TimeSpan.FromMilliseconds(500);
+    private readonly Liveness.CommActivity? _activity;
+    private readonly object? _lane;
+
+    internal Work(string operation, long sequenceNumber, Liveness.CommActivity? activity = null, object? lane = null)
     {
         Operation = operation;
         SequenceNumber = sequenceNumber;
+        _activity = activity;
+        _lane = lane;
     }
 
     /// <summary>The operation's name.</summary>
@@ -29,7 +36,14 @@ public sealed class Work
     /// <summary>Blocks until the operation finished; rethrows its failure.</summary>
     public void Wait()
     {
-        _done.Wait();
+        if (_activity != null && _lane != null && !_done.Wait(AnnounceAfter))
+        {
+            // Blocked a while: the heartbeat now says this rank waits here, and from where it was called.
+            long token = _activity.BeginWait(_lane, Liveness.CallSites.Here());
+            try { _done.Wait(); }
+            finally { _activity.EndWait(token); }
+        }
+        else _done.Wait();
         if (_error != null) ExceptionDispatchInfo.Capture(_error).Throw();
     }
 

@@ -103,7 +103,7 @@ public class FrozenRankTests(ITestOutputHelper output) : IDisposable
         string err = dss.Error;
         Assert.True(code == 1, $"exit {code}\n{dss.Output}\n{err}");
         Assert.Matches(@"rank 0: all_reduce #4 over ranks 0,1 on rank 0 timed out after 00:00:03 waiting for rank\(s\) 1\. Where each rank of the group is: " +
-                       @"rank 0: in all_reduce #4 over ranks 0,1 for [\d.]+ s \(as of its heartbeat [\d.]+ s ago\); " +
+                       @"rank 0: in all_reduce #4 over ranks 0,1 for [\d.]+ s, called at DeepSpeedSharp\.TestWorker\.Scenarios\.FaultHoldScenario\.Run \(FaultHoldScenario\.cs:\d+\) \(as of its heartbeat [\d.]+ s ago\); " +
                        @"rank 1: computing: its last operation, all_reduce #3 over ranks 0,1, ended [\d.]+ s ago \(as of its heartbeat [\d.]+ s ago\)\. " +
                        @"Ranks that keep beating are slow, not frozen: raise the collective timeout \(config distributed\.timeout_seconds", err);
         Assert.DoesNotContain("froze (", err);

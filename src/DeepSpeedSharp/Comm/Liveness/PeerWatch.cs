@@ -25,7 +25,8 @@ internal sealed class PeerWatch : IDisposable
     private readonly long _started = Stopwatch.GetTimestamp();
     private volatile bool _stopped, _statusWanted;
     private volatile Dictionary<int, long> _ages = new();
-    private volatile Dictionary<int, (long AgeMs, string Status)>? _statuses;
+    private volatile Dictionary<int, RankBeat>? _statuses;
+    private readonly DeadlockWatch _deadlocks;
     private long _agesAt, _beatSentAt, _storeSilentSince;
     private volatile bool _awaitingReply;
     private long _collectiveTicks, _frozenTicks;
@@ -40,6 +41,7 @@ internal sealed class PeerWatch : IDisposable
         _rank = rank;
         CollectiveTimeout = collectiveTimeout;
         FrozenAfter = frozenAfter;
+        _deadlocks = new DeadlockWatch(rank);
         BeatOnce(); // the first beat before any group exists: a member that never beat is judged from this rank's start
         _thread = new Thread(Loop) { IsBackground = true, Name = "dss-heartbeat", Priority = ThreadPriority.AboveNormal };
         _thread.Start();
@@ -90,11 +92,23 @@ internal sealed class PeerWatch : IDisposable
         return frozen;
     }
 
+    /// <summary>
+    /// Called while this rank has waited <paramref name="waited"/> in <paramref name="what"/>: throws a
+    /// <see cref="DistributedException"/> naming every rank's pending operation once the ranks it waits for are
+    /// confirmed deadlocked (<see cref="DeadlockWatch"/>).
+    /// </summary>
+    public void ThrowIfDeadlocked(Core.OpLabel what, long errorSeq, TimeSpan waited)
+    {
+        if (!StoreAnswering) return;
+        _deadlocks.Check(what, errorSeq, waited, () => Statuses(TimeSpan.FromSeconds(1)),
+            TimeSpan.FromMilliseconds(Math.Max(2500, 3 * Interval.TotalMilliseconds)));
+    }
+
     /// <summary>False while the store leaves a beat unanswered for longer than two beat intervals.</summary>
     public bool StoreAnswering => !_awaitingReply || Stopwatch.GetElapsedTime(Interlocked.Read(ref _beatSentAt)) < 2 * Interval;
 
-    /// <summary>Every rank's last heartbeat (age, status text) from the store, or null when it does not answer within <paramref name="wait"/>.</summary>
-    public Dictionary<int, (long AgeMs, string Status)>? Statuses(TimeSpan wait)
+    /// <summary>Every rank's last heartbeat (age, status line, pending operations) from the store, or null when it does not answer within <paramref name="wait"/>.</summary>
+    public Dictionary<int, RankBeat>? Statuses(TimeSpan wait)
     {
         _statusReady.Reset();
         _statusWanted = true;
@@ -118,14 +132,14 @@ internal sealed class PeerWatch : IDisposable
     {
         Interlocked.Exchange(ref _beatSentAt, Stopwatch.GetTimestamp());
         _awaitingReply = true;
-        var ages = _client.Beat(_rank, Activity.Describe());
+        var ages = _client.Beat(_rank, RankBeat.Text(Activity.Describe(), Activity.Pending()));
         _awaitingReply = false;
         _ages = ages;
         Interlocked.Exchange(ref _agesAt, Stopwatch.GetTimestamp());
         if (_statusWanted)
         {
             _statusWanted = false;
-            _statuses = _client.Statuses();
+            _statuses = _client.Statuses().ToDictionary(kv => kv.Key, kv => RankBeat.Of(kv.Value.AgeMs, kv.Value.Status));
             _statusReady.Set();
         }
     }

@@ -62,7 +62,7 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
         }
         else
         {
-            var parts = store.GetString(prefix + "shm").Split('|');
+            var parts = rt.AwaitKey(prefix + "shm").Split('|');
             slot = long.Parse(parts[1]);
             p2p = long.Parse(parts[2]);
             seg = ShmSegment.Open(parts[0], SegmentSize(ranks.Length, slot, p2p), Convert.FromHexString(parts[3]));
@@ -71,7 +71,7 @@ internal sealed unsafe partial class ShmProcessGroup : ProcessGroup
         store.Set($"{prefix}mapped/{me}", "1");
         if (me == 0)
         {
-            for (int r = 1; r < ranks.Length; r++) store.Get($"{prefix}mapped/{r}");
+            for (int r = 1; r < ranks.Length; r++) rt.AwaitKey($"{prefix}mapped/{r}");
             seg.Unlink();
         }
         return group;

@@ -16,7 +16,7 @@ internal static class StoreProtocol
 
     public const byte Set = 1, Get = 2, Add = 3, Beat = 4, Status = 5;
     /// <summary>Longest status text a heartbeat carries.</summary>
-    public const int MaxStatus = 1024;
+    public const int MaxStatus = 8192;
     public const byte Ok = 1, Fail = 0;
 
     public static void WriteFrame(Socket s, ReadOnlySpan<byte> payload)

@@ -42,7 +42,7 @@ internal sealed class TcpMesh : IDisposable
         {
             for (int peer = 0; peer < me; peer++)
             {
-                var parts = store.GetString($"{prefix}addr/{peer}").Split('|');
+                var parts = rt.AwaitKey($"{prefix}addr/{peer}").Split('|');
                 var target = new IPEndPoint(IPAddress.Parse(parts[0]), int.Parse(parts[1]));
                 for (int channel = 0; channel < 2; channel++)
                 {
@@ -62,6 +62,7 @@ internal sealed class TcpMesh : IDisposable
                 if (!listener.Poll(200_000, SelectMode.SelectRead))
                 {
                     if (DateTime.UtcNow > deadline) throw new TimeoutException($"rank {rt.Env.Rank}: group {prefix} peers did not connect within {rt.Timeout}.");
+                    rt.CheckCreation();
                     continue;
                 }
                 var s = listener.Accept();
