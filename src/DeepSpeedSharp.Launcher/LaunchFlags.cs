@@ -48,6 +48,7 @@ public static class LaunchFlags
         new("--mpi_rank_launcher", [], null, "one rank started by mpirun; reads its rank from MPI's variables", Internal: true),
         new("--world_info", [], "BASE64", "the world (hosts and slots) for the per-node launcher", Internal: true),
         new("--exports", [], "BASE64", "variables to export to every rank", Internal: true),
+        new(TokenDelivery.Flag, [], "FILE", "the job token's file (mode 0600, deleted once read), written by the runner", Internal: true),
         new("--job_id", [], "ID", "an id on the node launchers' command lines so a kill command can find them", Internal: true),
         new("--chdir", [], "DIR", "directory the per-node launcher runs the ranks in", Internal: true),
         new("--save_pid_owner", [], "PID", "pid of the runner that asked for --save_pid", Internal: true),

@@ -65,6 +65,9 @@ public sealed class LaunchOptions
     public string? Exports { get; set; }
     /// <summary>Internal: an id on the node launchers' command lines so a kill command can find them.</summary>
     public string? JobId { get; set; }
+
+    /// <summary>--token_file (node launcher): where the runner left the job token.</summary>
+    public string? TokenFile { get; set; }
     /// <summary>Internal: directory to run the ranks in.</summary>
     public string? Chdir { get; set; }
     /// <summary>Internal: pid of the runner that asked for --save_pid.</summary>
@@ -149,6 +152,7 @@ public sealed class LaunchOptions
                 case "--world_info": o.WorldInfo = Value(); break;
                 case "--exports": o.Exports = Value(); break;
                 case "--job_id": o.JobId = Value(); break;
+                case TokenDelivery.Flag: o.TokenFile = Value(); break;
                 case "--chdir": o.Chdir = Value(); break;
                 case "--save_pid_owner": o.SavePidOwner = Int(); break;
                 case ChildGuard.Flag: throw new ArgumentException($"dss launch: {name} must be the first argument (dss launch starts it itself).");

@@ -38,7 +38,7 @@ public static class LaunchRunner
         var plan = ResourcePlanner.Plan(o, pool);
         var exports = DeepSpeedEnvFile.Collect(environment, cwd, Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), includePrefixed: plan.MultiNode);
         string token = JobToken(o, plan, environment);
-        exports[RankEnvironment.JobTokenVariable] = token;
+        exports.Remove(RankEnvironment.JobTokenVariable); // each runner passes it its own way, never on a command line
         var program = ProgramResolver.Resolve(o.Program, cwd, line => stderr.WriteLine($"{Tag} {line}"), o.DryRun);
         stderr.WriteLine($"{Tag} world: {plan.World.ToJson()} ({plan.World.WorldSize} rank(s) on {plan.World.NodeCount} node(s){(plan.MultiNode ? $", via {o.Launcher}" : "")})");
 
@@ -69,20 +69,25 @@ public static class LaunchRunner
             Program = program.ForNodes,
             MasterAddr = o.MasterAddr.Length > 0 ? o.MasterAddr : MasterAddress.Resolve(plan.World.Hosts[0], o, runner, o.DryRun),
             Exports = exports,
+            JobToken = token,
             WorkingDirectory = cwd,
             JobId = RankEnvironment.NewJobToken()[..12],
         };
         var command = runner.Build(context);
         if (o.DryRun)
         {
-            stdout.WriteLine($"{ShellWords.Join(command.Environment.Select(kv => $"{kv.Key}={kv.Value}"))} {ShellWords.Join(command.Command)}".Trim());
+            var shown = command.Environment.Where(kv => kv.Key != RankEnvironment.JobTokenVariable).Select(kv => $"{kv.Key}={kv.Value}");
+            stdout.WriteLine($"{ShellWords.Join(shown)} {ShellWords.Join(command.Command)}".Trim());
             foreach (var line in command.PerHost) stdout.WriteLine(line);
             return 0;
         }
         stderr.WriteLine($"{Tag} cmd = {ShellWords.Join(command.Command)}");
         // pdsh/mpirun run under a guard that dies with this process and takes them (and so every rank) with it.
         var guarded = command with { Command = [.. dssCommand, "launch", .. ChildGuard.Arguments(command.Command, o.GracePeriodSeconds)] };
-        return MultiNodeSupervisor.Run(guarded, o.GracePeriodSeconds, stdout, stderr);
+        bool tokenFiles = runner is PdshRunner;
+        if (tokenFiles) TokenDelivery.ToHosts(context, token, local: PdshRunner.RemoteCommandType(ShellWords.Split(o.LauncherArgs)) == "exec");
+        try { return MultiNodeSupervisor.Run(guarded, o.GracePeriodSeconds, stdout, stderr); }
+        finally { if (tokenFiles) TokenDelivery.RemoveLocal(context); }
     }
 
     /// <summary>The command that starts this <c>dss</c> again (on other hosts, by the same path).</summary>
@@ -151,8 +156,9 @@ public static class LaunchRunner
     private static NodeLaunchSpec NodeSpec(LaunchOptions o, WorldInfo world, int nodeRank, int? onlyLocal, bool watchParent)
     {
         var exports = o.Exports != null ? MultiNodeRunners.DecodeExports(o.Exports) : [];
-        if (!exports.TryGetValue(RankEnvironment.JobTokenVariable, out var token))
-            token = Environment.GetEnvironmentVariable(RankEnvironment.JobTokenVariable) ?? throw new ArgumentException($"no job token: {RankEnvironment.JobTokenVariable} is neither exported nor set.");
+        var token = o.TokenFile != null ? TokenDelivery.Read(o.TokenFile)
+            : Environment.GetEnvironmentVariable(RankEnvironment.JobTokenVariable)
+              ?? throw new ArgumentException($"no job token: neither {TokenDelivery.Flag} nor {RankEnvironment.JobTokenVariable} is given.");
         var cwd = o.Chdir ?? Environment.CurrentDirectory;
         var program = ProgramResolver.Resolve(o.Program, cwd, _ => { });
         return NodeSpec(o, world, nodeRank, token, program.Command, exports, cwd, o.SavePidOwner, watchParent, onlyLocal);

@@ -17,8 +17,10 @@ public sealed class MultiNodeContext
     public required string Program { get; init; }
     /// <summary>MASTER_ADDR.</summary>
     public required string MasterAddr { get; init; }
-    /// <summary>Variables for every rank, including the job token.</summary>
+    /// <summary>Variables for every rank (never the job token: it must not appear on a command line).</summary>
     public required IReadOnlyDictionary<string, string> Exports { get; init; }
+    /// <summary>The job token (<see cref="TokenDelivery"/> says how each runner passes it).</summary>
+    public required string JobToken { get; init; }
     /// <summary>Directory the ranks run in on every host.</summary>
     public required string WorkingDirectory { get; init; }
     /// <summary>An id for this job's node launchers, so the kill command can find them.</summary>

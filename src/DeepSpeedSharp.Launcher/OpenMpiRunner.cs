@@ -22,14 +22,16 @@ public sealed class OpenMpiRunner : IMultiNodeRunner
     public MultiNodeCommand Build(MultiNodeContext c)
     {
         var hostfile = HostfilePath(c.JobId);
-        var command = new List<string> { "mpirun", "--allow-run-as-root", "-np", c.World.WorldSize.ToString(), "--hostfile", hostfile, "--bind-to", "none" };
+        // -x forwards the token by name from mpirun's environment: its value is on no command line.
+        var command = new List<string> { "mpirun", "--allow-run-as-root", "-np", c.World.WorldSize.ToString(), "--hostfile", hostfile, "--bind-to", "none",
+            "-x", RankEnvironment.JobTokenVariable };
         command.AddRange(ShellWords.Split(c.Options.LauncherArgs));
         var rank = MultiNodeRunners.LauncherArguments(c, "--mpi_rank_launcher", nodeRank: null);
         command.AddRange(rank);
         var perHost = c.World.Hosts.Select(h => $"{h}: {c.World.SlotsOf(h).Count} x {ShellWords.Join(rank)}").ToList();
         perHost.Insert(0, $"(generated hostfile {hostfile}: {MultiNodeRunners.HostfileText(c.World).TrimEnd().Replace("\n", "; ")})");
         // mpirun gives ranks a pseudo-terminal; with a real TERM, .NET writes terminal set-up codes into the output.
-        var env = new Dictionary<string, string> { ["TERM"] = "dumb" };
+        var env = new Dictionary<string, string> { ["TERM"] = "dumb", [RankEnvironment.JobTokenVariable] = c.JobToken };
         return new MultiNodeCommand(command, null, env, perHost,
             new Dictionary<string, string> { [hostfile] = MultiNodeRunners.HostfileText(c.World) });
     }

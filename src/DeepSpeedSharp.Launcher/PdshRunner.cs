@@ -6,7 +6,8 @@ namespace DeepSpeedSharp.Launcher;
 /// The remote command is shell-quoted for pdsh's ssh/rsh modules and passed as plain words for its
 /// <c>exec</c> module (<c>--launcher_args "-R exec"</c>, where each "host" becomes a local process).
 /// Exports and the working directory travel as flags of the node launcher instead of DeepSpeed's
-/// <c>export ...; cd ...;</c> prefix, so the same command works with every pdsh module.
+/// <c>export ...; cd ...;</c> prefix, so the same command works with every pdsh module; the job token travels in a
+/// 0600 file written before pdsh starts (<see cref="TokenDelivery"/>), never on a command line.
 /// </summary>
 public sealed class PdshRunner : IMultiNodeRunner
 {
@@ -44,7 +45,9 @@ public sealed class PdshRunner : IMultiNodeRunner
         pdsh.AddRange(launcherArgs);
         // pdsh substitutes %n/%h/%u in the remote command: escape every literal '%', then add the node rank placeholder.
         var remote = MultiNodeRunners.LauncherArguments(c, "--node_launcher", nodeRank: null).Select(a => a.Replace("%", "%%")).ToList();
-        remote.Insert(remote.IndexOf(remote.First(a => a.StartsWith("--world_info=", StringComparison.Ordinal))) + 1, "--node_rank=%n");
+        int worldInfo = remote.IndexOf(remote.First(a => a.StartsWith("--world_info=", StringComparison.Ordinal)));
+        remote.Insert(worldInfo + 1, "--node_rank=%n");
+        remote.Insert(worldInfo + 2, $"{TokenDelivery.Flag}=~/{TokenDelivery.RelativePath(c.JobId, "%n")}"); // the token travels in a file, never in argv
         bool viaShell = rcmd != "exec";
         var command = pdsh.Concat(viaShell ? remote.Select(ShellWords.Quote) : remote).ToList();
 
@@ -53,7 +56,7 @@ public sealed class PdshRunner : IMultiNodeRunner
         var kill = pdsh.Concat(viaShell ? ["pkill", "-TERM", "-f", ShellWords.Quote(pattern)] : ["pkill", "-TERM", "-f", pattern]).ToList();
 
         var perHost = c.World.Hosts.Select((h, i) =>
-            $"{h}: {ShellWords.Join(remote.Select(a => a.Replace("--node_rank=%n", $"--node_rank={i}").Replace("%%", "%")))}").ToList();
+            $"{h}: {ShellWords.Join(remote.Select(a => a.Replace("%n", i.ToString()).Replace("%%", "%")))}").ToList();
         return new MultiNodeCommand(command, kill, env, perHost, new Dictionary<string, string>());
     }
 }

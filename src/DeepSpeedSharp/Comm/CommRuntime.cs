@@ -60,7 +60,7 @@ internal sealed class CommRuntime : IDisposable
         try
         {
             if (env.Rank == 0) _server = new TcpStoreServer(addr, env.MasterPort, token);
-            Store = new TcpStoreClient(addr, env.MasterPort, token, timeout);
+            Store = new TcpStoreClient(addr, env.MasterPort, token, timeout, env.Rank);
             LocalAddress = Store.LocalAddress;
             Store.Set($"host/{env.Rank}", env.HostId);
             // With a token the job id is derived from it, so the launcher knows the names of the job's shared-memory files.
@@ -72,7 +72,7 @@ internal sealed class CommRuntime : IDisposable
             }
             Hosts = Enumerable.Range(0, env.WorldSize).Select(r => Store.GetString($"host/{r}")).ToArray();
             // Heartbeats on a connection of their own, so a beat never waits behind a blocking GET.
-            Heartbeats = new PeerWatch(new TcpStoreClient(addr, env.MasterPort, token, timeout), env.Rank, timeout, heartbeatTimeout);
+            Heartbeats = new PeerWatch(new TcpStoreClient(addr, env.MasterPort, token, timeout, env.Rank), env.Rank, timeout, heartbeatTimeout);
         }
         catch
         {

@@ -112,13 +112,13 @@ public unsafe class CommUnitTests
     {
         int port = Infrastructure.RankProcesses.FreePort();
         using var server = new TcpStoreServer(IPAddress.Loopback, port, [1, 2, 3]);
-        using var client = new TcpStoreClient(IPAddress.Loopback, port, [1, 2, 3], TimeSpan.FromSeconds(5));
+        using var client = new TcpStoreClient(IPAddress.Loopback, port, [1, 2, 3], TimeSpan.FromSeconds(5), 0);
         client.Set("k", "v");
         Assert.Equal("v", client.GetString("k"));
         Assert.Equal(5, client.Add("n", 5));
         Assert.Equal(7, client.Add("n", 2));
         Assert.Throws<TimeoutException>(() => client.Get("missing", TimeSpan.FromMilliseconds(100)));
-        var e = Assert.Throws<UnauthorizedAccessException>(() => new TcpStoreClient(IPAddress.Loopback, port, [9, 9], TimeSpan.FromSeconds(5)));
+        var e = Assert.Throws<UnauthorizedAccessException>(() => new TcpStoreClient(IPAddress.Loopback, port, [9, 9], TimeSpan.FromSeconds(5), 0));
         Assert.Contains("token", e.Message);
         // The client gives up first (the store could not prove the client's token); the store counts the unfinished handshake.
         var sw = System.Diagnostics.Stopwatch.StartNew();

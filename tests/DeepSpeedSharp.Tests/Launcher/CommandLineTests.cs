@@ -70,7 +70,7 @@ public class CommandLineTests
     {
         Options = LaunchOptions.Parse([.. ShellWords.Split(flags), "/x/train.dll", "--cfg", "a b", "50%"]),
         World = TwoHosts, DssCommand = ["/usr/bin/dotnet", "/opt/dss.dll"], Program = "/x/train.dll",
-        MasterAddr = "10.0.0.1", Exports = new Dictionary<string, string> { ["DSS_JOB_TOKEN"] = "t", ["X"] = "y z" },
+        MasterAddr = "10.0.0.1", Exports = new Dictionary<string, string> { ["X"] = "y z" }, JobToken = "0123456789abcdef0123456789abcdef",
         WorkingDirectory = "/work dir", JobId = "abc123", RunnerPid = 42,
     };
 
@@ -83,6 +83,8 @@ public class CommandLineTests
         var remote = cmd.Command.Skip(6).ToList();
         Assert.Equal(["/usr/bin/dotnet", "/opt/dss.dll", "launch", "--node_launcher"], remote.Take(4));
         Assert.Contains("--node_rank=%n", remote);
+        Assert.Contains("'--token_file=~/.dss/job-abc123-%n.token'", remote); // the token travels in a file, not in argv
+        Assert.DoesNotContain(cmd.Command.Concat(cmd.PerHost), a => a.Contains("0123456789abcdef", StringComparison.Ordinal));
         Assert.Contains("--master_addr=10.0.0.1", remote);
         Assert.Contains("--master_port=1234", remote);
         Assert.Contains("--no_local_rank", remote);
@@ -93,6 +95,7 @@ public class CommandLineTests
         Assert.Equal(["pkill", "-TERM", "-f", "'job_id=[a]bc123'"], cmd.KillCommand!.TakeLast(4));
         Assert.StartsWith("hostB: /usr/bin/dotnet /opt/dss.dll launch --node_launcher", cmd.PerHost[1]);
         Assert.Contains("--node_rank=1 ", cmd.PerHost[1]);
+        Assert.Contains("--token_file=~/.dss/job-abc123-1.token' ", cmd.PerHost[1]);
         Assert.Contains(" 50%", cmd.PerHost[1]);
     }
 
@@ -111,9 +114,13 @@ public class CommandLineTests
     public void OpenMpiGetsAGeneratedHostfileAndOneRankLauncherPerRank()
     {
         var cmd = new OpenMpiRunner().Build(Context("--launcher openmpi --launcher_args '--mca btl tcp,self'"));
-        Assert.Equal(["mpirun", "--allow-run-as-root", "-np", "5", "--hostfile", OpenMpiRunner.HostfilePath("abc123"), "--bind-to", "none", "--mca", "btl", "tcp,self"], cmd.Command.Take(11));
+        Assert.Equal(["mpirun", "--allow-run-as-root", "-np", "5", "--hostfile", OpenMpiRunner.HostfilePath("abc123"), "--bind-to", "none", "-x", "DSS_JOB_TOKEN", "--mca", "btl", "tcp,self"], cmd.Command.Take(13));
         Assert.Contains("--mpi_rank_launcher", cmd.Command);
         Assert.Equal("hostA slots=2\nhostB slots=3\n", cmd.Files[OpenMpiRunner.HostfilePath("abc123")]);
+        // The token is forwarded by name from mpirun's environment, never on its command line.
+        Assert.Equal(["-x", "DSS_JOB_TOKEN"], cmd.Command.Skip(8).Take(2));
+        Assert.Equal("0123456789abcdef0123456789abcdef", cmd.Environment["DSS_JOB_TOKEN"]);
+        Assert.DoesNotContain(cmd.Command, a => a.Contains("0123456789abcdef", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -123,9 +130,11 @@ public class CommandLineTests
         var even = Context("") is var c ? new MultiNodeContext
         {
             Options = c.Options, World = new WorldInfo([new("a", [0, 1]), new("b", [0, 1])]), DssCommand = c.DssCommand, Program = c.Program,
-            MasterAddr = c.MasterAddr, Exports = c.Exports, WorkingDirectory = c.WorkingDirectory, JobId = c.JobId,
+            MasterAddr = c.MasterAddr, Exports = c.Exports, JobToken = c.JobToken, WorkingDirectory = c.WorkingDirectory, JobId = c.JobId,
         } : null;
-        Assert.Equal(["mpirun", "-n", "4", "-ppn", "2", "-hosts", "a,b"], new MpichRunner().Build(even!).Command.Take(7));
+        var mpich = new MpichRunner().Build(even!);
+        Assert.Equal(["mpirun", "-n", "4", "-ppn", "2", "-hosts", "a,b", "-genvlist", "DSS_JOB_TOKEN"], mpich.Command.Take(9));
+        Assert.Equal(c!.JobToken, mpich.Environment["DSS_JOB_TOKEN"]);
     }
 
     [Fact]

@@ -21,6 +21,9 @@ internal sealed class DssProcess : IDisposable
 
     public int Pid => _p.Pid;
 
+    /// <summary>True once dss exited.</summary>
+    public bool HasExited => _p.HasExited;
+
     public string Output => _p.Stdout;
 
     public string Error => _p.Stderr;

@@ -62,7 +62,7 @@ public class PortTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposabl
             catch (SocketException) { }
         });
         fake.Start();
-        var e = Assert.Throws<UnauthorizedAccessException>(() => new TcpStoreClient(IPAddress.Loopback, port, Token, TimeSpan.FromSeconds(5)));
+        var e = Assert.Throws<UnauthorizedAccessException>(() => new TcpStoreClient(IPAddress.Loopback, port, Token, TimeSpan.FromSeconds(5), 0));
         fake.Join(TimeSpan.FromSeconds(10));
         Assert.Contains($"127.0.0.1:{port}", e.Message);
         Assert.Contains("could not prove it holds the job token", e.Message);
@@ -75,9 +75,9 @@ public class PortTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposabl
     {
         int port = RankProcesses.FreePort();
         using var server = new TcpStoreServer(IPAddress.Loopback, port, Token);
-        var e = Assert.Throws<UnauthorizedAccessException>(() => new TcpStoreClient(IPAddress.Loopback, port, [1, 2, 3], TimeSpan.FromSeconds(5)));
+        var e = Assert.Throws<UnauthorizedAccessException>(() => new TcpStoreClient(IPAddress.Loopback, port, [1, 2, 3], TimeSpan.FromSeconds(5), 0));
         Assert.Contains("could not prove it holds the job token", e.Message); // the client refuses first: the store is not its job's
-        using var ok = new TcpStoreClient(IPAddress.Loopback, port, Token, TimeSpan.FromSeconds(5));
+        using var ok = new TcpStoreClient(IPAddress.Loopback, port, Token, TimeSpan.FromSeconds(5), 0);
         ok.Set("k", "v");
         Assert.Equal("v", ok.GetString("k"));
     }

@@ -41,7 +41,7 @@ public class StoreFloodTests(ITestOutputHelper output)
             Assert.True(during - before <= TcpStoreServer.MaxPendingHandshakes + 16, $"{during - before} more threads with 3000 idle connections");
             Assert.True(server.ClosedAtAccept >= 3000 - TcpStoreServer.MaxPendingHandshakes - 600, $"only {server.ClosedAtAccept} closed at accept"); // some may wait in the backlog
             var sw = Stopwatch.StartNew();
-            using var rank = new TcpStoreClient(IPAddress.Loopback, port, Token, TimeSpan.FromSeconds(60));
+            using var rank = new TcpStoreClient(IPAddress.Loopback, port, Token, TimeSpan.FromSeconds(60), 0);
             rank.Set("k", "v");
             Assert.Equal("v", rank.GetString("k"));
             output.WriteLine($"a rank joined {sw.Elapsed.TotalSeconds:F2} s into the flood");

@@ -12,7 +12,8 @@ internal sealed class TcpStoreClient : IDisposable
     private readonly object _lock = new();
     private readonly TimeSpan _timeout;
 
-    public TcpStoreClient(IPAddress address, int port, byte[] token, TimeSpan timeout)
+    /// <summary>Connects and authenticates as <paramref name="rank"/> (the store binds the connection to it).</summary>
+    public TcpStoreClient(IPAddress address, int port, byte[] token, TimeSpan timeout, int rank)
     {
         _timeout = timeout;
         var deadline = DateTime.UtcNow + timeout;
@@ -24,7 +25,7 @@ internal sealed class TcpStoreClient : IDisposable
             {
                 s.Connect(new IPEndPoint(address, port));
                 s.ReceiveTimeout = (int)HandshakeTimeout.TotalMilliseconds;
-                StoreHandshake.Client(s, token, $"{address}:{port}");
+                StoreHandshake.Client(s, token, $"{address}:{port}", rank);
                 s.ReceiveTimeout = 0;
                 _socket = s;
                 return;
@@ -106,6 +107,8 @@ internal sealed class TcpStoreClient : IDisposable
             StoreProtocol.WriteFrame(_socket, request);
             var reply = StoreProtocol.ReadFrame(_socket, StoreProtocol.MaxFrame);
             if (reply.Length == 0) throw new InvalidDataException("empty reply from the rendezvous store.");
+            if (reply[0] == StoreProtocol.Fail && reply.Length > 1) // a refusal with its reason (a bare Fail is a GET that timed out)
+                throw new UnauthorizedAccessException($"the rendezvous store {Encoding.UTF8.GetString(reply.AsSpan(1))}.");
             return reply;
         }
     }

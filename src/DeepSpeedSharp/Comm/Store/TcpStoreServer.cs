@@ -21,6 +21,7 @@ internal sealed class TcpStoreServer : IDisposable
     private readonly Socket _listener;
     private readonly byte[] _token;
     private readonly Dictionary<string, byte[]> _data = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _writers = new(StringComparer.Ordinal); // key → the rank that set it (under _data's lock)
     private readonly HeartbeatBoard _heartbeats = new();
     private readonly List<Socket> _clients = new();
     private readonly Thread _acceptThread;
@@ -74,6 +75,7 @@ internal sealed class TcpStoreServer : IDisposable
     private void Serve(Socket c)
     {
         bool authenticated = false, pending = true;
+        int rank;
         int handshake = 0; // 0 in progress, 1 authenticated, 2 timed out: the timer and a late success cannot both win
         try
         {
@@ -84,7 +86,7 @@ internal sealed class TcpStoreServer : IDisposable
                 c.ReceiveTimeout = (int)HandshakeTimeout.TotalMilliseconds;
                 // The success is claimed before the client hears OK, so a timer firing at that moment cannot close a
                 // connection the client already counts as authenticated.
-                bool ok = StoreHandshake.Server(c, _token, () => Interlocked.CompareExchange(ref handshake, 1, 0) == 0);
+                bool ok = StoreHandshake.Server(c, _token, out rank, () => Interlocked.CompareExchange(ref handshake, 1, 0) == 0);
                 lock (_clients) { _pending--; pending = false; }
                 if (!ok) return;
                 authenticated = true;
@@ -96,8 +98,14 @@ internal sealed class TcpStoreServer : IDisposable
                 switch (cmd)
                 {
                     case StoreProtocol.Set:
-                        lock (_data) { _data[key] = rest.ToArray(); Monitor.PulseAll(_data); }
-                        StoreProtocol.WriteFrame(c, [StoreProtocol.Ok]);
+                        int owner;
+                        lock (_data)
+                        {
+                            if (!_writers.TryGetValue(key, out owner)) _writers[key] = owner = rank;
+                            if (owner == rank) { _data[key] = rest.ToArray(); Monitor.PulseAll(_data); }
+                        }
+                        StoreProtocol.WriteFrame(c, owner == rank ? [StoreProtocol.Ok]
+                            : Refusal($"refused rank {rank}'s write of key '{key}': rank {owner} set it (a connection writes only its own rank's keys)"));
                         break;
                     case StoreProtocol.Get:
                         if (rest.Length != 8) throw new InvalidDataException("GET needs an 8-byte timeout.");
@@ -134,7 +142,8 @@ internal sealed class TcpStoreServer : IDisposable
                         break;
                     case StoreProtocol.Beat:
                         if (!int.TryParse(key, out var beatRank)) throw new InvalidDataException($"heartbeat key '{key}' is not a rank.");
-                        StoreProtocol.WriteFrame(c, _heartbeats.Beat(beatRank, rest.Span));
+                        StoreProtocol.WriteFrame(c, beatRank == rank ? _heartbeats.Beat(beatRank, rest.Span)
+                            : Refusal($"refused a heartbeat for rank {beatRank} from a connection of rank {rank} (a rank beats only for itself)"));
                         break;
                     case StoreProtocol.Status:
                         StoreProtocol.WriteFrame(c, _heartbeats.Statuses());
@@ -158,6 +167,8 @@ internal sealed class TcpStoreServer : IDisposable
             c.Dispose();
         }
     }
+
+    private static byte[] Refusal(string why) => [StoreProtocol.Fail, .. System.Text.Encoding.UTF8.GetBytes(why)];
 
     public void Dispose()
     {
