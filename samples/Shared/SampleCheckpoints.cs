@@ -30,9 +30,15 @@ public sealed class SampleCheckpoints
         this.engine = engine;
     }
 
-    /// <summary>Loads the checkpoint named by --resume (if any) and returns the step to continue from.</summary>
+    /// <summary>
+    /// Loads the checkpoint named by --resume (if any) and returns the step to continue from. A job restarted by
+    /// <c>dss launch --max_restarts</c> (<see cref="DeepSpeed.RestartCount"/> above 0) resumes from the latest checkpoint
+    /// of --save-dir when there is one and --resume names none.
+    /// </summary>
     public long Resume()
     {
+        var resume = this.resume;
+        if (resume == null && saveDir != null && DeepSpeed.RestartCount > 0 && File.Exists(Path.Combine(saveDir, "latest"))) resume = saveDir;
         if (resume == null) return 0;
         string dir = resume.TrimEnd('/');
         bool isTag = File.Exists(Path.Combine(dir, "checkpoint.json"));

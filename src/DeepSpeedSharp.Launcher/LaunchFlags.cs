@@ -43,6 +43,8 @@ public static class LaunchFlags
         new("--bind_core_list", [], "LIST", "the cores --bind_cores_to_rank shares out, e.g. 0-3,6 (default all)"),
         new("--ssh_port", [], "PORT", "ssh port for pdsh and the master address probe"),
         new("--grace_period", [], "SECONDS", "seconds between SIGTERM and SIGKILL when stopping ranks (default 5)"),
+        new("--max_restarts", [], "N", "after a failure, stop the job and start it again up to N times; ranks resume from their latest checkpoint (default 0)"),
+        new("--min_nodes", ["--min_elastic_nodes"], "N", "on a restart, leave out hosts that were lost (their launcher killed or unreachable) while N or more remain (default: all hosts)"),
         new("--dry-run", ["--dry_run"], null, "print each rank's (or host's) command instead of running it"),
         new("--node_launcher", [], null, "the per-node launcher started on each host by the runner", Internal: true),
         new("--mpi_rank_launcher", [], null, "one rank started by mpirun; reads its rank from MPI's variables", Internal: true),

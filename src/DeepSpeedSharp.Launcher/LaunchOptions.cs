@@ -54,6 +54,10 @@ public sealed class LaunchOptions
     public bool DryRun { get; set; }
     /// <summary>--grace_period SECONDS between SIGTERM and SIGKILL when stopping ranks (default 5).</summary>
     public double GracePeriodSeconds { get; set; } = 5;
+    /// <summary>--max_restarts N: how many times a failed job is started again (default 0).</summary>
+    public int MaxRestarts { get; set; }
+    /// <summary>--min_nodes/--min_elastic_nodes N: a restart may leave out lost hosts while N remain (-1: never leave one out).</summary>
+    public int MinNodes { get; set; } = -1;
 
     /// <summary>Internal: this process is the per-node launcher started by the runner.</summary>
     public bool NodeLauncher { get; set; }
@@ -146,6 +150,14 @@ public sealed class LaunchOptions
                     if (!double.TryParse(g, NumberStyles.Float, CultureInfo.InvariantCulture, out var secs) || !(secs >= 0) || secs > 3600)
                         throw new ArgumentException($"dss launch: --grace_period needs a number of seconds from 0 to 3600, got '{g}'.");
                     o.GracePeriodSeconds = secs;
+                    break;
+                case "--max_restarts":
+                    o.MaxRestarts = Int();
+                    if (o.MaxRestarts is < 0 or > 1000) throw new ArgumentException($"dss launch: --max_restarts needs a number of restarts from 0 to 1000, got {o.MaxRestarts}.");
+                    break;
+                case "--min_nodes" or "--min_elastic_nodes":
+                    o.MinNodes = Int();
+                    if (o.MinNodes < 1) throw new ArgumentException($"dss launch: {name} needs a number of hosts of 1 or more, got {o.MinNodes}.");
                     break;
                 case "--node_launcher": Flag(); o.NodeLauncher = true; break;
                 case "--mpi_rank_launcher": Flag(); o.MpiRankLauncher = true; break;

@@ -48,9 +48,11 @@ public static class LaunchRunner
                 throw new ArgumentException("--no_ssh with several nodes needs --master_addr (the address of node 0, the same on every node).");
             if (!o.DryRun && !(o.NoSsh && plan.World.NodeCount > 1))
                 o.MasterPort = MasterPort.ForLocalRun(o.MasterAddr.Length > 0 ? o.MasterAddr : "127.0.0.1", o.MasterPort, o.MasterPortGiven, line => stderr.WriteLine($"{Tag} {line}"));
-            var spec = NodeSpec(o, plan.World, o.NoSsh ? o.NodeRank : 0, token, program.Command, exports, cwd,
-                savePidOwner: o.SavePid ? Environment.ProcessId : 0);
-            if (!o.DryRun) return NodeLauncher.Run(spec, stdout, stderr);
+            NodeLaunchSpec Spec(int restart) => NodeSpec(o, plan.World, o.NoSsh ? o.NodeRank : 0,
+                restart == 0 || o.NoSsh ? token : RankEnvironment.NewJobToken(), // --no_ssh nodes share the user's token
+                program.Command, JobRestarts.WithCount(exports, restart), cwd, savePidOwner: o.SavePid ? Environment.ProcessId : 0);
+            var spec = Spec(0);
+            if (!o.DryRun) return JobRestarts.Run(o, plan.World, (restart, _) => NodeLauncher.RunOnce(Spec(restart), stdout, stderr), stderr);
             foreach (var c in NodeLauncher.RankCommands(spec))
                 stdout.WriteLine($"rank {c.Rank}: {ShellWords.Join(c.Environment.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"))} {ShellWords.Join(c.Command)}");
             return 0;
@@ -61,33 +63,38 @@ public static class LaunchRunner
             stderr.WriteLine($"{Tag} note: unlike DeepSpeed's {runner.Name} runner, the selection flags apply (mpirun gets a generated hostfile).");
         if (!o.DryRun && ProgramResolver.FindOnPath(runner.Backend) == null)
             throw new InvalidOperationException($"--launcher {o.Launcher}: '{runner.Backend}' is not installed (not on PATH).");
-        var context = new MultiNodeContext
+        MultiNodeContext Context(int restart, WorldInfo world) => new()
         {
             Options = o,
-            World = plan.World,
+            World = world,
             DssCommand = dssCommand,
             Program = program.ForNodes,
-            MasterAddr = o.MasterAddr.Length > 0 ? o.MasterAddr : MasterAddress.Resolve(plan.World.Hosts[0], o, runner, o.DryRun),
-            Exports = exports,
-            JobToken = token,
+            MasterAddr = o.MasterAddr.Length > 0 ? o.MasterAddr : MasterAddress.Resolve(world.Hosts[0], o, runner, o.DryRun),
+            Exports = JobRestarts.WithCount(exports, restart),
+            JobToken = restart == 0 ? token : RankEnvironment.NewJobToken(), // a restart is a new job: its own token and shm names
             WorkingDirectory = cwd,
             JobId = RankEnvironment.NewJobToken()[..12],
         };
-        var command = runner.Build(context);
         if (o.DryRun)
         {
-            var shown = command.Environment.Where(kv => kv.Key != RankEnvironment.JobTokenVariable).Select(kv => $"{kv.Key}={kv.Value}");
-            stdout.WriteLine($"{ShellWords.Join(shown)} {ShellWords.Join(command.Command)}".Trim());
-            foreach (var line in command.PerHost) stdout.WriteLine(line);
+            var planned = runner.Build(Context(0, plan.World));
+            var shown = planned.Environment.Where(kv => kv.Key != RankEnvironment.JobTokenVariable).Select(kv => $"{kv.Key}={kv.Value}");
+            stdout.WriteLine($"{ShellWords.Join(shown)} {ShellWords.Join(planned.Command)}".Trim());
+            foreach (var line in planned.PerHost) stdout.WriteLine(line);
             return 0;
         }
-        stderr.WriteLine($"{Tag} cmd = {ShellWords.Join(command.Command)}");
-        // pdsh/mpirun run under a guard that dies with this process and takes them (and so every rank) with it.
-        var guarded = command with { Command = [.. dssCommand, "launch", .. ChildGuard.Arguments(command.Command, o.GracePeriodSeconds)] };
-        bool tokenFiles = runner is PdshRunner;
-        if (tokenFiles) TokenDelivery.ToHosts(context, token, local: PdshRunner.RemoteCommandType(ShellWords.Split(o.LauncherArgs)) == "exec");
-        try { return MultiNodeSupervisor.Run(guarded, o.GracePeriodSeconds, stdout, stderr); }
-        finally { if (tokenFiles) TokenDelivery.RemoveLocal(context); }
+        return JobRestarts.Run(o, plan.World, (restart, world) =>
+        {
+            var context = Context(restart, world);
+            var command = runner.Build(context);
+            stderr.WriteLine($"{Tag} cmd = {ShellWords.Join(command.Command)}");
+            // pdsh/mpirun run under a guard that dies with this process and takes them (and so every rank) with it.
+            var guarded = command with { Command = [.. dssCommand, "launch", .. ChildGuard.Arguments(command.Command, o.GracePeriodSeconds)] };
+            bool tokenFiles = runner is PdshRunner;
+            if (tokenFiles) TokenDelivery.ToHosts(context, context.JobToken, local: PdshRunner.RemoteCommandType(ShellWords.Split(o.LauncherArgs)) == "exec");
+            try { return MultiNodeSupervisor.RunOnce(guarded, o.GracePeriodSeconds, stdout, stderr); }
+            finally { if (tokenFiles) TokenDelivery.RemoveLocal(context); }
+        }, stderr);
     }
 
     /// <summary>The command that starts this <c>dss</c> again (on other hosts, by the same path).</summary>

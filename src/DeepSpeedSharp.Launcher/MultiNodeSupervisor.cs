@@ -16,6 +16,9 @@ public static partial class MultiNodeSupervisor
     [GeneratedRegex(@"^pdsh@[^:]*: (\S+): .* exited with exit code (\d+)\s*$")]
     private static partial Regex PdshExit();
 
+    [GeneratedRegex(@"^pdsh@[^:]*: (\S+): .* killed by signal (\d+)\s*$")]
+    private static partial Regex PdshKilled();
+
     /// <summary>Parses pdsh's "pdsh@me: host: cmd exited with exit code N" line into (host, N).</summary>
     public static (string Host, int Code)? ParseRemoteExit(string line)
     {
@@ -23,9 +26,26 @@ public static partial class MultiNodeSupervisor
         return m.Success ? (m.Groups[1].Value, int.Parse(m.Groups[2].Value)) : null;
     }
 
-    /// <summary>Runs <paramref name="command"/> to completion; returns the launcher's exit code.</summary>
-    public static int Run(MultiNodeCommand command, double graceSeconds, TextWriter stdout, TextWriter stderr, bool handleSignals = true)
+    /// <summary>
+    /// A host whose node launcher itself was lost: pdsh reports it "killed by signal N" (exec module), or ssh ended
+    /// with 255 (the connection or the host is gone). A node launcher that stopped its ranks after one failed exits
+    /// with that rank's code instead: its host is fine.
+    /// </summary>
+    public static string? ParseLostHost(string line)
     {
+        var killed = PdshKilled().Match(line);
+        if (killed.Success) return killed.Groups[1].Value;
+        return ParseRemoteExit(line) is { Code: 255 } e ? e.Host : null;
+    }
+
+    /// <summary>Runs <paramref name="command"/> to completion; returns the launcher's exit code.</summary>
+    public static int Run(MultiNodeCommand command, double graceSeconds, TextWriter stdout, TextWriter stderr, bool handleSignals = true) =>
+        RunOnce(command, graceSeconds, stdout, stderr, handleSignals).Code;
+
+    /// <summary>Runs <paramref name="command"/> to completion; says how it ended (for <c>--max_restarts</c>).</summary>
+    public static JobOutcome RunOnce(MultiNodeCommand command, double graceSeconds, TextWriter stdout, TextWriter stderr, bool handleSignals = true)
+    {
+        var lost = new List<string>();
         foreach (var (path, text) in command.Files) File.WriteAllText(path, text);
         int signalled = 0;
         var registrations = new List<PosixSignalRegistration>();
@@ -45,7 +65,9 @@ public static partial class MultiNodeSupervisor
             lock (sink)
             {
                 stderr.WriteLine(e.Data);
+                if (ParseLostHost(e.Data) is { } gone && !lost.Contains(gone)) lost.Add(gone);
                 if (failure == null && ParseRemoteExit(e.Data) is { } f && f.Code != 0) failure = f;
+                if (failure == null && ParseLostHost(e.Data) is { } h) failure = (h, 128 + 9);
             }
         };
         try
@@ -72,8 +94,8 @@ public static partial class MultiNodeSupervisor
             int signal = Volatile.Read(ref signalled);
             lock (sink)
             {
-                if (signal != 0) return 128 + signal;
-                return failure?.Code ?? process.ExitCode;
+                if (signal != 0) return new JobOutcome(128 + signal, null, [], Signalled: true);
+                return new JobOutcome(failure?.Code ?? process.ExitCode, failure?.Host, [.. lost], Signalled: false);
             }
         }
         finally
@@ -108,3 +130,10 @@ public static partial class MultiNodeSupervisor
         catch (System.ComponentModel.Win32Exception) { }
     }
 }
+
+/// <summary>How one run of a job ended.</summary>
+/// <param name="Code">The launcher's exit code (0: every rank finished).</param>
+/// <param name="FailedHost">The host whose failure ended it, when known.</param>
+/// <param name="LostHosts">Hosts whose node launcher itself was lost (killed, or unreachable over ssh).</param>
+/// <param name="Signalled">True when the user stopped the job (SIGINT/SIGTERM to the launcher): never restarted.</param>
+public sealed record JobOutcome(int Code, string? FailedHost, IReadOnlyList<string> LostHosts, bool Signalled);

@@ -59,7 +59,11 @@ public static class NodeLauncher
     /// <param name="stdout">Where rank stdout lines go (prefixed).</param>
     /// <param name="stderr">Where rank stderr lines and the launcher's messages go.</param>
     /// <param name="handleSignals">Catch SIGINT/SIGTERM and stop the ranks (the CLI does; an in-process caller may not).</param>
-    public static int Run(NodeLaunchSpec spec, TextWriter stdout, TextWriter stderr, bool handleSignals = true)
+    public static int Run(NodeLaunchSpec spec, TextWriter stdout, TextWriter stderr, bool handleSignals = true) =>
+        RunOnce(spec, stdout, stderr, handleSignals).Code;
+
+    /// <summary>Runs the node's ranks to completion; says how the run ended (for <c>--max_restarts</c>).</summary>
+    public static JobOutcome RunOnce(NodeLaunchSpec spec, TextWriter stdout, TextWriter stderr, bool handleSignals = true)
     {
         var commands = RankCommands(spec);
         if (commands.Any(c => c.Rank == 0)) MasterPort.EnsureFree(spec.MasterAddr, spec.MasterPort); // rank 0 hosts the store
@@ -99,7 +103,8 @@ public static class NodeLauncher
                 string? log = logPrefix != null ? $"{logPrefix}_rank{c.Rank}.log" : null;
                 ranks.Add(new RankProcess(c.Rank, c.Command, c.Environment, spec.WorkingDirectory, stdout, stderr, sinkLock, log));
             }
-            return Supervise(spec, ranks, () => Volatile.Read(ref signalled), parent, stderr, sinkLock);
+            int code = Supervise(spec, ranks, () => Volatile.Read(ref signalled), parent, stderr, sinkLock);
+            return new JobOutcome(code, null, [], Signalled: Volatile.Read(ref signalled) != 0);
         }
         catch
         {

@@ -55,6 +55,9 @@ public sealed class WorldInfo
     /// <summary>The first <paramref name="count"/> hosts (DeepSpeed's <c>--num_nodes</c>).</summary>
     public WorldInfo FirstNodes(int count) => new(_hosts.Take(count));
 
+    /// <summary>The world without <paramref name="hosts"/> (the hosts a restart leaves out).</summary>
+    public WorldInfo Without(IReadOnlyCollection<string> hosts) => new(_hosts.Where(h => !hosts.Contains(h.Key)));
+
     /// <summary>Every host with slots <c>[0, count)</c> (DeepSpeed's <c>--num_gpus</c>).</summary>
     public WorldInfo WithSlotsPerNode(int count) =>
         new(_hosts.Select(h => new KeyValuePair<string, IReadOnlyList<int>>(h.Key, Enumerable.Range(0, count).ToArray())));

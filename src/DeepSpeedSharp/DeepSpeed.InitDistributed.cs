@@ -5,6 +5,13 @@ namespace DeepSpeedSharp;
 public static partial class DeepSpeed
 {
     /// <summary>
+    /// Which restart of the job this process belongs to: 0 for its first run, N after <c>dss launch --max_restarts</c>
+    /// started it again for the N-th time (DSS_RESTART_COUNT, as torchrun's TORCHELASTIC_RESTART_COUNT). A program that
+    /// saves checkpoints resumes from its latest one when this is above 0.
+    /// </summary>
+    public static int RestartCount => LaunchEnvironment.FromEnvironment().RestartCount;
+
+    /// <summary>
     /// deepspeed.init_distributed: initialises communication from the launch environment. <paramref name="distBackend"/>
     /// is "shm", "tcp" or null (auto; DeepSpeed's "nccl"/"gloo"/"ccl" also mean auto). <paramref name="initMethod"/>
     /// accepts null, "env://" or "tcp://HOST:PORT" (overriding MASTER_ADDR/MASTER_PORT). <paramref name="rank"/> and

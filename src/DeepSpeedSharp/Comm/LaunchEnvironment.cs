@@ -39,6 +39,9 @@ public sealed record LaunchEnvironment
     /// <summary>Backend tuning (DSS_SHM_*, DSS_MPI_*).</summary>
     public CommTuning Tuning { get; init; } = CommTuning.Default;
 
+    /// <summary>DSS_RESTART_COUNT: which restart of the job this is (0: its first run; <c>dss launch --max_restarts</c>).</summary>
+    public int RestartCount { get; init; }
+
     /// <summary>Reads the process environment.</summary>
     public static LaunchEnvironment FromEnvironment() => From(Environment.GetEnvironmentVariable);
 
@@ -89,6 +92,7 @@ public sealed record LaunchEnvironment
             HeartbeatTimeoutOverride = Seconds(env, "DSS_HEARTBEAT_TIMEOUT"),
             LauncherPid = Int("DSS_LAUNCHER_PID") is > 0 and var pid ? pid : null,
             Tuning = CommTuning.From(env),
+            RestartCount = Int("DSS_RESTART_COUNT") ?? 0,
         };
     }
 
