@@ -31,15 +31,7 @@ public sealed class CheckpointCrashScenario : IScenario
         string? tag = a.TryGetValue("tag", out var t) ? t : null;
         torch.set_num_threads(1);
         var world = Dist.Initialize();
-        manual_seed(3);
-        var model = nn.Sequential(nn.Linear(8, width), nn.ReLU(), nn.Linear(width, 8));
-        string config = $$"""
-            { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "steps_per_print": 1000,
-              "optimizer": { "type": "AdamW", "params": { "lr": 0.001, "weight_decay": 0.01 } },
-              "scheduler": { "type": "WarmupLR", "params": { "warmup_min_lr": 0, "warmup_max_lr": 0.002, "warmup_num_steps": 5 } },
-              "zero_optimization": { "stage": {{stage}} } }
-            """;
-        var engine = DeepSpeed.Initialize(model, config: config).Engine;
+        var engine = ToyTrainer.Build(stage, width);
         if (crashAt >= 0)
             engine.AfterRankFileWritten = path =>
             {
@@ -62,18 +54,8 @@ public sealed class CheckpointCrashScenario : IScenario
         using var log = world.Rank == 0 && a.TryGetValue("out", out var outFile) ? new StreamWriter(outFile, append: true) { AutoFlush = true } : null;
         while (engine.GlobalSteps < steps)
         {
-            double sum = 0;
-            for (int m = 0; m < engine.GradientAccumulationSteps; m++)
-            {
-                using var scope = NewDisposeScope();
-                var g = new Generator((ulong)(1000 * engine.GlobalSteps + 10 * engine.DataParallelRank + m));
-                var x = randn(new long[] { 2, 8 }, generator: g);
-                var loss = nn.functional.mse_loss(engine.Forward(x), x.flip(1));
-                sum += loss.item<float>();
-                engine.Backward(loss);
-                engine.Step();
-            }
-            log?.WriteLine(JsonSerializer.Serialize(new { step = engine.GlobalSteps, loss = sum / engine.GradientAccumulationSteps }));
+            double loss = ToyTrainer.Step(engine);
+            log?.WriteLine(JsonSerializer.Serialize(new { step = engine.GlobalSteps, loss }));
             if (saveEvery > 0 && engine.GlobalSteps % saveEvery == 0)
             {
                 try { engine.SaveCheckpoint(a["save-dir"], tag); }

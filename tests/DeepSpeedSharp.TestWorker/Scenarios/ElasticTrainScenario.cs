@@ -32,15 +32,7 @@ public sealed class ElasticTrainScenario : IScenario
         int restart = DeepSpeed.RestartCount;
         torch.set_num_threads(1);
         var world = Dist.Initialize();
-        manual_seed(3);
-        var model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 8));
-        string config = $$"""
-            { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "steps_per_print": 1000, "gradient_clipping": 1.0,
-              "optimizer": { "type": "AdamW", "params": { "lr": 0.001, "weight_decay": 0.01 } },
-              "scheduler": { "type": "WarmupLR", "params": { "warmup_min_lr": 0, "warmup_max_lr": 0.002, "warmup_num_steps": 5 } },
-              "zero_optimization": { "stage": {{stage}} } }
-            """;
-        var engine = DeepSpeed.Initialize(model, config: config).Engine;
+        var engine = ToyTrainer.Build(stage, clipping: 1.0);
         void Log(object line)
         {
             if (world.Rank != 0) return;
@@ -54,18 +46,8 @@ public sealed class ElasticTrainScenario : IScenario
         }
         while (engine.GlobalSteps < steps)
         {
-            double sum = 0;
-            for (int m = 0; m < engine.GradientAccumulationSteps; m++)
-            {
-                using var scope = NewDisposeScope();
-                var g = new Generator((ulong)(1000 * engine.GlobalSteps + 10 * engine.DataParallelRank + m));
-                var x = randn(new long[] { 2, 8 }, generator: g);
-                var loss = nn.functional.mse_loss(engine.Forward(x), x.flip(1));
-                sum += loss.item<float>();
-                engine.Backward(loss);
-                engine.Step();
-            }
-            Log(new { step = engine.GlobalSteps, loss = sum / engine.GradientAccumulationSteps, world = world.Size, restart, ms = Now() });
+            double loss = ToyTrainer.Step(engine);
+            Log(new { step = engine.GlobalSteps, loss, world = world.Size, restart, ms = Now() });
             if (engine.GlobalSteps % saveEvery == 0) engine.SaveCheckpoint(saveDir);
             if (restart == 0 && engine.GlobalSteps == killAt && world.Rank == killRank)
             {
