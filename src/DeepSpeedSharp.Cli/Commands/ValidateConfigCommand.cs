@@ -101,7 +101,7 @@ public sealed class ValidateConfigCommand : CliCommand
             var b = layout.ResolveBatchSizes();
             batch = $"train_batch_size={b.TrainBatchSize} micro_batch_per_gpu={b.MicroBatchPerGpu} gradient_accumulation_steps={b.GradientAccumulationSteps} at world size {flags.WorldSize}";
         }
-        catch (DeepSpeedConfigException) when (batchAuto || batchKeysGiven == 0)
+        catch (DeepSpeedConfigException) when ((batchAuto || batchKeysGiven == 0) && !c.Elasticity.Enabled)
         {
             // Not decidable from the file alone: the program supplies these to DeepSpeed.Initialize.
             batch = $"batch sizes {(batchAuto ? "\"auto\"" : "absent")} (must be passed by the program)";

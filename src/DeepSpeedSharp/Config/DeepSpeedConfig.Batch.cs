@@ -5,7 +5,8 @@ public sealed partial class DeepSpeedConfig
     /// <summary>
     /// Resolves the batch sizes exactly as DeepSpeed's <c>_set_batch_related_parameters</c> and <c>_batch_assertion</c>:
     /// any two of train / micro / accumulation determine the third; only train → accumulation 1; only micro →
-    /// accumulation 1; none → error; the result must satisfy train = micro × accumulation × data-parallel world size.
+    /// accumulation 1; none → error; the result must satisfy train = micro × accumulation × data-parallel world size. (With an enabled <c>elasticity</c>
+    /// section the layout takes them from <c>Topology.ElasticBatch</c> instead.)
     /// Keys that are "auto" or absent in the file are filled from the arguments; a key given both in the file and as an
     /// argument must agree. The layout's rules (pipeline × ZeRO, virtual stages) are <c>Topology.ParallelLayout</c>'s, which calls this with its data-parallel size.
     /// </summary>

@@ -90,6 +90,9 @@ public sealed partial class DeepSpeedConfig
     /// <summary><c>aio</c>.</summary>
     public AioConfig Aio { get; private set; } = new();
 
+    /// <summary><c>elasticity</c>: when enabled, the batch sizes come from it (<c>Topology.ElasticBatch</c>).</summary>
+    public ElasticityConfig Elasticity { get; private set; } = new();
+
     /// <summary>"bf16", "fp16" or "fp32": the enabled mixed-precision mode.</summary>
     public string Precision => Bf16.Enabled ? "bf16" : Fp16.Enabled ? "fp16" : "fp32";
 }

@@ -71,5 +71,6 @@ public sealed partial class DeepSpeedConfig
             Section("comet", MiscSchemas.Comet, c => c.Comet, (c, v) => c.Comet = v),
             Section("timers", MiscSchemas.Timers, c => c.Timers, (c, v) => c.Timers = v),
             Section("checkpoint", MiscSchemas.Checkpoint, c => c.Checkpoint, (c, v) => c.Checkpoint = v),
-            Section("aio", MiscSchemas.Aio, c => c.Aio, (c, v) => c.Aio = v));
+            Section("aio", MiscSchemas.Aio, c => c.Aio, (c, v) => c.Aio = v),
+            Section("elasticity", MiscSchemas.Elasticity, c => c.Elasticity, (c, v) => c.Elasticity = v));
 }

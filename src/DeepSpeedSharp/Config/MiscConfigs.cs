@@ -181,3 +181,35 @@ public sealed record AioConfig
     /// <summary><c>use_gds</c>.</summary>
     public bool UseGds { get; init; }
 }
+
+/// <summary>
+/// <c>elasticity</c>: DeepSpeed's elastic batch sizes. When enabled, the config's batch keys are replaced by a train batch
+/// size that the most data-parallel world sizes between <see cref="MinGpus"/> and <see cref="MaxGpus"/> can run with
+/// one of <see cref="MicroBatchSizes"/> (<c>Topology.ElasticBatch</c>): the same global batch, and so the same training,
+/// whatever world a restart lands on.
+/// </summary>
+public sealed record ElasticityConfig
+{
+    /// <summary><c>enabled</c> (default false).</summary>
+    public bool Enabled { get; init; }
+    /// <summary><c>max_train_batch_size</c>: the largest global batch acceptable (required when enabled; DeepSpeed's default 2000 otherwise).</summary>
+    public int? MaxTrainBatchSize { get; init; }
+    /// <summary><c>micro_batch_sizes</c>: the micro-batch sizes a rank may use (required when enabled).</summary>
+    public IReadOnlyList<int>? MicroBatchSizes { get; init; }
+    /// <summary><c>min_gpus</c>: the smallest data-parallel world size to plan for (default 1).</summary>
+    public int MinGpus { get; init; } = 1;
+    /// <summary><c>max_gpus</c>: the largest (default 10000).</summary>
+    public int MaxGpus { get; init; } = 10000;
+    /// <summary><c>min_time</c>: minutes a scheduler should let the job run before rescaling it (for the scheduler; no effect here).</summary>
+    public double MinTime { get; init; } = 20;
+    /// <summary><c>version</c>: 0.1 or 0.2 (default 0.2, DeepSpeed's latest).</summary>
+    public double Version { get; init; } = 0.2;
+    /// <summary><c>prefer_larger_batch</c>: among equally elastic batch sizes, take the larger (default true).</summary>
+    public bool PreferLargerBatch { get; init; } = true;
+    /// <summary><c>ignore_non_elastic_batch_info</c>: let the batch keys stand in the config (they are ignored) instead of an error.</summary>
+    public bool IgnoreNonElasticBatchInfo { get; init; }
+    /// <summary><c>model_parallel_size</c> (version 0.2): ranks per model replica (default 1).</summary>
+    public int ModelParallelSize { get; init; } = 1;
+    /// <summary><c>num_gpus_per_node</c> (version 0.2): ranks per host; 0.2 scales by whole hosts (default 1).</summary>
+    public int NumGpusPerNode { get; init; } = 1;
+}

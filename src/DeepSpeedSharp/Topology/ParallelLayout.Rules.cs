@@ -69,12 +69,15 @@ public sealed partial class ParallelLayout
 
     /// <summary>
     /// The batch sizes over this layout's data-parallel ranks (<see cref="DeepSpeedConfig.ResolveBatchSizes"/>: keys
-    /// "auto" or absent in the config come from the arguments), and the schedule's rule: with virtual stages the
+    /// "auto" or absent in the config come from the arguments; with an enabled <c>elasticity</c> section,
+    /// <see cref="ElasticBatch"/>'s), and the schedule's rule: with virtual stages the
     /// micro-batches per step (gradient_accumulation_steps) are a multiple of the pipeline stages.
     /// </summary>
     public BatchSizes ResolveBatchSizes(int? trainBatchSize = null, int? microBatchPerGpu = null, int? gradientAccumulationSteps = null)
     {
-        var batch = Config.ResolveBatchSizes(Math.Max(1, DataParallelSize), trainBatchSize, microBatchPerGpu, gradientAccumulationSteps);
+        var batch = Config.Elasticity.Enabled
+            ? ElasticBatch.Resolve(Config, Math.Max(1, DataParallelSize), trainBatchSize, microBatchPerGpu, gradientAccumulationSteps)
+            : Config.ResolveBatchSizes(Math.Max(1, DataParallelSize), trainBatchSize, microBatchPerGpu, gradientAccumulationSteps);
         if (VirtualStages > 1 && batch.GradientAccumulationSteps % PipelineParallelSize != 0)
             throw new DeepSpeedConfigException($"the interleaved schedule needs the micro-batches (gradient_accumulation_steps {batch.GradientAccumulationSteps}) " +
                                                $"to be a multiple of the pipeline stages ({PipelineParallelSize})");

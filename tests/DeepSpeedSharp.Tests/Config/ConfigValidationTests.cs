@@ -56,7 +56,7 @@ public class ConfigValidationTests
     [InlineData("""{"fp16": {"enabled": true, "auto_cast": true}}""", "'fp16.auto_cast' = true is not supported")]
     [InlineData("""{"curriculum_learning": {"enabled": true}}""", "curriculum learning is not implemented")]
     [InlineData("""{"progressive_layer_drop": {"enabled": true}}""", "'progressive_layer_drop' = {\"enabled\":true} is not supported")]
-    [InlineData("""{"elasticity": {"enabled": true}}""", "elastic training is not implemented")]
+    [InlineData("""{"elasticity": {"enabled": true, "micro_batch_sizes": [2, "4"]}}""", "elasticity.micro_batch_sizes[1]")]
     [InlineData("""{"amp": {"enabled": true}}""", "Apex AMP is not available")]
     [InlineData("""{"compression_training": {"weight_quantization": {}}}""", "compression training is not implemented")]
     [InlineData("""{"sparse_attention": {"mode": "fixed"}}""", "sparse attention is not implemented")]

@@ -10,7 +10,7 @@ namespace DeepSpeedSharp.Tests.Reliability;
 /// (SIGKILL): the launcher stops the job, starts it again, the ranks resume from the step-4 checkpoint, the job finishes
 /// with exit code 0, and every step after the restart equals an uninterrupted run's. A whole host lost (its node
 /// launcher killed) with <c>--min_nodes 1</c>: the job restarts on the remaining host (the checkpoint resharded from
-/// 2 ranks to 1) and finishes. The time from the kill to training again is printed.
+/// 2 ranks to 1, the config's <c>elasticity</c> section keeping the global batch of 8) and finishes. The time from the kill to training again is printed.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
 [Trait("Tier", "Full")]
@@ -20,7 +20,7 @@ public class ElasticRestartTests(ITestOutputHelper output) : IDisposable
 
     public void Dispose() => _dir.Delete(recursive: true);
 
-    private sealed record Line(string? Event, long Step, double Loss, int World, int Restart, long Ms);
+    private sealed record Line(string? Event, long Step, double Loss, int World, int Restart, long Ms, int Batch, int Micro);
 
     /// <summary>Runs the 2-host job; returns its exit code, its stderr and the loss log.</summary>
     private (int Code, string Error, List<Line> Log) Run(string name, params string[] extra)
@@ -41,7 +41,8 @@ public class ElasticRestartTests(ITestOutputHelper output) : IDisposable
         var lines = File.ReadAllLines(log).Select(l => JsonDocument.Parse(l).RootElement).Select(e => new Line(
             e.TryGetProperty("event", out var ev) ? ev.GetString() : null, e.GetProperty(e.TryGetProperty("step", out _) ? "step" : "ms").GetInt64(),
             e.TryGetProperty("loss", out var l) ? l.GetDouble() : double.NaN, e.TryGetProperty("world", out var w) ? w.GetInt32() : 0,
-            e.TryGetProperty("restart", out var r) ? r.GetInt32() : 0, e.GetProperty("ms").GetInt64())).ToList();
+            e.TryGetProperty("restart", out var r) ? r.GetInt32() : 0, e.GetProperty("ms").GetInt64(),
+            e.TryGetProperty("batch", out var b) ? b.GetInt32() : 0, e.TryGetProperty("micro", out var m) ? m.GetInt32() : 0)).ToList();
         return (code, dss.Error, lines);
     }
 
@@ -90,13 +91,16 @@ public class ElasticRestartTests(ITestOutputHelper output) : IDisposable
     [PdshFact]
     public void ALostHostIsLeftOutWithMinNodesAndTheJobFinishesOnTheOther()
     {
-        var elastic = Run("host-lost", "--max_restarts", "1", "--min_nodes", "1", "--", "--kill-at", "5", "--kill-rank", "1", "--kill-host");
+        var elastic = Run("host-lost", "--max_restarts", "1", "--min_nodes", "1", "--", "--kill-at", "5", "--kill-rank", "1", "--kill-host", "--elastic");
         Assert.True(elastic.Code == 0, elastic.Error);
         Assert.Contains("starting it again without host(s) hostB, which were lost: 1 rank(s) on 1 host(s) {\"hostA\":[0]}; ranks resume from their latest checkpoint (DSS_RESTART_COUNT=1).", elastic.Error);
         var after = elastic.Log.Where(l => l.Event == null && l.Restart == 1).ToList();
         Assert.Equal(4, elastic.Log.Single(l => l.Event == "resumed").Step);
         Assert.Equal([5, 6, 7, 8, 9, 10], after.Select(l => l.Step));
         Assert.All(after, l => Assert.Equal(1, l.World));
+        // The elasticity section keeps the global batch at 8: micro 4 × 1 accumulation × 2 ranks, then micro 4 × 2 × 1 rank.
+        Assert.All(elastic.Log.Where(l => l.Event == null), l => Assert.Equal(8, l.Batch));
+        Assert.All(elastic.Log.Where(l => l.Event == null), l => Assert.Equal(4, l.Micro));
         Assert.All(after, l => Assert.True(double.IsFinite(l.Loss)));
         SecondsToTrainingAgain(elastic.Log);
     }

@@ -97,7 +97,6 @@ public static partial class ConfigKeyTable
         Reject("weight_quantization", "weight quantization is not implemented; remove it or disable it"),
         Reject("quantize_training", "quantized training is not implemented; remove it or disable it"),
         Reject("sparse_attention", "sparse attention is not implemented; remove it or disable it"),
-        Reject("elasticity", "elastic training is not implemented; remove it or disable it"),
         Reject("data_efficiency", "data efficiency (curriculum / random-LTD) is not implemented; remove it or disable it"),
         Reject("sparse_gradients", "sparse (CSR) gradients are not implemented; remove it or set false"),
         Reject("tensor_parallel", "AutoTP is not implemented; use the TensorParallel layers (docs/tensor-parallel.md)"),

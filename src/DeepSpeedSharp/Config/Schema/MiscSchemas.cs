@@ -61,6 +61,23 @@ internal static class MiscSchemas
             Fields<DistributedConfig>.Of("heartbeat_timeout_seconds", Kinds.OptionalDouble(min: 0.001, max: DistributedConfig.MaxSeconds), c => c.HeartbeatTimeoutSeconds, (c, v) => c with { HeartbeatTimeoutSeconds = v }));
 
     /// <summary>tensorboard and csv_monitor share one shape.</summary>
+    public static readonly SectionSchema<ElasticityConfig> Elasticity = new SectionSchema<ElasticityConfig>(() => new())
+        .Add(
+            Fields<ElasticityConfig>.Of("enabled", Kinds.Bool, c => c.Enabled, (c, v) => c with { Enabled = v }),
+            Fields<ElasticityConfig>.Of("max_train_batch_size", Kinds.OptionalInt(min: 1), c => c.MaxTrainBatchSize, (c, v) => c with { MaxTrainBatchSize = v }),
+            Fields<ElasticityConfig>.Of("micro_batch_sizes", Kinds.OptionalIntList(min: 1), c => c.MicroBatchSizes, (c, v) => c with { MicroBatchSizes = v }),
+            Fields<ElasticityConfig>.Of("min_gpus", Kinds.Int(min: 1), c => c.MinGpus, (c, v) => c with { MinGpus = v }),
+            Fields<ElasticityConfig>.Of("max_gpus", Kinds.Int(min: 1), c => c.MaxGpus, (c, v) => c with { MaxGpus = v }),
+            Fields<ElasticityConfig>.Of("min_time", Kinds.Double(min: 0), c => c.MinTime, (c, v) => c with { MinTime = v }),
+            Fields<ElasticityConfig>.Of("version", Kinds.Double(min: 0.1, max: 0.2), c => c.Version, (c, v) => c with { Version = v }, (v, p) =>
+            {
+                if (v is not (0.1 or 0.2)) throw new DeepSpeedConfigException($"{p}: {v} is not an elasticity version; expected 0.1 or 0.2");
+            }),
+            Fields<ElasticityConfig>.Of("prefer_larger_batch", Kinds.Bool, c => c.PreferLargerBatch, (c, v) => c with { PreferLargerBatch = v }),
+            Fields<ElasticityConfig>.Of("ignore_non_elastic_batch_info", Kinds.Bool, c => c.IgnoreNonElasticBatchInfo, (c, v) => c with { IgnoreNonElasticBatchInfo = v }),
+            Fields<ElasticityConfig>.Of("model_parallel_size", Kinds.Int(min: 1), c => c.ModelParallelSize, (c, v) => c with { ModelParallelSize = v }),
+            Fields<ElasticityConfig>.Of("num_gpus_per_node", Kinds.Int(min: 1), c => c.NumGpusPerNode, (c, v) => c with { NumGpusPerNode = v }));
+
     public static readonly SectionSchema<MonitorConfig> Monitor = new SectionSchema<MonitorConfig>(() => new())
         .Add(
             Fields<MonitorConfig>.Of("enabled", Kinds.Bool, c => c.Enabled, (c, v) => c with { Enabled = v }),

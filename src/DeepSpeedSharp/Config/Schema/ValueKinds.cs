@@ -42,6 +42,18 @@ internal static class Kinds
         return new((n, p) => n is null ? null : (int)ReadLong(n, p, r), v => v is null ? null : JsonValue.Create(v.Value), r);
     }
 
+    /// <summary>A list of integers, each at least <paramref name="min"/> (null when absent).</summary>
+    public static ValueKind<IReadOnlyList<int>?> OptionalIntList(long min)
+    {
+        var r = NumericRange.Int(min, int.MaxValue);
+        return new((n, p) =>
+        {
+            if (n is null) return null;
+            if (n is not JsonArray a) throw Expected(p, "a list of integers", n);
+            return a.Select((x, i) => (int)ReadLong(x, $"{p}[{i}]", r)).ToList();
+        }, v => v is null ? null : new JsonArray(v.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()));
+    }
+
     public static ValueKind<long> Long(long min)
     {
         var r = NumericRange.Int(min, long.MaxValue);
