@@ -12,7 +12,8 @@ namespace DeepSpeedSharp.TestWorker.Scenarios;
 /// newgroup (rank 0 creates a group over 0,1 that rank 1 never creates; rank 1 all-reduces), groups (a group over
 /// 0,1 besides the world: rank 0 all-reduces on it, rank 1 on the world); controls: late-send (rank 1 computes 4 s,
 /// then sends what rank 0 waits for), chain (3 ranks: rank 0 receives from 1, rank 1 all-reduces on a group with
-/// rank 2, which computes 4 s first, then sends to 0).
+/// rank 2, which computes 4 s first, then sends to 0), closed-neighbour (3 ranks, a tcp group: rank 1 sends to 0 and
+/// closes the group while rank 0 waits 3 s for rank 2's message: a finished neighbour is no failure of a receive).
 /// </summary>
 public sealed class DeadlockScenario : IScenario
 {
@@ -24,7 +25,13 @@ public sealed class DeadlockScenario : IScenario
         var world = Dist.Initialize(args[0], TimeSpan.FromSeconds(120));
         int me = world.Rank;
         using var t = ones(1024);
-        ProcessGroup? pair = args[1] is "groups" ? Dist.NewGroup([0, 1]) : args[1] is "chain" ? Dist.NewGroup([1, 2]) : null;
+        ProcessGroup? pair = args[1] switch
+        {
+            "groups" => Dist.NewGroup([0, 1]),
+            "chain" => Dist.NewGroup([1, 2]),
+            "closed-neighbour" => Dist.NewGroup([0, 1, 2], "tcp"),
+            _ => null,
+        };
         world.Barrier();
         var sw = Stopwatch.StartNew();
         try
@@ -43,6 +50,9 @@ public sealed class DeadlockScenario : IScenario
                 case ("chain", 0): world.Recv(t, 1); break;
                 case ("chain", 1): pair!.AllReduce(t); world.Send(t, 0); break;
                 case ("chain", 2): Thread.Sleep(4000); pair!.AllReduce(t); break;
+                case ("closed-neighbour", 0): pair!.Recv(t, 1); pair.Recv(t, 2); break;
+                case ("closed-neighbour", 1): pair!.Send(t, 0); pair.Dispose(); break;
+                case ("closed-neighbour", 2): Thread.Sleep(3000); pair!.Send(t, 0); break;
                 default: throw new ArgumentException($"deadlock: unknown mode '{args[1]}' for rank {me}.");
             }
         }

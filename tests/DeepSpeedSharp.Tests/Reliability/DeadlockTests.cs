@@ -78,6 +78,7 @@ public class DeadlockTests(ITestOutputHelper output)
     [Theory]
     [InlineData("late-send", 2)]
     [InlineData("chain", 3)]
+    [InlineData("closed-neighbour", 3)]
     public void RanksThatOnlyWaitAWhileAreNotCalledDeadlocked(string mode, int ranks)
     {
         var results = Run("shm", mode, ranks);

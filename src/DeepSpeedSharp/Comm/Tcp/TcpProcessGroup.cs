@@ -67,7 +67,10 @@ internal sealed unsafe partial class TcpProcessGroup : ProcessGroup
 
     internal void CheckHealth(in OpContext ctx, int waitingOn)
     {
+        // A send or receive needs only its peer: another member that finished and closed the group (it disposed it) is
+        // no failure of this one. A collective needs every member.
         var closed = _mesh.ClosedPeers();
+        if (ctx.Label.Peer >= 0) closed.RemoveAll(p => p != waitingOn);
         if (closed.Count > 0)
         {
             var missing = closed.Select(GetGlobalRank).ToList();
