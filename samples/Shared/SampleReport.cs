@@ -62,7 +62,7 @@ public static class SampleReport
         var bytes = engine.ModelStateBytes();
         var fields = new Dictionary<string, object?>
         {
-            ["rank"] = engine.GlobalRank, ["world_size"] = engine.DataParallelWorldSize, ["steps"] = stepTimes.Count, ["warmup_steps"] = warmupSteps,
+            ["rank"] = engine.GlobalRank, ["world_size"] = engine.Layout.WorldSize, ["data_parallel_size"] = engine.DataParallelWorldSize, ["steps"] = stepTimes.Count, ["warmup_steps"] = warmupSteps,
             ["tokens_per_s"] = measured ? tokensPerStep / median : 0, ["median_step_ms"] = measured ? median * 1000 : 0,
             ["peak_rss_mib"] = PeakRssMiB(), ["parameter_bytes"] = bytes.Parameters, ["gradient_bytes"] = bytes.Gradients,
             ["optimizer_state_bytes"] = bytes.OptimizerState, ["bytes_sent_last_step"] = engine.BytesSentLastStep,

@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Config.Schema;
 using System.CommandLine;
 using System.CommandLine.Help;
 using System.CommandLine.Parsing;
@@ -74,7 +75,12 @@ public static class CliHost
         {
             if (command.Action == null) // the root or a group: no command of that name (`dss nope`, `dss help bench nope`)
             {
-                stderr.WriteLine($"dss: unknown command '{string.Join(' ', args.Where(a => a is not ("--help" or "-h" or "-?")).Take(2))}'. Commands: {string.Join(", ", commands.Select(c => c.Name).Order(StringComparer.Ordinal))}.");
+                var asked = string.Join(' ', args.Where(a => a is not ("--help" or "-h" or "-?")).Take(2));
+                var names = commands.Select(c => c.Name).Order(StringComparer.Ordinal).ToList();
+                // A typo is a letter or two away; anything further is another word, not worth a guess.
+                var near = names.Concat(names.Select(n => n.Split(' ')[0]).Distinct())
+                    .Select(n => (Name: n, Distance: KeySuggester.Distance(asked, n))).Where(c => c.Distance <= 2).OrderBy(c => c.Distance).Select(c => c.Name).FirstOrDefault();
+                stderr.WriteLine($"dss: unknown command '{asked}'{(near != null ? $"; did you mean '{near}'?" : ".")} Commands: {string.Join(", ", names)}.");
                 return 2;
             }
             foreach (var message in ErrorMessages(result)) stderr.WriteLine($"dss {path}: error: {message}");

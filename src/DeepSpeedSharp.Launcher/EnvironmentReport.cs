@@ -49,7 +49,9 @@ public static partial class EnvironmentReport
         Add("launchers", "taskset (--bind_cores_to_rank)", Tool("", "taskset").TrimStart(' ', ';'));
 
         Add("machine", "logical cores", Environment.ProcessorCount.ToString());
-        Add("machine", "CPU", CpuModel() ?? "unknown");
+        var cpu = DeepSpeedSharp.Native.CpuFeatures.OfThisMachine();
+        Add("machine", "CPU", cpu.Model ?? "unknown");
+        Add("machine", "vector / bf16", cpu.Describe());
         var mem = MemInfo();
         Add("machine", "memory", mem.Total > 0 ? $"{mem.Total / 1048576.0:F1} GiB total, {mem.Available / 1048576.0:F1} GiB available" : "unknown");
         return items;
@@ -113,13 +115,6 @@ public static partial class EnvironmentReport
     {
         var path = ProgramResolver.FindOnPath(name);
         return $"{label} {(path != null ? path : "not on PATH")}";
-    }
-
-    private static string? CpuModel()
-    {
-        if (!File.Exists("/proc/cpuinfo")) return null;
-        var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
-        return line?[(line.IndexOf(':') + 1)..].Trim();
     }
 
     private static (long Total, long Available) MemInfo()

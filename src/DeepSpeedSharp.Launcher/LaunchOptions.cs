@@ -121,7 +121,11 @@ public sealed class LaunchOptions
                 : throw new ArgumentException($"dss launch: {name} needs an integer, got '{(hasInline ? inline : args[i])}'.");
             void Flag() { if (hasInline) throw new ArgumentException($"dss launch: {name} takes no value (got '{inline}')."); }
             if (LaunchFlags.Find(name) == null)
-                throw new ArgumentException($"dss launch: unknown flag '{name}'. Flags go before PROGRAM; run `dss launch --help` for the list.");
+            {
+                if (NotOffered.TryGetValue(name, out var why)) throw new ArgumentException($"dss launch: {name} is a DeepSpeed flag this launcher does not offer: {why}.");
+                var near = Config.Schema.KeySuggester.Suggest(name, LaunchFlags.All.Where(f => !f.Internal).SelectMany(f => f.Spellings));
+                throw new ArgumentException($"dss launch: unknown flag '{name}'{(near != null ? $"; did you mean {near}?" : ".")} Flags go before PROGRAM; run `dss launch --help` for the list.");
+            }
             switch (name)
             {
                 case "-H" or "--hostfile": o.Hostfile = Value(); o.HostfileGiven = true; break;
@@ -192,6 +196,18 @@ public sealed class LaunchOptions
         }
         return o;
     }
+
+    /// <summary>DeepSpeed runner flags this launcher does not offer, and what to use instead.</summary>
+    private static readonly Dictionary<string, string> NotOffered = new(StringComparer.Ordinal)
+    {
+        ["--autotuning"] = "autotuning is not implemented; measure configurations with `dss bench train` and `dss estimate`",
+        ["--elastic_training"] = "elastic training here is restarts: --max_restarts N and --min_nodes M (docs/launcher.md#elastic-restarts)",
+        ["--max_elastic_nodes"] = "a restart never adds hosts; --min_nodes M says how many must remain",
+        ["--module"] = "PROGRAM is a .NET assembly, project directory or executable, not a Python module",
+        ["--user_script"] = "give PROGRAM as the first argument after the flags",
+        ["--comment"] = "it is a SLURM option; the SLURM runner is not offered (use pdsh, openmpi or mpich)",
+        ["--account"] = "it is a SLURM option; the SLURM runner is not offered (use pdsh, openmpi or mpich)",
+    };
 
     /// <summary>
     /// Why <paramref name="addr"/> cannot be rank 0's address, or null: dotted numbers must form an IPv4 address, and

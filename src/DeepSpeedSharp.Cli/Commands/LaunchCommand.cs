@@ -33,10 +33,10 @@ public sealed class LaunchCommand : IPassThroughCliCommand
         };
         foreach (var flag in LaunchFlags.All)
         {
-            var description = flag.Internal ? $"(internal, used by dss launch itself) {flag.Description}" : flag.Description;
+            // The flags dss launch passes to its own per-node processes are accepted but not listed.
             Option option = flag.ValueName == null
-                ? new Option<bool>(flag.Name, flag.Aliases) { Description = description }
-                : new Option<string>(flag.Name, flag.Aliases) { Description = description, HelpName = flag.ValueName };
+                ? new Option<bool>(flag.Name, flag.Aliases) { Description = flag.Description, Hidden = flag.Internal }
+                : new Option<string>(flag.Name, flag.Aliases) { Description = flag.Description, HelpName = flag.ValueName, Hidden = flag.Internal };
             command.Options.Add(option);
         }
         return command;

@@ -92,7 +92,7 @@ public sealed partial class DeepSpeedConfig
         }
         catch (JsonException e)
         {
-            throw new DeepSpeedConfigException($"not valid JSON: {e.Message}", e);
+            throw DeepSpeedConfigException.InvalidJson(e);
         }
         if (root is not JsonObject obj) throw Kinds.Expected("config", "a JSON object at the top level", root);
         return Build(obj);

@@ -21,6 +21,17 @@ public sealed class DeepSpeedConfigException : Exception
         File = file;
     }
 
+    /// <summary>
+    /// The error for text that is not JSON, at 1-based line and column ("not valid JSON at line 2, column 32: ',' is an
+    /// invalid start of a property name…"); System.Text.Json's own positions count from 0.
+    /// </summary>
+    internal static DeepSpeedConfigException InvalidJson(System.Text.Json.JsonException e)
+    {
+        var what = System.Text.RegularExpressions.Regex.Replace(e.Message, @"\s*(Path: \S*\s*\|\s*)?LineNumber: \d+ \| BytePositionInLine: \d+\.?\s*$", "").TrimEnd();
+        var where = e.LineNumber is { } line ? $" at line {line + 1}" + (e.BytePositionInLine is { } col ? $", column {col + 1}" : "") : "";
+        return new DeepSpeedConfigException($"not valid JSON{where}: {what}", e);
+    }
+
     /// <summary>The longest unbroken run of characters (a value, a key, a path) a message shows whole.</summary>
     private const int LongestRun = 256;
 

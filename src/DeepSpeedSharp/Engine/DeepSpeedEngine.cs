@@ -210,6 +210,9 @@ public partial class DeepSpeedEngine : IDisposable
     }
 
     /// <summary>Counts a micro-batch loss in the step's mean loss (monitors, progress).</summary>
+    /// <summary>What one recorded loss stands for in the progress line (a pipeline engine records one per batch).</summary>
+    private protected string RecordedLossUnit { set => progress.LossUnit = value; }
+
     private protected void RecordLoss(double lossValue)
     {
         progress.RecordLoss(lossValue);
@@ -276,7 +279,7 @@ public partial class DeepSpeedEngine : IDisposable
     private protected void ApplyBoundaryStep()
     {
         stepApplied = false;
-        if (strategy == null) throw new InvalidOperationException("training needs an optimizer: pass one to DeepSpeed.Initialize or add an \"optimizer\" section to the config");
+        if (strategy == null) throw new InvalidOperationException("training needs an optimizer: add an \"optimizer\" section to the config (e.g. {\"type\": \"AdamW\", \"params\": {\"lr\": 0.0001}}) or pass optimizerFactory: ps => new AdamW(ps, ...) to DeepSpeed.Initialize");
         using var t = Timers.Time(WallClockTimers.Step);
         timeline?.Record("before optimizer step");
         TakeModelStep(strategy);

@@ -56,7 +56,7 @@ internal static class SchedulerChoice
             return instance;
         }
         if (factory == null && config.Scheduler == null) return null;
-        if (optimizer == null) throw new DeepSpeedConfigException("a scheduler was given but there is no optimizer for it to drive");
+        if (optimizer == null) throw new DeepSpeedConfigException("a scheduler was given but there is no optimizer for it to drive: add an \"optimizer\" section to the config (e.g. {\"type\": \"AdamW\", \"params\": {\"lr\": 0.0001}}) or pass optimizerFactory: ps => new AdamW(ps, ...) to DeepSpeed.Initialize");
         var scheduler = factory != null ? factory(optimizer) : EngineOptimizers.CreateScheduler(config.Scheduler!, optimizer);
         foreach (var w in scheduler.Warnings) Log.Warn(w);
         return scheduler;

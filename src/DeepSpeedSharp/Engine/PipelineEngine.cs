@@ -61,6 +61,7 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
         : base(module, strategy, lrScheduler, config, batch, precision, layout)
     {
         pipe = module;
+        RecordedLossUnit = "batch(es)"; // one loss per TrainBatch: the mean over its micro-batches and stages
         // The schedule checks its own inputs (micro-batches a multiple of the stages with virtual stages, no run-ahead with
         // them): built once here, its refusal is a config error at Initialize rather than at the first TrainBatch.
         try { TrainScheduleForThisStage(); }
@@ -115,7 +116,7 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
     /// </summary>
     public double TrainBatch(IEnumerator<(Tensor Inputs, Tensor Labels)>? dataIterator = null)
     {
-        if (Optimizer == null) throw new InvalidOperationException("TrainBatch needs an optimizer: pass one to DeepSpeed.Initialize or add an \"optimizer\" section to the config");
+        if (Optimizer == null) throw new InvalidOperationException("TrainBatch needs an optimizer: add an \"optimizer\" section to the config (e.g. {\"type\": \"AdamW\", \"params\": {\"lr\": 0.0001}}) or pass optimizerFactory: ps => new AdamW(ps, ...) to DeepSpeed.Initialize");
         if (pipe.LossFn == null && IsLastStage()) throw new InvalidOperationException("TrainBatch needs the PipelineModule's lossFn: the last stage computes the loss from its output and the labels");
         if (dataIterator != null) this.dataIterator = dataIterator;
         Module.train();

@@ -42,6 +42,9 @@ internal sealed class ProgressReporter
         this.memoryBreakdown = memoryBreakdown;
     }
 
+    /// <summary>What one recorded loss stands for in the report ("micro-step(s)"; a pipeline records one per batch).</summary>
+    public string LossUnit { get; set; } = "micro-step(s)";
+
     /// <summary>Remembers a micro-step's (unscaled) loss for the next report.</summary>
     public void RecordLoss(double loss)
     {
@@ -59,7 +62,7 @@ internal sealed class ProgressReporter
         var ci = CultureInfo.InvariantCulture;
         string lr = string.Join(", ", lrs.Select(x => x.ToString("G6", ci)));
         // Labelled: a training loop's own step loss is usually the mean over every rank's micro-batches of one step.
-        string loss = lossCount > 0 ? $"{(lossSum / lossCount).ToString("F6", ci)} (this rank, mean of {lossCount} micro-step(s))" : "n/a";
+        string loss = lossCount > 0 ? $"{(lossSum / lossCount).ToString("F6", ci)} (this rank, mean of {lossCount} {LossUnit})" : "n/a";
         string tps = tokens > lastTokens && seconds > 0 ? $", tokens/s={((tokens - lastTokens) / seconds).ToString("F0", ci)}" : "";
         long rssMiB = Environment.WorkingSet >> 20, peakMiB = Process.GetCurrentProcess().PeakWorkingSet64 >> 20;
         string speed = throughput ? $", samples/s={samplesPerSecond.ToString("F2", ci)}{tps}" : "";

@@ -198,8 +198,19 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
             lines.Add($"stage={j % NumStages}{(VirtualStages > 1 ? $" chunk={j / NumStages}" : "")} layers={Parts[j + 1] - Parts[j]}");
             for (int i = Parts[j]; i < Parts[j + 1]; i++) lines.Add($"    {i,2}: {Specs[i].TypeName}");
         }
-        if (LossFn != null) lines.Add($"  loss: {LossFn.Method.Name}");
+        if (LossFn != null) lines.Add($"  loss: {FunctionName(LossFn)}");
         return string.Join('\n', lines);
+    }
+
+    /// <summary>"LossFunctions.CrossEntropy", or "a lambda in Program.Main" for a compiler-generated method.</summary>
+    internal static string FunctionName(Delegate d)
+    {
+        var m = d.Method;
+        var type = m.DeclaringType;
+        while (type is { Name: ['<', ..] }) type = type.DeclaringType;
+        return m.Name.StartsWith('<') && m.Name.IndexOf('>') is > 1 and var end
+            ? $"a lambda in {type?.Name}.{m.Name[1..end]}"
+            : $"{type?.Name}.{m.Name}";
     }
 
     private int[] Partition(string method)

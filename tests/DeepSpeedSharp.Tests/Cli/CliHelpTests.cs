@@ -73,7 +73,7 @@ public sealed class CliHelpTests
         Assert.Contains($"dss {path}", flat);
         Assert.False(string.IsNullOrWhiteSpace(command.Description), $"dss {path} has no description");
         Assert.Contains(Flat(command.Description!), flat);
-        foreach (var option in command.Options.Where(o => o is not HelpOption))
+        foreach (var option in command.Options.Where(o => o is not HelpOption && !o.Hidden))
         {
             Assert.False(string.IsNullOrWhiteSpace(option.Description), $"dss {path}: {option.Name} has no description");
             foreach (var name in option.Aliases.Prepend(option.Name)) Assert.Contains(name, flat);
@@ -158,6 +158,22 @@ public sealed class CliHelpTests
         Assert.StartsWith("dss: unknown command 'bench nope'. Commands: bench adam, bench comm,", err);
         Assert.Equal(2, Dss("help", "nope").Code);
         Assert.Equal(2, Dss("nope", "--help").Code);
+        // Issue 34: a typo gets a suggestion.
+        Assert.StartsWith("dss: unknown command 'lauch'; did you mean 'launch'? Commands: ", Dss("lauch").Err);
+    }
+
+    /// <summary>Issue 34: a misspelt launcher flag gets a suggestion; DeepSpeed's flags that are not offered say so and what to use.</summary>
+    [Fact]
+    public void LauncherFlagTyposAndDeepSpeedFlagsNotOfferedAreExplained()
+    {
+        Assert.Equal("dss launch: unknown flag '--max_restart'; did you mean --max_restarts? Flags go before PROGRAM; run `dss launch --help` for the list.",
+            Assert.Throws<ArgumentException>(() => LaunchOptions.Parse(["--max_restart", "1", "train.dll"])).Message);
+        Assert.Equal("dss launch: --autotuning is a DeepSpeed flag this launcher does not offer: autotuning is not implemented; measure configurations with `dss bench train` and `dss estimate`.",
+            Assert.Throws<ArgumentException>(() => LaunchOptions.Parse(["--autotuning", "run", "train.dll"])).Message);
+        var help = Dss("launch", "--help").Out;
+        Assert.Contains("--max_restarts", help);
+        Assert.DoesNotContain("--node_launcher", help); // internal flags are accepted but not listed
+        Assert.DoesNotContain("--token_file", help);
     }
 
     [Fact]
@@ -169,6 +185,7 @@ public sealed class CliHelpTests
         foreach (var flag in LaunchFlags.All)
         {
             Assert.False(string.IsNullOrWhiteSpace(flag.Description), flag.Name);
+            if (flag.Internal) { Assert.DoesNotContain(flag.Name, flat); continue; } // accepted, not listed
             foreach (var spelling in flag.Spellings) Assert.Contains(spelling, flat);
             Assert.Contains(Flat(flag.Description), flat);
         }
@@ -203,7 +220,7 @@ public sealed class CliHelpTests
         {
             Assert.Equal(0, help.WaitForExit(TimeSpan.FromSeconds(60)));
             Assert.Contains("--launcher_args <ARGS>", help.Output);
-            Assert.Contains("--child_guard", help.Output);
+            Assert.DoesNotContain("--child_guard", help.Output); // internal
         }
         using (var unknown = new DssProcess(Path.GetTempPath(), "launch", "--num_gpus=2", "--bogus", "train.dll"))
         {

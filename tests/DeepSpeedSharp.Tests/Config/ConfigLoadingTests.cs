@@ -128,4 +128,13 @@ public class ConfigLoadingTests
         Assert.Equal("Fail", again.Checkpoint.TagValidation);
         Assert.Contains("\"stage3_prefetch_bucket_size\": 123", c.ToJson());
     }
+
+    /// <summary>Issue 34: a JSON error's position is 1-based, as editors count (System.Text.Json's is 0-based).</summary>
+    [Fact]
+    public void AJsonErrorNamesItsLineAndColumnAsAnEditorCountsThem()
+    {
+        var e = Assert.Throws<DeepSpeedConfigException>(() => DeepSpeedConfig.FromJson("{\"train_batch_size\": 8,\n \"optimizer\": {\"type\": \"AdamW\",, }}"));
+        Assert.Equal("not valid JSON at line 2, column 32: ',' is an invalid start of a property name. Expected a '\"'.", e.Message);
+        Assert.StartsWith("not valid JSON at line 1, column 2: ", Assert.Throws<DeepSpeedConfigException>(() => DeepSpeedConfig.FromJson("{")).Message);
+    }
 }

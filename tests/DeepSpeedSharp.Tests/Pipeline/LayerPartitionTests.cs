@@ -62,4 +62,15 @@ public class LayerPartitionTests
         Assert.Equal(new[] { "weight" }, tied.TiedWeightAttributes);
         Assert.Equal("TiedLayerSpec(embed, Embedding)", tied.ToString());
     }
+
+    private static Tensor Mse(Tensor a, Tensor b) => nn.functional.mse_loss(a, b);
+
+    /// <summary>Issue 34: the partition printout names the loss function, not the compiler's name for a lambda.</summary>
+    [Fact]
+    public void ThePartitionNamesTheLossFunctionReadably()
+    {
+        Func<Tensor, Tensor, Tensor> lambda = (a, b) => nn.functional.mse_loss(a, b);
+        Assert.Equal("a lambda in LayerPartitionTests.ThePartitionNamesTheLossFunctionReadably", PipelineModule.FunctionName(lambda));
+        Assert.Equal("LayerPartitionTests.Mse", PipelineModule.FunctionName(Mse));
+    }
 }

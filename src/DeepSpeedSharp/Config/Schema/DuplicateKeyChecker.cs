@@ -61,7 +61,7 @@ internal static class DuplicateKeyChecker
         }
         catch (JsonException e)
         {
-            throw new DeepSpeedConfigException($"not valid JSON: {e.Message}", e);
+            throw DeepSpeedConfigException.InvalidJson(e);
         }
         if (duplicates.Count > 0) throw DeepSpeedConfigException.Of(duplicates);
     }
