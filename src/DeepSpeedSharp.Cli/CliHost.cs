@@ -78,8 +78,7 @@ public static class CliHost
                 var asked = string.Join(' ', args.Where(a => a is not ("--help" or "-h" or "-?")).Take(2));
                 var names = commands.Select(c => c.Name).Order(StringComparer.Ordinal).ToList();
                 // A typo is a letter or two away; anything further is another word, not worth a guess.
-                var near = names.Concat(names.Select(n => n.Split(' ')[0]).Distinct())
-                    .Select(n => (Name: n, Distance: KeySuggester.Distance(asked, n))).Where(c => c.Distance <= 2).OrderBy(c => c.Distance).Select(c => c.Name).FirstOrDefault();
+                var near = KeySuggester.Suggest(asked, names.Concat(names.Select(n => n.Split(' ')[0]).Distinct()), maxDistance: 2);
                 stderr.WriteLine($"dss: unknown command '{asked}'{(near != null ? $"; did you mean '{near}'?" : ".")} Commands: {string.Join(", ", names)}.");
                 return 2;
             }

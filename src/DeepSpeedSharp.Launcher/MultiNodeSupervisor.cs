@@ -65,9 +65,10 @@ public static partial class MultiNodeSupervisor
             lock (sink)
             {
                 stderr.WriteLine(e.Data);
-                if (ParseLostHost(e.Data) is { } gone && !lost.Contains(gone)) lost.Add(gone);
+                var gone = ParseLostHost(e.Data);
+                if (gone != null && !lost.Contains(gone)) lost.Add(gone);
                 if (failure == null && ParseRemoteExit(e.Data) is { } f && f.Code != 0) failure = f;
-                if (failure == null && ParseLostHost(e.Data) is { } h) failure = (h, 128 + 9);
+                if (failure == null && gone != null) failure = (gone, 128 + 9);
             }
         };
         try

@@ -147,7 +147,7 @@ internal sealed class CommRuntime : IDisposable
         string prefix = $"g{gid}/";
         string requested = backend == null ? (Backend == "hierarchical" ? "auto" : Backend) : Normalize(backend);
         // While the members meet, the heartbeat says so (and where it was called), for the deadlock check.
-        _creating = (new OpLabel(PendingOp.NewGroup, -1, ranks, -1, gid), DateTime.UtcNow);
+        _creating = (OpLabel.Creating(gid, ranks), DateTime.UtcNow);
         long waiting = Heartbeats?.Activity.BeginCreation(_creating.Value.Label, CallSites.Here()) ?? -1;
         try
         {

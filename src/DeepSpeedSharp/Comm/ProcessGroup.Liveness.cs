@@ -57,12 +57,13 @@ public abstract partial class ProcessGroup
     private protected DistributedException PeersGone(in OpContext ctx, IReadOnlyList<int> gone, string unannounced)
     {
         var statuses = Heartbeats is { StoreAnswering: true } w ? w.Statuses(TimeSpan.FromSeconds(1)) : null;
-        string Said(int r) => statuses != null && statuses.TryGetValue(r, out var s) && s.Status.StartsWith(PeerWatch.ExitedPrefix, StringComparison.Ordinal) ? s.Status : "";
-        var parts = gone.Select(r => Said(r) is { Length: > 0 } said ? $"rank {r} {said}"
+        var said = gone.ToDictionary(r => r, r => statuses != null && statuses.TryGetValue(r, out var s)
+            && s.Status.StartsWith(PeerWatch.ExitedPrefix, StringComparison.Ordinal) ? s.Status : "");
+        var parts = gone.Select(r => said[r] is { Length: > 0 } last ? $"rank {r} {last}"
             : statuses == null ? $"rank {r} is gone (its process ended; how is unknown: the rendezvous store, which rank 0 hosts, does not answer)"
             : $"rank {r} {unannounced}").ToList();
         var message = $"{ctx.Label} on rank {GlobalRank} failed: {string.Join("; ", parts)}";
-        if (gone.Any(r => Said(r).StartsWith(PeerWatch.ExitedPrefix + "0 ", StringComparison.Ordinal)))
+        if (said.Values.Any(s => s.StartsWith(PeerWatch.ExitedPrefix + "0 ", StringComparison.Ordinal)))
             message += ". A rank that finished while another still waits for it means the ranks ran different numbers of operations " +
                        "(a collective or send/recv called on some ranks only, or loops of different lengths)";
         return new DistributedException(ctx.Name, ctx.ErrorSeq, gone, message + ".");

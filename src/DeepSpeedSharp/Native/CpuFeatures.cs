@@ -36,7 +36,8 @@ public sealed record CpuFeatures(string? Model, IReadOnlySet<string> Flags)
     /// <summary>Reads the first processor's <c>model name</c> and <c>flags</c> lines of a <c>/proc/cpuinfo</c> text.</summary>
     public static CpuFeatures Parse(string cpuinfo)
     {
-        string? Field(string name) => cpuinfo.Split('\n').FirstOrDefault(l => l.StartsWith(name, StringComparison.Ordinal) && l.Contains(':')) is { } l
+        var lines = cpuinfo.Split('\n');
+        string? Field(string name) => lines.FirstOrDefault(l => l.StartsWith(name, StringComparison.Ordinal) && l.Contains(':')) is { } l
             ? l[(l.IndexOf(':') + 1)..].Trim() : null;
         var flags = (Field("flags") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
         return new CpuFeatures(Field("model name"), flags);

@@ -11,7 +11,7 @@ public class DeadlockAnalysisTests
 {
     private static PendingOp Coll(int group, long seq, bool blocked, params int[] ranks) => new(seq, new OpLabel("all_reduce", seq, ranks, -1, group), blocked, null);
     private static PendingOp P2P(string name, int peer, bool blocked, int group = 0) => new(100 + peer, new OpLabel(name, -1, [0, 1, 2, 3], peer, group), blocked, null);
-    private static PendingOp Creating(int group, params int[] ranks) => new(7, new OpLabel(PendingOp.NewGroup, -1, ranks, -1, group), true, "Program.Main");
+    private static PendingOp Creating(int group, params int[] ranks) => new(7, OpLabel.Creating(group, ranks), true, "Program.Main");
 
     private static int[] Stuck(Dictionary<int, List<PendingOp>> running) => DeadlockAnalysis.Stuck(running).Order().ToArray();
 

@@ -15,9 +15,15 @@ namespace DeepSpeedSharp.Comm.Core;
 /// <param name="GroupId">The group's number within the job (the same on every member: groups are created in one order).</param>
 internal readonly record struct OpLabel(string Name, long Seq, IReadOnlyList<int> Ranks, int Peer, int GroupId)
 {
+    /// <summary>The name of the pseudo-operation that stands for a group under construction (<c>NewGroup</c>).</summary>
+    public const string NewGroup = "new_group";
+
+    /// <summary>The label of building group <paramref name="groupId"/> over <paramref name="ranks"/>.</summary>
+    public static OpLabel Creating(int groupId, IReadOnlyList<int> ranks) => new(NewGroup, -1, ranks, -1, groupId);
+
     /// <inheritdoc/>
-    public override string ToString() => Peer >= 0
-        ? $"{Name} {(Name == "send" ? "to" : "from")} rank {Peer}"
+    public override string ToString() => Name == NewGroup ? $"{NewGroup} (group {GroupId} over ranks {RankList(Ranks)})"
+        : Peer >= 0 ? $"{Name} {(Name == "send" ? "to" : "from")} rank {Peer}"
         : Seq >= 0 ? $"{Name} #{Seq} over ranks {RankList(Ranks)}" : $"{Name} between ranks {RankList(Ranks)}";
 
     /// <summary>"0-3" for consecutive ranks, else "0,2,5".</summary>

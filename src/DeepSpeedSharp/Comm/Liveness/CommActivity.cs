@@ -103,7 +103,7 @@ internal sealed class CommActivity
                 return "in " + string.Join(", ", _inFlight.Values.OrderBy(e => e.Started).Select(e =>
                         $"{Op(e)} for {Seconds(Stopwatch.GetElapsedTime(e.Started, now))}{CalledAt(e.Lane)}")
                     .Concat(creating.Select(w =>
-                        $"{new PendingOp(0, w.Creation!.Value, true, null).Describe()} (creating the group, waiting for its members) for {Seconds(Stopwatch.GetElapsedTime(w.Since, now))}{(w.CallSite != null ? $", called at {w.CallSite}" : "")}")));
+                        $"{w.Creation} (creating the group, waiting for its members) for {Seconds(Stopwatch.GetElapsedTime(w.Since, now))}{(w.CallSite != null ? $", called at {w.CallSite}" : "")}")));
             return _last == null
                 ? "computing (no communication yet)"
                 : $"computing: its last operation, {Op(_last)}, ended {Seconds(Stopwatch.GetElapsedTime(_lastEnded, now))} ago";

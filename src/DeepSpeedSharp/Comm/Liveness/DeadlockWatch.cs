@@ -67,12 +67,10 @@ internal sealed class DeadlockWatch
     private string Message(OpLabel what, HashSet<int> stuck, Dictionary<int, RankBeat> beats)
     {
         var lines = stuck.Order().Select(r => $"rank {r} waits in " + string.Join(" and in ", beats[r].Pending.Where(o => o.Blocked).Select(o => o.Describe())));
-        return $"{Describe(what)} on rank {_rank} failed: deadlock: rank(s) {string.Join(",", stuck.Order())} are all blocked in communication, each waiting " +
+        return $"{what} on rank {_rank} failed: deadlock: rank(s) {string.Join(",", stuck.Order())} are all blocked in communication, each waiting " +
                $"for another of them in operations that cannot match: {string.Join("; ", lines)}. Nothing else can unblock them: look for a collective or " +
                "send/recv that the ranks call in a different order, on some ranks only, or on different groups (every rank must create groups in the same order).";
     }
-
-    private static string Describe(OpLabel what) => new PendingOp(0, what, true, null).Describe();
 
     private static bool SameBlockedOps(RankBeat a, RankBeat b) =>
         a.Pending.Where(o => o.Blocked).Select(o => o.Token).Order().SequenceEqual(b.Pending.Where(o => o.Blocked).Select(o => o.Token).Order());

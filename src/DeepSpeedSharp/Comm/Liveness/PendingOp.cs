@@ -8,13 +8,10 @@ namespace DeepSpeedSharp.Comm.Liveness;
 /// One operation a rank is running, as its heartbeat carries it for the deadlock check: which group (its number, the
 /// same on every member), the group's sequence number, the peer of a point-to-point operation, the members, and
 /// whether a thread of the rank waits for it (<see cref="Blocked"/>: the rank cannot go on until it completes).
-/// <c>new_group</c> stands for a group being created (its label's group number is the new group's).
+/// <see cref="OpLabel.NewGroup"/> stands for a group being created (its label's group number is the new group's).
 /// </summary>
 internal sealed record PendingOp(long Token, OpLabel Label, bool Blocked, string? CallSite)
 {
-    /// <summary>The name of the pseudo-operation that stands for a group under construction.</summary>
-    public const string NewGroup = "new_group";
-
     /// <summary>Separates a heartbeat's human-readable text from its pending operations.</summary>
     public const char Separator = '\u001e';
 
@@ -33,10 +30,8 @@ internal sealed record PendingOp(long Token, OpLabel Label, bool Blocked, string
     /// <summary>The global ranks this operation needs to take part (besides <paramref name="me"/>).</summary>
     public IEnumerable<int> Needs(int me) => Label.Peer >= 0 ? [Label.Peer] : Label.Ranks.Where(r => r != me);
 
-    /// <summary>"new_group (group 3 over ranks 0,1)" or the operation's label, with where it was called when known.</summary>
-    public string Describe() =>
-        (Label.Name == NewGroup ? $"{NewGroup} (group {Label.GroupId} over ranks {OpLabel.RankList(Label.Ranks)})" : Label.ToString()) +
-        (CallSite != null ? $", called at {CallSite}" : "");
+    /// <summary>The operation's label ("new_group (group 3 over ranks 0,1)", "recv from rank 1"), with where it was called when known.</summary>
+    public string Describe() => Label + (CallSite != null ? $", called at {CallSite}" : "");
 
     /// <summary>Encodes a rank's pending operations for its heartbeat.</summary>
     public static string Encode(IEnumerable<PendingOp> ops)

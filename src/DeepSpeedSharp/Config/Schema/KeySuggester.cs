@@ -3,8 +3,11 @@ namespace DeepSpeedSharp.Config.Schema;
 /// <summary>"did you mean" suggestions using the optimal-string-alignment (Damerau–Levenshtein) distance.</summary>
 internal static class KeySuggester
 {
-    /// <summary>The closest candidate, or null when none is close enough to be a plausible typo.</summary>
-    public static string? Suggest(string key, IEnumerable<string> candidates)
+    /// <summary>
+    /// The closest candidate, or null when none is close enough to be a plausible typo (at most
+    /// <paramref name="maxDistance"/> edits when given).
+    /// </summary>
+    public static string? Suggest(string key, IEnumerable<string> candidates, int? maxDistance = null)
     {
         string? best = null;
         var bestDistance = int.MaxValue;
@@ -19,7 +22,7 @@ internal static class KeySuggester
         }
         if (best == null) return null;
         // Allow roughly one edit per three characters, at least 2 (short keys) — beyond that it is a different word.
-        var limit = Math.Max(2, Math.Max(key.Length, best.Length) / 3);
+        var limit = maxDistance ?? Math.Max(2, Math.Max(key.Length, best.Length) / 3);
         return bestDistance <= limit ? best : null;
     }
 
