@@ -44,9 +44,13 @@ public static partial class DeepSpeed
     /// Wraps <paramref name="model"/> in a training engine configured by a DeepSpeed JSON config, as
     /// <c>deepspeed.initialize</c> does. <paramref name="config"/> may be a <see cref="DeepSpeedConfig"/>, a file path,
     /// a JSON (or base64 JSON) string, or any object that serialises to the config's JSON.
-    /// <para>The optimizer comes from <paramref name="optimizer"/> (an instance over the model's parameters; ZeRO stage
-    /// 0 only), <paramref name="optimizerFactory"/> (called with the parameters it must optimize — under ZeRO, this
-    /// rank's flat fp32 partition), or the config's <c>optimizer</c> section. The scheduler comes from
+    /// <para>The optimizer comes from <paramref name="optimizer"/>, <paramref name="optimizerFactory"/> (called with the
+    /// parameters it must optimize — under ZeRO, this rank's flat fp32 partition), or the config's <c>optimizer</c>
+    /// section. An <paramref name="optimizer"/> built over the model's parameters is stepped as it is at fp32 ZeRO stage 0;
+    /// under ZeRO (and with bf16/fp16 master weights) the engine carries it over to what it optimizes, as DeepSpeed does:
+    /// the same type (FusedAdam, DeepSpeedCpuAdam, or TorchSharp's Adam, AdamW, SGD, …), the same parameter groups and
+    /// each group's hyper-parameters; the result's <see cref="DeepSpeedInitResult.Optimizer"/> is that optimizer, and an
+    /// <paramref name="lrScheduler"/> built over yours drives it. The scheduler comes from
     /// <paramref name="lrScheduler"/>, <paramref name="lrSchedulerFactory"/> or the config's <c>scheduler</c> section.</para>
     /// <para>Distributed training starts here when the launcher's environment says so (<c>Dist.Initialize</c> is called
     /// if nobody called it yet). Batch keys written as "auto" (or absent) are resolved from the batch arguments. With
@@ -108,6 +112,8 @@ public static partial class DeepSpeed
         var precision = PrecisionPolicy.From(cfg);
         var subset = modelParameters == null ? null : NamesOf(model, modelParameters);
         var prePartitioned = ZeroInit.TakeAll(model);
+        // A user's optimizer is read by parameter name before a 16-bit cast replaces the parameter objects.
+        var client = optimizer != null && StrategyFactory.KeepsMasters(cfg, precision) ? Optim.ClientOptimizer.Capture(model, optimizer) : null;
         if (precision.IsReducedPrecision) ConvertKeepingAttributes(model, precision.ModelDType);
         var named = TrainableParameters(model, subset);
         if (pipeline != null && named.Count == 0)
@@ -120,10 +126,10 @@ public static partial class DeepSpeed
         DeepSpeedEngine engine;
         try
         {
-            strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, optimizer, factory, group, precision, prePartitioned,
+            strategy = factory == null ? null : StrategyFactory.Create(model, cfg, named, client, factory, group, precision, prePartitioned,
                 ModelParallelGradients.From(layout), layout);
             if (strategy is Training.ICheckpointableStrategy checkpointable) checkpointable.Precision = precision;
-            sched = SchedulerChoice.Resolve(cfg, strategy?.Optimizer, lrScheduler, lrSchedulerFactory);
+            sched = SchedulerChoice.Resolve(cfg, strategy?.Optimizer, lrScheduler, lrSchedulerFactory, client?.Client);
             engine = pipeline != null
                 ? new PipelineEngine(pipeline, strategy, sched, cfg, batch, precision, layout)
                 : new DeepSpeedEngine(model, strategy, sched, cfg, batch, precision, layout);

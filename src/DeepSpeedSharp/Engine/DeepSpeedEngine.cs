@@ -279,7 +279,7 @@ public partial class DeepSpeedEngine : IDisposable
     private protected void ApplyBoundaryStep()
     {
         stepApplied = false;
-        if (strategy == null) throw new InvalidOperationException("training needs an optimizer: add an \"optimizer\" section to the config (e.g. {\"type\": \"AdamW\", \"params\": {\"lr\": 0.0001}}) or pass optimizerFactory: ps => new AdamW(ps, ...) to DeepSpeed.Initialize");
+        if (strategy == null) throw new InvalidOperationException("training needs an optimizer: " + OptimizerChoice.HowToGiveOne);
         using var t = Timers.Time(WallClockTimers.Step);
         timeline?.Record("before optimizer step");
         TakeModelStep(strategy);

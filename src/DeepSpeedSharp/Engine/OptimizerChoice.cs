@@ -11,6 +11,10 @@ namespace DeepSpeedSharp.Engine;
 /// <summary>Decides where the optimizer comes from (argument, factory or config), with DeepSpeed's rules.</summary>
 internal static class OptimizerChoice
 {
+    /// <summary>What an error about a missing optimizer tells the user to do.</summary>
+    public const string HowToGiveOne = "add an \"optimizer\" section to the config (e.g. {\"type\": \"AdamW\", \"params\": {\"lr\": 0.0001}}) " +
+                                       "or pass optimizer: optim.AdamW(model.parameters(), ...) to DeepSpeed.Initialize";
+
     /// <summary>
     /// A factory building the optimizer over the parameters it is given, or null for an engine without optimizer.
     /// Exactly one source may be given.
@@ -44,19 +48,23 @@ internal static class OptimizerChoice
 /// <summary>Decides where the LR scheduler comes from (argument, factory or config).</summary>
 internal static class SchedulerChoice
 {
-    public static LrScheduler? Resolve(DeepSpeedConfig config, optim.Optimizer? optimizer, LrScheduler? instance, Func<optim.Optimizer, LrScheduler>? factory)
+    /// <summary>The scheduler; one built over <paramref name="client"/> (the user's optimizer the engine carried over to
+    /// its own) drives the engine's optimizer from now on, as DeepSpeed's client scheduler does.</summary>
+    public static LrScheduler? Resolve(DeepSpeedConfig config, optim.Optimizer? optimizer, LrScheduler? instance, Func<optim.Optimizer, LrScheduler>? factory,
+        optim.Optimizer? client = null)
     {
         int sources = (instance != null ? 1 : 0) + (factory != null ? 1 : 0) + (config.Scheduler != null ? 1 : 0);
         if (sources > 1)
             throw new ArgumentException("the LR scheduler is given more than once (an lrScheduler argument, an lrSchedulerFactory, or the config's \"scheduler\" section): keep one");
         if (instance != null)
         {
+            if (optimizer != null && client != null && ReferenceEquals(instance.Optimizer, client)) instance.Drive(optimizer);
             if (optimizer != null && !ReferenceEquals(instance.Optimizer, optimizer))
-                throw new ArgumentException("the lrScheduler passed in drives a different optimizer than the engine's; under ZeRO pass an lrSchedulerFactory instead");
+                throw new ArgumentException("the lrScheduler passed in drives a different optimizer than the one passed to DeepSpeed.Initialize: build it over that optimizer, or pass an lrSchedulerFactory");
             return instance;
         }
         if (factory == null && config.Scheduler == null) return null;
-        if (optimizer == null) throw new DeepSpeedConfigException("a scheduler was given but there is no optimizer for it to drive: add an \"optimizer\" section to the config (e.g. {\"type\": \"AdamW\", \"params\": {\"lr\": 0.0001}}) or pass optimizerFactory: ps => new AdamW(ps, ...) to DeepSpeed.Initialize");
+        if (optimizer == null) throw new DeepSpeedConfigException("a scheduler was given but there is no optimizer for it to drive: " + OptimizerChoice.HowToGiveOne);
         var scheduler = factory != null ? factory(optimizer) : EngineOptimizers.CreateScheduler(config.Scheduler!, optimizer);
         foreach (var w in scheduler.Warnings) Log.Warn(w);
         return scheduler;

@@ -116,7 +116,7 @@ public sealed partial class PipelineEngine : DeepSpeedEngine
     /// </summary>
     public double TrainBatch(IEnumerator<(Tensor Inputs, Tensor Labels)>? dataIterator = null)
     {
-        if (Optimizer == null) throw new InvalidOperationException("TrainBatch needs an optimizer: add an \"optimizer\" section to the config (e.g. {\"type\": \"AdamW\", \"params\": {\"lr\": 0.0001}}) or pass optimizerFactory: ps => new AdamW(ps, ...) to DeepSpeed.Initialize");
+        if (Optimizer == null) throw new InvalidOperationException("TrainBatch needs an optimizer: " + OptimizerChoice.HowToGiveOne);
         if (pipe.LossFn == null && IsLastStage()) throw new InvalidOperationException("TrainBatch needs the PipelineModule's lossFn: the last stage computes the loss from its output and the labels");
         if (dataIterator != null) this.dataIterator = dataIterator;
         Module.train();

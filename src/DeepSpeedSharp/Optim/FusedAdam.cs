@@ -76,6 +76,9 @@ public sealed class FusedAdam : AdamOptimizerBase
     private Generator? noise;
     private readonly long noiseSeed;
 
+    /// <summary>The seed of the rounding noise (carried over when the engine rebuilds this optimizer over its partitions).</summary>
+    internal long NoiseSeed => noiseSeed;
+
     /// <summary>Applies one Adam/AdamW update to every parameter that has a gradient.</summary>
     /// <param name="closure">Optional closure re-evaluating the loss; its result is returned.</param>
     public override Tensor step(Func<Tensor>? closure = null)

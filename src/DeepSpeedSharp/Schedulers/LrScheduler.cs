@@ -36,10 +36,23 @@ public abstract class LrScheduler
     }
 
     /// <summary>The optimizer being driven.</summary>
-    public torch.optim.Optimizer Optimizer { get; }
+    public torch.optim.Optimizer Optimizer { get; private set; }
 
     /// <summary>The optimizer's parameter groups, in order.</summary>
-    protected IReadOnlyList<torch.optim.ILearningRateController> Groups { get; }
+    protected IReadOnlyList<torch.optim.ILearningRateController> Groups { get; private set; }
+
+    /// <summary>
+    /// Drives <paramref name="replacement"/> from now on: the optimizer the engine built from the user's optimizer this
+    /// schedule was made for (same type and groups, over the engine's partitions). The schedule's state is kept.
+    /// </summary>
+    internal void Drive(torch.optim.Optimizer replacement)
+    {
+        var groups = replacement.ParamGroups.ToList();
+        if (groups.Count != Groups.Count)
+            throw new ArgumentException($"{GetType().Name} drives {Groups.Count} param groups, the engine's optimizer has {groups.Count}");
+        Optimizer = replacement;
+        Groups = groups;
+    }
 
     /// <summary>The index of the last batch the schedule was stepped to (−1 before the first <see cref="Step"/>).</summary>
     public int LastBatchIteration { get; protected set; }

@@ -31,7 +31,9 @@ internal sealed partial class Zero3Strategy : ICheckpointableStrategy
             {
                 var (start, count) = parameters[i].OwnRange;
                 long length = Math.Clamp(parameters[i].Numel - start, 0, count);
-                if (length > 0) segments.Add(new StateSegment(layout.Offsets[i] + start, length, masterParam, parameters[i].MasterOffset));
+                if (length <= 0) continue;
+                var (optimized, offset) = masterGroups.Locate(parameters[i].MasterOffset);
+                segments.Add(new StateSegment(layout.Offsets[i] + start, length, optimized, offset));
             }
             return segments;
         }

@@ -45,11 +45,12 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
     private readonly ModelParallelGradients modelParallel;
     private readonly bool loadFromFp32Weights;
     private readonly ZeroPlusPlusGroups zeroPlusPlus;
+    private readonly MasterGroups masterGroups;
 
     public Zero3Strategy(nn.Module model, IReadOnlyList<(string Name, Parameter Param)> trainable,
         Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config,
         IReadOnlyDictionary<string, ZeroInit.PrePartitioned> prePartitioned, Device? masterDevice = null, bool? recomputeAll = null, ModelParallelGradients? modelParallel = null,
-        ScalarType masterDType = ScalarType.Float32, ParallelLayout? layout = null)
+        ScalarType masterDType = ScalarType.Float32, ParallelLayout? layout = null, int[]? groupSizes = null)
     {
         this.group = group;
         this.modelParallel = modelParallel ?? ModelParallelGradients.DataParallelOnly;
@@ -109,7 +110,9 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
             zero.ReduceBucketSize, gradPartition, scaling, device, zeroPlusPlus.Gradients);
         prefetcher = new Zero3Prefetcher(zero.Stage3PrefetchBucketSize, zero.Stage3MaxLiveParameters, zero.Stage3MaxReuseDistance,
             oneGradientBucket: unitReducer.HoldsAllGradients);
-        Optimizer = optimizerFactory(new[] { masterParam });
+        masterGroups = new MasterGroups(masterParam, gradPartition,
+            MasterGroups.Boundaries(groupSizes, parameters.Count, i => parameters[i].MasterOffset, master.numel()));
+        Optimizer = optimizerFactory(masterGroups.Parameters);
         Gather16BitWeightsOnSave = zero.Stage3Gather16BitWeightsOnModelSave;
         RegisterOwnership();
     }

@@ -20,7 +20,7 @@ internal sealed partial class ZeroStage12Strategy : ICheckpointableStrategy
         {
             long start = layout.PartitionStart(group.Rank);
             long length = Math.Clamp(layout.Total - start, 0, layout.PartitionSize);
-            return new[] { new StateSegment(start, length, master, 0) };
+            return masterGroups.Split(0, length).Select(r => new StateSegment(start + r.Start, r.Length, r.Optimized, r.Offset)).ToList();
         }
     }
 

@@ -38,6 +38,7 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     private readonly Device masterDevice;
     private readonly ModelParallelGradients modelParallel;
     private readonly bool loadFromFp32Weights;
+    private readonly MasterGroups masterGroups;
 
     private readonly GradientReadiness? readiness;
     private readonly OverlappedReduction? overlap;
@@ -46,7 +47,7 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
     public ZeroStage12Strategy(nn.Module model, IReadOnlyList<(string Name, Parameter Param)> parameters,
         Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory, ProcessGroup group, DeepSpeedConfig config,
         bool fp32GradAccumulation = false, Device? masterDevice = null, ModelParallelGradients? modelParallel = null,
-        ScalarType masterDType = ScalarType.Float32)
+        ScalarType masterDType = ScalarType.Float32, int[]? groupSizes = null)
     {
         this.group = group;
         this.modelParallel = modelParallel ?? ModelParallelGradients.DataParallelOnly;
@@ -98,7 +99,9 @@ internal sealed partial class ZeroStage12Strategy : ITrainingStrategy
                 LaunchBucket, CompleteBucket);
             readiness = new GradientReadiness(model, ps, overlap.ParametersReady);
         }
-        Optimizer = optimizerFactory(new[] { master });
+        masterGroups = new MasterGroups(master, gradPartition, MasterGroups.Boundaries(groupSizes, ps.Count, i => layout.Offsets[i],
+            layout.PartitionSize, flat => Math.Clamp(flat - myStart, 0, layout.PartitionSize)));
+        Optimizer = optimizerFactory(masterGroups.Parameters);
     }
 
     public optim.Optimizer Optimizer { get; }

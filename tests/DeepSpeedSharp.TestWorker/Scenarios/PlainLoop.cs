@@ -22,10 +22,12 @@ public static class PlainLoop
     /// <param name="lr">Learning rate.</param>
     /// <param name="exactNorms">When given, receives every step's gradient norm computed in fp64 (before clipping), the
     /// yardstick for torch's own fp32 norm.</param>
+    /// <param name="optimizer">Another optimizer than the AdamW above (over <paramref name="parameters"/>); <paramref name="lr"/> is then unused.</param>
+    /// <param name="afterStep">Called after every optimizer step (e.g. an LR schedule's step).</param>
     public static List<(double Loss, double Norm)> Train(IReadOnlyList<Parameter> parameters, Func<long, int, int, Tensor> microLoss,
-        int steps, int dp, int gas, double clip, double lr, List<double>? exactNorms = null)
+        int steps, int dp, int gas, double clip, double lr, List<double>? exactNorms = null, optim.Optimizer? optimizer = null, Action? afterStep = null)
     {
-        var opt = optim.AdamW(parameters, lr: lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.01);
+        var opt = optimizer ?? optim.AdamW(parameters, lr: lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.01);
         var result = new List<(double, double)>();
         for (long step = 0; step < steps; step++)
         {
@@ -44,6 +46,7 @@ public static class PlainLoop
                 ? nn.utils.clip_grad_norm_(parameters, clip)
                 : Math.Sqrt(parameters.Sum(p => Math.Pow(p.grad!.norm().item<float>(), 2)));
             opt.step();
+            afterStep?.Invoke();
             result.Add((lossSum / (dp * gas), norm));
         }
         return result;

@@ -1,5 +1,6 @@
 using DeepSpeedSharp.Config;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace DeepSpeedSharp.Tests.Precision;
@@ -86,11 +87,15 @@ public class PrecisionEngineTests
     }
 
     [Fact]
-    public void ReducedPrecisionRejectsAnOptimizerBuiltOverTheModel()
+    public void ReducedPrecisionCarriesAnOptimizerBuiltOverTheModelToTheMasters()
     {
         var model = Tiny();
-        var e = Assert.Throws<ArgumentException>(() => DeepSpeed.Initialize(model, optimizer: optim.AdamW(model.parameters()),
-            config: """{"train_micro_batch_size_per_gpu": 2, "bf16": {"enabled": true}}"""));
-        Assert.Contains("optimizerFactory", e.Message);
+        var client = optim.AdamW(model.parameters(), lr: 0.005);
+        var result = DeepSpeed.Initialize(model, optimizer: client, config: """{"train_micro_batch_size_per_gpu": 2, "bf16": {"enabled": true}}""");
+        // The bf16 model's parameters are not what is stepped: the fp32 masters are, by an AdamW like the client's.
+        Assert.IsType<AdamW>(result.Optimizer);
+        Assert.NotSame(client, result.Optimizer);
+        Assert.Equal(0.005, result.Optimizer!.ParamGroups.Single().LearningRate);
+        Assert.All(result.Optimizer.ParamGroups.Cast<ParamGroup>().SelectMany(g => g.Parameters), p => Assert.Equal(ScalarType.Float32, p.dtype));
     }
 }
