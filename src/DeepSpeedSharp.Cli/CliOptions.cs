@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
-using System.Globalization;
+using DeepSpeedSharp.CommandLine;
 
 namespace DeepSpeedSharp.Cli;
 
@@ -8,7 +8,7 @@ namespace DeepSpeedSharp.Cli;
 public delegate bool ValueParser<T>(string text, out T value);
 
 /// <summary>
-/// Options for the `dss` commands, each with a description and, for a bad value, an error that names the option and
+/// Options for the `dss` commands (built by the library's <see cref="TrainerOptions"/>), each with a description and, for a bad value, an error that names the option and
 /// says what it needs: <c>--ranks needs a positive integer, got 'abc'</c>.
 /// </summary>
 public static class CliOptions
@@ -26,38 +26,8 @@ public static class CliOptions
         Positional<string>("DIR", "the checkpoint directory (the one SaveCheckpoint wrote, holding 'latest' and the tags)", ArgumentArity.ExactlyOne);
 
     public static Option<T> Value<T>(string name, string valueName, string description, ValueParser<T> parse, string requirement,
-        T defaultValue, bool showDefault = true)
-    {
-        var option = new Option<T>(name)
-        {
-            Description = description,
-            HelpName = valueName,
-            // Zero or one token, so that a missing value reaches the parser below and gets the same message.
-            Arity = ArgumentArity.ZeroOrOne,
-            CustomParser = r =>
-            {
-                if (r.Parent is OptionResult { Implicit: true }) return defaultValue;
-                if (r.Tokens.Count == 0)
-                {
-                    r.AddError($"{name} needs {requirement}");
-                    return defaultValue;
-                }
-                var text = r.Tokens[0].Value;
-                if (parse(text, out var value)) return value;
-                r.AddError($"{name} needs {requirement}, got '{text}'");
-                return defaultValue;
-            },
-        };
-        // The parser above is not called for an option given without a value.
-        option.Validators.Add(r =>
-        {
-            if (!r.Implicit && r.Tokens.Count == 0) r.AddError($"{name} needs {requirement}");
-        });
-        // The default applies whether or not help shows it (a list's default would print as its type name).
-        option.DefaultValueFactory = _ => defaultValue;
-        if (!showDefault) option.HelpName = valueName;
-        return option;
-    }
+        T defaultValue, bool showDefault = true) =>
+        TrainerOptions.Value(name, valueName, description, (string s, out T v) => parse(s, out v), requirement, defaultValue);
 
     /// <summary>
     /// Positional values (files, directories) that refuse a word starting with '-': System.CommandLine would take an
@@ -77,24 +47,21 @@ public static class CliOptions
 
     /// <summary>An integer option of at least <paramref name="min"/>.</summary>
     public static Option<int> Int(string name, string description, int defaultValue, int min = 1, string valueName = "N") =>
-        Value(name, valueName, description, (string s, out int v) => int.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out v) && v >= min,
-            min == 1 ? "a positive integer" : min == 0 ? "an integer >= 0" : $"an integer >= {min}", defaultValue);
+        TrainerOptions.Int(name, description, defaultValue, min, valueName);
 
     /// <summary>An optional text option (null when absent): a file, a directory, a name.</summary>
-    public static Option<string?> Text(string name, string valueName, string description) =>
-        Value<string?>(name, valueName, description, (string s, out string? v) => (v = s).Length > 0, $"a {valueName.ToLowerInvariant()}", null, showDefault: false);
+    public static Option<string?> Text(string name, string valueName, string description) => TrainerOptions.Text(name, valueName, description);
 
     /// <summary>An option whose value is one of <paramref name="allowed"/> (compared as written).</summary>
     public static Option<string> Choice(string name, string description, string defaultValue, params string[] allowed) =>
-        Choice(name, string.Join('|', allowed), description, defaultValue, allowed);
+        TrainerOptions.Choice(name, description, defaultValue, allowed);
 
     /// <summary>An option whose value is one of <paramref name="allowed"/>, shown in help as <paramref name="valueName"/>.</summary>
     public static Option<string> Choice(string name, string valueName, string description, string defaultValue, string[] allowed) =>
-        Value(name, valueName, description, (string s, out string v) => allowed.Contains(v = s, StringComparer.Ordinal),
-            $"one of {string.Join(", ", allowed)}", defaultValue);
+        TrainerOptions.Choice(name, valueName, description, defaultValue, allowed);
 
     /// <summary>A switch: true when given.</summary>
-    public static Option<bool> Flag(string name, string description) => new(name) { Description = description };
+    public static Option<bool> Flag(string name, string description) => TrainerOptions.Flag(name, description);
 
     /// <summary>A comma-separated list of values, each read by <paramref name="parse"/> (e.g. <c>10M,100M</c>).</summary>
     public static Option<T[]> List<T>(string name, string valueName, string description, ValueParser<T> parse, string requirement, T[] defaultValue) =>

@@ -1,0 +1,37 @@
+using System.CommandLine;
+using DeepSpeedSharp.Config.Schema;
+
+namespace DeepSpeedSharp.CommandLine;
+
+/// <summary>
+/// Parses a trainer's command line with System.CommandLine and turns what is wrong with it into one line: every unknown
+/// option named (with the nearest known one when it is a likely typo), then the options' own messages.
+/// </summary>
+public static class TrainerCommandLine
+{
+    /// <summary>
+    /// Parses <paramref name="args"/> with <paramref name="command"/>; throws <see cref="ArgumentException"/> with one line
+    /// for an unknown option, a stray argument or a bad value. <c>--help</c> is not handled here (the result's
+    /// <see cref="ParseResult.Action"/> is then the help action, for the caller to invoke).
+    /// </summary>
+    public static ParseResult Parse(Command command, IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        var result = command.Parse(args);
+        var problems = new List<string>();
+        var known = command.Options.Where(o => !o.Hidden).SelectMany(o => o.Aliases.Prepend(o.Name)).Where(n => n.StartsWith("--", StringComparison.Ordinal)).ToList();
+        foreach (var token in result.UnmatchedTokens)
+        {
+            if (!token.StartsWith('-')) { problems.Add($"unexpected argument '{token}'"); continue; }
+            var name = token.Split('=', 2)[0];
+            var near = KeySuggester.Suggest(name, known, maxDistance: 2);
+            problems.Add($"unknown option '{token}'{(near != null ? $" (did you mean {near}?)" : "")}");
+        }
+        foreach (var error in result.Errors)
+            if (!result.UnmatchedTokens.Any(t => error.Message.Contains($"'{t}'", StringComparison.Ordinal))) problems.Add(error.Message);
+        if (problems.Count > 0)
+            throw new ArgumentException(string.Join("; ", problems.Distinct()) +
+                                        (result.UnmatchedTokens.Count > 0 ? $"; known options: {string.Join(" ", known)}" : ""));
+        return result;
+    }
+}
