@@ -39,6 +39,7 @@ public static class LaunchRunner
         var exports = DeepSpeedEnvFile.Collect(environment, cwd, Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), includePrefixed: plan.MultiNode);
         string token = JobToken(o, plan, environment);
         exports.Remove(RankEnvironment.JobTokenVariable); // each runner passes it its own way, never on a command line
+        ConfigPreflight.Check(o.ProgramArgs, cwd);
         var program = ProgramResolver.Resolve(o.Program, cwd, line => stderr.WriteLine($"{Tag} {line}"), o.DryRun);
         stderr.WriteLine($"{Tag} world: {plan.World.ToJson()} ({plan.World.WorldSize} rank(s) on {plan.World.NodeCount} node(s){(plan.MultiNode ? $", via {o.Launcher}" : "")})");
 

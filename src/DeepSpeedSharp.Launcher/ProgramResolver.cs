@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace DeepSpeedSharp.Launcher;
 
 /// <summary>
@@ -34,7 +32,7 @@ public static class ProgramResolver
             var projects = Directory.GetFiles(full, "*.*proj").Where(p => p.EndsWith(".csproj") || p.EndsWith(".fsproj") || p.EndsWith(".vbproj")).ToList();
             if (projects.Count != 1)
                 throw new ArgumentException($"PROGRAM '{program}' is a directory with {projects.Count} project files; it needs exactly one .csproj/.fsproj/.vbproj.");
-            var dll = BuildProject(projects[0], log, dryRun);
+            var dll = ProjectBuild.Build(projects[0], program, log, dryRun);
             return new(["dotnet", dll], dll);
         }
         if (File.Exists(full)) return new([full], full);
@@ -52,31 +50,5 @@ public static class ProgramResolver
                 return candidate;
         }
         return null;
-    }
-
-    private static string BuildProject(string project, Action<string> log, bool dryRun)
-    {
-        if (!dryRun)
-        {
-            log($"building {project} (dotnet build -c Release)");
-            var (code, output) = Run(["build", project, "-c", "Release", "-nologo", "-v", "q"]);
-            if (code != 0) throw new InvalidOperationException($"`dotnet build -c Release {project}` failed with exit code {code}:\n{output.TrimEnd()}");
-        }
-        var (qcode, path) = Run(["msbuild", project, "-nologo", "-getProperty:TargetPath", "-p:Configuration=Release"]);
-        path = path.Trim();
-        if (qcode != 0 || path.Length == 0) throw new InvalidOperationException($"could not ask MSBuild for {project}'s TargetPath (exit code {qcode}): {path}");
-        if (!dryRun && !File.Exists(path)) throw new InvalidOperationException($"{project} built, but its assembly {path} does not exist (is it a library or a non-.NET project?).");
-        return path;
-    }
-
-    private static (int Code, string Output) Run(IEnumerable<string> args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start dotnet.");
-        var err = p.StandardError.ReadToEndAsync();
-        var output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, output + err.Result);
     }
 }

@@ -106,13 +106,18 @@ public sealed class EstimateCommand : CliCommand
         stdout.WriteLine(F($"Model states for {parameters:N0} parameters{measured} on {nodes} node(s) × {ranks} rank(s) ({(baseSetup.ModelBytes == 2 ? "16-bit" : "fp32")} model, ") +
                          F($"{(baseSetup.MasterBytes == 2 ? "16-bit" : "fp32")} masters, {(baseSetup.MomentBytes == 2 ? "16-bit" : "fp32")} Adam moments); activations not included"));
         stdout.WriteLine($"{"stage",5}  {"offload",-15} {"params/rank",12} {"grads/rank",12} {"optim/rank",12} {"total/rank",12} {"host part",12} {"total/host",12}");
+        // The cheapest stage so far for each offload choice: a higher stage that needs more gets a note under its row.
+        var cheapest = new Dictionary<string, (int Stage, ZeroMemoryEstimate Estimate)>();
         foreach (int st in stage is { } only ? new[] { only } : new[] { 0, 1, 2, 3 })
             foreach (var (opt, par) in Choices(st, configFile is null ? (offloadOptimizer, offloadParam) : (baseSetup.OffloadOptimizer, baseSetup.OffloadParam),
                          explicitChoice: offloadOptimizer || configFile is not null))
             {
-                var e = ZeroMemoryEstimator.PerRank(baseSetup with { Stage = st, OffloadOptimizer = opt, OffloadParam = par });
+                var setup = baseSetup with { Stage = st, OffloadOptimizer = opt, OffloadParam = par };
+                var e = ZeroMemoryEstimator.PerRank(setup);
                 string label = par ? "optimizer+param" : opt ? "optimizer" : "none";
                 stdout.WriteLine($"{st,5}  {label,-15} {Gb(e.Parameters),12} {Gb(e.Gradients),12} {Gb(e.OptimizerState),12} {Gb(e.Total),12} {Gb(e.OnHost),12} {Gb(e.Total * ranks),12}");
+                if (!cheapest.TryGetValue(label, out var best) || e.Total < best.Estimate.Total) cheapest[label] = (st, e);
+                else if (StageCostNote.For(setup, e, best.Stage, best.Estimate) is { } note) stdout.WriteLine($"       {note}");
             }
         return 0;
     }
@@ -131,7 +136,9 @@ public sealed class EstimateCommand : CliCommand
         if (stage == 3) yield return (true, true);
     }
 
-    private static string Gb(long bytes) => F($"{bytes / 1e9:F3} GB");
+    /// <summary>Bytes as the table shows them ("1.234 GB").</summary>
+    internal static string Gb(long bytes) => F($"{bytes / 1e9:F3} GB");
 
-    private static string F(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+    /// <summary>The text with invariant-culture numbers.</summary>
+    internal static string F(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 }

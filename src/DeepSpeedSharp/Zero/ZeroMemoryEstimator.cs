@@ -73,7 +73,9 @@ public sealed record ZeroMemorySetup(long Parameters, long LargestParameter, int
 /// <param name="Gradients">Gradient buffers kept between steps.</param>
 /// <param name="OptimizerState">Adam moments.</param>
 /// <param name="OnHost">The part of the total that offloading places in host memory (on a CPU-only machine everything is host memory).</param>
-public sealed record ZeroMemoryEstimate(long Parameters, long Gradients, long OptimizerState, long OnHost)
+/// <param name="ReduceBuffers">Of <paramref name="Gradients"/>: the reduction buffers that <c>reduce_bucket_size</c> sizes (stage 0's
+/// bucket, ZeRO-3's reduce-scatter buffers; 0 at stages 1–2 and with a 16-bit model at stage 0).</param>
+public sealed record ZeroMemoryEstimate(long Parameters, long Gradients, long OptimizerState, long OnHost, long ReduceBuffers = 0)
 {
     /// <summary>The three kinds together.</summary>
     public long Total => Parameters + Gradients + OptimizerState;
@@ -105,7 +107,7 @@ public static class ZeroMemoryEstimator
         {
             // Plain data parallelism: the model's own weights and gradients, one reduction bucket, full Adam state.
             long bucket = 4 * Math.Min(Math.Max(s.ReduceBucketSize, s.LargestParameter), p);
-            return new ZeroMemoryEstimate(4 * p, 4 * p + bucket, moments * p, 0);
+            return new ZeroMemoryEstimate(4 * p, 4 * p + bucket, moments * p, 0, bucket);
         }
         if (s.Stage < 3)
         {
@@ -129,6 +131,6 @@ public static class ZeroMemoryEstimator
         long m3 = s.MasterBytes * part, g3 = s.MasterBytes * part + reduceBuffers, o3 = moments * part;
         long secondary = s.HpzPartitionSize > 1 ? s.ModelBytes * ((p + s.HpzPartitionSize - 1) / s.HpzPartitionSize) : 0;
         long onHost = s.OffloadOptimizer || s.OffloadParam ? m3 + g3 - reduceBuffers + o3 : 0; // the buffers stay with the compute
-        return new ZeroMemoryEstimate(m3 + secondary, g3, o3, onHost);
+        return new ZeroMemoryEstimate(m3 + secondary, g3, o3, onHost, reduceBuffers);
     }
 }
