@@ -1,4 +1,6 @@
-using System.Globalization;
+using System.CommandLine;
+using DeepSpeedSharp.CommandLine;
+using DeepSpeedSharp.Samples.Shared;
 using DeepSpeedSharp.Samples.Gpt.Model;
 
 namespace DeepSpeedSharp.Samples.Gpt;
@@ -43,78 +45,48 @@ public sealed class GptOptions
     /// </summary>
     public int VirtualPipelineModelParallelSize { get; private set; } = 1;
 
-    private static readonly string[] Known =
-    {
-        "--vocab", "--d-model", "--layers", "--heads", "--seq", "--dropout", "--deepspeed_config", "--deepspeed",
-        "--steps", "--seed", "--micro-batch", "--init-weights", "--save-weights", "--data", "--data-order",
-        "--loss-log", "--local_rank", "--warmup-steps", "--zero-init", "--checkpoint-activations",
-        "--save-dir", "--save-every", "--resume", "--pipeline-model-parallel-size", "--virtual-pipeline-model-parallel-size",
-        "--describe-parameters",
-    };
+    /// <summary>True when <c>--help</c> was given (the help is printed; nothing else is set).</summary>
+    public bool HelpShown { get; private set; }
 
-    /// <summary>Parses <c>--name value</c> and <c>--name=value</c> forms.</summary>
+    /// <summary>Parses the command line (System.CommandLine: <c>--name value</c> and <c>--name=value</c>); DeepSpeed's
+    /// <c>--deepspeed</c>, <c>--deepspeed_config</c> and <c>--local_rank</c> come from <see cref="DeepSpeed.AddConfigArguments"/>.</summary>
+    /// <exception cref="ArgumentException">One line: an unknown option, a bad value, or flags that do not work together.</exception>
     public static GptOptions Parse(string[] args)
     {
+        var root = new RootCommand("The GPT sample: a GPT-2-style model trained by DeepSpeedSharp");
+        var d = new GptConfig();
+        var vocab = Add(root, TrainerOptions.Int("--vocab", "Vocabulary size", d.Vocab));
+        var dModel = Add(root, TrainerOptions.Int("--d-model", "Model width", d.DModel));
+        var layers = Add(root, TrainerOptions.Int("--layers", "Transformer blocks", d.Layers));
+        var heads = Add(root, TrainerOptions.Int("--heads", "Attention heads", d.Heads));
+        var seq = Add(root, TrainerOptions.Int("--seq", "Sequence length", d.Seq));
+        var dropout = Add(root, TrainerOptions.Double("--dropout", "Dropout probability", d.Dropout));
+        var zeroInit = Add(root, TrainerOptions.Flag("--zero-init", "Build the model partitioned (ZeRO-3's zero.Init)"));
+        var describe = Add(root, TrainerOptions.Flag("--describe-parameters", "Print {\"parameters\": N, \"largest_parameter\": M} for the model flags and exit"));
+        var virtualStages = Add(root, TrainerOptions.Int("--virtual-pipeline-model-parallel-size", "Model chunks per pipeline stage (interleaved schedule)", 1));
+        var common = new SampleArguments(root, defaultSteps: 20);
         var o = new GptOptions();
-        var m = o.Model;
-        for (int i = 0; i < args.Length; i++)
+        if (SampleArguments.Parse(root, args) is not { } r)
         {
-            string arg = args[i], name = arg;
-            string? inline = null;
-            int eq = arg.IndexOf('=');
-            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0) { name = arg[..eq]; inline = arg[(eq + 1)..]; }
-            if (name == "--deepspeed") continue; // DeepSpeed's marker flag: accepted, nothing to do
-            if (name == "--zero-init") { o.ZeroInit = true; continue; }
-            if (name == "--describe-parameters") { o.DescribeParameters = true; continue; }
-            if (name == "--checkpoint-activations" && inline == null)
-            {
-                // A flag (every block) or followed by the block interval k.
-                bool hasK = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal);
-                o.CheckpointActivations = hasK ? Int(name, args[++i]) : 1;
-                continue;
-            }
-            if (!Known.Contains(name)) throw new ArgumentException($"unknown option '{arg}'; known options: {string.Join(" ", Known)}");
-            string Value() => inline ?? (++i < args.Length ? args[i] : throw new ArgumentException($"option {name} needs a value"));
-            switch (name)
-            {
-                case "--vocab": m = m with { Vocab = Int(name, Value()) }; break;
-                case "--d-model": m = m with { DModel = Int(name, Value()) }; break;
-                case "--layers": m = m with { Layers = Int(name, Value()) }; break;
-                case "--heads": m = m with { Heads = Int(name, Value()) }; break;
-                case "--seq": m = m with { Seq = Int(name, Value()) }; break;
-                case "--dropout": m = m with { Dropout = Double(name, Value()) }; break;
-                case "--deepspeed_config": o.DeepSpeedConfig = Value(); break;
-                case "--steps": o.Steps = Int(name, Value(), min: 0); break;
-                case "--seed": o.Seed = Int(name, Value(), min: 0); break;
-                case "--micro-batch": o.MicroBatch = Int(name, Value()); break;
-                case "--init-weights": o.InitWeights = Value(); break;
-                case "--save-weights": o.SaveWeights = Value(); break;
-                case "--data": o.Data = Value(); break;
-                case "--data-order":
-                    var order = Value();
-                    o.SequentialData = order switch
-                    {
-                        "sequential" => true,
-                        "random" => false,
-                        _ => throw new ArgumentException($"--data-order must be 'sequential' or 'random', got '{order}'"),
-                    };
-                    break;
-                case "--loss-log": o.LossLog = Value(); break;
-                case "--local_rank": o.LocalRank = Int(name, Value(), min: 0); break;
-                case "--warmup-steps": o.WarmupSteps = Int(name, Value(), min: 0); break;
-                case "--checkpoint-activations": o.CheckpointActivations = Int(name, Value()); break;
-                case "--save-dir": o.SaveDir = Value(); break;
-                case "--save-every": o.SaveEvery = Int(name, Value(), min: 0); break;
-                case "--resume": o.Resume = Value(); break;
-                case "--pipeline-model-parallel-size": o.PipelineModelParallelSize = Int(name, Value()); break;
-                case "--virtual-pipeline-model-parallel-size": o.VirtualPipelineModelParallelSize = Int(name, Value()); break;
-            }
+            o.HelpShown = true;
+            return o;
         }
-        m.Validate();
-        if (o.SaveEvery > 0 && o.SaveDir == null) throw new ArgumentException("--save-every needs --save-dir DIR");
-        o.Model = m;
+        var c = common.Read(r);
+        o.Model = new GptConfig(r.GetValue(vocab), r.GetValue(dModel), r.GetValue(layers), r.GetValue(heads), r.GetValue(seq), r.GetValue(dropout));
+        o.Model.Validate();
+        (o.DeepSpeedConfig, o.LocalRank, o.Steps, o.Seed, o.MicroBatch, o.InitWeights, o.SaveWeights, o.Data) =
+            (c.DeepSpeed.DeepSpeedConfig, c.DeepSpeed.LocalRank, c.Steps, c.Seed, c.MicroBatch, c.InitWeights, c.SaveWeights, c.Data);
+        (o.SequentialData, o.LossLog, o.WarmupSteps, o.CheckpointActivations, o.SaveDir, o.SaveEvery, o.Resume, o.PipelineModelParallelSize) =
+            (c.SequentialData, c.LossLog, c.WarmupSteps, c.CheckpointActivations, c.SaveDir, c.SaveEvery, c.Resume, c.PipelineModelParallelSize);
+        (o.ZeroInit, o.DescribeParameters, o.VirtualPipelineModelParallelSize) = (r.GetValue(zeroInit), r.GetValue(describe), r.GetValue(virtualStages));
         o.RequireAvailableWithPipeline();
         return o;
+    }
+
+    private static Option<T> Add<T>(RootCommand root, Option<T> option)
+    {
+        root.Options.Add(option);
+        return option;
     }
 
     /// <summary>Throws for the options that do not work with <c>--pipeline-model-parallel-size</c> &gt; 1 (yet).</summary>
@@ -132,15 +104,4 @@ public sealed class GptOptions
         if (Model.Layers + 2 < p)
             throw new ArgumentException($"--pipeline-model-parallel-size {p} needs at least {p} pipeline layers, but --layers {Model.Layers} gives {Model.Layers + 2} (embedding, blocks, head)");
     }
-
-    private static int Int(string name, string value, int min = 1)
-    {
-        if (!int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) || v < min)
-            throw new ArgumentException($"{name} must be an integer ≥ {min}, got '{value}'");
-        return v;
-    }
-
-    private static double Double(string name, string value) =>
-        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double v)
-            ? v : throw new ArgumentException($"{name} must be a number, got '{value}'");
 }

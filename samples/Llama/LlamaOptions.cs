@@ -1,4 +1,6 @@
-using System.Globalization;
+using System.CommandLine;
+using DeepSpeedSharp.CommandLine;
+using DeepSpeedSharp.Samples.Shared;
 using DeepSpeedSharp.Samples.Llama.Model;
 
 namespace DeepSpeedSharp.Samples.Llama;
@@ -55,87 +57,49 @@ public sealed class LlamaOptions
     /// </summary>
     public int PipelineModelParallelSize { get; private set; } = 1;
 
-    private static readonly string[] Known =
-    {
-        "--d-model", "--layers", "--heads", "--kv-heads", "--ffn-hidden", "--seq", "--dropout", "--full-vocab",
-        "--deepspeed_config", "--deepspeed", "--steps", "--seed", "--micro-batch", "--init-weights", "--save-weights",
-        "--data", "--data-order", "--loss-log", "--local_rank", "--warmup-steps", "--checkpoint-activations",
-        "--save-dir", "--save-every", "--resume", "--tensor-model-parallel-size", "--sequence-parallel",
-        "--pipeline-model-parallel-size",
-    };
+    /// <summary>True when <c>--help</c> was given (the help is printed; nothing else is set).</summary>
+    public bool HelpShown { get; private set; }
 
-    /// <summary>Options that take no value.</summary>
-    private static readonly string[] Switches = { "--deepspeed", "--full-vocab", "--sequence-parallel" };
-
-    /// <summary>Parses <c>--name value</c> and <c>--name=value</c> forms.</summary>
+    /// <summary>Parses the command line (System.CommandLine: <c>--name value</c> and <c>--name=value</c>); DeepSpeed's
+    /// <c>--deepspeed</c>, <c>--deepspeed_config</c> and <c>--local_rank</c> come from <see cref="DeepSpeed.AddConfigArguments"/>.</summary>
     /// <exception cref="ArgumentException">An unknown option, a missing or bad value, or an impossible model shape.</exception>
     public static LlamaOptions Parse(string[] args)
     {
+        var root = new RootCommand("The LLaMA sample: a LLaMA-style model trained by DeepSpeedSharp on real text, with tensor, sequence and pipeline parallelism");
+        var d = new LlamaConfig();
+        var dModel = Add(root, TrainerOptions.Int("--d-model", "Model width", d.DModel));
+        var layers = Add(root, TrainerOptions.Int("--layers", "Transformer blocks", d.Layers));
+        var heads = Add(root, TrainerOptions.Int("--heads", "Attention heads", d.Heads));
+        var kvHeads = Add(root, TrainerOptions.Int("--kv-heads", "Key/value heads (grouped-query attention; must divide --heads)", d.KvHeads));
+        var ffn = Add(root, TrainerOptions.OptionalInt("--ffn-hidden", "Hidden size of the SwiGLU MLP (default: LLaMA's for --d-model)"));
+        var seq = Add(root, TrainerOptions.Int("--seq", "Sequence length", d.Seq));
+        var dropout = Add(root, TrainerOptions.Double("--dropout", "Dropout probability", d.Dropout));
+        var fullVocab = Add(root, TrainerOptions.Flag("--full-vocab", "GPT-2's 50,257 ids (padded to 50,304) instead of the compact vocabulary"));
+        var tensor = Add(root, TrainerOptions.Int("--tensor-model-parallel-size", "Megatron-style tensor parallelism", 1));
+        var sequenceParallel = Add(root, TrainerOptions.Flag("--sequence-parallel", "Megatron's sequence parallelism (needs tensor parallelism)"));
+        var common = new SampleArguments(root, defaultSteps: 50);
         var o = new LlamaOptions();
-        var m = o.Model;
-        for (int i = 0; i < args.Length; i++)
+        if (SampleArguments.Parse(root, args) is not { } r)
         {
-            string arg = args[i], name = arg;
-            string? inline = null;
-            int eq = arg.IndexOf('=');
-            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0) { name = arg[..eq]; inline = arg[(eq + 1)..]; }
-            if (!Known.Contains(name)) throw new ArgumentException($"unknown option '{arg}'; known options: {string.Join(" ", Known)}");
-            if (Switches.Contains(name))
-            {
-                if (inline != null) throw new ArgumentException($"option {name} takes no value, got '{arg}'");
-                if (name == "--full-vocab") o.FullVocab = true;
-                if (name == "--sequence-parallel") o.SequenceParallel = true;
-                continue; // --deepspeed: DeepSpeed's marker flag, nothing to do
-            }
-            if (name == "--checkpoint-activations" && inline == null)
-            {
-                // A flag (every block) or followed by the block interval k.
-                bool hasK = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal);
-                o.CheckpointActivations = hasK ? Int(name, args[++i]) : 1;
-                continue;
-            }
-            string Value() => inline ?? (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal)
-                ? args[++i] : throw new ArgumentException($"option {name} needs a value"));
-            switch (name)
-            {
-                case "--d-model": m = m with { DModel = Int(name, Value()) }; break;
-                case "--layers": m = m with { Layers = Int(name, Value()) }; break;
-                case "--heads": m = m with { Heads = Int(name, Value()) }; break;
-                case "--kv-heads": m = m with { KvHeads = Int(name, Value()) }; break;
-                case "--ffn-hidden": m = m with { FfnHidden = Int(name, Value()) }; break;
-                case "--seq": m = m with { Seq = Int(name, Value()) }; break;
-                case "--dropout": m = m with { Dropout = Double(name, Value()) }; break;
-                case "--deepspeed_config": o.DeepSpeedConfig = Value(); break;
-                case "--steps": o.Steps = Int(name, Value(), min: 0); break;
-                case "--seed": o.Seed = Int(name, Value(), min: 0); break;
-                case "--micro-batch": o.MicroBatch = Int(name, Value()); break;
-                case "--init-weights": o.InitWeights = Value(); break;
-                case "--save-weights": o.SaveWeights = Value(); break;
-                case "--data": o.Data = Value(); break;
-                case "--data-order":
-                    var order = Value();
-                    o.SequentialData = order switch
-                    {
-                        "sequential" => true,
-                        "random" => false,
-                        _ => throw new ArgumentException($"--data-order must be 'sequential' or 'random', got '{order}'"),
-                    };
-                    break;
-                case "--loss-log": o.LossLog = Value(); break;
-                case "--local_rank": o.LocalRank = Int(name, Value(), min: 0); break;
-                case "--warmup-steps": o.WarmupSteps = Int(name, Value(), min: 0); break;
-                case "--checkpoint-activations": o.CheckpointActivations = Int(name, Value(), min: 0); break;
-                case "--save-dir": o.SaveDir = Value(); break;
-                case "--save-every": o.SaveEvery = Int(name, Value(), min: 0); break;
-                case "--resume": o.Resume = Value(); break;
-                case "--tensor-model-parallel-size": o.TensorModelParallelSize = Int(name, Value()); break;
-                case "--pipeline-model-parallel-size": o.PipelineModelParallelSize = Int(name, Value()); break;
-            }
+            o.HelpShown = true;
+            return o;
         }
-        m.Validate();
-        if (o.SaveEvery > 0 && o.SaveDir == null) throw new ArgumentException("--save-every needs --save-dir DIR");
-        o.Model = m;
+        var c = common.Read(r);
+        o.Model = d with { DModel = r.GetValue(dModel), Layers = r.GetValue(layers), Heads = r.GetValue(heads), KvHeads = r.GetValue(kvHeads),
+                           FfnHidden = r.GetValue(ffn), Seq = r.GetValue(seq), Dropout = r.GetValue(dropout) };
+        o.Model.Validate();
+        (o.DeepSpeedConfig, o.LocalRank, o.Steps, o.Seed, o.MicroBatch, o.InitWeights, o.SaveWeights, o.Data) =
+            (c.DeepSpeed.DeepSpeedConfig, c.DeepSpeed.LocalRank, c.Steps, c.Seed, c.MicroBatch, c.InitWeights, c.SaveWeights, c.Data);
+        (o.SequentialData, o.LossLog, o.WarmupSteps, o.CheckpointActivations, o.SaveDir, o.SaveEvery, o.Resume, o.PipelineModelParallelSize) =
+            (c.SequentialData, c.LossLog, c.WarmupSteps, c.CheckpointActivations, c.SaveDir, c.SaveEvery, c.Resume, c.PipelineModelParallelSize);
+        (o.FullVocab, o.TensorModelParallelSize, o.SequenceParallel) = (r.GetValue(fullVocab), r.GetValue(tensor), r.GetValue(sequenceParallel));
         return o;
+    }
+
+    private static Option<T> Add<T>(RootCommand root, Option<T> option)
+    {
+        root.Options.Add(option);
+        return option;
     }
 
     /// <summary>
@@ -159,15 +123,4 @@ public sealed class LlamaOptions
         if (Model.Layers + 2 < pp)
             throw new ArgumentException($"--pipeline-model-parallel-size {pp} needs at least {pp} pipeline layers, but --layers {Model.Layers} gives {Model.Layers + 2} (embedding, blocks, head)");
     }
-
-    private static int Int(string name, string value, int min = 1)
-    {
-        if (!int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) || v < min)
-            throw new ArgumentException($"{name} must be an integer ≥ {min}, got '{value}'");
-        return v;
-    }
-
-    private static double Double(string name, string value) =>
-        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double v)
-            ? v : throw new ArgumentException($"{name} must be a number, got '{value}'");
 }

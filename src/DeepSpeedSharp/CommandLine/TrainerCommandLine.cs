@@ -17,8 +17,13 @@ public static class TrainerCommandLine
     public static ParseResult Parse(Command command, IReadOnlyList<string> args)
     {
         ArgumentNullException.ThrowIfNull(command);
-        var result = command.Parse(args);
         var problems = new List<string>();
+        // A switch given a value (--full-vocab=yes): System.CommandLine would report only a stray 'yes'.
+        var switches = command.Options.OfType<Option<bool>>().SelectMany(o => o.Aliases.Prepend(o.Name)).ToHashSet(StringComparer.Ordinal);
+        foreach (var arg in args)
+            if (arg.Split('=', 2) is [var name, var value] && switches.Contains(name) && value is not ("true" or "false"))
+                throw new ArgumentException($"{name} takes no value, got '{arg}'");
+        var result = command.Parse(args);
         var known = command.Options.Where(o => !o.Hidden).SelectMany(o => o.Aliases.Prepend(o.Name)).Where(n => n.StartsWith("--", StringComparison.Ordinal)).ToList();
         foreach (var token in result.UnmatchedTokens)
         {

@@ -45,6 +45,7 @@ public class ConfigArgumentsTests : IDisposable
     [InlineData("--steps", "--steps needs an integer >= 0")]
     [InlineData("--deepspeed_confg x.json", "unknown option '--deepspeed_confg' (did you mean --deepspeed_config?)")]
     [InlineData("--stesp=4", "unknown option '--stesp=4' (did you mean --steps?)")]
+    [InlineData("--deepspeed=yes", "--deepspeed takes no value, got '--deepspeed=yes'")]
     public void BadInputIsOneLineNamingTheOption(string args, string expected)
     {
         var (root, _, _) = Trainer();

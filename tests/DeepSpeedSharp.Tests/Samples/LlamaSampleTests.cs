@@ -72,7 +72,7 @@ public class LlamaSampleTests
         Assert.Contains("--heads", Error("--d-model", "36", "--heads", "4")); // head dimension 9 is odd: no RoPE
         Assert.Contains("--data-order", Error("--data-order=shuffled"));
         Assert.Contains("--full-vocab takes no value", Error("--full-vocab=yes"));
-        Assert.Contains("--steps needs a value", Error("--steps"));
+        Assert.Contains("--steps needs an integer >= 0", Error("--steps"));
         Assert.Contains("--save-every needs --save-dir", Error("--save-every", "5"));
         Assert.Contains("--tensor-model-parallel-size", Error("--tensor-model-parallel-size", "0"));
 
