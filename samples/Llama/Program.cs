@@ -1,12 +1,4 @@
 using DeepSpeedSharp.Samples.Llama;
+using DeepSpeedSharp.Samples.Shared;
 
-try
-{
-    var options = LlamaOptions.Parse(args);
-    return new Trainer(options).Run();
-}
-catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException or DeepSpeedSharp.Config.DeepSpeedConfigException or InvalidOperationException)
-{
-    Console.Error.WriteLine(Environment.GetEnvironmentVariable("DSS_DEBUG") == "1" ? $"llama: error: {e}" : $"llama: error: {e.Message.ReplaceLineEndings(" ")}");
-    return 2;
-}
+return SampleMain.Run("llama", () => new Trainer(LlamaOptions.Parse(args)).Run());
