@@ -1,3 +1,5 @@
+using DeepSpeedSharp.Samples.Shared;
+
 namespace DeepSpeedSharp.Samples.Bert.Model;
 
 /// <summary>
@@ -47,12 +49,8 @@ public sealed record BertConfig(
     public void Validate()
     {
         if (Vocab < 2) throw new ArgumentException($"the vocabulary must have at least 2 ids, got {Vocab}");
-        if (DModel < 1) throw new ArgumentException($"--d-model must be positive, got {DModel}");
-        if (Layers < 1) throw new ArgumentException($"--layers must be positive, got {Layers}");
-        if (Heads < 1 || DModel % Heads != 0)
-            throw new ArgumentException($"--heads must divide --d-model ({DModel}), got {Heads}");
-        if (FfnHiddenSize < 1) throw new ArgumentException($"--ffn-hidden must be positive, got {FfnHiddenSize}");
+        ShapeChecks.Transformer(DModel, Layers, Heads, Dropout);
+        ShapeChecks.Positive("--ffn-hidden", FfnHiddenSize);
         if (Seq < 3) throw new ArgumentException($"--seq must be at least 3 ([CLS], one token, [SEP]), got {Seq}");
-        if (Dropout is < 0 or >= 1) throw new ArgumentException($"--dropout must be in [0, 1), got {Dropout}");
     }
 }
