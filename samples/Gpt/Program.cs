@@ -1,13 +1,9 @@
 using DeepSpeedSharp.Samples.Gpt;
+using DeepSpeedSharp.Samples.Shared;
 
-try
+return SampleMain.Run("gpt", () =>
 {
     var options = GptOptions.Parse(args);
     if (options.HelpShown) return 0;
     return options.DescribeParameters ? ParameterDescription.Print(options.Model, Console.Out) : new Trainer(options).Run();
-}
-catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException or DeepSpeedSharp.Config.DeepSpeedConfigException or InvalidOperationException)
-{
-    Console.Error.WriteLine(Environment.GetEnvironmentVariable("DSS_DEBUG") == "1" ? $"gpt: error: {e}" : $"gpt: error: {e.Message}");
-    return 2;
-}
+});

@@ -1,7 +1,4 @@
 using DeepSpeedSharp.Engine;
-using System.Diagnostics;
-using System.Globalization;
-using System.Text.Json;
 using DeepSpeedSharp.IO;
 using DeepSpeedSharp.Weights;
 using DeepSpeedSharp.Native;
@@ -78,30 +75,11 @@ public sealed class Trainer
                               $"global batch {engine.TrainBatchSize} × seq {options.Model.Seq}" +
                               (pipeline == null ? "" : $", pipeline {options.PipelineModelParallelSize} stages × data {engine.DataParallelWorldSize}"));
 
-        // AutoFlush: one line per step reaches the file at once, so a killed run keeps its log up to the last step.
-        using var lossLog = options.LossLog != null && rank == 0 ? new StreamWriter(options.LossLog) { AutoFlush = true } : null;
-        var stepTimes = new List<double>();
-        var checkpoints = new Shared.SampleCheckpoints("gpt", options.Resume, options.SaveDir, options.SaveEvery, engine);
-        double lastLoss = double.NaN;
-        using var display = rank == 0 ? Monitoring.TrainingProgressDisplay.Start(options.Steps, tokensPerStep) : null;
-        engine.Train();
-        for (long step = checkpoints.Resume(); step < options.Steps; step++)
-        {
-            var clock = Stopwatch.StartNew();
-            double stepLoss = lastLoss = pipeline?.TrainStep(step, sampler) ?? TrainStep(engine, sampler, step);
-            stepTimes.Add(clock.Elapsed.TotalSeconds);
-            double lr = engine.GetLr().FirstOrDefault();
-            if (rank == 0)
-            {
-                display!.Update(step + 1, stepLoss, lr);
-                lossLog?.WriteLine(JsonSerializer.Serialize(new { step = step + 1, loss = stepLoss, lr, grad_norm = Shared.SampleReport.LoggedGradNorm(engine) }));
-            }
-            checkpoints.AfterStep(step + 1);
-        }
-        checkpoints.AtEnd();
+        var settings = new Shared.SampleLoopSettings(options.Steps, options.LossLog, options.Resume, options.SaveDir, options.SaveEvery);
+        var (stepTimes, lastLoss) = Shared.SampleTrainingLoop.Run("gpt", engine, tokensPerStep, settings,
+            step => pipeline?.TrainStep(step, sampler) ?? TrainStep(engine, sampler, step));
         if (options.SaveWeights != null && pipeline != null) pipeline.SaveWeights(options.SaveWeights);
         else if (options.SaveWeights != null) WholeModelWeights.Save(model, options.SaveWeights); // rank 0 writes
-        display?.Dispose();
         if (rank == 0) Shared.SampleReport.PrintSummary("gpt", engine, stepTimes, options.WarmupSteps, tokensPerStep, options.CheckpointActivations);
         Shared.SampleReport.PrintMachineSummary("gpt", engine, stepTimes, options.WarmupSteps, tokensPerStep, lastLoss,
             pipeline?.SummaryFields(options.WarmupSteps));
@@ -112,21 +90,13 @@ public sealed class Trainer
     /// One optimizer step without pipeline parallelism: forward, backward and step for each of the gradient_accumulation_steps
     /// micro-batches of this data-parallel rank. Returns the loss averaged over the global batch.
     /// </summary>
-    private double TrainStep(DeepSpeedEngine engine, BatchSampler sampler, long step)
-    {
-        int dpRank = engine.DataParallelRank, gas = engine.GradientAccumulationSteps, mb = engine.TrainMicroBatchSizePerGpu;
-        double lossSum = 0;
-        for (int micro = 0; micro < gas; micro++)
+    private double TrainStep(DeepSpeedEngine engine, BatchSampler sampler, long step) =>
+        Shared.SampleTrainingLoop.AccumulatedStep(engine, micro =>
         {
-            using var scope = NewDisposeScope();
-            var (input, target) = sampler.MicroBatch(step, dpRank, micro, mb, gas, engine.TrainBatchSize);
+            var (input, target) = sampler.MicroBatch(step, engine.DataParallelRank, micro, engine.TrainMicroBatchSizePerGpu,
+                engine.GradientAccumulationSteps, engine.TrainBatchSize);
             var logits = engine.Forward(input);
             // The loss in fp32 even when the model computes in bf16/fp16 (the engine casts the model, not your loss).
-            var loss = nn.functional.cross_entropy(logits.to(ScalarType.Float32).view(-1, options.Model.Vocab), target.view(-1));
-            lossSum += loss.item<float>();
-            engine.Backward(loss);
-            engine.Step();
-        }
-        return Shared.SampleReport.MeanOverDataParallelRanks(engine, lossSum / gas);
-    }
+            return nn.functional.cross_entropy(logits.to(ScalarType.Float32).view(-1, options.Model.Vocab), target.view(-1));
+        });
 }

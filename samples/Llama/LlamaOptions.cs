@@ -2,13 +2,14 @@ using System.CommandLine;
 using DeepSpeedSharp.CommandLine;
 using DeepSpeedSharp.Samples.Shared;
 using DeepSpeedSharp.Samples.Llama.Model;
+using DeepSpeedSharp.Samples.Shared.Text;
 
 namespace DeepSpeedSharp.Samples.Llama;
 
 /// <summary>
 /// Command-line options of the LLaMA sample. Unknown options are errors that list the known ones; every error is
 /// one line naming the option. The vocabulary size is not an option: it comes from the data (see
-/// <see cref="Data.VocabularyMap"/>).
+/// <see cref="VocabularyMap"/>).
 /// </summary>
 public sealed class LlamaOptions
 {

@@ -1,11 +1,9 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Text.Json;
 using DeepSpeedSharp.Engine;
 using DeepSpeedSharp.IO;
 using DeepSpeedSharp.Weights;
 using DeepSpeedSharp.Native;
 using DeepSpeedSharp.Samples.Llama.Data;
+using DeepSpeedSharp.Samples.Shared.Text;
 using DeepSpeedSharp.Samples.Shared;
 using DeepSpeedSharp.Samples.Llama.Model;
 using DeepSpeedSharp.Topology;
@@ -97,30 +95,11 @@ public sealed class Trainer
                               $"global batch {engine.TrainBatchSize} (micro {mb} × gas {gas} × dp {grid.DataParallelSize}) × seq {shape.Seq}" +
                               (pp > 1 ? $", pipeline {pp} stages × tensor {tp} × data {grid.DataParallelSize}" : ""));
 
-        // AutoFlush: one line per step reaches the file at once, so a killed run keeps its log up to the last step.
-        using var lossLog = options.LossLog != null && rank == 0 ? new StreamWriter(options.LossLog) { AutoFlush = true } : null;
-        var stepTimes = new List<double>();
-        var checkpoints = new SampleCheckpoints("llama", options.Resume, options.SaveDir, options.SaveEvery, engine);
-        double lastLoss = double.NaN;
-        using var display = rank == 0 ? Monitoring.TrainingProgressDisplay.Start(options.Steps, tokensPerStep) : null;
-        engine.Train();
-        for (long step = checkpoints.Resume(); step < options.Steps; step++)
-        {
-            var clock = Stopwatch.StartNew();
-            double stepLoss = lastLoss = pipeline?.TrainStep(step, sampler) ?? TrainStep(engine, layers, sampler, step);
-            stepTimes.Add(clock.Elapsed.TotalSeconds);
-            double lr = engine.GetLr().FirstOrDefault();
-            if (rank == 0)
-            {
-                display!.Update(step + 1, stepLoss, lr);
-                lossLog?.WriteLine(JsonSerializer.Serialize(new { step = step + 1, loss = stepLoss, lr, grad_norm = SampleReport.LoggedGradNorm(engine) }));
-            }
-            checkpoints.AfterStep(step + 1);
-        }
-        checkpoints.AtEnd();
+        var settings = new SampleLoopSettings(options.Steps, options.LossLog, options.Resume, options.SaveDir, options.SaveEvery);
+        var (stepTimes, lastLoss) = SampleTrainingLoop.Run("llama", engine, tokensPerStep, settings,
+            step => pipeline?.TrainStep(step, sampler) ?? TrainStep(engine, layers, sampler, step));
         if (options.SaveWeights != null && pipeline != null) pipeline.SaveWeights(options.SaveWeights);
         else if (options.SaveWeights != null) WholeModelWeights.Save(model, options.SaveWeights, grid); // slices gathered, written once
-        display?.Dispose();
         if (rank == 0) SampleReport.PrintSummary("llama", engine, stepTimes, options.WarmupSteps, tokensPerStep, options.CheckpointActivations);
         var fields = pipeline?.SummaryFields(options.WarmupSteps) ?? new Dictionary<string, object?>();
         fields["tensor_parallel_size"] = grid.TensorParallelSize;
@@ -133,21 +112,13 @@ public sealed class Trainer
     /// One optimizer step without pipeline parallelism: forward, loss, backward and step for each of the
     /// gradient_accumulation_steps micro-batches of this data-parallel rank. Returns the loss averaged over the global batch.
     /// </summary>
-    private static double TrainStep(DeepSpeedEngine engine, LlamaLayers layers, BatchSampler sampler, long step)
-    {
-        int dpRank = engine.DataParallelRank, gas = engine.GradientAccumulationSteps, mb = engine.TrainMicroBatchSizePerGpu;
-        double lossSum = 0;
-        for (int micro = 0; micro < gas; micro++)
+    private static double TrainStep(DeepSpeedEngine engine, LlamaLayers layers, BatchSampler sampler, long step) =>
+        SampleTrainingLoop.AccumulatedStep(engine, micro =>
         {
-            using var scope = NewDisposeScope();
-            var (input, target) = sampler.MicroBatch(step, dpRank, micro, mb, gas, engine.TrainBatchSize);
-            var loss = layers.CrossEntropy(engine.Forward(input), target);
-            lossSum += loss.item<float>();
-            engine.Backward(loss);
-            engine.Step();
-        }
-        return SampleReport.MeanOverDataParallelRanks(engine, lossSum / gas);
-    }
+            var (input, target) = sampler.MicroBatch(step, engine.DataParallelRank, micro, engine.TrainMicroBatchSizePerGpu,
+                engine.GradientAccumulationSteps, engine.TrainBatchSize);
+            return layers.CrossEntropy(engine.Forward(input), target);
+        });
 
     /// <summary>
     /// Tells the flops profiler (if enabled) about the work done with functional calls: the attention core

@@ -40,7 +40,7 @@ public class WindowBatchSampler
     {
         var input = new long[microBatch * seq];
         var target = new long[microBatch * seq];
-        long first = step * globalBatch + ((long)dataParallelRank * gas + microStep) * microBatch;
+        long first = FirstSample(step, dataParallelRank, microStep, microBatch, gas, globalBatch);
         for (int k = 0; k < microBatch; k++)
         {
             long start = Start(first + k);
@@ -53,6 +53,19 @@ public class WindowBatchSampler
         return (torch.tensor(input, new long[] { microBatch, seq }), torch.tensor(target, new long[] { microBatch, seq }));
     }
 
+    /// <summary>The T input tokens of global sample <paramref name="sample"/> (its window without the last, target-only token).</summary>
+    public long[] Window(long sample)
+    {
+        long start = Start(sample);
+        var tokens = new long[seq];
+        for (int i = 0; i < seq; i++) tokens[i] = tokenAt((start + i) % length);
+        return tokens;
+    }
+
+    /// <summary>The global index g of the first sample of a micro-step: s·G + (r·gas + m)·mb.</summary>
+    public static long FirstSample(long step, int dataParallelRank, int microStep, int microBatch, int gas, int globalBatch) =>
+        step * globalBatch + ((long)dataParallelRank * gas + microStep) * microBatch;
+
     private long Start(long sample)
     {
         long windows = length - seq;   // valid starts: [0, windows)
@@ -61,8 +74,8 @@ public class WindowBatchSampler
         return (long)(h % (ulong)windows);
     }
 
-    /// <summary>SplitMix64 finaliser: a fixed, platform-independent hash.</summary>
-    private static ulong Mix(ulong z)
+    /// <summary>SplitMix64 finaliser: a fixed, platform-independent hash (also the BERT sample's masking draws).</summary>
+    public static ulong Mix(ulong z)
     {
         z += 0x9E3779B97F4A7C15UL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;

@@ -1,3 +1,5 @@
+using DeepSpeedSharp.Samples.Shared;
+
 namespace DeepSpeedSharp.Samples.Gpt.Model;
 
 /// <summary>Shape of the sample GPT.</summary>
@@ -11,11 +13,7 @@ public sealed record GptConfig(int Vocab = 512, int DModel = 128, int Layers = 4
     public void Validate()
     {
         if (Vocab < 2) throw new ArgumentException($"--vocab must be at least 2, got {Vocab}");
-        if (DModel < 1) throw new ArgumentException($"--d-model must be positive, got {DModel}");
-        if (Layers < 1) throw new ArgumentException($"--layers must be positive, got {Layers}");
-        if (Heads < 1 || DModel % Heads != 0)
-            throw new ArgumentException($"--heads must divide --d-model ({DModel}), got {Heads}");
-        if (Seq < 1) throw new ArgumentException($"--seq must be positive, got {Seq}");
-        if (Dropout is < 0 or >= 1) throw new ArgumentException($"--dropout must be in [0, 1), got {Dropout}");
+        ShapeChecks.Transformer(DModel, Layers, Heads, Dropout);
+        ShapeChecks.Positive("--seq", Seq);
     }
 }

@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Samples.Shared;
 using TorchSharp;
 using DeepSpeedSharp.Zero;
 using TorchSharp.Modules;
@@ -123,20 +124,7 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
             using var scope = NewDisposeScope();
             long t = idx.shape[1];
             var pos = arange(t, dtype: ScalarType.Int64, device: idx.device);
-            var x = drop.call(wte.call(idx) + wpe.call(pos));
-            if (CheckpointInterval == 0 || !training)
-                foreach (var block in h) x = block.call(x);
-            else
-                for (int first = 0; first < h.Count; first += CheckpointInterval)
-                {
-                    int from = first, to = Math.Min(h.Count, first + CheckpointInterval);
-                    x = DeepSpeed.Checkpointing.Checkpoint(input =>
-                    {
-                        var y = input;
-                        for (int i = from; i < to; i++) y = h[i].call(y);
-                        return y;
-                    }, x);
-                }
+            var x = CheckpointedLayers.Forward(h, CheckpointInterval, training, drop.call(wte.call(idx) + wpe.call(pos)));
             return ln_f.call(x).MoveToOuterDisposeScope();
         }
     }

@@ -1,3 +1,5 @@
+using DeepSpeedSharp.Samples.Shared;
+
 namespace DeepSpeedSharp.Samples.Llama.Model;
 
 /// <summary>
@@ -59,16 +61,12 @@ public sealed record LlamaConfig(
     public void Validate()
     {
         if (Vocab < 2) throw new ArgumentException($"the vocabulary must have at least 2 ids, got {Vocab}");
-        if (DModel < 1) throw new ArgumentException($"--d-model must be positive, got {DModel}");
-        if (Layers < 1) throw new ArgumentException($"--layers must be positive, got {Layers}");
-        if (Heads < 1 || DModel % Heads != 0)
-            throw new ArgumentException($"--heads must divide --d-model ({DModel}), got {Heads}");
+        ShapeChecks.Transformer(DModel, Layers, Heads, Dropout);
         if (HeadDim % 2 != 0)
             throw new ArgumentException($"--heads: the head dimension --d-model / --heads = {HeadDim} must be even for the rotary embedding");
         if (KvHeads < 1 || Heads % KvHeads != 0)
             throw new ArgumentException($"--kv-heads must divide --heads ({Heads}), got {KvHeads}");
-        if (FfnHiddenSize < 1) throw new ArgumentException($"--ffn-hidden must be positive, got {FfnHiddenSize}");
-        if (Seq < 1) throw new ArgumentException($"--seq must be positive, got {Seq}");
-        if (Dropout is < 0 or >= 1) throw new ArgumentException($"--dropout must be in [0, 1), got {Dropout}");
+        ShapeChecks.Positive("--ffn-hidden", FfnHiddenSize);
+        ShapeChecks.Positive("--seq", Seq);
     }
 }

@@ -1,3 +1,4 @@
+using DeepSpeedSharp.Samples.Shared;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -79,20 +80,7 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
         public override Tensor forward(Tensor idx)
         {
             using var scope = NewDisposeScope();
-            var x = embed_tokens.call(idx);
-            if (CheckpointInterval == 0 || !training)
-                foreach (var block in layers) x = block.call(x);
-            else
-                for (int first = 0; first < layers.Count; first += CheckpointInterval)
-                {
-                    int from = first, to = Math.Min(layers.Count, first + CheckpointInterval);
-                    x = DeepSpeed.Checkpointing.Checkpoint(input =>
-                    {
-                        var y = input;
-                        for (int i = from; i < to; i++) y = layers[i].call(y);
-                        return y;
-                    }, x);
-                }
+            var x = CheckpointedLayers.Forward(layers, CheckpointInterval, training, embed_tokens.call(idx));
             return norm.call(x).MoveToOuterDisposeScope();
         }
     }

@@ -1,5 +1,6 @@
 using DeepSpeedSharp.IO;
 using DeepSpeedSharp.Samples.Llama.Data;
+using DeepSpeedSharp.Samples.Shared.Text;
 using DeepSpeedSharp.Samples.Llama.Model;
 using DeepSpeedSharp.Tests.Infrastructure;
 using TorchSharp;

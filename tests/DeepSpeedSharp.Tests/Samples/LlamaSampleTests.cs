@@ -1,5 +1,6 @@
 using DeepSpeedSharp.Samples.Llama;
 using DeepSpeedSharp.Samples.Llama.Data;
+using DeepSpeedSharp.Samples.Shared.Text;
 using DeepSpeedSharp.Tests.Infrastructure;
 
 namespace DeepSpeedSharp.Tests.Samples;

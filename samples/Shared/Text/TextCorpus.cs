@@ -1,4 +1,4 @@
-namespace DeepSpeedSharp.Samples.Llama.Data;
+namespace DeepSpeedSharp.Samples.Shared.Text;
 
 /// <summary>
 /// A text file tokenised with GPT-2's BPE (<see cref="Gpt2Tokenizer"/>) as one string, mapped to the model's ids
@@ -14,7 +14,7 @@ public sealed class TextCorpus
         Description = description;
     }
 
-    /// <summary>The text shipped with the sample (<c>data/corpus.txt</c>, copied next to the assembly).</summary>
+    /// <summary>The text shipped with the samples (<c>samples/Llama/data/corpus.txt</c>, copied by the Llama and Bert projects to <c>data/corpus.txt</c> next to their assemblies).</summary>
     public static string DefaultPath => Path.Combine(AppContext.BaseDirectory, "data", "corpus.txt");
 
     /// <summary>The model's token ids, in text order.</summary>

@@ -1,4 +1,4 @@
-namespace DeepSpeedSharp.Samples.Llama.Data;
+namespace DeepSpeedSharp.Samples.Shared.Text;
 
 /// <summary>
 /// Maps GPT-2 token ids to the model's ids. GPT-2 has 50,257 ids, far more than a tiny model trained on a small text

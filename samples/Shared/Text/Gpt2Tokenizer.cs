@@ -1,6 +1,6 @@
 using Microsoft.ML.Tokenizers;
 
-namespace DeepSpeedSharp.Samples.Llama.Data;
+namespace DeepSpeedSharp.Samples.Shared.Text;
 
 /// <summary>
 /// GPT-2's byte-level BPE tokenizer (50,257 ids, <c>&lt;|endoftext|&gt;</c> = 50256), from Microsoft.ML.Tokenizers with
