@@ -5,48 +5,23 @@ using DeepSpeedSharp.Samples.Gpt.Model;
 
 namespace DeepSpeedSharp.Samples.Gpt;
 
-/// <summary>Command-line options of the sample trainer. Unknown options are errors that list the known ones.</summary>
-public sealed class GptOptions
+/// <summary>Command-line options of the GPT sample (the shared ones in <see cref="SampleOptions"/>). Unknown options are errors that list the known ones.</summary>
+public sealed class GptOptions : SampleOptions
 {
+    /// <summary>The model's shape (<c>--vocab</c>, <c>--d-model</c>, <c>--layers</c>, <c>--heads</c>, <c>--seq</c>, <c>--dropout</c>).</summary>
     public GptConfig Model { get; private set; } = new();
-    public string? DeepSpeedConfig { get; private set; }
-    public int Steps { get; private set; } = 20;
-    public int Seed { get; private set; } = 1234;
-    public int? MicroBatch { get; private set; }
-    public string? InitWeights { get; private set; }
-    public string? SaveWeights { get; private set; }
-    public string? Data { get; private set; }
-    public bool SequentialData { get; private set; }
-    public string? LossLog { get; private set; }
-    public int? LocalRank { get; private set; }
-    public int WarmupSteps { get; private set; } = 3;
+    /// <summary><c>--zero-init</c>: build the model already partitioned (ZeRO-3's <c>zero.Init</c>).</summary>
     public bool ZeroInit { get; private set; }
     /// <summary>
     /// <c>--describe-parameters</c>: build the model from the model flags on the meta device (no weights allocated),
     /// print <c>{"parameters": N, "largest_parameter": M}</c> and exit without training (what <c>dss estimate --model</c> reads).
     /// </summary>
     public bool DescribeParameters { get; private set; }
-    /// <summary>0 = off; k = checkpoint the blocks in groups of k (<c>--checkpoint-activations</c> alone means 1).</summary>
-    public int CheckpointActivations { get; private set; }
-    public string? SaveDir { get; private set; }
-    public int SaveEvery { get; private set; }
-    public string? Resume { get; private set; }
-    /// <summary>
-    /// <c>--pipeline-model-parallel-size P</c> (default 1): P &gt; 1 splits the model into P pipeline stages (embedding,
-    /// blocks, head as pipeline layers; see <see cref="GptPipeline"/>) trained with <c>TrainBatch</c>; the number of
-    /// ranks divided by P is the data-parallel size. Every stage starts from the weights of the whole model built from
-    /// --seed (and --init-weights).
-    /// </summary>
-    public int PipelineModelParallelSize { get; private set; } = 1;
-
     /// <summary>
     /// <c>--virtual-pipeline-model-parallel-size V</c> (default 1): with pipeline stages, V &gt; 1 gives each stage V model
     /// chunks trained by the interleaved schedule (the micro-batches must be a multiple of the stages).
     /// </summary>
     public int VirtualPipelineModelParallelSize { get; private set; } = 1;
-
-    /// <summary>True when <c>--help</c> was given (the help is printed; nothing else is set).</summary>
-    public bool HelpShown { get; private set; }
 
     /// <summary>Parses the command line (System.CommandLine: <c>--name value</c> and <c>--name=value</c>); DeepSpeed's
     /// <c>--deepspeed</c>, <c>--deepspeed_config</c> and <c>--local_rank</c> come from <see cref="DeepSpeed.AddConfigArguments"/>.</summary>
@@ -64,29 +39,13 @@ public sealed class GptOptions
         var zeroInit = Add(root, TrainerOptions.Flag("--zero-init", "Build the model partitioned (ZeRO-3's zero.Init)"));
         var describe = Add(root, TrainerOptions.Flag("--describe-parameters", "Print {\"parameters\": N, \"largest_parameter\": M} for the model flags and exit"));
         var virtualStages = Add(root, TrainerOptions.Int("--virtual-pipeline-model-parallel-size", "Model chunks per pipeline stage (interleaved schedule)", 1));
-        var common = new SampleArguments(root, defaultSteps: 20);
         var o = new GptOptions();
-        if (SampleArguments.Parse(root, args) is not { } r)
-        {
-            o.HelpShown = true;
-            return o;
-        }
-        var c = common.Read(r);
+        if (o.ParseCommon(root, args, defaultSteps: 20) is not { } r) return o;
         o.Model = new GptConfig(r.GetValue(vocab), r.GetValue(dModel), r.GetValue(layers), r.GetValue(heads), r.GetValue(seq), r.GetValue(dropout));
         o.Model.Validate();
-        (o.DeepSpeedConfig, o.LocalRank, o.Steps, o.Seed, o.MicroBatch, o.InitWeights, o.SaveWeights, o.Data) =
-            (c.DeepSpeed.DeepSpeedConfig, c.DeepSpeed.LocalRank, c.Steps, c.Seed, c.MicroBatch, c.InitWeights, c.SaveWeights, c.Data);
-        (o.SequentialData, o.LossLog, o.WarmupSteps, o.CheckpointActivations, o.SaveDir, o.SaveEvery, o.Resume, o.PipelineModelParallelSize) =
-            (c.SequentialData, c.LossLog, c.WarmupSteps, c.CheckpointActivations, c.SaveDir, c.SaveEvery, c.Resume, c.PipelineModelParallelSize);
         (o.ZeroInit, o.DescribeParameters, o.VirtualPipelineModelParallelSize) = (r.GetValue(zeroInit), r.GetValue(describe), r.GetValue(virtualStages));
         o.RequireAvailableWithPipeline();
         return o;
-    }
-
-    private static Option<T> Add<T>(RootCommand root, Option<T> option)
-    {
-        root.Options.Add(option);
-        return option;
     }
 
     /// <summary>Throws for the options that do not work with <c>--pipeline-model-parallel-size</c> &gt; 1 (yet).</summary>

@@ -20,14 +20,16 @@ public sealed class SampleArguments
 
     /// <param name="root">The sample's command.</param>
     /// <param name="defaultSteps">Its default <c>--steps</c>.</param>
-    public SampleArguments(RootCommand root, int defaultSteps)
+    /// <param name="wholeModelWeights">Whether the sample offers <c>--init-weights</c> / <c>--save-weights</c>.</param>
+    /// <param name="pipeline">Whether it offers <c>--pipeline-model-parallel-size</c>.</param>
+    public SampleArguments(RootCommand root, int defaultSteps, bool wholeModelWeights = true, bool pipeline = true)
     {
         deepSpeed = DeepSpeed.AddConfigArguments(root);
         steps = Add(root, TrainerOptions.Int("--steps", "Optimizer steps in total", defaultSteps, min: 0));
         seed = Add(root, TrainerOptions.Int("--seed", "Model initialisation and data order", 1234, min: 0));
         microBatch = Add(root, TrainerOptions.OptionalInt("--micro-batch", "Overrides the config's micro-batch size per rank"));
-        initWeights = Add(root, TrainerOptions.Text("--init-weights", "FILE", "Whole-model safetensors weights loaded after initialisation"));
-        saveWeights = Add(root, TrainerOptions.Text("--save-weights", "FILE", "The trained weights as one whole-model safetensors file (rank 0 writes)"));
+        initWeights = AddIf(wholeModelWeights, root, TrainerOptions.Text("--init-weights", "FILE", "Whole-model safetensors weights loaded after initialisation"));
+        saveWeights = AddIf(wholeModelWeights, root, TrainerOptions.Text("--save-weights", "FILE", "The trained weights as one whole-model safetensors file (rank 0 writes)"));
         data = Add(root, TrainerOptions.Text("--data", "FILE", "Train on this file instead of the shipped data"));
         dataOrder = Add(root, TrainerOptions.Choice("--data-order", "The order of the training windows", "random", "random", "sequential"));
         lossLog = Add(root, TrainerOptions.Text("--loss-log", "FILE", "Rank 0 writes one JSON line {step, loss, lr, grad_norm} per step"));
@@ -36,7 +38,7 @@ public sealed class SampleArguments
         saveDir = Add(root, TrainerOptions.Text("--save-dir", "DIR", "Engine checkpoints go here"));
         saveEvery = Add(root, TrainerOptions.Int("--save-every", "Save a checkpoint every K steps (and at the end); needs --save-dir", 0, min: 0, valueName: "K"));
         resume = Add(root, TrainerOptions.Text("--resume", "DIR", "Continue from the latest checkpoint of DIR (or from a tag directory)"));
-        pipeline = Add(root, TrainerOptions.Int("--pipeline-model-parallel-size", "Pipeline stages (the ranks divided by it are the data-parallel size)", 1));
+        this.pipeline = AddIf(pipeline, root, TrainerOptions.Int("--pipeline-model-parallel-size", "Pipeline stages (the ranks divided by it are the data-parallel size)", 1));
     }
 
     /// <summary>Parses the sample's command line; null when <c>--help</c> was asked for (and printed).</summary>
@@ -65,6 +67,9 @@ public sealed class SampleArguments
     /// <summary>The flag alone means every block (System.CommandLine does not call the parser for an option without a value).</summary>
     private int CheckpointEvery(ParseResult r) =>
         r.GetResult(checkpointActivations) is { Implicit: false, Tokens.Count: 0 } ? 1 : r.GetValue(checkpointActivations);
+
+    /// <summary>An option the sample does not offer is not added (and reads as its default).</summary>
+    private static Option<T> AddIf<T>(bool offered, RootCommand root, Option<T> option) => offered ? Add(root, option) : option;
 
     private static Option<T> Add<T>(RootCommand root, Option<T> option)
     {

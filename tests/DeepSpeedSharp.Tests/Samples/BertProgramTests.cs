@@ -10,7 +10,7 @@ public class BertProgramTests
     [Theory]
     [InlineData("--layer 2", "unknown option '--layer'")]
     [InlineData("--checkpoint-activations-interval 2", "--checkpoint-activations-interval needs --checkpoint-activations")]
-    [InlineData("--seq 2", "--seq must be an integer ≥ 3, got '2'")]
+    [InlineData("--seq 2", "--seq needs an integer >= 3, got '2'")]
     [InlineData("--data /nonexistent/text.txt", "--data: file '/nonexistent/text.txt' does not exist")]
     [InlineData("--deepspeed_config /nonexistent/ds.json", "/nonexistent/ds.json")]
     public void BadInputIsExitCode2AndOneErrorLine(string args, string expected)

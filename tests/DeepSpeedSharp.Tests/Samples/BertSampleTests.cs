@@ -92,10 +92,14 @@ public class BertSampleTests
     [Fact]
     public void OptionsParseAndBadInputIsOneLineNamingTheOption()
     {
+        var config = Path.Combine(Directory.CreateTempSubdirectory("dss-bert-options").FullName, "c.json");
+        File.WriteAllText(config, "{}");
         var o = BertOptions.Parse(new[] { "--d-model=64", "--layers", "4", "--checkpoint-activations", "--checkpoint-activations-interval", "2",
-            "--deepspeed", "--deepspeed_config", "c.json", "--local_rank=1", "--loss-log", "l.jsonl" });
-        Assert.Equal((64, 4, 2, "c.json", 1), (o.Model.DModel, o.Model.Layers, o.CheckpointInterval, o.DeepSpeedConfig, o.LocalRank));
-        Assert.Equal(0, BertOptions.Parse(new[] { "--checkpoint-activations-interval", "2", "--checkpoint-activations" }).CheckpointInterval - 2);
+            "--deepspeed", "--deepspeed_config", config, "--local_rank=1", "--loss-log", "l.jsonl" });
+        Assert.Equal((64, 4, 2, config, 1), (o.Model.DModel, o.Model.Layers, o.CheckpointInterval, o.DeepSpeedConfig, o.LocalRank));
+        Assert.Equal(2, BertOptions.Parse(new[] { "--checkpoint-activations-interval", "2", "--checkpoint-activations" }).CheckpointInterval);
+        Assert.Equal(3, BertOptions.Parse(new[] { "--checkpoint-activations=3" }).CheckpointInterval);
+        Assert.Equal(1, BertOptions.Parse(new[] { "--checkpoint-activations" }).CheckpointInterval);
         Assert.Equal(0, BertOptions.Parse(Array.Empty<string>()).CheckpointInterval);
         void Fails(string expected, params string[] args)
         {
@@ -104,11 +108,11 @@ public class BertSampleTests
             Assert.DoesNotContain('\n', e.Message);
         }
         Fails("unknown option '--layer'", "--layer", "2");
+        Fails("unknown option '--init-weights'", "--init-weights", "w.safetensors"); // not offered by this sample
         Fails("--checkpoint-activations-interval needs --checkpoint-activations", "--checkpoint-activations-interval", "2");
-        Fails("--checkpoint-activations-interval must be an integer ≥ 1, got '0'", "--checkpoint-activations", "--checkpoint-activations-interval", "0");
-        Fails("option --checkpoint-activations takes no value", "--checkpoint-activations=2");
+        Fails("--checkpoint-activations-interval needs a positive integer, got '0'", "--checkpoint-activations", "--checkpoint-activations-interval", "0");
         Fails("--heads must divide --d-model (64)", "--d-model", "64", "--heads", "5");
-        Fails("option --steps needs a value", "--steps");
+        Fails("--steps needs an integer >= 0", "--steps");
         Fails("--save-every needs --save-dir", "--save-every", "5");
         Fails("--checkpoint-activations-interval 8 is more than --layers 4", "--checkpoint-activations", "--checkpoint-activations-interval", "8");
     }
