@@ -93,7 +93,7 @@ public static class NodeLauncher
                 registrations.Add(PosixSignalRegistration.Create(sig, ctx => { ctx.Cancel = true; Interlocked.CompareExchange(ref signalled, num, 0); }));
         }
         int parent = ProcessTree.ParentPid();
-        var sinkLock = new object();
+        var sinkLock = new RepeatedErrors();
         var ranks = new List<RankProcess>();
         try
         {
@@ -120,7 +120,7 @@ public static class NodeLauncher
         }
     }
 
-    private static int Supervise(NodeLaunchSpec spec, List<RankProcess> ranks, Func<int> signalled, int parent, TextWriter stderr, object sinkLock)
+    private static int Supervise(NodeLaunchSpec spec, List<RankProcess> ranks, Func<int> signalled, int parent, TextWriter stderr, RepeatedErrors sinkLock)
     {
         var running = new List<RankProcess>(ranks);
         while (true)
@@ -167,6 +167,13 @@ public static class NodeLauncher
                         lines.Add($"{Tag} rank(s) {string.Join(",", finished)} had already finished (exit code 0): if rank {r.Rank} waited for them, the ranks ran different numbers of operations.");
                     if (r.LogPath != null) lines.Add($"{Tag} its log: {r.LogPath}");
                 }
+                else if (r.LogPath == null && tail.LastOrDefault(RepeatedErrors.IsError) is { } error)
+                {
+                    // The rank said what went wrong, on the terminal, just above: point at it instead of quoting it.
+                    var alike = sinkLock.RanksThatSaid(error);
+                    lines.Add($"{Tag} rank {r.Rank} (pid {r.Pid}, node {spec.NodeRank}) {why} after the error above" +
+                              (alike.Count > 1 ? $" (ranks {string.Join(",", alike.Order())} printed it)" : "") + $"; stopped the {others} other rank(s) still running on this node.");
+                }
                 else
                 {
                     lines.Add($"{Tag} rank {r.Rank} (pid {r.Pid}, node {spec.NodeRank}) {why}; stopped the {others} other rank(s) still running on this node.");
@@ -206,7 +213,7 @@ public static class NodeLauncher
     /// Removes the job's /dev/shm files whose creating rank is gone: a rank killed while its group was being set up
     /// (before every member mapped the segment and it removed the file) leaves one behind.
     /// </summary>
-    private static void RemoveSharedMemoryLeftovers(NodeLaunchSpec spec, TextWriter stderr, object sinkLock)
+    private static void RemoveSharedMemoryLeftovers(NodeLaunchSpec spec, TextWriter stderr, RepeatedErrors sinkLock)
     {
         string jobId;
         try { jobId = ShmJobFiles.JobIdOf(spec.JobToken); }

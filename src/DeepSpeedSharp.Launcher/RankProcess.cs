@@ -4,13 +4,14 @@ namespace DeepSpeedSharp.Launcher;
 
 /// <summary>
 /// One rank's process: started with its environment, its output prefixed with <c>[rank N]</c> on the launcher's
-/// stdout/stderr (or written to its own log file), and the last lines kept for the failure report.
+/// stdout/stderr (or written to its own log file; an error line another rank already printed is not repeated, see
+/// <see cref="RepeatedErrors"/>), and the last lines kept for the failure report.
 /// </summary>
 internal sealed class RankProcess : IDisposable
 {
     private const int TailLines = 20;
     private readonly Queue<string> _tail = new();
-    private readonly object _sink;
+    private readonly RepeatedErrors _sink;
     private readonly TextWriter _out, _err;
     private readonly StreamWriter? _log;
     private readonly Process _process;
@@ -21,7 +22,7 @@ internal sealed class RankProcess : IDisposable
     public string? LogPath { get; }
 
     public RankProcess(int rank, IReadOnlyList<string> command, IReadOnlyDictionary<string, string> environment,
-        string workingDirectory, TextWriter stdout, TextWriter stderr, object sinkLock, string? logPath)
+        string workingDirectory, TextWriter stdout, TextWriter stderr, RepeatedErrors sinkLock, string? logPath)
     {
         Rank = rank;
         _out = stdout;
@@ -87,7 +88,7 @@ internal sealed class RankProcess : IDisposable
         {
             if (_closed) return;
             if (_log != null) _log.WriteLine(line);
-            else (isError ? _err : _out).WriteLine($"[rank {Rank}] {line}");
+            else if (_sink.Show(Rank, line)) (isError ? _err : _out).WriteLine($"[rank {Rank}] {line}");
         }
     }
 
