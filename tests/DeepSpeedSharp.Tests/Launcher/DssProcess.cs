@@ -16,8 +16,20 @@ internal sealed class DssProcess : IDisposable
     public DssProcess(string workingDirectory, params string[] args) : this(workingDirectory, new Dictionary<string, string>(), args) { }
 
     /// <summary>Starts dss with <paramref name="environment"/> added to the test's environment (the ranks inherit it).</summary>
-    public DssProcess(string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] args) =>
-        _p = new ChildProcess("dotnet", [Dss, .. args], workingDirectory, environment.ToDictionary(kv => kv.Key, kv => (string?)kv.Value));
+    public DssProcess(string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] args) :
+        this(workingDirectory, environment, false, args) { }
+
+    private DssProcess(string workingDirectory, IReadOnlyDictionary<string, string> environment, bool defaultSigint, string[] args) =>
+        _p = defaultSigint
+            ? new ChildProcess("env", ["--default-signal=INT", "dotnet", Dss, .. args], workingDirectory, environment.ToDictionary(kv => kv.Key, kv => (string?)kv.Value))
+            : new ChildProcess("dotnet", [Dss, .. args], workingDirectory, environment.ToDictionary(kv => kv.Key, kv => (string?)kv.Value));
+
+    /// <summary>
+    /// Starts dss with SIGINT at its default disposition, whatever the test host inherited: a suite started as a
+    /// background job (<c>cmd &amp;</c> in a script) has SIGINT ignored, which children inherit and .NET then leaves
+    /// ignored, as a background job should. <c>env --default-signal</c> execs dotnet, so <see cref="Pid"/> is dss itself.
+    /// </summary>
+    public static DssProcess ListeningForSigint(string workingDirectory, params string[] args) => new(workingDirectory, new Dictionary<string, string>(), true, args);
 
     public int Pid => _p.Pid;
 
