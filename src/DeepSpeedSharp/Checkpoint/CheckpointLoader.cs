@@ -52,7 +52,7 @@ internal static class CheckpointLoader
         var problems = new List<string>();
         for (int i = 0; i < names.Length; i++)
         {
-            if (!shards.TryFind(names[i], out _, out var p))
+            if (!shards.TryFind(names[i], out var p))
             {
                 if (options.ModuleStrict) problems.Add($"parameter '{names[i]}' is missing from the checkpoint");
             }
@@ -85,24 +85,25 @@ internal static class CheckpointLoader
         Dictionary<IntPtr, OptimizerState> states, bool withState, List<Action> actions)
     {
         var state = states.GetValueOrDefault(seg.Optimized.Handle);
+        var kinds = shards.First.Manifest.Optimizer?.StateKinds ?? [];
         var steps = new HashSet<long>();
         foreach (var (index, paramOffset, rangeOffset, count) in layout.Pieces(seg.FlatStart, seg.FlatStart + seg.Length))
         {
-            if (!shards.TryFind(names[index], out var reader, out var p)) continue; // non-strict: left as it is
-            long source = p.Offset + paramOffset, target = seg.OptimizedOffset + rangeOffset;
-            var master = reader.Read("master", source, count);
+            if (!shards.TryFind(names[index], out var p)) continue; // non-strict: left as it is
+            long target = seg.OptimizedOffset + rangeOffset;
+            var master = p.Read("master", paramOffset, count);
             actions.Add(() => { using var d = seg.Optimized.detach().reshape(-1).narrow(0, target, count); d.copy_(master); });
             if (!withState || state == null) continue;
-            foreach (var kind in reader.Manifest.Optimizer!.StateKinds)
+            foreach (var kind in kinds)
             {
-                var values = reader.Read(kind, source, count);
+                var values = p.Read(kind, paramOffset, count);
                 actions.Add(() =>
                 {
                     using var d = OptimizerStateAccess.TensorFor(state, kind, seg.Optimized).reshape(-1).narrow(0, target, count);
                     d.copy_(values);
                 });
             }
-            steps.UnionWith(reader.Steps(source, count));
+            steps.UnionWith(p.Steps(paramOffset, count));
         }
         if (!withState || state == null || steps.Count == 0) return;
         if (steps.Count > 1)
@@ -122,7 +123,7 @@ internal static class CheckpointLoader
                          $"it loads only at that world size and stage (this run: {strategy.CheckpointGroup.Size}, stage {strategy.Stage})");
         if (o.Reshardable && OptimizerStateAccess.WhyNotReshardable(optimizer, strategy.Segments.Select(s => s.Optimized)) is { } why)
             problems.Add($"the checkpoint's optimizer state is stored per flat range, but this engine's optimizer cannot take it: {why}");
-        var missing = names.Where(n => !shards.TryFind(n, out _, out _)).ToList();
+        var missing = names.Where(n => !shards.TryFind(n, out _)).ToList();
         if (missing.Count > 0) problems.Add($"optimizer state cannot be restored without the parameters {string.Join(", ", missing.Select(n => $"'{n}'"))}");
         int groups = optimizer.ParamGroups.Count();
         if (o.Lrs.Count != groups && o.Lrs.Distinct().Count() > 1)

@@ -17,6 +17,8 @@ namespace DeepSpeedSharp.TestWorker.Scenarios;
 /// Backward / Step. <c>--init-weights</c> / <c>--save-weights</c> load and save a whole-model file with
 /// <see cref="WholeModelWeights"/> (pipeline layer names mapped to <see cref="WideToy.FileName"/>); <c>--eval 1</c>
 /// writes a last line {eval}: the mean loss of step K's (default N) micro-batches of data-parallel rank 0, without training on them.
+/// Without a pipeline, <c>--save-dir DIR --save-at K</c> saves an engine checkpoint after step K (training goes on) and
+/// <c>--load-dir DIR</c> starts from DIR's latest checkpoint.
 /// </summary>
 public sealed class WideToyScenario : IScenario
 {
@@ -42,14 +44,16 @@ public sealed class WideToyScenario : IScenario
                                      {{(offload ? ", \"offload_optimizer\": { \"device\": \"cpu\" }" : "")}} } }
             """;
         using var log = Dist.Rank == 0 && a.TryGetValue("out", out var outFile) ? new StreamWriter(outFile) { AutoFlush = true } : null;
-        var run = new RunArgs(sp, config, steps, mb, gas, S("init-weights", ""), S("save-weights", ""), I("eval", 0) == 1, I("eval-step", steps), log);
+        var run = new RunArgs(sp, config, steps, mb, gas, S("init-weights", ""), S("save-weights", ""), I("eval", 0) == 1, I("eval-step", steps), log,
+            S("save-dir", ""), I("save-at", -1), S("load-dir", ""));
         if (pp > 1) TrainPipelined(grid, run);
         else TrainModule(grid, run);
         Dist.Destroy();
         return 0;
     }
 
-    private sealed record RunArgs(bool Sp, string Config, int Steps, int Mb, int Gas, string InitWeights, string SaveWeights, bool Eval, int EvalStep, StreamWriter? Log);
+    private sealed record RunArgs(bool Sp, string Config, int Steps, int Mb, int Gas, string InitWeights, string SaveWeights, bool Eval, int EvalStep, StreamWriter? Log,
+        string SaveDir = "", int SaveAt = -1, string LoadDir = "");
 
     private static void TrainPipelined(PipelineParallelGrid grid, RunArgs run)
     {
@@ -80,7 +84,8 @@ public sealed class WideToyScenario : IScenario
         var lossFn = WideToy.Loss(grid, run.Sp);
         var (engine, _, _) = DeepSpeed.Initialize(model, config: run.Config, mpu: grid);
         int dpRank = engine.DataParallelRank;
-        for (long step = 0; step < run.Steps; step++)
+        if (run.LoadDir != "") engine.LoadCheckpoint(run.LoadDir);
+        for (long step = engine.GlobalSteps; step < run.Steps; step++)
         {
             double lossSum = 0;
             for (int m = 0; m < run.Gas; m++)
@@ -95,6 +100,7 @@ public sealed class WideToyScenario : IScenario
             using var mean = tensor(new[] { lossSum / run.Gas }, ScalarType.Float64);
             engine.DataParallelGroup.AllReduce(mean, ReduceOp.Avg);
             run.Log?.WriteLine(JsonSerializer.Serialize(new { step = step + 1, loss = mean.item<double>(), norm = engine.GetGlobalGradNorm() }));
+            if (step + 1 == run.SaveAt) engine.SaveCheckpoint(run.SaveDir);
         }
         if (run.SaveWeights != "") WholeModelWeights.Save(model, run.SaveWeights, grid, new WholeModelOptions { FileName = WideToy.FileName });
         if (run.Eval)

@@ -64,10 +64,10 @@ public class ClientOptimizerTests(ITestOutputHelper output)
         try
         {
             string full = Path.Combine(dir, "full.jsonl"), resumed = Path.Combine(dir, "resumed.jsonl"), ckpt = Path.Combine(dir, "ckpt");
-            Run($"--stage {savedStage} --offload 0 --optimizer adamw --steps {Steps} --out {full} --save-dir {ckpt} --save-at 10");
-            Run($"--stage {resumedStage} --offload 0 --optimizer adamw --steps {Steps} --out {resumed} --load-dir {ckpt}");
-            var a = Losses(full).Skip(10).ToList();
-            var b = Losses(resumed);
+            ScenarioRuns.Run("client-optimizer", 2, $"--stage {savedStage} --offload 0 --optimizer adamw --steps {Steps} --out {full} --save-dir {ckpt} --save-at 10");
+            ScenarioRuns.Run("client-optimizer", 2, $"--stage {resumedStage} --offload 0 --optimizer adamw --steps {Steps} --out {resumed} --load-dir {ckpt}");
+            var a = ScenarioRuns.Losses(full).Skip(10).ToList();
+            var b = ScenarioRuns.Losses(resumed);
             Assert.Equal(Steps - 10, b.Count);
             double diff = a.Zip(b, (x, y) => Math.Abs(x - y)).Max();
             output.WriteLine($"stage {savedStage} → {resumedStage}: steps 11–{Steps} differ from the uninterrupted run by at most {diff:E2}");
@@ -79,13 +79,4 @@ public class ClientOptimizerTests(ITestOutputHelper output)
             Directory.Delete(dir, recursive: true);
         }
     }
-
-    private static void Run(string args)
-    {
-        var results = RankProcesses.Run("client-optimizer", 2, args.Split(' '), new RankOptions { Timeout = TimeSpan.FromSeconds(600) });
-        foreach (var r in results) Assert.True(r.ExitCode == 0, r.ToString());
-    }
-
-    private static List<double> Losses(string file) =>
-        File.ReadAllLines(file).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("loss").GetDouble()).ToList();
 }
