@@ -26,9 +26,9 @@ internal sealed class ShardSet : IDisposable
     /// <summary>Opens the shards <paramref name="place"/> loads from, or explains why the checkpoint does not fit.</summary>
     public static ShardSet Open(string tagDirectory, CheckpointManifest m, CheckpointPlacement place)
     {
-        if (m.ModelParallelSize == place.MpSize && m.Topology?.Dim("model") == place.Topology.Dim("model"))
-            return new ShardSet([new ShardReader(tagDirectory, m, place.MpRank)], single: true);
         int savedTp = m.Topology?.Dim("model") ?? 1, tp = place.Topology.Dim("model");
+        if (m.ModelParallelSize == place.MpSize && savedTp == tp)
+            return new ShardSet([new ShardReader(tagDirectory, m, place.MpRank)], single: true);
         int savedPp = m.Topology?.Dim("pipe") ?? 1, pp = place.Topology.Dim("pipe");
         if (!place.LayerNamed && savedPp != pp)
             throw new InvalidDataException($"checkpoint '{tagDirectory}' was saved with model-parallel size {m.ModelParallelSize} ({m.Topology}); " +

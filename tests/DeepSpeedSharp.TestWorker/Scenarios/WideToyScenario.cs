@@ -17,7 +17,7 @@ namespace DeepSpeedSharp.TestWorker.Scenarios;
 /// Backward / Step. <c>--init-weights</c> / <c>--save-weights</c> load and save a whole-model file with
 /// <see cref="WholeModelWeights"/> (pipeline layer names mapped to <see cref="WideToy.FileName"/>); <c>--eval 1</c>
 /// writes a last line {eval}: the mean loss of step K's (default N) micro-batches of data-parallel rank 0, without training on them.
-/// Without a pipeline, <c>--save-dir DIR --save-at K</c> saves an engine checkpoint after step K (training goes on) and
+/// <c>--save-dir DIR --save-at K</c> saves an engine checkpoint after step K (training goes on) and
 /// <c>--load-dir DIR</c> starts from DIR's latest checkpoint.
 /// </summary>
 public sealed class WideToyScenario : IScenario
@@ -63,10 +63,12 @@ public sealed class WideToyScenario : IScenario
         var engine = DeepSpeed.Initialize(module, config: run.Config).PipelineEngine;
         int dpRank = engine.GetDataParallelRank();
         bool reads = engine.IsFirstStage() || engine.IsLastStage();
-        for (long step = 0; step < run.Steps; step++)
+        if (run.LoadDir != "") engine.LoadCheckpoint(run.LoadDir);
+        for (long step = engine.GlobalSteps; step < run.Steps; step++)
         {
             double loss = engine.TrainBatch(reads ? WideToy.StepData(step, dpRank, run.Mb, run.Gas) : null);
             run.Log?.WriteLine(JsonSerializer.Serialize(new { step = step + 1, loss, norm = engine.GetGlobalGradNorm() }));
+            if (step + 1 == run.SaveAt) engine.SaveCheckpoint(run.SaveDir);
         }
         if (run.SaveWeights != "") WholeModelWeights.Save(module, run.SaveWeights, options: names);
         if (run.Eval)

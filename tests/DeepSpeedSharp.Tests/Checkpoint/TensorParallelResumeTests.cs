@@ -4,7 +4,8 @@ using Xunit.Abstractions;
 namespace DeepSpeedSharp.Tests.Checkpoint;
 
 /// <summary>
-/// Issue 32, first slice: a checkpoint resumes at another tensor-parallel size. <c>WideToy</c> (tensor-parallel
+/// Issue 32, first slice: a checkpoint resumes at another tensor-parallel size (and, for a PipelineModule, another
+/// pipeline size at the same time). <c>WideToy</c> (tensor-parallel
 /// embedding, column/row-parallel blocks and head) trains 20 steps in one layout, saving after step 10; a second job in
 /// another layout loads that checkpoint — each parameter and its AdamW moments reassembled from the saved slices and cut
 /// anew — and trains steps 11–20 on the same global batches. Its losses must follow the uninterrupted run's.
@@ -19,6 +20,9 @@ public class TensorParallelResumeTests(ITestOutputHelper output)
     [InlineData("--tp 2 --stage 1", 2, "--tp 1 --stage 1 --gas 1", 2)] // tensor 2 → data 2 (the same four samples a step)
     [InlineData("--tp 2 --stage 1", 2, "--tp 4 --stage 0", 4)]
     [InlineData("--tp 1 --stage 2 --gas 1", 2, "--tp 2 --stage 3", 2)]
+    [InlineData("--pp 2 --tp 2 --stage 0", 4, "--pp 2 --stage 1", 2)] // a PipelineModule: layer-named, so the stages may change too
+    [InlineData("--pp 2 --tp 2 --stage 1", 4, "--pp 4 --stage 0", 4)]
+    [InlineData("--pp 2 --stage 1", 2, "--pp 2 --tp 2 --stage 1", 4)]
     public void ResumesAtAnotherTensorParallelSize(string saved, int savedRanks, string resumed, int resumedRanks)
     {
         var dir = Directory.CreateTempSubdirectory("dss-tp-resume").FullName;
