@@ -20,7 +20,7 @@ public static class CliOptions
     /// <param name="parse">Reads the value.</param>
     /// <param name="requirement">What a valid value is, for the error: "a positive integer".</param>
     /// <param name="defaultValue">The value when the option is absent.</param>
-    /// <param name="showDefault">Whether help shows the default.</param>
+    /// <param name="showDefault">Kept for the callers; help shows the value name (and a non-null default) either way.</param>
     /// <summary>The DIR argument of the checkpoint commands.</summary>
     public static Argument<string> CheckpointDirectory() =>
         Positional<string>("DIR", "the checkpoint directory (the one SaveCheckpoint wrote, holding 'latest' and the tags)", ArgumentArity.ExactlyOne);
