@@ -10,8 +10,8 @@ namespace DeepSpeedSharp.Optim;
 /// <summary>
 /// Builds an optimizer of a given optimizer's type and hyper-parameters over other parameters, group for group:
 /// <see cref="FusedAdam"/> and <see cref="DeepSpeedCpuAdam"/> (with their optimizer-wide settings), and TorchSharp's
-/// optimizers that take parameter groups (Adam, AdamW, SGD, RMSProp, Adagrad, Adamax, NAdam, RAdam, ASGD, Rprop,
-/// Adadelta): each group's options are copied with the options' own <c>LoadStateDict</c>, so every hyper-parameter the
+/// optimizers that take parameter groups (Adam, AdamW, SGD, RMSProp, Adagrad, Adamax, NAdam, RAdam, Rprop,
+/// Adadelta; not ASGD, whose groups constructor this cannot call): each group's options are copied with the options' own <c>LoadStateDict</c>, so every hyper-parameter the
 /// optimizer keeps per group travels, whatever its name.
 /// </summary>
 internal static class OptimizerCarryOver

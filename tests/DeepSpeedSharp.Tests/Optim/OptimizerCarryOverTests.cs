@@ -19,7 +19,7 @@ public class OptimizerCarryOverTests
         return new Parameter(randn(new[] { n }, generator: g));
     }
 
-    public static TheoryData<string> Kinds => new() { "adam", "adamw", "sgd", "sgd-nesterov", "rmsprop", "adagrad", "adamax", "nadam", "radam", "fused", "cpuadam" };
+    public static TheoryData<string> Kinds => new() { "adam", "adamw", "sgd", "sgd-nesterov", "rmsprop", "adagrad", "adamax", "nadam", "radam", "rprop", "adadelta", "fused", "cpuadam" };
 
     private static optim.Optimizer Build(string kind, Parameter[] a, Parameter[] b) => kind switch
     {
@@ -41,6 +41,10 @@ public class OptimizerCarryOverTests
             new NAdam.ParamGroup(b, new NAdam.Options { LearningRate = 0.002, momentum_decay = 0.01 }) }),
         "radam" => optim.RAdam(new[] { new RAdam.ParamGroup(a, new RAdam.Options { LearningRate = 0.01 }),
             new RAdam.ParamGroup(b, new RAdam.Options { LearningRate = 0.002, weight_decay = 0.1 }) }),
+        "rprop" => optim.Rprop(new[] { new Rprop.ParamGroup(a, new Rprop.Options { LearningRate = 0.01 }),
+            new Rprop.ParamGroup(b, new Rprop.Options { LearningRate = 0.002, etaminus = 0.4 }) }),
+        "adadelta" => optim.Adadelta(new[] { new Adadelta.ParamGroup(a, new Adadelta.Options { LearningRate = 1.0, rho = 0.8 }),
+            new Adadelta.ParamGroup(b, new Adadelta.Options { LearningRate = 0.5, weight_decay = 0.1 }) }),
         "fused" => new FusedAdam(new[] { new AdamOptimizerBase.ParamGroup(a, new AdamOptimizerBase.Options { LearningRate = 0.01, weight_decay = 0.1 }),
             new AdamOptimizerBase.ParamGroup(b, new AdamOptimizerBase.Options { LearningRate = 0.003, bias_correction = false }) }, adamWMode: false, beta2: 0.95),
         "cpuadam" => new DeepSpeedCpuAdam(new[] { new AdamOptimizerBase.ParamGroup(a, new AdamOptimizerBase.Options { LearningRate = 0.01, weight_decay = 0.1 }),
