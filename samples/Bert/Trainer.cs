@@ -1,5 +1,4 @@
 using DeepSpeedSharp.Engine;
-using DeepSpeedSharp.Native;
 using DeepSpeedSharp.Samples.Bert.Data;
 using DeepSpeedSharp.Samples.Bert.Model;
 using DeepSpeedSharp.Samples.Shared;
@@ -30,9 +29,7 @@ public sealed class Trainer
     /// <summary>Trains <c>--steps</c> steps and prints the summary; returns the exit code.</summary>
     public int Run()
     {
-        TorchRuntime.EnsureLoaded();
-        if (int.TryParse(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"), out int threads) && threads > 0)
-            torch.set_num_threads(threads);
+        Shared.SampleMain.StartTorch();
         var config = Config.DeepSpeedConfig.Load(options.DeepSpeedConfig ?? DefaultConfig);
         var corpus = TextCorpus.Load(options.Data ?? TextCorpus.DefaultPath, fullVocab: false);
         var vocabulary = new BertVocabulary(corpus.Vocabulary);

@@ -1,7 +1,6 @@
 using DeepSpeedSharp.Engine;
 using DeepSpeedSharp.IO;
 using DeepSpeedSharp.Weights;
-using DeepSpeedSharp.Native;
 using DeepSpeedSharp.Samples.Gpt.Data;
 using DeepSpeedSharp.Samples.Gpt.Model;
 using TorchSharp;
@@ -26,9 +25,7 @@ public sealed class Trainer
 
     public int Run()
     {
-        TorchRuntime.EnsureLoaded();
-        if (int.TryParse(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"), out int threads) && threads > 0)
-            torch.set_num_threads(threads);
+        Shared.SampleMain.StartTorch();
         torch.manual_seed(options.Seed);
         // --zero-init: build the model already partitioned (ZeRO stage 3), one submodule at a time.
         var model = new GptModel(options.Model, options.ZeroInit ? new Zero.ZeroInit() : null);

@@ -1,7 +1,6 @@
 using DeepSpeedSharp.Engine;
 using DeepSpeedSharp.IO;
 using DeepSpeedSharp.Weights;
-using DeepSpeedSharp.Native;
 using DeepSpeedSharp.Samples.Llama.Data;
 using DeepSpeedSharp.Samples.Shared.Text;
 using DeepSpeedSharp.Samples.Shared;
@@ -33,9 +32,7 @@ public sealed class Trainer
     public int Run()
     {
         options.RequireAvailableParallelism();
-        TorchRuntime.EnsureLoaded();
-        if (int.TryParse(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"), out int threads) && threads > 0)
-            torch.set_num_threads(threads);
+        Shared.SampleMain.StartTorch();
         var config = Config.DeepSpeedConfig.Load(options.DeepSpeedConfig ?? DefaultConfig);
         var corpus = TextCorpus.Load(options.Data ?? TextCorpus.DefaultPath, options.FullVocab);
         var shape = options.Model with { Vocab = corpus.Vocabulary.PaddedSize };

@@ -6,6 +6,14 @@ namespace DeepSpeedSharp.Samples.Shared;
 /// </summary>
 public static class SampleMain
 {
+    /// <summary>Loads libtorch and gives it the launcher's <c>OMP_NUM_THREADS</c> (its threads per rank), as every trainer starts.</summary>
+    public static void StartTorch()
+    {
+        Native.TorchRuntime.EnsureLoaded();
+        if (int.TryParse(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"), out int threads) && threads > 0)
+            TorchSharp.torch.set_num_threads(threads);
+    }
+
     /// <summary>Runs <paramref name="main"/> and returns its exit code, or 2 after printing a usage or input error.</summary>
     /// <param name="name">The sample's name, prefixed to its error line.</param>
     /// <param name="main">Parses the options and trains.</param>

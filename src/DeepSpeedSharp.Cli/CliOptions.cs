@@ -4,9 +4,6 @@ using DeepSpeedSharp.CommandLine;
 
 namespace DeepSpeedSharp.Cli;
 
-/// <summary>Reads an option's text; false when the text is not a valid value.</summary>
-public delegate bool ValueParser<T>(string text, out T value);
-
 /// <summary>
 /// Options for the `dss` commands (built by the library's <see cref="TrainerOptions"/>), each with a description and, for a bad value, an error that names the option and
 /// says what it needs: <c>--ranks needs a positive integer, got 'abc'</c>.
@@ -27,7 +24,7 @@ public static class CliOptions
 
     public static Option<T> Value<T>(string name, string valueName, string description, ValueParser<T> parse, string requirement,
         T defaultValue, bool showDefault = true) =>
-        TrainerOptions.Value(name, valueName, description, (string s, out T v) => parse(s, out v), requirement, defaultValue);
+        TrainerOptions.Value(name, valueName, description, parse, requirement, defaultValue);
 
     /// <summary>
     /// Positional values (files, directories) that refuse a word starting with '-': System.CommandLine would take an

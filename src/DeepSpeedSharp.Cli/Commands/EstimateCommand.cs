@@ -1,4 +1,5 @@
 using System.CommandLine;
+using DeepSpeedSharp.CommandLine;
 using System.Globalization;
 using DeepSpeedSharp.Config;
 using DeepSpeedSharp.Zero;

@@ -82,8 +82,11 @@ internal sealed class ReslicedSource : ParameterSource
         return range;
     }
 
+    /// <summary>The step counts of the whole parameter (any range of this rank's slice may come from any saved slice).</summary>
     public override IEnumerable<long> Steps(long offset, long count) =>
-        slices.SelectMany(s => s.Reader.Steps(s.Param.Offset, s.Param.Numel)).Distinct();
+        steps ??= slices.SelectMany(s => s.Reader.Steps(s.Param.Offset, s.Param.Numel)).Distinct().ToList();
+
+    private List<long>? steps;
 
     private Tensor Mine(string kind)
     {
