@@ -30,12 +30,15 @@ public static class GradientClipping
             if (!g.is_floating_point())
                 throw new ArgumentException($"gradients must be floating point to take a norm, got {g.dtype}.", nameof(grads));
             var t = g.dtype is ScalarType.Float32 or ScalarType.Float64 ? g : g.to(ScalarType.Float32);
-            norms.Add(t.norm().to(ScalarType.Float64));
+            norms.Add(t.norm());
         }
         if (norms.Count == 0) return 0;
-        // One read of the device: the per-tensor norms are stacked, squared and added in fp64.
+        // One read of the device: the per-tensor norms are stacked (a norm on another device is moved first), then
+        // widened to fp64 — exactly, so the sum is the same as of norms widened one by one — squared and added.
         var device = norms[0].device;
-        return stack(norms.Select(n => n.to(device))).square().sum().item<double>();
+        for (int i = 1; i < norms.Count; i++)
+            if (norms[i].device_type != device.type || norms[i].device_index != device.index) norms[i] = norms[i].to(device);
+        return stack(norms).to(ScalarType.Float64).square().sum().item<double>();
     }
 
     /// <summary>
