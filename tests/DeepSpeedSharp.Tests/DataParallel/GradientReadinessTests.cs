@@ -37,4 +37,29 @@ public class GradientReadinessTests
             for (int k = 0; k < reports[r].Params.Length; k++)
                 Assert.Equal(parameters[reports[r].Params[k]].grad!.sum().item<float>(), reports[r].GradSums[k]);
     }
+
+    [Fact]
+    public void TheGradientsTheTapsPassOnAreReleasedWhenThePassEnds()
+    {
+        // TorchSharp keeps a custom function's backward results until its graph node is finalized; the taps hand theirs
+        // to the readiness, which disposes them when backward is over (autograd holds its own references by then).
+        torch.manual_seed(3);
+        var model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2));
+        var parameters = model.parameters().ToList();
+        using var readiness = new GradientReadiness(model, parameters, _ => { });
+        var expected = new List<float[]>();
+        for (int pass = 0; pass < 2; pass++)
+        {
+            using var scope = NewDisposeScope();
+            readiness.Arm();
+            model.zero_grad();
+            var loss = model.call(torch.randn(5, 3)).square().sum();
+            loss.backward();
+            Assert.Equal(2, readiness.PassedOnCount); // the taps before the second and third Linear
+            readiness.FinishPass();
+            Assert.Equal(0, readiness.PassedOnCount);
+            // The parameters' gradients are whole after the release.
+            foreach (var p in parameters) Assert.True(p.grad is not null && !p.grad.IsInvalid && float.IsFinite(p.grad.sum().item<float>()));
+        }
+    }
 }
