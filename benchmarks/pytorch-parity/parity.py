@@ -33,18 +33,20 @@ ZERO0 = os.path.join(ROOT, "samples/Gpt/configs/zero0.json")
 PYTHON = "/usr/bin/python3"
 
 
-def run(cmd, env, marker, cwd=ROOT):
+def summaries(text, marker):
+    """Every summary line's JSON (the text after marker) in a run's output."""
+    return [json.loads(line[line.index(marker) + len(marker):]) for line in text.splitlines() if marker in line]
+
+
+def run(cmd, env, marker):
     """Runs a command to its end; returns rank 0's summary line (the JSON after marker)."""
-    out = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if out.returncode != 0:
         sys.exit(f"parity: {' '.join(cmd)} exited with code {out.returncode}:\n" + "\n".join(out.stdout.splitlines()[-15:]))
-    for line in out.stdout.splitlines():
-        at = line.find(marker)
-        if at >= 0:
-            summary = json.loads(line[at + len(marker):])
-            if summary.get("rank", 0) == 0:
-                return summary
-    sys.exit(f"parity: no '{marker}' line from {' '.join(cmd)}")
+    rank0 = [s for s in summaries(out.stdout, marker) if s.get("rank", 0) == 0]
+    if not rank0:
+        sys.exit(f"parity: no '{marker}' line from {' '.join(cmd)}")
+    return rank0[0]
 
 
 def timed_config(base, work, name, **zero):
@@ -68,7 +70,7 @@ def independent_pair(cmd, env):
     """Two copies of a single-process run at once; the mean of their median step times (ms)."""
     procs = [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outs = [p.communicate()[0] for p in procs]
-    ms = [json.loads(l[l.index("gpt: summary ") + 13:])["median_step_ms"] for o in outs for l in o.splitlines() if "gpt: summary " in l]
+    ms = [s["median_step_ms"] for o in outs for s in summaries(o, "gpt: summary ")]
     if len(ms) != 2:
         sys.exit("parity: the independent pair did not both finish:\n" + "\n".join(outs[0].splitlines()[-10:]))
     return statistics.mean(ms)
