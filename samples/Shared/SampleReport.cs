@@ -67,6 +67,8 @@ public static class SampleReport
             ["peak_rss_mib"] = PeakRssMiB(), ["parameter_bytes"] = bytes.Parameters, ["gradient_bytes"] = bytes.Gradients,
             ["optimizer_state_bytes"] = bytes.OptimizerState, ["bytes_sent_last_step"] = engine.BytesSentLastStep,
             ["bytes_sent_cross_host_last_step"] = engine.LastStepTraffic.CrossHost,
+            // The whole run, start-up included: what a link's counters can be checked against (benchmarks/cluster).
+            ["bytes_sent"] = Comm.Dist.Logger.BytesSent, ["bytes_sent_cross_host"] = Comm.Dist.Logger.BytesSentCrossHost,
             ["final_loss"] = double.IsNaN(finalLoss) ? null : finalLoss,
         };
         foreach (var (k, v) in extra ?? new Dictionary<string, object?>()) fields[k] = v;

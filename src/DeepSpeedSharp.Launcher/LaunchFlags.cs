@@ -31,6 +31,7 @@ public static class LaunchFlags
         new("--master_port", [], "PORT", $"TCP port of the rendezvous store (default {MasterPort.Default}; a local run takes a free port if it is busy and not given)"),
         new("--launcher", [], "pdsh|openmpi|mpich", "how a multi-node run reaches the other hosts (default pdsh)"),
         new("--launcher_args", [], "ARGS", "extra arguments for pdsh/mpirun, split like a shell would (e.g. \"-R exec\")"),
+        new("--node_wrapper", [], "WORDS", "words put before each host's node launcher (pdsh); %h becomes the host's name, e.g. \"nsenter --net=/run/netns/%h --\""),
         new("--no_local_rank", [], null, "do not pass --local_rank=N to PROGRAM (LOCAL_RANK is still set)"),
         new("--no_ssh", [], null, "start only this node's ranks (with --node_rank; run the same command on every node)"),
         new("--node_rank", [], "N", "this node's index with --no_ssh"),

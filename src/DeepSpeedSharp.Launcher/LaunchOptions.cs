@@ -32,6 +32,11 @@ public sealed class LaunchOptions
     public string Launcher { get; set; } = "pdsh";
     /// <summary>--launcher_args: extra arguments for pdsh/mpirun, split like a shell would.</summary>
     public string LauncherArgs { get; set; } = "";
+    /// <summary>
+    /// --node_wrapper: words put before each host's node launcher in pdsh's remote command (and before the master
+    /// address probe), split like a shell would; <c>%h</c> becomes the host's name. Empty: none.
+    /// </summary>
+    public string NodeWrapper { get; set; } = "";
     /// <summary>--no_local_rank: do not append --local_rank=N to the program's arguments.</summary>
     public bool NoLocalRank { get; set; }
     /// <summary>--no_ssh: start only this node's ranks (needs --node_rank).</summary>
@@ -138,6 +143,7 @@ public sealed class LaunchOptions
                 case "--node_rank": o.NodeRank = Int(); break;
                 case "--launcher": o.Launcher = Value().ToLowerInvariant(); break;
                 case "--launcher_args": o.LauncherArgs = Value(); break;
+                case "--node_wrapper": o.NodeWrapper = Value(); break;
                 case "--no_local_rank": Flag(); o.NoLocalRank = true; break;
                 case "--no_ssh": Flag(); o.NoSsh = true; break;
                 case "--no_ssh_check": Flag(); o.NoSshCheck = true; break;
@@ -180,6 +186,10 @@ public sealed class LaunchOptions
         o.ProgramArgs = args.Skip(i + 1).ToList();
         if (o.Launcher is not ("pdsh" or "openmpi" or "mpich"))
             throw new ArgumentException($"dss launch: --launcher '{o.Launcher}' is not supported; use pdsh, openmpi or mpich.");
+        if (o.NodeWrapper.Length > 0 && o.Launcher != "pdsh")
+            throw new ArgumentException($"dss launch: --node_wrapper works with --launcher pdsh, not {o.Launcher} (mpirun starts each rank itself; wrap ranks with its own options, e.g. OpenMPI's --launch-agent).");
+        if (o.NodeWrapper.Length > 0 && NodeWrapperWords(o.NodeWrapper).Count == 0)
+            throw new ArgumentException("dss launch: --node_wrapper is blank; give the words to put before each host's launcher (e.g. \"nsenter --net=/run/netns/%h --\") or leave it out.");
         if (o.MasterPort is < 1 or > 65535) throw new ArgumentException($"dss launch: --master_port {o.MasterPort} is not a TCP port (1-65535).");
         if (o.NumGpus is 0 or < -1)
             throw new ArgumentException($"dss launch: --num_gpus {o.NumGpus} is not a number of processes per host; give 1 or more, or -1 (the default: the hostfile's slots).");
@@ -195,6 +205,14 @@ public sealed class LaunchOptions
             catch (FormatException e) { throw new ArgumentException($"dss launch: {e.Message}"); }
         }
         return o;
+    }
+
+    /// <summary>The words of --node_wrapper (empty when not given).</summary>
+    /// <exception cref="ArgumentException">An unterminated quote, named with the flag.</exception>
+    public static List<string> NodeWrapperWords(string wrapper)
+    {
+        try { return ShellWords.Split(wrapper); }
+        catch (FormatException e) { throw new ArgumentException($"dss launch: --node_wrapper: {e.Message}"); }
     }
 
     /// <summary>DeepSpeed runner flags this launcher does not offer, and what to use instead.</summary>

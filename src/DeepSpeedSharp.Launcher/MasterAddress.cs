@@ -5,7 +5,7 @@ namespace DeepSpeedSharp.Launcher;
 /// <summary>
 /// MASTER_ADDR for a multi-node run without --master_addr, found as DeepSpeed does: the first address printed by
 /// <c>hostname -I</c> on the first host (through ssh; run locally when pdsh's exec module makes every "host" local,
-/// or when the first host is localhost).
+/// or when the first host is localhost), inside --node_wrapper's words when given.
 /// </summary>
 public static class MasterAddress
 {
@@ -22,6 +22,7 @@ public static class MasterAddress
             if (o.SshPort is { } port) command.AddRange(["-p", port.ToString()]);
             command.Add(firstHost);
         }
+        command.AddRange(LaunchOptions.NodeWrapperWords(o.NodeWrapper).Select(w => w.Replace("%h", firstHost)));
         command.AddRange(["hostname", "-I"]);
         if (dryRun) return $"$({ShellWords.Join(command)})";
         string output = "";

@@ -7,7 +7,9 @@ namespace DeepSpeedSharp.Launcher;
 /// <c>exec</c> module (<c>--launcher_args "-R exec"</c>, where each "host" becomes a local process).
 /// Exports and the working directory travel as flags of the node launcher instead of DeepSpeed's
 /// <c>export ...; cd ...;</c> prefix, so the same command works with every pdsh module; the job token travels in a
-/// 0600 file written before pdsh starts (<see cref="TokenDelivery"/>), never on a command line.
+/// 0600 file written before pdsh starts (<see cref="TokenDelivery"/>), never on a command line. <c>--node_wrapper</c>'s
+/// words come first in the remote command (e.g. <c>nsenter --net=/run/netns/%h --</c>, which runs each "host" of the
+/// exec module in its own network namespace: benchmarks/cluster); pdsh replaces their <c>%h</c> with the host's name.
 /// </summary>
 public sealed class PdshRunner : IMultiNodeRunner
 {
@@ -49,6 +51,9 @@ public sealed class PdshRunner : IMultiNodeRunner
         remote.Insert(worldInfo + 1, "--node_rank=%n");
         remote.Insert(worldInfo + 2, $"{TokenDelivery.Flag}=~/{TokenDelivery.RelativePath(c.JobId, "%n")}"); // the token travels in a file, never in argv
         bool viaShell = rcmd != "exec";
+        // --node_wrapper goes first, its %h left for pdsh to replace with each host's name.
+        var wrapper = LaunchOptions.NodeWrapperWords(c.Options.NodeWrapper);
+        remote.InsertRange(0, wrapper);
         var command = pdsh.Concat(viaShell ? remote.Select(ShellWords.Quote) : remote).ToList();
 
         // The kill command finds this job's node launchers by their --job_id; "[x]" keeps pkill from matching itself.
@@ -56,7 +61,20 @@ public sealed class PdshRunner : IMultiNodeRunner
         var kill = pdsh.Concat(viaShell ? ["pkill", "-TERM", "-f", ShellWords.Quote(pattern)] : ["pkill", "-TERM", "-f", pattern]).ToList();
 
         var perHost = c.World.Hosts.Select((h, i) =>
-            $"{h}: {ShellWords.Join(remote.Select(a => a.Replace("%n", i.ToString()).Replace("%%", "%")))}").ToList();
+            $"{h}: {ShellWords.Join(remote.Select(a => Substitute(a, i, h)))}").ToList();
         return new MultiNodeCommand(command, kill, env, perHost, new Dictionary<string, string>());
+    }
+
+    /// <summary>A remote-command word as pdsh passes it to host <paramref name="host"/> (index <paramref name="index"/>): %% → %, %n, %h.</summary>
+    internal static string Substitute(string word, int index, string host)
+    {
+        var sb = new System.Text.StringBuilder(word.Length);
+        for (int k = 0; k < word.Length; k++)
+        {
+            if (word[k] != '%' || k + 1 == word.Length) { sb.Append(word[k]); continue; }
+            char next = word[++k];
+            sb.Append(next switch { '%' => "%", 'n' => index.ToString(System.Globalization.CultureInfo.InvariantCulture), 'h' => host, _ => "%" + next });
+        }
+        return sb.ToString();
     }
 }

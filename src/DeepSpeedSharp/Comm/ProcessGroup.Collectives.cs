@@ -131,7 +131,8 @@ public abstract partial class ProcessGroup
         CheckTensor(tensor, nameof(tensor));
         int s = CheckPeer(src, "src");
         long bytes = Bytes(tensor);
-        return Submit(Lane.Collective, OpCode.Broadcast, (int)tensor.dtype, tensor.numel(), src, bytes, s == Rank ? bytes : 0, (ctx, pool) =>
+        // The source sends the tensor to each other member (the direct algorithm of every backend here).
+        return Submit(Lane.Collective, OpCode.Broadcast, (int)tensor.dtype, tensor.numel(), src, bytes, s == Rank ? bytes * (Size - 1) : 0, (ctx, pool) =>
         {
             var b = pool.Stage(tensor, 0, copyIn: s == Rank);
             BroadcastCore(ctx, b, s);

@@ -170,8 +170,12 @@ public sealed class CommMatrixScenario : IScenario
         {
             int src = g.GetGlobalRank(n - 1);
             var t = Input(me, size, dt);
+            long before = Dist.Logger.BytesSentByOp.GetValueOrDefault("broadcast");
             g.Broadcast(t, src);
             Check(t, all[n - 1], $"broadcast {tag}");
+            // The source sends the tensor to each other member (the kernel's link counters see n − 1 copies leave).
+            long sent = Dist.Logger.BytesSentByOp.GetValueOrDefault("broadcast") - before, expected = me == n - 1 ? t.NumberOfElements * t.ElementSize * (n - 1) : 0;
+            if (sent != expected) _failures.Add($"FAIL rank {Dist.Rank} broadcast bytes {tag}: counted {sent}, sent {expected}");
             var r = Input(me, size, dt);
             g.Reduce(r, src, ReduceOp.Sum);
             Check(r, me == n - 1 ? all.sum(dim: 0) : all[me], $"reduce {tag}");

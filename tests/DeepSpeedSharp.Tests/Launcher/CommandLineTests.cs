@@ -110,6 +110,28 @@ public class CommandLineTests
         Assert.Equal("job_id=[a]bc123", cmd.KillCommand![^1]);
     }
 
+    /// <summary>Issue 31: --node_wrapper's words come first on every host, %h left for pdsh (and replaced in the dry-run lines).</summary>
+    [Fact]
+    public void NodeWrapperComesBeforeEachHostsLauncher()
+    {
+        var exec = new PdshRunner().Build(Context("--launcher_args '-R exec' --node_wrapper 'nsenter --net=/run/netns/%h --'"));
+        Assert.Equal(["nsenter", "--net=/run/netns/%h", "--", "/usr/bin/dotnet", "/opt/dss.dll", "launch", "--node_launcher"], exec.Command.Skip(8).Take(7));
+        Assert.StartsWith("hostB: nsenter --net=/run/netns/hostB -- /usr/bin/dotnet /opt/dss.dll launch --node_launcher", exec.PerHost[1]);
+        Assert.Contains(" 50%", exec.PerHost[1]);
+        Assert.Equal("job_id=[a]bc123", exec.KillCommand![^1]); // the kill command is not wrapped: pkill sees every process
+        var ssh = new PdshRunner().Build(Context("--node_wrapper 'env A=\"x y\"'"));
+        Assert.Equal(["env", "'A=x y'", "/usr/bin/dotnet"], ssh.Command.Skip(6).Take(3)); // quoted for the remote shell
+        Assert.Equal("dss launch: --node_wrapper works with --launcher pdsh, not openmpi (mpirun starts each rank itself; wrap ranks with its own options, e.g. OpenMPI's --launch-agent).",
+            Assert.Throws<ArgumentException>(() => LaunchOptions.Parse(["--launcher", "openmpi", "--node_wrapper", "nsenter", "t.dll"])).Message);
+        Assert.StartsWith("dss launch: --node_wrapper: unterminated '",
+            Assert.Throws<ArgumentException>(() => LaunchOptions.Parse(["--node_wrapper", "nsenter 'x", "t.dll"])).Message);
+        Assert.StartsWith("dss launch: --node_wrapper is blank",
+            Assert.Throws<ArgumentException>(() => LaunchOptions.Parse(["--node_wrapper", "  ", "t.dll"])).Message);
+        // Without --master_addr the first host's address is asked inside the wrapper too.
+        var o = LaunchOptions.Parse(["--launcher_args", "-R exec", "--node_wrapper", "nsenter --net=/run/netns/%h --", "t.dll"]);
+        Assert.Equal("$(nsenter --net=/run/netns/w0 -- hostname -I)", MasterAddress.Resolve("w0", o, new PdshRunner(), dryRun: true));
+    }
+
     [Fact]
     public void OpenMpiGetsAGeneratedHostfileAndOneRankLauncherPerRank()
     {
