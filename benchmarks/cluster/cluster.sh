@@ -17,7 +17,7 @@
 #
 # OPTIONS: --hosts K (default 2) · --slots N ranks per host (default 2) · --rate RATE (tc units, default 1gbit) ·
 #   --delay D one-way delay per link direction (default 0.1ms; needs sch_netem) · --preset 1g|10g (rate 1gbit or
-#   10gbit) · --mtu M (default 1500) · --hostfile FILE (default /run/dssc/hostfile) · --counters FILE (run: write the
+#   10gbit) · --cc NAME each host's TCP congestion control (default cubic, Linux's default; bbr, reno) · --mtu M (default 1500) · --hostfile FILE (default /run/dssc/hostfile) · --counters FILE (run: write the
 #   link bytes as JSON) · --dss "COMMAND" (run: how to start dss; default `dss` on PATH, else this clone's build)
 # Needs root, iproute2 (ip netns, tc), util-linux (unshare, nsenter) and pdsh. One cluster at a time.
 set -uo pipefail
@@ -29,7 +29,7 @@ NET=198.18.0
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 
-hosts=2 slots=2 rate=1gbit delay=0.1ms mtu=1500 hostfile=$STATE/hostfile counters="" dss=""
+hosts=2 slots=2 rate=1gbit delay=0.1ms cc=cubic mtu=1500 hostfile=$STATE/hostfile counters="" dss=""
 
 say() { echo "cluster: $*" >&2; }
 die() { say "$*"; exit 2; }
@@ -50,6 +50,7 @@ parse_options() {
       --delay) delay=${2:?--delay needs a time such as 0.1ms, or 0}; shift 2 ;;
       --preset) case ${2:-} in 1g) rate=1gbit ;; 10g) rate=10gbit ;; *) die "--preset '${2:-}' is not known; use 1g or 10g" ;; esac; shift 2 ;;
       --mtu) mtu=${2:?--mtu needs a number}; shift 2 ;;
+      --cc) cc=${2:?--cc needs a congestion control such as cubic}; shift 2 ;;
       --hostfile) hostfile=${2:?--hostfile needs a file}; shift 2 ;;
       --counters) counters=${2:?--counters needs a file}; shift 2 ;;
       --dss) dss=${2:?--dss needs a command}; shift 2 ;;
@@ -65,6 +66,8 @@ validate() {
   [[ $slots =~ ^[0-9]+$ ]] && ((slots >= 1)) || die "--slots '$slots' must be a number of ranks per host, 1 or more"
   [[ $mtu =~ ^[0-9]+$ ]] && ((mtu >= 576 && mtu <= 65535)) || die "--mtu '$mtu' must be from 576 to 65535"
   [[ $rate =~ ^[0-9.]+([kmgt]?(bit|bps))$ ]] || die "--rate '$rate' is not a tc rate (e.g. 100mbit, 1gbit, 10gbit)"
+  grep -qw -- "$cc" /proc/sys/net/ipv4/tcp_available_congestion_control ||
+    die "--cc '$cc' is not available in this kernel (it has: $(cat /proc/sys/net/ipv4/tcp_available_congestion_control))"
   [[ $delay == 0 || $delay =~ ^[0-9.]+(us|ms|s)$ ]] || die "--delay '$delay' is not a time (e.g. 0, 50us, 0.1ms)"
 }
 
@@ -92,6 +95,7 @@ down() {
   if [[ -d $STATE ]]; then
     for f in "$STATE"/*.mnt; do [[ -e $f ]] || continue; umount "$f" 2>/dev/null; rm -f "$f"; done
     mountpoint -q "$STATE" && umount "$STATE" 2>/dev/null
+    if [[ -f $STATE/allowed_cc ]]; then sysctl -qw net.ipv4.tcp_allowed_congestion_control="$(cat "$STATE/allowed_cc")"; rm -f "$STATE/allowed_cc"; fi
     rm -f "$STATE/hostfile" "$STATE/owner"
     rmdir "$STATE" 2>/dev/null
   fi
@@ -123,6 +127,12 @@ up() {
   ip netns add "$SWITCH" && ip -n "$SWITCH" link add br0 type bridge && ip -n "$SWITCH" link set br0 up &&
     ip -n "$SWITCH" link set lo up || die "could not create the switch namespace $SWITCH"
   no_delay=0
+  # A namespace may pick only a congestion control the machine allows; add ours for the cluster's life (down restores it).
+  local allowed; allowed=$(cat /proc/sys/net/ipv4/tcp_allowed_congestion_control)
+  if ! grep -qw -- "$cc" <<< "$allowed"; then
+    echo "$allowed" > "$STATE/allowed_cc"
+    sysctl -qw net.ipv4.tcp_allowed_congestion_control="$allowed $cc" || die "could not allow congestion control '$cc' for the hosts"
+  fi
   local i h
   for ((i = 0; i < hosts; i++)); do
     h=$(host_name $i)
@@ -130,6 +140,7 @@ up() {
     ip link add "$h-e" mtu "$mtu" type veth peer name "$h-s" mtu "$mtu" || die "could not create the veth pair of $h"
     ip link set "$h-e" netns "$h" name eth0 && ip link set "$h-s" netns "$SWITCH" name "h$i" || die "could not move the veth pair of $h"
     ip -n "$SWITCH" link set "h$i" master br0 && ip -n "$SWITCH" link set "h$i" up || die "could not attach $h to the bridge"
+    ip netns exec "$h" sysctl -qw net.ipv4.tcp_congestion_control="$cc" || die "could not set $h's congestion control to '$cc'"
     ip -n "$h" addr add "$(host_addr $i)/24" dev eth0 && ip -n "$h" link set eth0 up && ip -n "$h" link set lo up ||
       die "could not give $h its address"
     shape "$h" eth0          # what the host sends
@@ -142,7 +153,7 @@ up() {
   mv "$STATE/hostfile.new" "$STATE/hostfile"
   [[ $hostfile != "$STATE/hostfile" ]] && cp "$STATE/hostfile" "$hostfile"
   ((no_delay)) && say "no link delay: this kernel has no sch_netem (CONFIG_NET_SCH_NETEM), so links keep veth's own latency; the rate applies"
-  say "$hosts hosts ($(host_addr 0)..$(host_addr $((hosts - 1)))), $slots slots each, links $rate$( ((no_delay)) || [[ $delay == 0 ]] || echo ", delay $delay"), mtu $mtu; hostfile $hostfile"
+  say "$hosts hosts ($(host_addr 0)..$(host_addr $((hosts - 1)))), $slots slots each, links $rate, $cc$( ((no_delay)) || [[ $delay == 0 ]] || echo ", delay $delay"), mtu $mtu; hostfile $hostfile"
 }
 
 # One JSON object: each host's link bytes (sent = eth0 TX, received = eth0 RX).

@@ -56,4 +56,46 @@ public class BlockQuantizerTests
         BlockQuantizer.DequantizeAdd(values, scales, acc, 10);
         Assert.Equal(10f, acc.sum().item<float>());
     }
+
+    /// <summary>
+    /// The one-pass SIMD kernel (contiguous CPU tensors) gives the very bytes, scales and values of the tensor-op path:
+    /// float32 and bfloat16 inputs, whole and partial blocks, lengths that are not a multiple of the vector width,
+    /// rounding ties (x / scale = k + 0.5 must round to even) and an all-zero block.
+    /// </summary>
+    [Theory]
+    [InlineData(ScalarType.Float32, 3000, 2048)]
+    [InlineData(ScalarType.Float32, 1537, 512)]
+    [InlineData(ScalarType.BFloat16, 3000, 2048)]
+    [InlineData(ScalarType.BFloat16, 77, 512)]
+    [InlineData(ScalarType.Float32, 0, 512)]
+    public void TheSimdKernelEqualsTheTensorOpsBitForBit(ScalarType dtype, long n, long max)
+    {
+        using var scope = NewDisposeScope();
+        using var g = new torch.Generator(11);
+        long block = BlockQuantizer.BlockFor(n, max);
+        var x = randn(n, generator: g);
+        if (n > 40)
+        {
+            x.narrow(0, 0, 20).copy_(arange(-10, 10).mul(0.5f)); // with max |x| = 127 × 0.5 below: x / scale hits k + 0.5 ties
+            x[20] = 63.5f;
+            if (n >= 2 * block) x.narrow(0, block, block).zero_(); // an all-zero block: scale 1
+        }
+        x = x.to(dtype);
+        var (kv, ks) = (full(BlockQuantizer.Padded(n, block), 99, ScalarType.Int8), empty(BlockQuantizer.Blocks(n, block)));
+        var (tv, ts) = (full(BlockQuantizer.Padded(n, block), 99, ScalarType.Int8), empty(BlockQuantizer.Blocks(n, block)));
+        Assert.True(BlockQuantizerKernel.CanRead(x));
+        BlockQuantizer.Quantize(x, kv, ks, block);
+        BlockQuantizer.QuantizeWithTensorOps(x, tv, ts, block);
+        Assert.True(kv.eq(tv).all().item<bool>(), "int8 values differ");
+        Assert.True(ks.eq(ts).all().item<bool>(), "scales differ");
+
+        var start = randn(n, generator: g);
+        foreach (bool add in new[] { false, true })
+        {
+            var (k, t) = (start.clone(), start.clone());
+            if (add) BlockQuantizer.DequantizeAdd(kv, ks, k, block); else BlockQuantizer.Dequantize(kv, ks, k, block);
+            BlockQuantizer.DequantizeWithTensorOps(tv, ts, t, block, add);
+            Assert.True(k.eq(t).all().item<bool>(), $"dequantized values differ (add: {add})");
+        }
+    }
 }

@@ -7,7 +7,8 @@ namespace DeepSpeedSharp.Zero.ZeroPlusPlus;
 /// Symmetric block-wise int8 quantization, as ZeRO++ sends weights (qwZ) and gradients (qgZ): a flat tensor is cut
 /// into blocks of <c>blockSize</c> elements (the last one zero-padded), each block gets the scale max|x| / 127, and each
 /// element becomes round(x / scale) in [−127, 127]. Deterministic (no stochastic rounding), so every rank that
-/// dequantizes the same bytes gets the same values.
+/// dequantizes the same bytes gets the same values. Contiguous CPU tensors take <see cref="BlockQuantizerKernel"/>'s
+/// one-pass SIMD path; others (another device, a strided view, a bf16 target) the tensor ops below, with the same results.
 /// </summary>
 internal static class BlockQuantizer
 {
@@ -41,6 +42,17 @@ internal static class BlockQuantizer
     /// </summary>
     public static void Quantize(Tensor x, Tensor values, Tensor scales, long blockSize)
     {
+        if (BlockQuantizerKernel.CanRead(x) && BlockQuantizerKernel.CanHold(values, scales))
+        {
+            BlockQuantizerKernel.Quantize(x, values, scales, blockSize);
+            return;
+        }
+        QuantizeWithTensorOps(x, values, scales, blockSize);
+    }
+
+    /// <summary><see cref="Quantize"/> with tensor ops on any device and layout (the reference the kernel is tested against).</summary>
+    internal static void QuantizeWithTensorOps(Tensor x, Tensor values, Tensor scales, long blockSize)
+    {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var flat = x.reshape(-1);
@@ -72,6 +84,17 @@ internal static class BlockQuantizer
     public static void DequantizeAdd(Tensor values, Tensor scales, Tensor target, long blockSize) => Dequantize(values, scales, target, blockSize, add: true);
 
     private static void Dequantize(Tensor values, Tensor scales, Tensor target, long blockSize, bool add)
+    {
+        if (BlockQuantizerKernel.CanWrite(target) && BlockQuantizerKernel.CanHold(values, scales))
+        {
+            BlockQuantizerKernel.Dequantize(values, scales, target, blockSize, add);
+            return;
+        }
+        DequantizeWithTensorOps(values, scales, target, blockSize, add);
+    }
+
+    /// <summary>Dequantization with tensor ops on any device and layout (the reference the kernel is tested against).</summary>
+    internal static void DequantizeWithTensorOps(Tensor values, Tensor scales, Tensor target, long blockSize, bool add)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
