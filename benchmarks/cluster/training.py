@@ -19,10 +19,11 @@ DSS = os.path.join(REPO, "src/DeepSpeedSharp.Cli/bin/Release/net10.0/dss.dll")
 GPT = os.path.join(REPO, "samples/Gpt/bin/Release/net10.0/Gpt.dll")
 MODEL = "--vocab 8192 --d-model 512 --layers 16 --heads 8 --seq 64"  # 58.9 M parameters
 
-# ZeRO-3 as for a model that does not fit gathered: each parameter is released after use and gathered again in
-# backward (the regime hpZ is for); a prefetch of the next 2 M elements.
-STAGE3 = {"stage": 3, "stage3_param_persistence_threshold": 0, "stage3_max_live_parameters": 1e7,
-          "stage3_max_reuse_distance": 0, "stage3_prefetch_bucket_size": 2e6, "reduce_bucket_size": 5e7}
+# ZeRO-3 with DeepSpeed's defaults, except that each parameter is released after use and gathered again in backward
+# (stage3_max_reuse_distance 0), as in a model whose layers lie further apart than the reuse distance: the regime hpZ
+# is for. Prefetch: DeepSpeed's 5e7 elements.
+STAGE3 = {"stage": 3, "stage3_param_persistence_threshold": 0, "stage3_max_reuse_distance": 0,
+          "stage3_prefetch_bucket_size": 5e7, "reduce_bucket_size": 5e7}
 CONFIGS = {
     "zero1": ({"stage": 1, "reduce_bucket_size": 5e7}, 1),
     "zero3": (STAGE3, 1),

@@ -19,7 +19,8 @@ namespace DeepSpeedSharp.Zero;
 /// slots of half the bucket each rotate, so backward goes on while one reduce-scatter runs; a slot always holds at
 /// least the largest unit. Results are added into the partition gradient in launch order, when a slot is needed
 /// again or at <see cref="Flush"/>. With ZeRO++ qgZ the reduce-scatter is <see cref="QuantizedGradientReduceScatter"/>'s
-/// two int8 hops, run synchronously.
+/// two int8 hops, run on a background thread (one bucket after another, so every rank issues qgZ's collectives in
+/// the same order on groups no one else uses) while backward goes on.
 /// </remarks>
 internal sealed class Zero3UnitReducer : IDisposable
 {
@@ -38,7 +39,9 @@ internal sealed class Zero3UnitReducer : IDisposable
 
     private readonly record struct Member(Zero3Parameter Parameter, long Column);
 
-    private sealed record Pending(Work? Work, Member[] Members, Tensor Input, Tensor Output);
+    private sealed record Pending(Work? Work, Task? Quantized, Member[] Members, Tensor Input, Tensor Output);
+
+    private Task? quantizedTail; // the last quantized reduce-scatter started: the next one runs after it
 
     /// <param name="group">The data-parallel group.</param>
     /// <param name="batches">Every set of parameters that will be reduced together (each unit's, and single parameters).</param>
@@ -150,10 +153,18 @@ internal sealed class Zero3UnitReducer : IDisposable
         if (scaling.Before != 1.0) input.mul_(scaling.Before);
         var output = received[slot].narrow(0, 0, fill).DetachFromDisposeScope();
         Work? work = null;
+        Task? background = null;
         if (group.Size == 1) output.copy_(input);
-        else if (quantized is not null) quantized.Run(output, input, fill);
+        else if (quantized is not null)
+        {
+            long stride = fill;
+            void Run() => quantized.Run(output, input, stride);
+            background = quantizedTail = quantizedTail is null
+                ? Task.Run(Run)
+                : quantizedTail.ContinueWith(_ => Run(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+        }
         else work = group.ReduceScatterAsync(output, input, ReduceOp.Sum);
-        pending.Enqueue(new Pending(work, members.ToArray(), input, output));
+        pending.Enqueue(new Pending(work, background, members.ToArray(), input, output));
         members.Clear();
         fill = 0;
         slot = (slot + 1) % packed.Length;
@@ -162,8 +173,10 @@ internal sealed class Zero3UnitReducer : IDisposable
 
     private void CompleteOldest()
     {
-        var (work, done, input, output) = pending.Dequeue();
+        var (work, background, done, input, output) = pending.Dequeue();
         work?.Wait();
+        background?.GetAwaiter().GetResult(); // an earlier bucket's failure surfaces with its own exception
+        if (pending.Count == 0) quantizedTail = null;
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         input.Dispose();

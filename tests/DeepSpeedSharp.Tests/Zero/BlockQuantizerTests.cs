@@ -97,5 +97,11 @@ public class BlockQuantizerTests
             BlockQuantizer.DequantizeWithTensorOps(tv, ts, t, block, add);
             Assert.True(k.eq(t).all().item<bool>(), $"dequantized values differ (add: {add})");
         }
+        // Into bfloat16 (qwZ's gathered 16-bit weights): rounded to nearest even, as the tensor copy does.
+        var (kb, tb) = (zeros(n, ScalarType.BFloat16), zeros(n, ScalarType.BFloat16));
+        Assert.True(BlockQuantizerKernel.CanWrite(kb, add: false));
+        BlockQuantizer.Dequantize(kv, ks, kb, block);
+        BlockQuantizer.DequantizeWithTensorOps(tv, ts, tb, block, add: false);
+        Assert.True(kb.eq(tb).all().item<bool>(), "dequantized bfloat16 values differ");
     }
 }

@@ -8,7 +8,7 @@ namespace DeepSpeedSharp.Zero.ZeroPlusPlus;
 /// into blocks of <c>blockSize</c> elements (the last one zero-padded), each block gets the scale max|x| / 127, and each
 /// element becomes round(x / scale) in [−127, 127]. Deterministic (no stochastic rounding), so every rank that
 /// dequantizes the same bytes gets the same values. Contiguous CPU tensors take <see cref="BlockQuantizerKernel"/>'s
-/// one-pass SIMD path; others (another device, a strided view, a bf16 target) the tensor ops below, with the same results.
+/// one-pass SIMD path; others (another device, a strided view) the tensor ops below, with the same results.
 /// </summary>
 internal static class BlockQuantizer
 {
@@ -85,7 +85,7 @@ internal static class BlockQuantizer
 
     private static void Dequantize(Tensor values, Tensor scales, Tensor target, long blockSize, bool add)
     {
-        if (BlockQuantizerKernel.CanWrite(target) && BlockQuantizerKernel.CanHold(values, scales))
+        if (BlockQuantizerKernel.CanWrite(target, add) && BlockQuantizerKernel.CanHold(values, scales))
         {
             BlockQuantizerKernel.Dequantize(values, scales, target, blockSize, add);
             return;

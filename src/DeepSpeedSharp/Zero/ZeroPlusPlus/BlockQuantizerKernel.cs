@@ -8,7 +8,7 @@ namespace DeepSpeedSharp.Zero.ZeroPlusPlus;
 
 /// <summary>
 /// <see cref="BlockQuantizer"/>'s work in one pass over host memory with SIMD, for contiguous CPU tensors (float32 or
-/// bfloat16 in, float32 out): the tensor-op path makes six passes and allocates four temporaries per call, which made
+/// bfloat16 in; float32 out, or bfloat16 when written): the tensor-op path makes six passes and allocates four temporaries per call, which made
 /// qgZ cost more than the links it saves. The arithmetic is the tensor path's, operation for operation (max|x| in
 /// float32, scale = max / 127 or 1 for an all-zero block, x / scale rounded half to even, clamped to ±127; dequantized
 /// as value × scale, then added), so both paths give the same bytes and values.
@@ -18,8 +18,12 @@ internal static unsafe class BlockQuantizerKernel
     /// <summary>True when <paramref name="x"/> can be read in place: contiguous, on the CPU, float32 or bfloat16.</summary>
     public static bool CanRead(Tensor x) => x.device_type == DeviceType.CPU && x.is_contiguous() && x.dtype is ScalarType.Float32 or ScalarType.BFloat16;
 
-    /// <summary>True when <paramref name="t"/> can be written in place: contiguous float32 on the CPU.</summary>
-    public static bool CanWrite(Tensor t) => t.device_type == DeviceType.CPU && t.is_contiguous() && t.dtype == ScalarType.Float32;
+    /// <summary>
+    /// True when <paramref name="t"/> can be written in place: contiguous on the CPU, float32, or bfloat16 when not adding
+    /// (rounded to nearest even, as a float32 → bfloat16 copy does).
+    /// </summary>
+    public static bool CanWrite(Tensor t, bool add) =>
+        t.device_type == DeviceType.CPU && t.is_contiguous() && (t.dtype == ScalarType.Float32 || (!add && t.dtype == ScalarType.BFloat16));
 
     /// <summary>True when int8 <paramref name="values"/> and float32 <paramref name="scales"/> are contiguous CPU tensors.</summary>
     public static bool CanHold(Tensor values, Tensor scales) =>
@@ -44,16 +48,20 @@ internal static unsafe class BlockQuantizerKernel
         }
     }
 
-    /// <summary>Writes (or adds, with <paramref name="add"/>) the first <c>target.numel()</c> dequantized elements into float32 <paramref name="target"/>.</summary>
+    /// <summary>Writes (or adds, with <paramref name="add"/>) the first <c>target.numel()</c> dequantized elements into <paramref name="target"/> (<see cref="CanWrite"/>).</summary>
     public static void Dequantize(Tensor values, Tensor scales, Tensor target, long block, bool add)
     {
         long n = target.numel();
         if (n == 0) return;
         var v = (sbyte*)StagingPool.PointerOf(values);
         var s = (float*)StagingPool.PointerOf(scales);
-        var t = (float*)StagingPool.PointerOf(target);
+        byte* t = StagingPool.PointerOf(target);
+        bool bf16 = target.dtype == ScalarType.BFloat16;
         for (long lo = 0, b = 0; lo < n; lo += block, b++)
-            DequantizeBlock(v + lo, s[b], t + lo, Math.Min(block, n - lo), add);
+        {
+            if (bf16) DequantizeBlockBf16(v + lo, s[b], (ushort*)t + lo, Math.Min(block, n - lo));
+            else DequantizeBlock(v + lo, s[b], (float*)t + lo, Math.Min(block, n - lo), add);
+        }
     }
 
     private static float Load(byte* src, bool bf16, long i) =>
@@ -124,6 +132,37 @@ internal static unsafe class BlockQuantizerKernel
             Store(t + i + 3 * c, Vector.ConvertToSingle(i3) * sv, add);
         }
         for (; i < len; i++) t[i] = add ? t[i] + v[i] * scale : v[i] * scale;
+    }
+
+    private static void DequantizeBlockBf16(sbyte* v, float scale, ushort* t, long len)
+    {
+        int w = Vector<sbyte>.Count;
+        var sv = new Vector<float>(scale);
+        long i = 0;
+        for (; i + w <= len; i += w)
+        {
+            Vector.Widen(Unsafe.ReadUnaligned<Vector<sbyte>>(v + i), out Vector<short> s0, out Vector<short> s1);
+            Vector.Widen(s0, out Vector<int> i0, out Vector<int> i1);
+            Vector.Widen(s1, out Vector<int> i2, out Vector<int> i3);
+            Unsafe.WriteUnaligned(t + i, Vector.Narrow(ToBf16(Vector.ConvertToSingle(i0) * sv), ToBf16(Vector.ConvertToSingle(i1) * sv)));
+            Unsafe.WriteUnaligned(t + i + w / 2, Vector.Narrow(ToBf16(Vector.ConvertToSingle(i2) * sv), ToBf16(Vector.ConvertToSingle(i3) * sv)));
+        }
+        for (; i < len; i++) t[i] = ToBf16(v[i] * scale);
+    }
+
+    /// <summary>float32 → bfloat16 bits, rounded to nearest even (NaN → 0x7FC0), as c10::BFloat16 converts.</summary>
+    private static Vector<uint> ToBf16(Vector<float> x)
+    {
+        var bits = Vector.AsVectorUInt32(x);
+        var rounded = (bits + ((bits >> 16) & Vector<uint>.One) + new Vector<uint>(0x7FFF)) >> 16;
+        return Vector.ConditionalSelect(Vector.AsVectorUInt32(Vector.Equals(x, x)), rounded, new Vector<uint>(0x7FC0));
+    }
+
+    private static ushort ToBf16(float x)
+    {
+        if (float.IsNaN(x)) return 0x7FC0;
+        uint bits = BitConverter.SingleToUInt32Bits(x);
+        return (ushort)((bits + ((bits >> 16) & 1) + 0x7FFF) >> 16);
     }
 
     private static void Store(float* p, Vector<float> x, bool add) =>

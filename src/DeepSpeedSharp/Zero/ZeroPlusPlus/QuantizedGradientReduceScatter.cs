@@ -12,7 +12,8 @@ namespace DeepSpeedSharp.Zero.ZeroPlusPlus;
 /// <item>across hosts, among the ranks of one local index, each quantizes its H partial sums, an all-to-all hands partial
 /// sum h to host h, and the owner sums the H contributions in float32.</item>
 /// </list>
-/// Only the second hop leaves the host: about (H−1)/H × partition bytes of int8 per rank, instead of
+/// A rank's own blocks are never quantized: it adds its float32 values where its received contribution would go (half the
+/// quantization work with 2 ranks per group, and the exact value of one term of every sum). Only the second hop leaves the host: about (H−1)/H × partition bytes of int8 per rank, instead of
 /// (N−L)/N × the fp32 gradient. A hop over a group of one is skipped (nothing is quantized there). Every owner's block
 /// is quantized on its own (up to <see cref="BlockQuantizer.GradientBlock"/> elements per scale), straight from the
 /// packed gradients; sums run in a fixed order, so the result is deterministic.
@@ -56,24 +57,29 @@ internal sealed class QuantizedGradientReduceScatter
     }
 
     /// <summary>
-    /// Quantizes, for every member k, the <paramref name="perPeer"/> blocks <paramref name="block"/>(k, i); all-to-alls
+    /// Quantizes, for every other member k, the <paramref name="perPeer"/> blocks <paramref name="block"/>(k, i); all-to-alls
     /// values and scales; and sums what arrives, member by member in order, into perPeer float32 blocks.
     /// </summary>
     private static Tensor Exchange(ProcessGroup group, Func<int, int, Tensor> block, int perPeer, long stride)
     {
-        int n = group.Size;
+        int n = group.Size, me = group.Rank;
         var device = block(0, 0).device;
         using var sent = QuantizedChunks.For(n * perPeer, stride, BlockQuantizer.GradientBlock, device);
         for (int k = 0; k < n; k++)
-            for (int i = 0; i < perPeer; i++) sent.Quantize(k * perPeer + i, block(k, i));
+            for (int i = 0; i < perPeer && k != me; i++) sent.Quantize(k * perPeer + i, block(k, i)); // my own blocks stay float32
         using var received = sent.EmptyLike();
         var a = group.AllToAllAsync(received.Values, sent.Values);
         var b = group.AllToAllAsync(received.Scales, sent.Scales);
         a.Wait();
         b.Wait();
-        var sum = zeros(perPeer * stride, ScalarType.Float32, device);
+        var sum = empty(perPeer * stride, ScalarType.Float32, device);
         for (int k = 0; k < n; k++)
-            for (int i = 0; i < perPeer; i++) received.Dequantize(k * perPeer + i, sum.narrow(0, i * stride, stride), add: true);
+            for (int i = 0; i < perPeer; i++)
+            {
+                using var target = sum.narrow(0, i * stride, stride);
+                if (k == me) { if (k == 0) target.copy_(block(k, i)); else target.add_(block(k, i)); }
+                else received.Dequantize(k * perPeer + i, target, add: k > 0);
+            }
         return sum;
     }
 }
