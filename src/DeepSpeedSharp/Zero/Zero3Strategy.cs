@@ -168,7 +168,9 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
         // Gradients not yet packed are added to the bucket here: those of parameters used outside any unit (persistent
         // ones) and, when units ran with autograd's graph, all of them; then the last bucket is reduce-scattered.
         foreach (var zp in parameters) unitReducer.Reduce(new[] { zp });
-        unitReducer.Flush();
+        // Inside a step the last reduce-scatters run on during the next forward; the step's last micro-step waits for all.
+        if (isBoundary) unitReducer.Flush();
+        else unitReducer.LaunchLast();
         prefetcher.EndOfPass(units);
     }
 
@@ -189,6 +191,7 @@ internal sealed partial class Zero3Strategy : ITrainingStrategy
 
     public void ZeroGrad()
     {
+        unitReducer.Flush(); // nothing may land in the gradients after they are zeroed
         gradPartition.zero_();
         foreach (var zp in parameters) zp.Param.grad = null;
     }

@@ -123,6 +123,13 @@ internal sealed class Zero3UnitReducer : IDisposable
         foreach (var p in ps) Native.AllocatorTuning.Freed(p.FullBytes);
     }
 
+    /// <summary>
+    /// Starts the reduce-scatter of the bucket being filled without waiting: at the end of a micro-step that is not the
+    /// last of the step, the reduce-scatters go on during the next forward, and its first bucket (or <see cref="Flush"/>)
+    /// takes their results, still in launch order.
+    /// </summary>
+    public void LaunchLast() => Launch();
+
     /// <summary>Reduce-scatters the bucket being filled, waits for every reduce-scatter in flight and adds the results, in launch order.</summary>
     public void Flush()
     {
