@@ -11,14 +11,15 @@
 #                                    up, then `dss launch --hostfile H --launcher pdsh --launcher_args "-R exec"
 #                                    --node_wrapper W --master_addr 198.18.0.1 ARGS...`, then down (also on Ctrl-C);
 #                                    prints the bytes each host's link carried during the launch
-#   cluster.sh exec HOST COMMAND...  run COMMAND on an emulated host (e.g. exec dssc-h1 ping -c 3 198.18.0.1)
+#   cluster.sh exec HOST COMMAND...  run COMMAND on an emulated host (e.g. exec dssc-h1 ip addr)
 #   cluster.sh counters              bytes each host's link has sent and received so far
 #   cluster.sh wrapper               the --node_wrapper words that enter a host (what `run` passes)
 #
 # OPTIONS: --hosts K (default 2) · --slots N ranks per host (default 2) · --rate RATE (tc units, default 1gbit) ·
 #   --delay D one-way delay per link direction (default 0.1ms; needs sch_netem) · --preset 1g|10g (rate 1gbit or
-#   10gbit) · --cc NAME each host's TCP congestion control (default cubic, Linux's default; bbr, reno) · --mtu M (default 1500) · --hostfile FILE (default /run/dssc/hostfile) · --counters FILE (run: write the
-#   link bytes as JSON) · --dss "COMMAND" (run: how to start dss; default `dss` on PATH, else this clone's build)
+#   10gbit) · --cc NAME each host's TCP congestion control (default cubic, Linux's default; bbr, reno) ·
+#   --mtu M (default 1500) · --hostfile FILE (default /run/dssc/hostfile) · --counters FILE (run: write the link bytes
+#   as JSON) · --dss "COMMAND" (run: how to start dss; default `dss` on PATH, else this clone's build)
 # Needs root, iproute2 (ip netns, tc), util-linux (unshare, nsenter) and pdsh. One cluster at a time.
 set -uo pipefail
 

@@ -8,8 +8,8 @@ namespace DeepSpeedSharp.Zero.ZeroPlusPlus;
 
 /// <summary>
 /// <see cref="BlockQuantizer"/>'s work in one pass over host memory with SIMD, for contiguous CPU tensors (float32 or
-/// bfloat16 in; float32 out, or bfloat16 when written): the tensor-op path makes six passes and allocates four temporaries per call, which made
-/// qgZ cost more than the links it saves. The arithmetic is the tensor path's, operation for operation (max|x| in
+/// bfloat16 in; float32 out, or bfloat16 when written): the tensor-op path makes six passes and allocates four
+/// temporaries per call, which made qgZ cost more than the links it saves. The arithmetic is the tensor path's, operation for operation (max|x| in
 /// float32, scale = max / 127 or 1 for an all-zero block, x / scale rounded half to even, clamped to ±127; dequantized
 /// as value × scale, then added), so both paths give the same bytes and values.
 /// </summary>
