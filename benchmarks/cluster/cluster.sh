@@ -210,7 +210,9 @@ case $command in
   exec)
     h=${1:?exec needs a host name (see the hostfile)}; shift
     [[ -e /run/netns/$h && -e $STATE/$h.mnt ]] || die "no emulated host '$h' (hosts: $(ip netns list | awk '{print $1}' | grep "^$PREFIX-h" | sort -V | tr '\n' ' '))"
-    exec nsenter --net="/run/netns/$h" --mount="$STATE/$h.mnt" -- "$@" ;;
+    w=$(wrapper)
+    # shellcheck disable=SC2086 # the wrapper is words
+    exec ${w//%h/$h} "$@" ;;
   counters) counters ;;
   wrapper) wrapper ;;
   *) die "usage: $0 up|down|run|exec|counters|wrapper [options] (see the top of the script)" ;;

@@ -166,9 +166,8 @@ internal sealed class Zero3UnitReducer : IDisposable
         {
             long stride = fill;
             void Run() => quantized.Run(output, input, stride);
-            background = quantizedTail = quantizedTail is null
-                ? Task.Run(Run)
-                : quantizedTail.ContinueWith(_ => Run(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+            background = quantizedTail = quantizedTail?.ContinueWith(_ => Run(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion,
+                TaskScheduler.Default) ?? Task.Run(Run);
         }
         else work = group.ReduceScatterAsync(output, input, ReduceOp.Sum);
         pending.Enqueue(new Pending(work, background, members.ToArray(), input, output));
@@ -183,7 +182,6 @@ internal sealed class Zero3UnitReducer : IDisposable
         var (work, background, done, input, output) = pending.Dequeue();
         work?.Wait();
         background?.GetAwaiter().GetResult(); // an earlier bucket's failure surfaces with its own exception
-        if (pending.Count == 0) quantizedTail = null;
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         input.Dispose();

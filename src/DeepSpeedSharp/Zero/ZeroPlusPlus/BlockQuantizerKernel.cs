@@ -116,6 +116,18 @@ internal static unsafe class BlockQuantizerKernel
         for (; i < len; i++) dst[i] = (sbyte)Math.Clamp(MathF.Round(Load(src, bf16, lo + i) / scale), -127f, 127f);
     }
 
+    /// <summary>Vector&lt;sbyte&gt;.Count int8 values from <paramref name="v"/>, as four float vectors times the scale.</summary>
+    private static void Scaled(sbyte* v, Vector<float> scale, out Vector<float> f0, out Vector<float> f1, out Vector<float> f2, out Vector<float> f3)
+    {
+        Vector.Widen(Unsafe.ReadUnaligned<Vector<sbyte>>(v), out Vector<short> s0, out Vector<short> s1);
+        Vector.Widen(s0, out Vector<int> i0, out Vector<int> i1);
+        Vector.Widen(s1, out Vector<int> i2, out Vector<int> i3);
+        f0 = Vector.ConvertToSingle(i0) * scale;
+        f1 = Vector.ConvertToSingle(i1) * scale;
+        f2 = Vector.ConvertToSingle(i2) * scale;
+        f3 = Vector.ConvertToSingle(i3) * scale;
+    }
+
     private static void DequantizeBlock(sbyte* v, float scale, float* t, long len, bool add)
     {
         int c = Vector<float>.Count, w = Vector<sbyte>.Count;
@@ -123,13 +135,11 @@ internal static unsafe class BlockQuantizerKernel
         long i = 0;
         for (; i + w <= len; i += w)
         {
-            Vector.Widen(Unsafe.ReadUnaligned<Vector<sbyte>>(v + i), out Vector<short> s0, out Vector<short> s1);
-            Vector.Widen(s0, out Vector<int> i0, out Vector<int> i1);
-            Vector.Widen(s1, out Vector<int> i2, out Vector<int> i3);
-            Store(t + i, Vector.ConvertToSingle(i0) * sv, add);
-            Store(t + i + c, Vector.ConvertToSingle(i1) * sv, add);
-            Store(t + i + 2 * c, Vector.ConvertToSingle(i2) * sv, add);
-            Store(t + i + 3 * c, Vector.ConvertToSingle(i3) * sv, add);
+            Scaled(v + i, sv, out var f0, out var f1, out var f2, out var f3);
+            Store(t + i, f0, add);
+            Store(t + i + c, f1, add);
+            Store(t + i + 2 * c, f2, add);
+            Store(t + i + 3 * c, f3, add);
         }
         for (; i < len; i++) t[i] = add ? t[i] + v[i] * scale : v[i] * scale;
     }
@@ -141,11 +151,9 @@ internal static unsafe class BlockQuantizerKernel
         long i = 0;
         for (; i + w <= len; i += w)
         {
-            Vector.Widen(Unsafe.ReadUnaligned<Vector<sbyte>>(v + i), out Vector<short> s0, out Vector<short> s1);
-            Vector.Widen(s0, out Vector<int> i0, out Vector<int> i1);
-            Vector.Widen(s1, out Vector<int> i2, out Vector<int> i3);
-            Unsafe.WriteUnaligned(t + i, Vector.Narrow(ToBf16(Vector.ConvertToSingle(i0) * sv), ToBf16(Vector.ConvertToSingle(i1) * sv)));
-            Unsafe.WriteUnaligned(t + i + w / 2, Vector.Narrow(ToBf16(Vector.ConvertToSingle(i2) * sv), ToBf16(Vector.ConvertToSingle(i3) * sv)));
+            Scaled(v + i, sv, out var f0, out var f1, out var f2, out var f3);
+            Unsafe.WriteUnaligned(t + i, Vector.Narrow(ToBf16(f0), ToBf16(f1)));
+            Unsafe.WriteUnaligned(t + i + w / 2, Vector.Narrow(ToBf16(f2), ToBf16(f3)));
         }
         for (; i < len; i++) t[i] = ToBf16(v[i] * scale);
     }
