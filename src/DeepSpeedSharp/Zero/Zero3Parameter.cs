@@ -43,7 +43,10 @@ internal sealed class Zero3Parameter
         Device = param.device;
         // Persistent parameters stay gathered: they need neither a secondary partition nor quantized gathers.
         if (!persistent && zeroPlusPlus?.Secondary is { } secondary) Secondary = new HpzSecondaryPartition(Numel, DType, Device, secondary);
-        quantizeWeights = !persistent && zeroPlusPlus?.QuantizeWeights == true;
+        // qwZ leaves one-dimensional parameters (norm weights, biases) exact: their values sit in a narrow band away
+        // from zero (gains near 1), where a symmetric int8 step is as large as what training changes, and they are a
+        // negligible share of the bytes (docs/zero.md; docs/benchmarks.md, ZeRO++ quantization drift).
+        quantizeWeights = !persistent && zeroPlusPlus?.QuantizeWeights == true && param.shape.Length > 1;
     }
 
     /// <summary>hpZ's secondary partition of this parameter, or null.</summary>

@@ -87,17 +87,30 @@ public partial class ZeroPlusPlusGptTests : IDisposable
         Assert.True(factor >= 1.6, $"int8 vs bf16 weights across hosts: {factor:F2}× ({plain.TrafficLine} | {qwz.TrafficLine})");
     }
 
+    /// <summary>
+    /// Issue 29's drift goal: bf16 with hpZ + qwZ + qgZ ends within 1e-2 of fp32 ZeRO-3 (which follows PyTorch to ~5e-6)
+    /// over 100 steps, on the sample's own shape (d 128). Quantizing the norm gains too reaches 1.0e-2–1.1e-2 here.
+    /// </summary>
+    [PdshFact]
+    public void Bf16WithQuantizedWeightsAndGradientsStaysWithin1e2OfFp32()
+    {
+        var fp32 = Run("shape-fp32", Config(""), Steps, model: "");
+        var quantized = Run("shape-bf16-all", Config(All, bf16: true), Steps, model: "");
+        Assert.Equal(Steps, quantized.Losses.Length);
+        Assert.True(MaxDifference(fp32, quantized) <= 1e-2, $"bf16 qwZ+qgZ vs fp32 ZeRO-3: {MaxDifference(fp32, quantized)}");
+    }
+
     private static double MaxDifference(TwoHostRun a, TwoHostRun b) => a.Losses.Zip(b.Losses, (x, y) => Math.Abs(x - y)).Max();
 
-    /// <summary>Trains the sample GPT on 2 hosts × 2 ranks; checkpoints go to DIR/ckpt when <paramref name="extra"/> asks.</summary>
-    private TwoHostRun Run(string name, string configJson, int steps, string extra = "")
+    /// <summary>Trains the sample GPT (<paramref name="model"/>: shape flags; empty for the sample's own) on 2 hosts × 2 ranks; checkpoints go to DIR/ckpt when <paramref name="extra"/> asks.</summary>
+    private TwoHostRun Run(string name, string configJson, int steps, string extra = "", string model = Model)
     {
         var runDir = Directory.CreateDirectory(Path.Combine(dir.FullName, name)).FullName;
         File.WriteAllText(Path.Combine(runDir, "ds.json"), configJson);
         File.WriteAllText(Path.Combine(runDir, "hosts"), "hostA slots=2\nhostB slots=2\n");
         if (extra.Contains("--save-every")) extra += $" --save-dir {Path.Combine(runDir, "ckpt")}";
         var (code, stdout, stderr) = SampleProcess.Launch($"-H hosts --launcher_args \"-R exec\" --master_addr 127.0.0.1 --master_port {RankProcesses.FreePort()}",
-            "Gpt.dll", $"{Model} --steps {steps} --deepspeed_config ds.json --loss-log loss.jsonl {extra}", runDir);
+            "Gpt.dll", $"{model} --steps {steps} --deepspeed_config ds.json --loss-log loss.jsonl {extra}", runDir);
         string output = stdout + stderr;
         Assert.True(code == 0, $"{name} exited with {code}:\n{output}");
         var traffic = TrafficLine().Match(output);
