@@ -21,6 +21,10 @@ public sealed class LlamaOptions : SampleOptions
     public int TensorModelParallelSize { get; private set; } = 1;
     /// <summary><c>--sequence-parallel</c>: Megatron's sequence parallelism (needs tensor parallelism).</summary>
     public bool SequenceParallel { get; private set; }
+    /// <summary><c>--hf-model DIR</c>: a Hugging Face LlamaForCausalLM directory; its config.json sets the shape and its weights are loaded.</summary>
+    public string? HfModel { get; private set; }
+    /// <summary><c>--zero-init</c>: build the model already partitioned (ZeRO-3's zero.Init; needs ZeRO stage 3).</summary>
+    public bool ZeroInit { get; private set; }
 
     /// <summary>Parses the command line (System.CommandLine: <c>--name value</c> and <c>--name=value</c>); DeepSpeed's
     /// <c>--deepspeed</c>, <c>--deepspeed_config</c> and <c>--local_rank</c> come from <see cref="DeepSpeed.AddConfigArguments"/>.</summary>
@@ -39,12 +43,32 @@ public sealed class LlamaOptions : SampleOptions
         var fullVocab = Add(root, TrainerOptions.Flag("--full-vocab", "GPT-2's 50,257 ids (padded to 50,304) instead of the compact vocabulary"));
         var tensor = Add(root, TrainerOptions.Int("--tensor-model-parallel-size", "Megatron-style tensor parallelism", 1));
         var sequenceParallel = Add(root, TrainerOptions.Flag("--sequence-parallel", "Megatron's sequence parallelism (needs tensor parallelism)"));
+        var hfModel = Add(root, TrainerOptions.Text("--hf-model", "DIR", "A Hugging Face LlamaForCausalLM directory (config.json + safetensors weights, sharded or not): its shape and weights"));
+        var zeroInit = Add(root, TrainerOptions.Flag("--zero-init", "Build the model partitioned (ZeRO-3's zero.Init); with --hf-model each rank reads only its partitions"));
         var o = new LlamaOptions();
         if (o.ParseCommon(root, args, defaultSteps: 50) is not { } r) return o;
         o.Model = d with { DModel = r.GetValue(dModel), Layers = r.GetValue(layers), Heads = r.GetValue(heads), KvHeads = r.GetValue(kvHeads),
                            FfnHidden = r.GetValue(ffn), Seq = r.GetValue(seq), Dropout = r.GetValue(dropout) };
-        o.Model.Validate();
         (o.FullVocab, o.TensorModelParallelSize, o.SequenceParallel) = (r.GetValue(fullVocab), r.GetValue(tensor), r.GetValue(sequenceParallel));
+        (o.HfModel, o.ZeroInit) = (r.GetValue(hfModel), r.GetValue(zeroInit));
+        if (o.HfModel is { } dir)
+        {
+            if (o.InitWeights != null) throw new ArgumentException("--hf-model and --init-weights both give the weights; pass one");
+            var hf = HfLlamaConfig.Read(dir, o.Model.Seq, o.Model.Dropout);
+            // A shape flag may repeat the directory's shape but not contradict it.
+            foreach (var (flag, given, initial, fromFile) in new[]
+                     {
+                         ("--d-model", o.Model.DModel, d.DModel, hf.DModel), ("--layers", o.Model.Layers, d.Layers, hf.Layers),
+                         ("--heads", o.Model.Heads, d.Heads, hf.Heads), ("--kv-heads", o.Model.KvHeads, d.KvHeads, hf.KvHeads),
+                         ("--ffn-hidden", o.Model.FfnHidden ?? 0, 0, hf.FfnHiddenSize),
+                     })
+                if (given != initial && given != fromFile)
+                    throw new ArgumentException($"{flag} {given} contradicts '{Path.Combine(dir, HfLlamaConfig.FileName)}' ({fromFile}); --hf-model sets the shape, drop {flag}");
+            o.Model = hf;
+        }
+        o.Model.Validate();
+        if (o.ZeroInit && o.PipelineModelParallelSize > 1)
+            throw new ArgumentException($"--zero-init builds a ZeRO stage 3 model, which pipeline parallelism does not support (--pipeline-model-parallel-size {o.PipelineModelParallelSize}); drop --zero-init or use 1");
         return o;
     }
 

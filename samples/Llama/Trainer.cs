@@ -35,7 +35,7 @@ public sealed class Trainer
         Shared.SampleMain.StartTorch();
         var config = Config.DeepSpeedConfig.Load(options.DeepSpeedConfig ?? DefaultConfig);
         var corpus = TextCorpus.Load(options.Data ?? TextCorpus.DefaultPath, options.FullVocab);
-        var shape = options.Model with { Vocab = corpus.Vocabulary.PaddedSize };
+        var (shape, vocabulary) = Shape(corpus.Vocabulary);
         shape.Validate();
 
         Comm.Dist.Initialize();
@@ -43,7 +43,8 @@ public sealed class Trainer
         if (world % (pp * tp) != 0)
             throw new ArgumentException($"--pipeline-model-parallel-size {pp} × --tensor-model-parallel-size {tp} must divide the number of ranks {world} (the rest is data parallelism)");
         using var grid = PipelineParallelGrid.Create(options.PipelineModelParallelSize, options.TensorModelParallelSize);
-        var layers = new LlamaLayers(grid, options.SequenceParallel);
+        long rssBefore = SampleReport.PeakRssMiB();
+        var layers = new LlamaLayers(grid, options.SequenceParallel, options.ZeroInit ? new Zero.ZeroInit(grid.GetDataParallelGroup()) : null);
         if (layers.TensorParallelSize > 1)
         {
             // Megatron's model_parallel_cuda_manual_seed: the default stream seeded with the seed on every rank (so the
@@ -52,10 +53,20 @@ public sealed class Trainer
         }
         else torch.manual_seed(options.Seed);
         var model = new LlamaModel(shape, layers);
-        // A whole-model file: each tensor rank reads its slices; a file holding only the real vocabulary rows is padded.
-        if (options.InitWeights != null)
-            WholeModelWeights.Load(model, options.InitWeights, grid,
-                new WholeModelOptions { Vocabulary = new VocabularyPadding(corpus.Vocabulary.Count, corpus.Vocabulary.PaddedSize) });
+        // A whole-model file or a Hugging Face directory: each tensor rank reads its slices (under --zero-init only its
+        // partitions of them); a file holding only the real vocabulary rows is padded.
+        if ((options.HfModel ?? options.InitWeights) is { } weights)
+        {
+            long read = WholeModelWeights.Load(model, weights, grid, new WholeModelOptions { Vocabulary = vocabulary });
+            Console.WriteLine($"llama: rank {Comm.Dist.Rank} loaded '{weights}': {read:N0} bytes read, peak RSS {rssBefore} MiB before building the model, " +
+                              $"{SampleReport.PeakRssMiB()} MiB after loading");
+        }
+        if (options.SaveDir != null && Comm.Dist.Rank == 0)
+        {
+            // The directory's config.json in Hugging Face's LlamaConfig form, for `dss checkpoint export --format hf`.
+            Directory.CreateDirectory(options.SaveDir);
+            HfLlamaConfig.Write(shape, Path.Combine(options.SaveDir, HfLlamaConfig.FileName));
+        }
 
         // The user's own optimizer, used when the DeepSpeed config has no "optimizer" section; a factory because
         // under ZeRO it works on this rank's partition.
@@ -103,6 +114,24 @@ public sealed class Trainer
         fields["pipeline_parallel_size"] = grid.PipeParallelSize;
         SampleReport.PrintMachineSummary("llama", engine, stepTimes, options.WarmupSteps, tokensPerStep, lastLoss, fields);
         return 0;
+    }
+
+    /// <summary>
+    /// The model's shape and its vocabulary padding: the data's padded vocabulary, or with <c>--hf-model</c> the
+    /// directory's <c>vocab_size</c>, which must hold the data's ids and split evenly over the tensor ranks (a padding
+    /// row would add a class to the softmax and change the loss).
+    /// </summary>
+    private (LlamaConfig Shape, VocabularyPadding Vocabulary) Shape(VocabularyMap data)
+    {
+        if (options.HfModel is null)
+            return (options.Model with { Vocab = data.PaddedSize }, new VocabularyPadding(data.Count, data.PaddedSize));
+        int vocab = options.Model.Vocab, tp = options.TensorModelParallelSize;
+        if (vocab < data.Count)
+            throw new ArgumentException($"--hf-model: vocab_size {vocab} in '{Path.Combine(options.HfModel, HfLlamaConfig.FileName)}' is smaller than the data's {data.Count} token ids");
+        if (vocab % tp != 0)
+            throw new ArgumentException($"--hf-model: vocab_size {vocab} in '{Path.Combine(options.HfModel, HfLlamaConfig.FileName)}' does not split over " +
+                                        $"--tensor-model-parallel-size {tp}; padding it would add classes to the softmax and change the model");
+        return (options.Model, new VocabularyPadding(vocab, vocab));
     }
 
     /// <summary>

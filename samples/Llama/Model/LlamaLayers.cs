@@ -24,11 +24,17 @@ public sealed class LlamaLayers
     private const double InitStd = 0.02;
     private readonly IModelParallelUnit? mpu;
     private readonly int tensorParallelSize, tensorParallelRank;
+    private readonly Zero.ZeroInit? zeroInit;
 
     /// <summary>Layers for the tensor group of <paramref name="mpu"/> (null: one rank), with or without sequence parallelism.</summary>
-    public LlamaLayers(IModelParallelUnit? mpu = null, bool sequenceParallel = false)
+    /// <param name="mpu">The topology (null: one rank).</param>
+    /// <param name="sequenceParallel">Megatron's sequence parallelism.</param>
+    /// <param name="zeroInit">ZeRO-3's zero.Init: each layer keeps only this rank's partition of its (slices of) weights
+    /// as soon as it is built, so the whole model never sits on one rank.</param>
+    public LlamaLayers(IModelParallelUnit? mpu = null, bool sequenceParallel = false, Zero.ZeroInit? zeroInit = null)
     {
         this.mpu = mpu;
+        this.zeroInit = zeroInit;
         tensorParallelSize = mpu?.GetTensorModelParallelWorldSize() ?? 1;
         tensorParallelRank = mpu?.GetTensorModelParallelRank() ?? 0;
         SequenceParallel = sequenceParallel && tensorParallelSize > 1;
@@ -48,9 +54,9 @@ public sealed class LlamaLayers
     /// <param name="outFeatures">Output features of the whole layer.</param>
     /// <param name="gatherOutput">Whether the output slices are gathered into the whole output (false for layers
     /// whose consumer works on the slice: attention heads, the SwiGLU product, vocabulary-parallel logits).</param>
-    public nn.Module<Tensor, Tensor> ColumnLinear(int inFeatures, int outFeatures, bool gatherOutput) =>
+    public nn.Module<Tensor, Tensor> ColumnLinear(int inFeatures, int outFeatures, bool gatherOutput) => Built(
         new ColumnParallelLinear(inFeatures, outFeatures, mpu, hasBias: false, gatherOutput: gatherOutput && !SequenceParallel,
-            sequenceParallel: SequenceParallel, init: Normal);
+            sequenceParallel: SequenceParallel, init: Normal));
 
     /// <summary>
     /// A linear layer whose input features are split across the tensor-parallel ranks and whose output is summed over
@@ -59,22 +65,25 @@ public sealed class LlamaLayers
     /// </summary>
     /// <param name="inFeatures">Input features of the whole layer.</param>
     /// <param name="outFeatures">Output features (whole on every rank).</param>
-    public nn.Module<Tensor, Tensor> RowLinear(int inFeatures, int outFeatures) =>
-        new RowParallelLinear(inFeatures, outFeatures, mpu, hasBias: false, inputIsParallel: true, sequenceParallel: SequenceParallel, init: Normal);
+    public nn.Module<Tensor, Tensor> RowLinear(int inFeatures, int outFeatures) => Built(
+        new RowParallelLinear(inFeatures, outFeatures, mpu, hasBias: false, inputIsParallel: true, sequenceParallel: SequenceParallel, init: Normal));
 
     /// <summary>The token embedding (Megatron's <c>VocabParallelEmbedding</c>): [vocab, dim], N(0, 0.02).</summary>
     /// <param name="vocab">Rows: the padded vocabulary size (divisible by the tensor-parallel size).</param>
     /// <param name="dim">Columns: the hidden size.</param>
-    public nn.Module<Tensor, Tensor> Embedding(int vocab, int dim) =>
-        new VocabParallelEmbedding(vocab, dim, mpu, sequenceParallel: SequenceParallel, init: Normal);
+    public nn.Module<Tensor, Tensor> Embedding(int vocab, int dim) => Built(
+        new VocabParallelEmbedding(vocab, dim, mpu, sequenceParallel: SequenceParallel, init: Normal));
 
     /// <summary>An RMSNorm over the hidden size, marked sequence-parallel when the residual stream is sequence-split.</summary>
     public RmsNorm Norm(int dim, double eps)
     {
         var norm = new RmsNorm(dim, eps);
         if (SequenceParallel) norm.Weight.MarkSequenceParallel();
-        return norm;
+        return Built(norm);
     }
+
+    /// <summary>A freshly built (and initialised) layer, partitioned by zero.Init when it is on.</summary>
+    private T Built<T>(T module) where T : nn.Module => zeroInit is null ? module : zeroInit.Partition(module);
 
     /// <summary>
     /// The mean token cross-entropy, computed in fp32 whatever dtype the model computes in, from this rank's

@@ -103,6 +103,35 @@ public sealed class SafeTensorsReader : IDisposable
         return result;
     }
 
+    /// <summary>
+    /// Flat elements [<paramref name="flatStart"/>, <paramref name="flatStart"/> + <paramref name="flatCount"/>) of the
+    /// slice [<paramref name="start"/>, <paramref name="start"/> + <paramref name="count"/>) along dimension
+    /// <paramref name="dim"/> of tensor <paramref name="name"/> (row-major), as a 1-D CPU tensor of the file's dtype,
+    /// reading only those bytes: what a ZeRO-3 partition of a tensor-parallel slice needs from a whole-model file.
+    /// </summary>
+    public Tensor ReadSliceRange(string name, int dim, long start, long count, long flatStart, long flatCount)
+    {
+        var e = Entry(name);
+        var shape = e.Shape.Length == 0 ? new long[] { 1 } : e.Shape;
+        if (dim < 0 || dim >= shape.Length || start < 0 || count < 0 || start + count > shape[dim])
+            throw new ArgumentOutOfRangeException(nameof(start), $"'{name}' [{string.Join(", ", e.Shape)}] has no indices [{start}, {start + count}) along dimension {dim}");
+        long inner = shape.Skip(dim + 1).Aggregate(1L, (a, b) => a * b);
+        long outer = shape.Take(dim).Aggregate(1L, (a, b) => a * b);
+        long run = count * inner, elementSize = SafeTensors.ElementSize(e.Type);
+        if (flatStart < 0 || flatCount < 0 || flatStart + flatCount > outer * run)
+            throw new ArgumentOutOfRangeException(nameof(flatStart), $"'{name}': the slice has {outer * run} elements, not [{flatStart}, {flatStart + flatCount})");
+        var result = empty(flatCount, e.Type);
+        // The slice is `outer` runs of `run` elements; run o starts at file element (o · shape[dim] + start) · inner.
+        for (long at = 0; at < flatCount;)
+        {
+            long o = (flatStart + at) / run, within = (flatStart + at) % run, n = Math.Min(run - within, flatCount - at);
+            long fileElement = (o * shape[dim] + start) * inner + within;
+            ReadRun(e.Begin + fileElement * elementSize, result, at, n);
+            at += n;
+        }
+        return result;
+    }
+
     private SafeTensorEntry Entry(string name) =>
         entries.TryGetValue(name, out var e) ? e : throw new KeyNotFoundException($"weights file '{Path}' has no tensor '{name}'");
 

@@ -2,6 +2,7 @@ using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.IO;
 using DeepSpeedSharp.Pipeline;
 using DeepSpeedSharp.Topology;
+using DeepSpeedSharp.Zero;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,7 +10,7 @@ using static TorchSharp.torch;
 namespace DeepSpeedSharp.Weights;
 
 /// <summary>
-/// Whole-model weights (one safetensors file under the unsplit model's names, as a single process or Hugging Face
+/// Whole-model weights (one safetensors file or a Hugging Face model directory under the unsplit model's names, as a single process or Hugging Face
 /// writes it) for a model split by tensor and pipeline parallelism. <see cref="Load"/> gives each rank its slice of
 /// every tensor-parallel parameter — along the dimension <c>MarkTensorModelParallel</c> recorded, reading only that
 /// slice's bytes — and replicated parameters whole; <see cref="Save"/> gathers the slices over the tensor group and
@@ -20,14 +21,17 @@ public static class WholeModelWeights
 {
     /// <summary>
     /// Copies every parameter of <paramref name="module"/> (this rank's slices, or this rank's pipeline stage) from the
-    /// whole-model file at <paramref name="path"/>, converting float dtypes. Nothing is changed unless every parameter
-    /// fits; otherwise one error lists each missing or mis-shaped tensor with the file's and the model's whole shapes.
+    /// whole-model weights at <paramref name="path"/>, converting float dtypes. A parameter partitioned by
+    /// <c>ZeroInit</c> gets only its ZeRO-3 partition, read from that partition's byte ranges of the file. Nothing is
+    /// changed unless every parameter fits; otherwise one error lists each missing or mis-shaped tensor with the
+    /// file's and the model's whole shapes.
     /// </summary>
-    /// <param name="module">The model as this rank holds it: tensor-parallel slices and/or one pipeline stage.</param>
-    /// <param name="path">A safetensors file with the unsplit model's tensors.</param>
+    /// <param name="module">The model as this rank holds it: tensor-parallel slices and/or one pipeline stage, whole or partitioned by <c>ZeroInit</c>.</param>
+    /// <param name="path">A safetensors file with the unsplit model's tensors, or a Hugging Face model directory (see <see cref="WeightFiles"/>).</param>
     /// <param name="mpu">The topology the model is split over (a <see cref="PipelineModule"/>'s grid when null).</param>
     /// <param name="options">Name map, vocabulary padding, strictness.</param>
-    public static void Load(nn.Module module, string path, IModelParallelUnit? mpu = null, WholeModelOptions? options = null)
+    /// <returns>Bytes read from the files' data sections.</returns>
+    public static long Load(nn.Module module, string path, IModelParallelUnit? mpu = null, WholeModelOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(module);
         options ??= new WholeModelOptions();
@@ -35,41 +39,72 @@ public static class WholeModelWeights
         mpu ??= (module as PipelineModule)?.Grid;
         var tp = TensorParallelContext.From(mpu);
         bool stage = (mpu?.GetPipelineModelParallelWorldSize() ?? 1) > 1;
-        if (!File.Exists(path)) throw new FileNotFoundException($"weights file '{path}' does not exist", path);
-        using var reader = new SafeTensorsReader(path);
+        using var files = WeightFiles.Open(path);
         var wanted = new HashSet<string>(StringComparer.Ordinal);
-        var plans = new List<(Parameter P, SafeTensorEntry Entry, int Dim)>();
+        var plans = new List<LoadPlan>();
         var problems = new List<string>();
         foreach (var (name, p) in module.named_parameters())
         {
             string fileName = options.NameInFile(name);
             wanted.Add(fileName);
+            var partition = ZeroInit.Find(p);
+            var local = partition?.Shape ?? p.shape;
             var attrs = p.GetParallelAttributes();
             int dim = attrs.TensorModelParallel && tp.Size > 1 ? attrs.PartitionDim : -1;
-            var whole = WholeShape(p.shape, dim, tp.Size);
-            if (!reader.Entries.TryGetValue(fileName, out var entry)) problems.Add($"missing tensor '{fileName}'");
+            var whole = WholeShape(local, dim, tp.Size);
+            string where = files.Where(fileName);
+            if (!files.Tensors.TryGetValue(fileName, out var found)) problems.Add($"missing tensor '{fileName}'{where}");
             else if (dim >= 0 && attrs.PartitionStride != 1)
                 problems.Add($"tensor '{fileName}' is split with partition stride {attrs.PartitionStride}; only contiguous slices (stride 1) load from a whole-model file");
-            else if (!Fits(entry.Shape, whole, options.Vocabulary))
-                problems.Add($"tensor '{fileName}' has shape {Show(entry.Shape)} in the file, the model needs {Show(whole)}" +
-                             (dim >= 0 ? $" (split along dimension {dim} over {tp.Size} tensor ranks, {Show(p.shape)} each)" : "") +
+            else if (!Fits(found.Entry.Shape, whole, options.Vocabulary))
+                problems.Add($"tensor '{fileName}'{where} has shape {Show(found.Entry.Shape)} in the file, the model needs {Show(whole)}" +
+                             (dim >= 0 ? $" (split along dimension {dim} over {tp.Size} tensor ranks, {Show(local)} each)" : "") +
                              (options.Vocabulary is { } v && whole.Length > 0 && whole[0] == v.PaddedSize ? $" or {v.Size} rows (the vocabulary before padding)" : ""));
-            else if (!IsFloat(entry.Type)) problems.Add($"tensor '{fileName}' has dtype {entry.Type}; a floating-point dtype is needed");
-            else plans.Add((p, entry, dim));
+            else if (!IsFloat(found.Entry.Type)) problems.Add($"tensor '{fileName}'{where} has dtype {found.Entry.Type}; a floating-point dtype is needed");
+            else plans.Add(new LoadPlan(p, found.Reader, found.Entry, local, dim, partition));
         }
         if (options.Strict && !stage)
         {
-            problems.AddRange(reader.Entries.Keys.Where(k => !wanted.Contains(k)).Order(StringComparer.Ordinal)
-                .Select(k => $"unexpected tensor '{k}' (the model has no such parameter)"));
+            problems.AddRange(files.Tensors.Keys.Where(k => !wanted.Contains(k)).Order(StringComparer.Ordinal)
+                .Select(k => $"unexpected tensor '{k}'{files.Where(k)} (the model has no such parameter)"));
         }
         if (problems.Count > 0)
-            throw new InvalidDataException($"weights file '{path}' does not fit the model: {string.Join("; ", problems)}");
+            throw new InvalidDataException($"weights '{path}' do not fit the model: {string.Join("; ", problems)}");
         using var noGrad = no_grad();
-        foreach (var (p, entry, dim) in plans)
+        foreach (var plan in plans)
         {
             using var scope = NewDisposeScope();
-            p.copy_(ReadLocal(reader, entry, p.shape, dim, tp.Rank));
+            if (plan.Partition is { } part) LoadPartition(plan, part, tp.Rank);
+            else plan.Parameter.copy_(ReadLocal(plan.Reader, plan.Entry, plan.Local, plan.Dim, tp.Rank));
         }
+        return files.BytesRead;
+    }
+
+    private sealed record LoadPlan(Parameter Parameter, SafeTensorsReader Reader, SafeTensorEntry Entry, long[] Local, int Dim, ZeroInit.PrePartitioned? Partition);
+
+    /// <summary>
+    /// Fills a <c>ZeroInit</c> partition (flat elements [rank · size, rank · size + size) of this tensor rank's slice)
+    /// from the file, reading only those elements; rows beyond the file's vocabulary stay zero.
+    /// </summary>
+    private static void LoadPartition(LoadPlan plan, ZeroInit.PrePartitioned part, int tpRank)
+    {
+        long size = part.Slice.numel(), first = part.Rank * size, real = Math.Clamp(part.Numel - first, 0, size);
+        if (real == 0) return;
+        var local = plan.Local;
+        var file = plan.Entry.Shape.Length == 0 ? new long[] { 1 } : plan.Entry.Shape;
+        long rowElements = local.Skip(1).Aggregate(1L, (a, b) => a * b);
+        // The slice of the file this tensor rank's elements come from, and how many of its rows the file has.
+        int dim = plan.Dim < 0 ? 0 : plan.Dim;
+        long start = plan.Dim < 0 ? 0 : tpRank * local[plan.Dim], count = plan.Dim < 0 ? file[0] : local[plan.Dim];
+        long rows = plan.Dim == 0 ? Math.Clamp(file[0] - start, 0, count) : Math.Min(file[0], local.Length == 0 ? 1 : local[0]);
+        if (plan.Dim == 0) count = rows;
+        long available = Math.Clamp(rows * rowElements - first, 0, real);
+        using var target = part.Slice.narrow(0, 0, real);
+        if (available < real) target.zero_();
+        if (available == 0) return;
+        var values = plan.Reader.ReadSliceRange(plan.Entry.Name, dim, start, count, first, available);
+        using var dst = part.Slice.narrow(0, 0, available);
+        dst.copy_(values);
     }
 
     /// <summary>

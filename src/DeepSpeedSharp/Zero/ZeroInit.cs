@@ -15,13 +15,17 @@ namespace DeepSpeedSharp.Zero;
 public sealed class ZeroInit
 {
     private static readonly Dictionary<IntPtr, PrePartitioned> Registry = new();
-    private readonly ProcessGroup group;
+    private readonly int rank, size;
 
     /// <summary>Partitions over <paramref name="dataParallelGroup"/> (the world when null; <c>Dist</c> is initialised if needed).</summary>
     public ZeroInit(ProcessGroup? dataParallelGroup = null)
     {
-        group = dataParallelGroup ?? (Dist.IsInitialized ? Dist.World : Dist.Initialize());
+        var group = dataParallelGroup ?? (Dist.IsInitialized ? Dist.World : Dist.Initialize());
+        (rank, size) = (group.Rank, group.Size);
     }
+
+    /// <summary>Partitions as rank <paramref name="rank"/> of <paramref name="size"/> (partitioning never communicates).</summary>
+    internal ZeroInit(int rank, int size) => (this.rank, this.size) = (rank, size);
 
     /// <summary>Keeps this rank's slice of every parameter of <paramref name="module"/> and frees the full values.</summary>
     public T Partition<T>(T module) where T : nn.Module
@@ -32,16 +36,16 @@ public sealed class ZeroInit
             lock (Registry)
             {
                 if (Registry.ContainsKey(p.Handle)) continue;
-                long numel = p.numel(), size = (numel + group.Size - 1) / group.Size, start = group.Rank * size;
-                var slice = zeros(size, ScalarType.Float32, p.device).DetachFromDisposeScope();
-                long real = Math.Max(0, Math.Min(size, numel - start));
+                long numel = p.numel(), partition = (numel + size - 1) / size, start = rank * partition;
+                var slice = zeros(partition, ScalarType.Float32, p.device).DetachFromDisposeScope();
+                long real = Math.Max(0, Math.Min(partition, numel - start));
                 if (real > 0)
                     using (var detached = p.detach()) // disposed too: a stray handle would keep the full value alive
                     using (var flat = detached.reshape(-1))
                     using (var src = flat.narrow(0, start, real))
                     using (var dst = slice.narrow(0, 0, real))
                         dst.copy_(src);
-                Registry[p.Handle] = new PrePartitioned(p.shape, numel, p.dtype, slice, group.Size, group.Rank);
+                Registry[p.Handle] = new PrePartitioned(p.shape, numel, p.dtype, slice, size, rank);
                 using var none = empty(0, p.dtype, p.device);
                 p.set_(none);
                 Native.AllocatorTuning.Freed(numel * p.dtype.ElementSize());
@@ -63,6 +67,12 @@ public sealed class ZeroInit
             if (!Registry.Remove(p.Handle, out var value)) return null;
             return value;
         }
+    }
+
+    /// <summary>The slice recorded for a parameter partitioned by <see cref="Partition{T}"/> (left in the registry), or null.</summary>
+    internal static PrePartitioned? Find(Parameter p)
+    {
+        lock (Registry) return Registry.TryGetValue(p.Handle, out var value) ? value : null;
     }
 
     /// <summary>True when the parameter was partitioned at construction and not yet taken by an engine.</summary>

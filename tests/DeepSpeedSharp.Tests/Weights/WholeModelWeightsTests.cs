@@ -130,7 +130,7 @@ public sealed class WholeModelWeightsTests : IDisposable
         var path = WholeFile(8, out _);
         using var model = new Split(12, 2);
         var e = Assert.Throws<InvalidDataException>(() => WholeModelWeights.Load(model, path, new AtTensorRank(1, 2)));
-        Assert.Equal($"weights file '{path}' does not fit the model: tensor 'emb' has shape [8, 4] in the file, the model needs [12, 4] " +
+        Assert.Equal($"weights '{path}' do not fit the model: tensor 'emb' has shape [8, 4] in the file, the model needs [12, 4] " +
                      "(split along dimension 0 over 2 tensor ranks, [6, 4] each)", e.Message);
         Assert.Equal(0, model.up.abs().sum().item<float>());
         var renamed = new WholeModelOptions { FileName = n => "model." + n };
