@@ -18,13 +18,11 @@ namespace DeepSpeedSharp.Samples.Shared;
 public sealed class SamplePipeline
 {
     private readonly PipelineModule module;
-    private readonly IReadOnlyDictionary<string, string> wholeNames;
     private readonly List<PipelineBatchTimings> timings = new();
 
-    private SamplePipeline(PipelineModule module, IReadOnlyDictionary<string, string> wholeNames, PipelineEngine engine)
+    private SamplePipeline(PipelineModule module, PipelineEngine engine)
     {
         this.module = module;
-        this.wholeNames = wholeNames;
         Engine = engine;
     }
 
@@ -46,10 +44,11 @@ public sealed class SamplePipeline
         DeepSpeedConfig config, Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer>? optimizerFactory, int? microBatch, int seed)
     {
         PipelineWeights.CopyStage(whole, module, toPipelineName);
-        var wholeNames = whole.named_parameters().ToDictionary(p => toPipelineName(p.name), p => p.name, StringComparer.Ordinal);
+        // Checkpoints and --save-weights write the unsplit model's names.
+        module.ModelNames = whole.named_parameters().ToDictionary(p => toPipelineName(p.name), p => p.name, StringComparer.Ordinal);
         var engine = DeepSpeed.Initialize(module, config: config, optimizerFactory: optimizerFactory,
             trainMicroBatchSizePerGpu: microBatch, seed: seed).PipelineEngine;
-        return new SamplePipeline(module, wholeNames, engine);
+        return new SamplePipeline(module, engine);
     }
 
     /// <summary>
@@ -99,5 +98,5 @@ public sealed class SamplePipeline
     /// parallelism writes. Call on every rank.
     /// </summary>
     public void SaveWeights(string path) =>
-        WholeModelWeights.Save(module, path, options: new WholeModelOptions { FileName = name => wholeNames[name] });
+        WholeModelWeights.Save(module, path); // under the module's ModelNames
 }

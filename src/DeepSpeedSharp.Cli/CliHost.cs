@@ -17,7 +17,7 @@ public static class CliHost
     private static readonly Dictionary<string, string> GroupSummaries = new(StringComparer.Ordinal)
     {
         ["bench"] = "benchmarks: collectives (comm), the CPU Adam step (adam), training the sample GPT (train)",
-        ["checkpoint"] = "work on a saved training checkpoint: consolidate it into one file (export) or verify it (inspect)",
+        ["checkpoint"] = "work on a saved training checkpoint: consolidate it into one file or a Hugging Face directory (export) or verify it (inspect)",
     };
 
     /// <summary>

@@ -1,6 +1,3 @@
-using DeepSpeedSharp.IO;
-using DeepSpeedSharp.Native;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DeepSpeedSharp.Checkpoint;
@@ -15,8 +12,10 @@ public sealed record ExportSummary(string TagDirectory, int Tensors, long Elemen
 /// <summary>
 /// Consolidates a checkpoint of any world size and ZeRO stage into one safetensors file under the model's own
 /// parameter (and buffer) names — merging tensor-parallel slices (column and vocabulary slices along dim 0, row slices
-/// along dim 1, as recorded in the manifest) and pipeline stages into the whole model — what DeepSpeed's <c>zero_to_fp32.py</c> produces, without running any code from the
-/// checkpoint. Single process; every file read is checked against its SHA-256.
+/// along dim 1, as recorded in the manifest) and pipeline stages into the whole model (<see cref="ConsolidatedModel"/>) —
+/// what DeepSpeed's <c>zero_to_fp32.py</c> produces, without running any code from the checkpoint and without libtorch
+/// (the checkpoint is read and the file written as bytes). Single process; every file read is checked against its
+/// SHA-256. <see cref="HuggingFaceExport"/> writes the same tensors as a Hugging Face model directory.
 /// </summary>
 public static class CheckpointExport
 {
@@ -33,23 +32,45 @@ public static class CheckpointExport
                ?? throw new DirectoryNotFoundException($"checkpoint tag '{tag}' does not exist in '{directory}'");
     }
 
-    /// <summary>Writes the consolidated weights (fp32, or converted to <paramref name="dtype"/>) to <paramref name="outputPath"/>.</summary>
+    /// <summary>
+    /// Writes the consolidated weights (fp32, or converted to <paramref name="dtype"/>; buffers of other types keep
+    /// theirs) to the safetensors file <paramref name="outputPath"/>, through a temporary file beside it, one tensor at a
+    /// time. Reads the checkpoint as bytes: no libtorch is needed.
+    /// </summary>
     public static ExportSummary Export(string directory, string? tag, string outputPath, ScalarType dtype = ScalarType.Float32)
+    {
+        CheckDtype(dtype);
+        var tagDir = ResolveTag(directory, tag);
+        if (Directory.Exists(outputPath))
+            throw new IOException($"output '{outputPath}' is a directory: name the .safetensors file to write (or export a Hugging Face model directory with --format hf)");
+        var manifest = CheckpointManifest.Read(tagDir);
+        using var model = ConsolidatedModel.Open(tagDir, manifest);
+        var metadata = new Dictionary<string, string> { ["format"] = "pt", ["source"] = $"deepspeedsharp checkpoint {manifest.Tag}" };
+        WriteThroughTemporary(outputPath, tmp => model.Write(tmp, model.Tensors, dtype, metadata));
+        return new ExportSummary(tagDir, model.Tensors.Count, model.Tensors.Sum(t => t.Numel), new FileInfo(outputPath).Length);
+    }
+
+    /// <summary>Refuses an export dtype other than float32, bfloat16 and float16.</summary>
+    internal static void CheckDtype(ScalarType dtype)
     {
         if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))
             throw new ArgumentException($"export dtype {dtype} is not supported; use fp32, bf16 or fp16");
-        TorchRuntime.EnsureLoaded();
-        var tagDir = ResolveTag(directory, tag);
-        var manifest = CheckpointManifest.Read(tagDir);
-        using var scope = NewDisposeScope();
-        var tensors = ModelParallelMerge.Tensors(tagDir, manifest)
-            .Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value.is_floating_point() ? kv.Value.to(dtype) : kv.Value)).ToList();
-        var dir = Path.GetDirectoryName(Path.GetFullPath(outputPath))!;
+    }
+
+    /// <summary>Runs <paramref name="write"/> on a temporary file beside <paramref name="path"/>, then renames it over <paramref name="path"/>; removes it on failure.</summary>
+    private static void WriteThroughTemporary(string path, Action<string> write)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         Directory.CreateDirectory(dir);
-        var tmp = Path.Combine(dir, $".{Path.GetFileName(outputPath)}.{Environment.ProcessId}.tmp");
-        var metadata = new Dictionary<string, string> { ["format"] = "pt", ["source"] = $"deepspeedsharp checkpoint {manifest.Tag}" };
-        SafeTensors.Write(tmp, tensors, metadata);
-        File.Move(tmp, outputPath, overwrite: true);
-        return new ExportSummary(tagDir, tensors.Count, tensors.Sum(t => t.Value.numel()), new FileInfo(outputPath).Length);
+        var tmp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
+        try
+        {
+            write(tmp);
+            File.Move(tmp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
     }
 }

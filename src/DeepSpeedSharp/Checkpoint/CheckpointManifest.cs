@@ -169,7 +169,13 @@ public sealed record CheckpointShard(int MpRank, long TotalElements, List<Checkp
 /// <param name="Dtype">The model's dtype (safetensors name); saved values are fp32.</param>
 /// <param name="PartitionDim">For a tensor-parallel slice, the dimension the full weight is split along across the tensor
 /// ranks (export concatenates the slices along it); null for a parameter replicated on every tensor rank.</param>
-public sealed record CheckpointParameter(string Name, long[] Shape, long Offset, long Numel, string Dtype, int? PartitionDim = null);
+/// <param name="ModelName">The unsplit model's name when the module's own differs (a pipeline stage's layer-index name,
+/// see <see cref="Training.IModelNameMap"/>); export writes it. Null otherwise.</param>
+public sealed record CheckpointParameter(string Name, long[] Shape, long Offset, long Numel, string Dtype, int? PartitionDim = null, string? ModelName = null)
+{
+    /// <summary>The name an export writes: the unsplit model's.</summary>
+    public string ExportName => ModelName ?? Name;
+}
 
 /// <summary>The optimizer of the run.</summary>
 /// <param name="Type">Its class name.</param>

@@ -133,7 +133,8 @@ internal static class CheckpointSaver
         string? moduleFile = WriteModuleStates(tmp, mpRank, module, strategy);
         var shard = new CheckpointShard(mpRank, layout.Total,
             names.Select((n, i) => new CheckpointParameter(n, layout.Shapes[i], layout.Offsets[i], layout.Numels[i], SafeTensors.DTypeName(layout.DTypes[i]),
-                layout.Parameters[i].GetParallelAttributes() is { TensorModelParallel: true } a ? a.PartitionDim : null)).ToList(),
+                layout.Parameters[i].GetParallelAttributes() is { TensorModelParallel: true } a ? a.PartitionDim : null,
+                module is IModelNameMap map && map.ModelNameOf(n) is { } m && m != n ? m : null)).ToList(),
             moduleFile);
         var described = moduleFile == null ? null : Describe(tmp, moduleFile, -1, mpRank, new(), false, false);
         var layers = new List<CheckpointFile>();

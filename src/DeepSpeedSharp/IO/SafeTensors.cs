@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using TorchSharp;
@@ -32,33 +31,9 @@ public static class SafeTensors
     public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var items = tensors.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
-        var header = new JsonObject();
-        if (metadata is { Count: > 0 })
-        {
-            var meta = new JsonObject();
-            foreach (var (k, v) in metadata) meta[k] = v;
-            header["__metadata__"] = meta;
-        }
-        long offset = 0;
-        foreach (var (name, t) in items)
-        {
-            long bytes = t.numel() * t.element_size();
-            header[name] = new JsonObject
-            {
-                ["dtype"] = DTypeName(t.dtype),
-                ["shape"] = new JsonArray(t.shape.Select(d => (JsonNode)JsonValue.Create(d)).ToArray()),
-                ["data_offsets"] = new JsonArray(offset, offset + bytes),
-            };
-            offset += bytes;
-        }
-        var headerBytes = Encoding.UTF8.GetBytes(header.ToJsonString());
-        int pad = (8 - headerBytes.Length % 8) % 8;
+        var header = SafeTensorsHeader.Encode(items.Select(kv => new SafeTensorsLayout(kv.Key, kv.Value.dtype, kv.Value.shape)), metadata);
         using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
-        Span<byte> len = stackalloc byte[8];
-        BinaryPrimitives.WriteInt64LittleEndian(len, headerBytes.Length + pad);
-        stream.Write(len);
-        stream.Write(headerBytes);
-        for (int i = 0; i < pad; i++) stream.WriteByte((byte)' ');
+        stream.Write(header);
         foreach (var (_, t) in items)
         {
             using var cpu = t.detach().cpu().contiguous();

@@ -1,6 +1,7 @@
 using DeepSpeedSharp.ActivationCheckpointing;
 using DeepSpeedSharp.Comm;
 using DeepSpeedSharp.Topology;
+using DeepSpeedSharp.Training;
 using DeepSpeedSharp.Utils;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -15,7 +16,7 @@ namespace DeepSpeedSharp.Pipeline;
 /// <para>Parameters are named by layer index as in DeepSpeed (<c>3.attn.c_attn.weight</c>; tied modules
 /// <c>tied_modules.KEY.weight</c>). <see cref="forward"/> runs this stage's layers only.</para>
 /// </summary>
-public sealed class PipelineModule : nn.Module<Tensor, Tensor>
+public sealed class PipelineModule : nn.Module<Tensor, Tensor>, IModelNameMap
 {
     private readonly record struct LocalLayer(int Index, Func<Tensor, Tensor> Forward, bool HasParameters, nn.Module Module);
 
@@ -94,6 +95,17 @@ public sealed class PipelineModule : nn.Module<Tensor, Tensor>
 
     /// <summary>The topology the module is split on; it is also the engine's mpu.</summary>
     public PipelineParallelGrid Grid { get; }
+
+    /// <summary>
+    /// The unsplit model's name of each parameter and buffer, by this module's layer-index name (e.g.
+    /// <c>3.self_attn.q_proj.weight</c> → <c>model.layers.2.self_attn.q_proj.weight</c>); null (the default) when the
+    /// layer-index names are the only ones. Checkpoints record these names, so <c>dss checkpoint export</c> writes the
+    /// unsplit model's tensors, and <c>WholeModelWeights</c> uses them when no name map is given.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? ModelNames { get; set; }
+
+    /// <inheritdoc/>
+    string? IModelNameMap.ModelNameOf(string name) => ModelNames?.GetValueOrDefault(name);
 
     /// <summary>DeepSpeed's <c>mpu()</c>: the grid.</summary>
     public IModelParallelUnit Mpu() => Grid;

@@ -18,6 +18,7 @@ internal static class ParallelInit
     /// of <paramref name="fullShape"/> initialised by <paramref name="init"/>, as a parameter.</summary>
     public static Parameter Slice(long[] fullShape, Action<Tensor> init, int dim, int rank, int size)
     {
+        if (size == 1) return Full(fullShape, init); // the whole weight, without a second copy of it
         using var scope = NewDisposeScope();
         var full = empty(fullShape, ScalarType.Float32);
         using (no_grad()) init(full);

@@ -23,8 +23,9 @@ public sealed record VocabularyPadding(long Size, long PaddedSize)
 public sealed class WholeModelOptions
 {
     /// <summary>
-    /// The file's name of a module parameter (default: the parameter's own name). A pipeline stage passes the map from
-    /// its layer-index names (<c>3.attn.weight</c>) to the unsplit model's (<c>h.2.attn.weight</c>).
+    /// The file's name of a module parameter (default: a pipeline stage's <see cref="Pipeline.PipelineModule.ModelNames"/>,
+    /// else the parameter's own name): the map from a stage's layer-index names (<c>3.attn.weight</c>) to the unsplit
+    /// model's (<c>h.2.attn.weight</c>).
     /// </summary>
     public Func<string, string>? FileName { get; init; }
 
@@ -39,4 +40,10 @@ public sealed class WholeModelOptions
     public ScalarType? DType { get; init; }
 
     internal string NameInFile(string parameterName) => FileName?.Invoke(parameterName) ?? parameterName;
+
+    /// <summary>These options, with a pipeline stage's <see cref="Pipeline.PipelineModule.ModelNames"/> as the name map when none is given.</summary>
+    internal WholeModelOptions For(TorchSharp.torch.nn.Module module) =>
+        FileName is null && module is Pipeline.PipelineModule { ModelNames: { } names }
+            ? new WholeModelOptions { FileName = n => names.GetValueOrDefault(n, n), Vocabulary = Vocabulary, Strict = Strict, DType = DType }
+            : this;
 }

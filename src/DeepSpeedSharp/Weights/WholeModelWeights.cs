@@ -34,7 +34,7 @@ public static class WholeModelWeights
     public static long Load(nn.Module module, string path, IModelParallelUnit? mpu = null, WholeModelOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(module);
-        options ??= new WholeModelOptions();
+        options = (options ?? new WholeModelOptions()).For(module);
         options.Vocabulary?.Validate();
         mpu ??= (module as PipelineModule)?.Grid;
         var tp = TensorParallelContext.From(mpu);
@@ -43,6 +43,7 @@ public static class WholeModelWeights
         var wanted = new HashSet<string>(StringComparer.Ordinal);
         var plans = new List<LoadPlan>();
         var problems = new List<string>();
+        var missing = new List<string>();
         foreach (var (name, p) in module.named_parameters())
         {
             string fileName = options.NameInFile(name);
@@ -53,7 +54,7 @@ public static class WholeModelWeights
             int dim = attrs.TensorModelParallel && tp.Size > 1 ? attrs.PartitionDim : -1;
             var whole = WholeShape(local, dim, tp.Size);
             string where = files.Where(fileName);
-            if (!files.Tensors.TryGetValue(fileName, out var found)) problems.Add($"missing tensor '{fileName}'{where}");
+            if (!files.Tensors.TryGetValue(fileName, out var found)) missing.Add(fileName);
             else if (dim >= 0 && attrs.PartitionStride != 1)
                 problems.Add($"tensor '{fileName}' is split with partition stride {attrs.PartitionStride}; only contiguous slices (stride 1) load from a whole-model file");
             else if (!Fits(found.Entry.Shape, whole, options.Vocabulary))
@@ -63,10 +64,13 @@ public static class WholeModelWeights
             else if (!IsFloat(found.Entry.Type)) problems.Add($"tensor '{fileName}'{where} has dtype {found.Entry.Type}; a floating-point dtype is needed");
             else plans.Add(new LoadPlan(p, found.Reader, found.Entry, local, dim, partition));
         }
-        if (options.Strict && !stage)
+        if (missing.Count > 0) problems.Insert(0, $"missing {Names("tensor", missing)}{(missing.Count == 1 ? files.Where(missing[0]) : files.Where(""))}");
+        if (options.Strict && !stage && files.Tensors.Keys.Where(k => !wanted.Contains(k)).Order(StringComparer.Ordinal).ToList() is { Count: > 0 } unexpected)
         {
-            problems.AddRange(files.Tensors.Keys.Where(k => !wanted.Contains(k)).Order(StringComparer.Ordinal)
-                .Select(k => $"unexpected tensor '{k}'{files.Where(k)} (the model has no such parameter)"));
+            problems.Add($"unexpected {Names("tensor", unexpected)}{(unexpected.Count == 1 ? files.Where(unexpected[0]) : "")} (the model has no such parameter" +
+                         (unexpected.Count == 1 ? ")" : "s)") +
+                         (unexpected.Any(LayerIndexName) ? "; names like '0.embed_tokens.weight' are a pipeline stage's layer-index names: save with the " +
+                                                           "PipelineModule's ModelNames set, or pass WholeModelOptions.FileName" : ""));
         }
         if (problems.Count > 0)
             throw new InvalidDataException($"weights '{path}' do not fit the model: {string.Join("; ", problems)}");
@@ -101,11 +105,18 @@ public static class WholeModelWeights
         long available = Math.Clamp(rows * rowElements - first, 0, real);
         using var target = part.Slice.narrow(0, 0, real);
         if (available < real) target.zero_();
-        if (available == 0) return;
-        var values = plan.Reader.ReadSliceRange(plan.Entry.Name, dim, start, count, first, available);
-        using var dst = part.Slice.narrow(0, 0, available);
-        dst.copy_(values);
+        // In pieces, so that the file-dtype buffer stays small beside the partition it fills.
+        for (long at = 0; at < available; at += ReadPiece)
+        {
+            long n = Math.Min(ReadPiece, available - at);
+            using var values = plan.Reader.ReadSliceRange(plan.Entry.Name, dim, start, count, first + at, n);
+            using var dst = part.Slice.narrow(0, at, n);
+            dst.copy_(values);
+        }
     }
+
+    /// <summary>Elements read at a time into a partition (4 MiB of fp32).</summary>
+    private const long ReadPiece = 1 << 20;
 
     /// <summary>
     /// Writes the whole model to <paramref name="path"/> (safetensors, through a temporary file): tensor-parallel slices
@@ -122,7 +133,8 @@ public static class WholeModelWeights
     {
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(path);
-        SaveParameters(module.named_parameters().Select(p => (p.name, p.parameter)), path, mpu ?? (module as PipelineModule)?.Grid, options);
+        SaveParameters(module.named_parameters().Select(p => (p.name, p.parameter)), path, mpu ?? (module as PipelineModule)?.Grid,
+            (options ?? new WholeModelOptions()).For(module));
     }
 
     /// <summary><see cref="Save"/> of named parameters (e.g. gathered ZeRO-3 parameters, one at a time).</summary>
@@ -229,6 +241,13 @@ public static class WholeModelWeights
     }
 
     private static bool IsFloat(ScalarType t) => t is ScalarType.Float32 or ScalarType.Float64 or ScalarType.BFloat16 or ScalarType.Float16;
+
+    /// <summary>"tensor 'a'", or "5 tensors: 'a', 'b', 'c', 'd' and 1 more" — at most four names, so a wholly wrong file stays one readable line.</summary>
+    private static string Names(string what, List<string> names) => names.Count == 1
+        ? $"{what} '{names[0]}'"
+        : $"{names.Count} {what}s: {string.Join(", ", names.Take(4).Select(n => $"'{n}'"))}{(names.Count > 4 ? $" and {names.Count - 4} more" : "")}";
+
+    private static bool LayerIndexName(string name) => name.Length > 1 && char.IsAsciiDigit(name[0]) && name.TrimStart("0123456789".ToCharArray()).StartsWith('.');
 
     private static string Show(long[] shape) => $"[{string.Join(", ", shape)}]";
 }

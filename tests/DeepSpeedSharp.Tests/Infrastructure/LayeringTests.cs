@@ -18,8 +18,9 @@ public partial class LayeringTests
         ["Topology"] = 2,
         ["Training"] = 3, ["TensorParallel"] = 3, ["ActivationCheckpointing"] = 3,
         ["Pipeline"] = 4, ["DataParallel"] = 4, ["Checkpoint"] = 4,
-        ["Zero"] = 5, ["Weights"] = 5,
-        ["Engine"] = 6,
+        ["Zero"] = 5,
+        ["Weights"] = 6, // whole-model weights into every way a rank holds a parameter: slices, stages, ZeroInit partitions
+        ["Engine"] = 7,
     };
 
     [GeneratedRegex(@"^using DeepSpeedSharp\.(\w+)", RegexOptions.Multiline)]

@@ -38,7 +38,8 @@ internal static class ConsumerProject
         return config;
     }
 
-    /// <summary>The program: a small classifier trained for 3 epochs over this rank's shard of 256 samples.</summary>
+    /// <summary>The program: a small classifier trained for 3 epochs over this rank's shard of 256 samples; with
+    /// <c>--save-dir DIR</c> it then saves a checkpoint there.</summary>
     private const string Program = """
         using DeepSpeedSharp;
         using TorchSharp;
@@ -70,5 +71,6 @@ internal static class ConsumerProject
             }
         }
         Console.WriteLine($"consumer rank {engine.DataParallelRank}/{engine.DataParallelWorldSize}: {samples} samples, epoch-0 id sum {idSum}, first loss {first:F4}, last loss {last:F4}");
+        if (Array.IndexOf(args, "--save-dir") is var save and >= 0) engine.SaveCheckpoint(args[save + 1]);
         """;
 }

@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Reflection;
+using DeepSpeedSharp.Checkpoint;
 using DeepSpeedSharp.Tests.Infrastructure;
 using Xunit.Abstractions;
+using static TorchSharp.torch;
 
 namespace DeepSpeedSharp.Tests.Packaging;
 
@@ -9,7 +11,8 @@ namespace DeepSpeedSharp.Tests.Packaging;
 /// The library and the dss tool used as a user outside the repository uses them: both are packed into a temporary
 /// local feed, a consumer project in a temporary folder references the package (PackageReference only) with an empty
 /// NuGet packages folder, the tool is installed from the feed (tool-path install), and `dss launch` trains the consumer
-/// on 2 ranks. On Debian 12 this only runs because the package's buildTransitive targets patch the consumer's output.
+/// on 2 ranks and saves a checkpoint, which the installed tool — without libtorch — inspects and exports. On Debian 12
+/// this only runs because the package's buildTransitive targets patch the consumer's output.
 /// </summary>
 [Collection(MultiProcessCollection.Name)]
 [Trait("Tier", "Full")]
@@ -99,8 +102,9 @@ public sealed class PackageConsumerTests : IDisposable
                 $"dss bench adam without libtorch should fail in one line:\n{bench}");
         }
 
+        string ckpt = Path.Combine(_root.FullName, "ckpt");
         string trained = run.Run(consumer, dss, "launch", "--num_gpus", "2", "--master_port", RankProcesses.FreePort().ToString(),
-            Path.Combine(output, "Consumer.dll"), "--deepspeed_config", config);
+            Path.Combine(output, "Consumer.dll"), "--deepspeed_config", config, "--save-dir", ckpt);
         long idSum = 0;
         for (int rank = 0; rank < 2; rank++)
         {
@@ -112,7 +116,39 @@ public sealed class PackageConsumerTests : IDisposable
             Assert.True(losses[1] < losses[0], $"rank {rank} did not learn: {line}");
         }
         Assert.Equal(255 * 256 / 2, idSum);   // the two shards of epoch 0 are disjoint and cover the 256 samples
+        InstalledToolInspectsAndExportsWithoutLibTorch(run, dss, ckpt);
         _output.WriteLine($"{total.Elapsed.TotalSeconds,6:F1} s  in all");
+    }
+
+    /// <summary>
+    /// The installed tool, which carries no libtorch, inspects the checkpoint the consumer saved on 2 ranks and exports it
+    /// as one file and as a sharded Hugging Face directory (with the checkpoint directory's config.json): every file it
+    /// writes equals, byte for byte, what the library writes in this process.
+    /// </summary>
+    private void InstalledToolInspectsAndExportsWithoutLibTorch(CommandRunner run, string dss, string ckpt)
+    {
+        File.WriteAllText(Path.Combine(ckpt, HuggingFaceExport.ConfigFile), """{ "model_type": "consumer", "torch_dtype": "float32" }""");
+        string inspect = run.Run(_root.FullName, dss, "checkpoint", "inspect", ckpt);
+        Assert.Contains("data-parallel size 2, model-parallel size 1; ZeRO stage 1", inspect);
+        Assert.Contains("all checksums verified", inspect);
+
+        string exports = Path.Combine(_root.FullName, "exports");
+        string toolFile = Path.Combine(exports, "tool.safetensors"), libraryFile = Path.Combine(exports, "library.safetensors");
+        Assert.Contains("exported 4 tensors", run.Run(_root.FullName, dss, "checkpoint", "export", ckpt, "--out", toolFile, "--dtype", "bf16"));
+        CheckpointExport.Export(ckpt, null, libraryFile, ScalarType.BFloat16);
+        Assert.True(File.ReadAllBytes(libraryFile).AsSpan().SequenceEqual(File.ReadAllBytes(toolFile)), "the tool's export differs from the library's");
+
+        string toolDir = Path.Combine(exports, "tool-hf"), libraryDir = Path.Combine(exports, "library-hf");
+        string printed = run.Run(_root.FullName, dss, "checkpoint", "export", ckpt, "--format", "hf", "--out", toolDir, "--max-shard-size", "1KB");
+        Assert.Contains("config.json: copied from", printed);
+        var library = HuggingFaceExport.Export(ckpt, null, libraryDir, ScalarType.Float32, maxShardBytes: 1000);
+        Assert.True(library.Files.Count == 2, $"{library.Files.Count} shards"); // fc1.weight (1,024 bytes) alone, the rest together
+        var files = Directory.GetFiles(libraryDir).Select(Path.GetFileName).Order().ToList();
+        Assert.Equal(files, Directory.GetFiles(toolDir).Select(Path.GetFileName).Order());
+        Assert.Contains(HuggingFaceExport.ConfigFile, files);
+        foreach (var file in files)
+            Assert.True(File.ReadAllBytes(Path.Combine(libraryDir, file!)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(toolDir, file!))),
+                $"the tool's {file} differs from the library's");
     }
 
     /// <summary>The version `dss --version` prints: the informational version the tool was built with.</summary>

@@ -52,15 +52,21 @@ public sealed partial class LlamaHuggingFaceTests(ITestOutputHelper output) : ID
         return hf;
     }
 
-    private (double[] Losses, string Output) Run(string name, int ranks, string config, string args)
+    private (double[] Losses, string Output) Run(string name, int ranks, string config, string args, int steps = Steps)
     {
         var runDir = Directory.CreateDirectory(Path.Combine(dir, name)).FullName;
         File.WriteAllText(Path.Combine(runDir, "ds.json"), config);
-        var (code, stdout, stderr) = SampleProcess.Run("Llama.dll", ranks, $"--steps {Steps} --seq 32 --deepspeed_config ds.json --loss-log loss.jsonl {args}", runDir);
+        var (code, stdout, stderr) = SampleProcess.Run("Llama.dll", ranks, $"--steps {steps} --seq 32 --deepspeed_config ds.json --loss-log loss.jsonl {args}", runDir);
         Assert.True(code == 0, $"{name} exited with {code}:\n{stdout}{stderr}");
         var losses = File.ReadAllLines(Path.Combine(runDir, "loss.jsonl")).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("loss").GetDouble()).ToArray();
         return (losses, stdout + stderr);
     }
+
+    private const string Zero3 = """ "zero_optimization": { "stage": 3, "stage3_param_persistence_threshold": 0 } """;
+
+    private static string Plain(int micro) => $$"""{ "train_batch_size": 8, "train_micro_batch_size_per_gpu": {{micro}}, {{Optimizer}} }""";
+
+    private static string ZeroThree(int micro) => $$"""{ "train_batch_size": 8, "train_micro_batch_size_per_gpu": {{micro}}, {{Optimizer}}, {{Zero3}} }""";
 
     [GeneratedRegex(@"llama: rank (\d+) loaded '[^']*': ([\d,]+) bytes read")]
     private static partial Regex LoadedLine();
@@ -72,10 +78,8 @@ public sealed partial class LlamaHuggingFaceTests(ITestOutputHelper output) : ID
         var shape = new LlamaConfig(Vocab: 2150, DModel: 64, Layers: 2, Heads: 4, KvHeads: 2, Seq: 32);
         var hf = ExternalDirectory(shape);
         long fileBytes = shape.ParameterCount * 2;
-        var one = Run("one", 1, $$"""{ "train_batch_size": 8, "train_micro_batch_size_per_gpu": 8, {{Optimizer}} }""", $"--hf-model {hf}");
-        const string zero3 = """ "zero_optimization": { "stage": 3, "stage3_param_persistence_threshold": 0 } """;
-        var split = Run("tp2-z3", 4, $$"""{ "train_batch_size": 8, "train_micro_batch_size_per_gpu": 4, {{Optimizer}}, {{zero3}} }""",
-            $"--hf-model {hf} --zero-init --tensor-model-parallel-size 2");
+        var one = Run("one", 1, Plain(8), $"--hf-model {hf}");
+        var split = Run("tp2-z3", 4, ZeroThree(4), $"--hf-model {hf} --zero-init --tensor-model-parallel-size 2");
 
         double first = Math.Abs(one.Losses[0] - split.Losses[0]), all = one.Losses.Zip(split.Losses, (a, b) => Math.Abs(a - b)).Max();
         var reads = LoadedLine().Matches(split.Output).ToDictionary(m => int.Parse(m.Groups[1].Value), m => long.Parse(m.Groups[2].Value.Replace(",", "")));
@@ -91,5 +95,28 @@ public sealed partial class LlamaHuggingFaceTests(ITestOutputHelper output) : ID
         Assert.Equal(fileBytes + norms, reads.Values.Sum());
         Assert.All(reads.Values, r => Assert.Equal((fileBytes - norms) / 4 + norms / 2, r));
         Assert.Contains($"vocab 2150", one.Output);
+    }
+
+    [Fact]
+    public void APipelineTwoTensorTwoCheckpointExportedAsAHuggingFaceDirectoryLoadsTheSameOnOneProcessAndAtTensorTwoZeroThree()
+    {
+        // pp 2 × tp 2 trains 3 steps and saves; its checkpoint goes out as a sharded Hugging Face directory.
+        var ckpt = Path.Combine(dir, "ckpt");
+        var trained = Run("pp2-tp2", 4, Plain(2), $"--pipeline-model-parallel-size 2 --tensor-model-parallel-size 2 --save-dir {ckpt} --save-every 3", steps: 3);
+        var hf = Path.Combine(dir, "exported");
+        var (o, e) = (new StringWriter(), new StringWriter());
+        int code = new DeepSpeedSharp.Cli.Commands.CheckpointExportCommand().Run([ckpt, "--format", "hf", "--out", hf, "--max-shard-size", "300KB"], o, e);
+        Assert.True(code == 0, $"export: {o}{e}");
+        var index = JsonNode.Parse(File.ReadAllText(Path.Combine(hf, WeightFiles.IndexFile)))!;
+        Assert.True(index["weight_map"]!.AsObject().Select(kv => kv.Value!.GetValue<string>()).Distinct().Count() > 1, index.ToJsonString());
+        Assert.Equal("float32", JsonNode.Parse(File.ReadAllText(Path.Combine(hf, HfLlamaConfig.FileName)))!["torch_dtype"]!.GetValue<string>());
+
+        var one = Run("hf-one", 1, Plain(8), $"--hf-model {hf}", steps: 1);
+        var split = Run("hf-tp2-z3", 4, ZeroThree(4), $"--hf-model {hf} --zero-init --tensor-model-parallel-size 2", steps: 1);
+        output.WriteLine($"step 1 from the seeds {trained.Losses[0]:F6}; from the exported directory: one process {one.Losses[0]:F6}, " +
+                         $"tensor 2 × ZeRO-3 {split.Losses[0]:F6} ({Math.Abs(one.Losses[0] - split.Losses[0]):E2})");
+        Assert.True(Math.Abs(one.Losses[0] - split.Losses[0]) <= 1e-6, $"{one.Losses[0]} vs {split.Losses[0]}");
+        // The directory holds the trained weights, which fit the first batch better than the seeds did.
+        Assert.True(one.Losses[0] < trained.Losses[0] - 1e-3, $"from the directory {one.Losses[0]} vs from the seeds {trained.Losses[0]}");
     }
 }

@@ -135,7 +135,7 @@ public sealed class WholeModelWeightsTests : IDisposable
         Assert.Equal(0, model.up.abs().sum().item<float>());
         var renamed = new WholeModelOptions { FileName = n => "model." + n };
         e = Assert.Throws<InvalidDataException>(() => WholeModelWeights.Load(new Split(8, 2), path, new AtTensorRank(0, 2), renamed));
-        Assert.Contains("missing tensor 'model.emb'", e.Message);
-        Assert.Contains("unexpected tensor 'emb' (the model has no such parameter)", e.Message);
+        Assert.Equal($"weights '{path}' do not fit the model: missing 4 tensors: 'model.emb', 'model.up', 'model.down', 'model.norm'; " +
+                     "unexpected 4 tensors: 'down', 'emb', 'norm', 'up' (the model has no such parameters)", e.Message);
     }
 }
