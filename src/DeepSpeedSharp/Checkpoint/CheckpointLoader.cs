@@ -48,7 +48,7 @@ internal static class CheckpointLoader
         var reader = shards.First;
         var m = reader.Manifest;
         var layout = strategy.Layout;
-        var names = CheckpointNames.Of(module, layout);
+        var names = CheckpointNames.Keys(module, CheckpointNames.Of(module, layout));
         var problems = new List<string>();
         for (int i = 0; i < names.Length; i++)
         {
@@ -61,7 +61,7 @@ internal static class CheckpointLoader
         }
         // With another pipeline size each stage holds only some of the checkpoint's parameters.
         if (options.ModuleStrict && shards.IsOwnShard)
-            problems.AddRange(reader.Parameters.Keys.Except(names).Order().Select(n => $"the checkpoint has trainable parameter '{n}' that the model's trainable parameters lack"));
+            problems.AddRange(reader.ByModelName.Keys.Except(names).Order().Select(n => $"the checkpoint has trainable parameter '{n}' that the model's trainable parameters lack"));
         PrepareModuleStates(shards, module, strategy, options, problems, actions);
 
         bool optimizerState = options.OptimizerStates && !options.ModuleOnly && m.Optimizer != null;
@@ -116,7 +116,10 @@ internal static class CheckpointLoader
     private static void CheckOptimizer(CheckpointManifest m, ShardSet shards, string[] names, ICheckpointableStrategy strategy, optim.Optimizer optimizer, List<string> problems)
     {
         var o = m.Optimizer!;
-        if (o.Type != optimizer.GetType().Name)
+        // FusedAdam and the offloaded DeepSpeedCpuAdam keep the same state (exp_avg, exp_avg_sq, step), as in DeepSpeed,
+        // so a checkpoint resumes with or without offload.
+        bool sameAdam = optimizer is Optim.AdamOptimizerBase && o.Type is nameof(Optim.FusedAdam) or nameof(Optim.CpuAdam.DeepSpeedCpuAdam);
+        if (o.Type != optimizer.GetType().Name && !sameAdam)
             problems.Add($"the checkpoint's optimizer state is for {o.Type}, this engine's optimizer is {optimizer.GetType().Name}");
         if (!o.Reshardable && (m.WorldSize != strategy.CheckpointGroup.Size || m.ZeroStage != strategy.Stage || !shards.IsOwnShard))
             problems.Add($"the optimizer state of {o.Type} was saved in its own binary form at world size {m.WorldSize}, ZeRO stage {m.ZeroStage}; " +

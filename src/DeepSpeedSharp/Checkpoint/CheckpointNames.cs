@@ -62,6 +62,14 @@ internal static class CheckpointNames
             : throw new InvalidOperationException($"trainable parameter {i} is not a parameter of the module {module.GetType().Name}")).ToArray();
     }
 
+    /// <summary>
+    /// The names a loading module looks its parameters up by: the unsplit model's (<see cref="IModelNameMap"/>, a
+    /// pipeline stage with <c>ModelNames</c>), else its own. Saved parameters are found by <see cref="CheckpointParameter.ExportName"/>,
+    /// so a plain module's and a pipeline module's checkpoints load into each other when the pipeline maps its names.
+    /// </summary>
+    public static string[] Keys(nn.Module module, string[] names) =>
+        module is IModelNameMap map ? names.Select(n => map.ModelNameOf(n) ?? n).ToArray() : names;
+
     /// <summary>The module's buffers and the parameters outside <paramref name="trainable"/> (frozen ones), by name.</summary>
     public static Dictionary<string, Tensor> ModuleStates(nn.Module module, IReadOnlySet<IntPtr> trainable)
     {

@@ -25,10 +25,16 @@ internal sealed class ShardReader : IDisposable
                 ?? throw new InvalidDataException($"checkpoint '{tagDirectory}' has no shard for model-parallel rank {mpRank} (it has {manifest.Shards.Count})");
         ShardFiles = manifest.Files.Where(f => f.MpRank == mpRank).ToList();
         var byName = new Dictionary<string, CheckpointParameter>();
+        var byModelName = new Dictionary<string, CheckpointParameter>();
         foreach (var p in Shard.Parameters)
-            if (!byName.TryAdd(p.Name, p)) throw new InvalidDataException($"checkpoint manifest '{ManifestPath}' lists parameter '{p.Name}' twice");
+            if (!byName.TryAdd(p.Name, p) || !byModelName.TryAdd(p.ExportName, p))
+                throw new InvalidDataException($"checkpoint manifest '{ManifestPath}' lists parameter '{p.ExportName}' twice");
         Parameters = byName;
+        ByModelName = byModelName;
     }
+
+    /// <summary>The checkpoint's trainable parameters by the unsplit model's name (<see cref="CheckpointParameter.ExportName"/>).</summary>
+    public IReadOnlyDictionary<string, CheckpointParameter> ByModelName { get; }
 
     public CheckpointManifest Manifest { get; }
 

@@ -30,10 +30,13 @@ internal sealed class ShardSet : IDisposable
         if (m.ModelParallelSize == place.MpSize && savedTp == tp)
             return new ShardSet([new ShardReader(tagDirectory, m, place.MpRank)], single: true);
         int savedPp = m.Topology?.Dim("pipe") ?? 1, pp = place.Topology.Dim("pipe");
-        if (!place.LayerNamed && savedPp != pp)
+        // A stage holds some of the model's parameters under names of its own: loading from or into one needs names that
+        // do not depend on the split — a PipelineModule's layer-index names, or the unsplit model's names it records.
+        bool modelNamed = m.Shards.Any(s => s.Parameters.Any(p => p.ModelName != null));
+        if (!place.LayerNamed && !modelNamed && savedPp != pp)
             throw new InvalidDataException($"checkpoint '{tagDirectory}' was saved with model-parallel size {m.ModelParallelSize} ({m.Topology}); " +
                                            $"this run has {place.MpSize} ({place.Topology}). The data-parallel and tensor-parallel sizes may differ; " +
-                                           "the pipeline size only for a PipelineModule");
+                                           "the pipeline size only for a PipelineModule, or for a plain model when the pipeline recorded the model's names (PipelineModule.ModelNames)");
         // Model-parallel rank = stage × tp + tensor rank (axes pipe, data, model). With the tensor size unchanged: the shards
         // of this tensor rank, stage by stage; with another tensor size: every shard (a parameter is cut anew from its slices).
         int myTensorRank = place.MpRank % tp;
@@ -48,10 +51,8 @@ internal sealed class ShardSet : IDisposable
     /// <summary>The first shard (this rank's own, when <see cref="IsOwnShard"/>).</summary>
     public ShardReader First => readers[0];
 
-    /// <summary>Every parameter name the shards hold.</summary>
-    public IEnumerable<string> ParameterNames => readers.SelectMany(r => r.Parameters.Keys).Distinct();
-
-    /// <summary>Where this rank reads parameter <paramref name="name"/> from, or false when no shard has it.</summary>
+    /// <summary>Where this rank reads parameter <paramref name="name"/> (the unsplit model's name, see
+    /// <see cref="CheckpointNames.Keys"/>) from, or false when no shard has it.</summary>
     public bool TryFind(string name, out ParameterSource source)
     {
         if (!sources.TryGetValue(name, out var found)) sources[name] = found = Find(name);
@@ -64,14 +65,14 @@ internal sealed class ShardSet : IDisposable
         if (savedTp == tp)
         {
             foreach (var r in readers)
-                if (r.Parameters.TryGetValue(name, out var p)) return ParameterSource.Direct(r, p);
+                if (r.ByModelName.TryGetValue(name, out var p)) return ParameterSource.Direct(r, p);
             return null;
         }
         // One slice per saved tensor rank (the first stage holding it), or the whole parameter from saved tensor rank 0.
         var slices = new List<(ShardReader, CheckpointParameter)>();
         for (int t = 0; t < savedTp; t++)
         {
-            var hit = readers.Where(r => r.Shard.MpRank % savedTp == t).Select(r => (r, p: r.Parameters.GetValueOrDefault(name)))
+            var hit = readers.Where(r => r.Shard.MpRank % savedTp == t).Select(r => (r, p: r.ByModelName.GetValueOrDefault(name)))
                 .FirstOrDefault(x => x.p != null);
             if (hit.p == null) return t == 0 ? null : throw new InvalidDataException($"the checkpoint has parameter '{name}' on tensor rank 0 but not on tensor rank {t}");
             slices.Add((hit.r, hit.p));
