@@ -173,9 +173,7 @@ public static class CliHost
     /// with torch fails for that reason, say how to run it instead.
     /// </summary>
     private static string WithoutLibTorchHint(Exception e) =>
-        e is InvalidOperationException && e.Message == DeepSpeedSharp.Native.TorchRuntime.FailureReason
-        && !File.Exists(Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libtorch.so"))
-        && !File.Exists(Path.Combine(AppContext.BaseDirectory, "libtorch.so"))
+        e is InvalidOperationException && e.Message == DeepSpeedSharp.Native.TorchRuntime.FailureReason && !Launcher.EnvironmentReport.CarriesLibTorch()
             ? " The dss tool does not carry libtorch: run this command from a clone of the repository " +
               "(dotnet run --project src/DeepSpeedSharp.Cli -c Release -- ...)."
             : "";

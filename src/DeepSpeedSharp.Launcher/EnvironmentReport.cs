@@ -32,7 +32,10 @@ public static partial class EnvironmentReport
         Add("versions", "TorchSharp", Version(typeof(TorchSharp.torch).Assembly));
         Add("versions", "libtorch package", LibTorchPackage() ?? "not found in the program's .deps.json");
 
-        Add("native", "TorchSharp native libraries", TorchRuntime.IsLoaded ? "loaded" : $"NOT loaded: {TorchRuntime.FailureReason}");
+        Add("native", "TorchSharp native libraries", TorchRuntime.IsLoaded ? "loaded"
+            : CarriesLibTorch() ? $"NOT loaded: {TorchRuntime.FailureReason}"
+            : "not in this program (the installed dss tool carries no libtorch: a training program brings its own, e.g. the " +
+              "libtorch-cpu-linux-x64 package; dss launch, report and checkpoint export/inspect need none)");
         if (TorchRuntime.IsLoaded)
         {
             Add("native", "torch threads", TorchSharp.torch.get_num_threads().ToString());
@@ -73,6 +76,11 @@ public static partial class EnvironmentReport
 
     private static string Version(Assembly a) =>
         a.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? a.GetName().Version?.ToString() ?? "unknown";
+
+    /// <summary>Whether libtorch itself sits beside this program (a training program's output, or a clone's build); the installed tool has none.</summary>
+    public static bool CarriesLibTorch() =>
+        File.Exists(Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libtorch.so"))
+        || File.Exists(Path.Combine(AppContext.BaseDirectory, "libtorch.so"));
 
     private static string? LibTorchPackage()
     {

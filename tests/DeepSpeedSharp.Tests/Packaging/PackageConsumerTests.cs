@@ -128,6 +128,10 @@ public sealed class PackageConsumerTests : IDisposable
     private void InstalledToolInspectsAndExportsWithoutLibTorch(CommandRunner run, string dss, string ckpt)
     {
         File.WriteAllText(Path.Combine(ckpt, HuggingFaceExport.ConfigFile), """{ "model_type": "consumer", "torch_dtype": "float32" }""");
+        // dss report runs too, and says the native libraries are the program's to bring.
+        string report = run.Run(_root.FullName, dss, "report");
+        Assert.Contains("TorchSharp native libraries", report);
+        _output.WriteLine(report.Split('\n').FirstOrDefault(l => l.Contains("TorchSharp native libraries")));
         string inspect = run.Run(_root.FullName, dss, "checkpoint", "inspect", ckpt);
         Assert.Contains("data-parallel size 2, model-parallel size 1; ZeRO stage 1", inspect);
         Assert.Contains("all checksums verified", inspect);
