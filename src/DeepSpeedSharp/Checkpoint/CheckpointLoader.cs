@@ -29,7 +29,7 @@ internal static class CheckpointLoader
             {
                 manifest = CheckpointManifest.Read(tagDirectory);
                 shards = ShardSet.Open(tagDirectory, manifest, place);
-                Prepare(shards, module, strategy, optimizer, options, group.Rank, actions);
+                Prepare(shards, module, strategy, optimizer, options, group.Rank, place, actions);
             });
             using (no_grad())
                 foreach (var a in actions) a();
@@ -43,7 +43,7 @@ internal static class CheckpointLoader
     }
 
     private static void Prepare(ShardSet shards, nn.Module module, ICheckpointableStrategy strategy, optim.Optimizer optimizer,
-        LoadOptions options, int rank, List<Action> actions)
+        LoadOptions options, int rank, CheckpointPlacement place, List<Action> actions)
     {
         var reader = shards.First;
         var m = reader.Manifest;
@@ -75,10 +75,27 @@ internal static class CheckpointLoader
             PrepareSegment(shards, seg, layout, names, states, optimizerState && m.Optimizer!.Reshardable, actions);
         if (optimizerState) PrepareOptimizerScalars(reader, optimizer, rank, actions);
 
-        // The RNG state is this rank's own (another model-parallel layout has no file of this rank to take it from).
-        var mine = shards.IsOwnShard ? reader.RankFile(rank) : null;
-        if (!options.ModuleOnly && mine is { HasRngState: true } && reader.File(mine.Name).TryGetValue("rng_state", out var rng))
-            actions.Add(() => torch.set_rng_state(rng));
+        if (!options.ModuleOnly) PrepareRng(shards, rank, place, actions);
+    }
+
+    /// <summary>
+    /// The RNG streams. On the saving layout each rank takes its own. On another, every rank takes the default stream of
+    /// data-parallel rank 0 of the first shard it reads (every rank starts with the same default stream and draws from it
+    /// alike within a stage), and the tracked model-parallel streams of that shard's tensor rank when the tensor size is
+    /// unchanged; otherwise those stay as seeded (each tensor rank's stream of another split has no counterpart).
+    /// </summary>
+    private static void PrepareRng(ShardSet shards, int rank, CheckpointPlacement place, List<Action> actions)
+    {
+        var reader = shards.First;
+        var file = shards.IsOwnShard ? reader.RankFile(rank) : reader.RankFile(0);
+        if (file is not { HasRngState: true }) return;
+        var tensors = reader.File(file.Name);
+        if (tensors.TryGetValue("rng_state", out var state)) actions.Add(() => torch.set_rng_state(state));
+        bool sameSplit = shards.IsOwnShard || (reader.Manifest.Topology?.Dim("model") ?? 1) == place.Topology.Dim("model");
+        var streams = tensors.Where(t => t.Key.StartsWith(CheckpointPlacement.TrackerPrefix, StringComparison.Ordinal))
+            .ToDictionary(t => t.Key[CheckpointPlacement.TrackerPrefix.Length..], t => t.Value);
+        if (sameSplit && streams.Count > 0 && place.Rng is { } tracker)
+            actions.Add(() => tracker.SetStates(streams.ToDictionary(s => s.Key, s => s.Value.clone().DetachFromDisposeScope())));
     }
 
     private static void PrepareSegment(ShardSet shards, StateSegment seg, FlatLayout layout, string[] names,

@@ -13,8 +13,14 @@ namespace DeepSpeedSharp.Checkpoint;
 /// <param name="Topology">Axes and sizes of the run.</param>
 /// <param name="LayerNamed">True for a pipeline module, whose parameter names do not depend on the stage: a checkpoint of
 /// another pipeline size then loads by name (see <see cref="ShardSet"/>).</param>
-internal sealed record CheckpointPlacement(ProcessGroup Job, int MpRank, int MpSize, CheckpointTopology Topology, bool LayerNamed = false)
+/// <param name="Rng">The model-parallel RNG streams (activation checkpointing's tracker) saved and restored beside the
+/// default generator's state, or null.</param>
+internal sealed record CheckpointPlacement(ProcessGroup Job, int MpRank, int MpSize, CheckpointTopology Topology, bool LayerNamed = false,
+    ActivationCheckpointing.RngStatesTracker? Rng = null)
 {
+    /// <summary>The prefix of a tracked RNG stream's tensor in a rank's file (<c>rng_tracker.model-parallel-rng</c>).</summary>
+    public const string TrackerPrefix = "rng_tracker.";
+
     /// <summary>Data parallelism only: the job is the data-parallel group.</summary>
     public static CheckpointPlacement DataParallel(ProcessGroup group) =>
         new(group, 0, 1, new CheckpointTopology(["pipe", "data", "model"], [1, group.Size, 1]));

@@ -175,6 +175,8 @@ internal static class CheckpointSaver
             }
         }
         tensors.Add(new("rng_state", torch.get_rng_state()));
+        foreach (var (stream, state) in place.Rng?.GetStates() ?? new Dictionary<string, Tensor>())
+            tensors.Add(new(CheckpointPlacement.TrackerPrefix + stream, state));
         if (!reshardable)
         {
             if (optimizer is not OptimizerHelper helper)

@@ -136,11 +136,12 @@ public partial class DeepSpeedEngine
     /// <summary>This rank's place in a checkpoint: the job, its model-parallel rank and the topology.</summary>
     private CheckpointPlacement Placement()
     {
-        if (Layout.Mpu == null) return CheckpointPlacement.DataParallel(DataParallelGroup);
+        var rng = ActivationCheckpointing.GetRngTracker();
+        if (Layout.Mpu == null) return CheckpointPlacement.DataParallel(DataParallelGroup) with { Rng = rng };
         var topology = new CheckpointTopology(["pipe", "data", "model"],
             [Layout.PipelineParallelSize, Layout.DataParallelSize, Layout.TensorParallelSize]);
         return new CheckpointPlacement(JobGroup, Layout.ModelParallelRank, Layout.ModelParallelSize, topology,
-            LayerNamed: Module is Pipeline.PipelineModule);
+            LayerNamed: Module is Pipeline.PipelineModule, Rng: rng);
     }
 
     /// <summary>checkpoint.tag_validation: every rank must use the same tag.</summary>
