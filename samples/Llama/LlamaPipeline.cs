@@ -30,15 +30,17 @@ public static class LlamaPipeline
     /// <param name="whole">The unsplit model, built from the seed and --init-weights as without pipeline parallelism.</param>
     /// <param name="config">The DeepSpeed config.</param>
     /// <param name="optimizerFactory">The sample's own optimizer when the config has none.</param>
+    /// <param name="loadWeights">Loads --hf-model / --init-weights into this rank's stage (only its tensors are read), or null.</param>
     public static SamplePipeline Initialize(LlamaOptions options, LlamaConfig shape, LlamaLayers factory, PipelineParallelGrid grid,
-        LlamaModel whole, DeepSpeedConfig config, Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer>? optimizerFactory)
+        LlamaModel whole, DeepSpeedConfig config, Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer>? optimizerFactory,
+        Action<PipelineModule>? loadWeights = null)
     {
         if (factory.SequenceParallel) config = WholeTensorsBetweenStages(config, grid.GlobalRank == 0);
         var layers = new LlamaPipeLayers(shape, factory);
         if (options.CheckpointActivations > 0) DeepSpeed.Checkpointing.Configure(grid, config);
         var module = new PipelineModule(layers.Specs(), grid, layers.Loss, activationCheckpointInterval: options.CheckpointActivations);
         return SamplePipeline.Initialize(module, whole, layers.ToPipelineName, config, optimizerFactory,
-            options.MicroBatch, options.Seed);
+            options.MicroBatch, options.Seed, loadWeights);
     }
 
     /// <summary>

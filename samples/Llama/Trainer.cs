@@ -55,12 +55,15 @@ public sealed class Trainer
         var model = new LlamaModel(shape, layers);
         // A whole-model file or a Hugging Face directory: each tensor rank reads its slices (under --zero-init only its
         // partitions of them); a file holding only the real vocabulary rows is padded.
-        if ((options.HfModel ?? options.InitWeights) is { } weights)
+        // With pipeline stages, each stage loads only its own tensors (below).
+        void Load(nn.Module into, string weights)
         {
-            long read = WholeModelWeights.Load(model, weights, grid, new WholeModelOptions { Vocabulary = vocabulary });
+            long read = WholeModelWeights.Load(into, weights, grid, new WholeModelOptions { Vocabulary = vocabulary });
             Console.WriteLine($"llama: rank {Comm.Dist.Rank} loaded '{weights}': {read:N0} bytes read, peak RSS {rssBefore} MiB before building the model, " +
                               $"{SampleReport.PeakRssMiB()} MiB after loading");
         }
+        var weightsPath = options.HfModel ?? options.InitWeights;
+        if (weightsPath != null && pp == 1) Load(model, weightsPath);
         if (options.SaveDir != null && Comm.Dist.Rank == 0)
         {
             // The directory's config.json in Hugging Face's LlamaConfig form, for `dss checkpoint export --format hf`.
@@ -78,7 +81,8 @@ public sealed class Trainer
         if (pp > 1)
         {
             // Pipeline parallelism: each stage takes its layers' weights from the whole model, which is then dropped.
-            pipeline = LlamaPipeline.Initialize(options, shape, layers, grid, model, config, optimizerFactory);
+            pipeline = LlamaPipeline.Initialize(options, shape, layers, grid, model, config, optimizerFactory,
+                weightsPath == null ? null : stage => Load(stage, weightsPath));
             engine = pipeline.Engine;
             model.Dispose();
         }

@@ -40,12 +40,16 @@ public sealed class SamplePipeline
     /// <param name="optimizerFactory">The sample's own optimizer when the config has none.</param>
     /// <param name="microBatch">--micro-batch.</param>
     /// <param name="seed">--seed.</param>
+    /// <param name="loadWeights">Loads whole-model weights into the stage (by the unsplit model's names, reading only the
+    /// stage's tensors) before the engine takes it; null to keep <paramref name="whole"/>'s.</param>
     public static SamplePipeline Initialize(PipelineModule module, nn.Module whole, Func<string, string> toPipelineName,
-        DeepSpeedConfig config, Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer>? optimizerFactory, int? microBatch, int seed)
+        DeepSpeedConfig config, Func<IEnumerable<TorchSharp.Modules.Parameter>, optim.Optimizer>? optimizerFactory, int? microBatch, int seed,
+        Action<PipelineModule>? loadWeights = null)
     {
         PipelineWeights.CopyStage(whole, module, toPipelineName);
         // Checkpoints and --save-weights write the unsplit model's names.
         module.ModelNames = whole.named_parameters().ToDictionary(p => toPipelineName(p.name), p => p.name, StringComparer.Ordinal);
+        loadWeights?.Invoke(module);
         var engine = DeepSpeed.Initialize(module, config: config, optimizerFactory: optimizerFactory,
             trainMicroBatchSizePerGpu: microBatch, seed: seed).PipelineEngine;
         return new SamplePipeline(module, engine);

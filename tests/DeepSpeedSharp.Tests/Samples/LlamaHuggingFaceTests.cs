@@ -113,9 +113,18 @@ public sealed partial class LlamaHuggingFaceTests(ITestOutputHelper output) : ID
 
         var one = Run("hf-one", 1, Plain(8), $"--hf-model {hf}", steps: 1);
         var split = Run("hf-tp2-z3", 4, ZeroThree(4), $"--hf-model {hf} --zero-init --tensor-model-parallel-size 2", steps: 1);
+        var stages = Run("hf-pp2", 2, Plain(2), $"--hf-model {hf} --pipeline-model-parallel-size 2", steps: 1);
         output.WriteLine($"step 1 from the seeds {trained.Losses[0]:F6}; from the exported directory: one process {one.Losses[0]:F6}, " +
-                         $"tensor 2 × ZeRO-3 {split.Losses[0]:F6} ({Math.Abs(one.Losses[0] - split.Losses[0]):E2})");
+                         $"tensor 2 × ZeRO-3 {split.Losses[0]:F6} ({Math.Abs(one.Losses[0] - split.Losses[0]):E2}), " +
+                         $"pipeline 2 {stages.Losses[0]:F6} ({Math.Abs(one.Losses[0] - stages.Losses[0]):E2})");
         Assert.True(Math.Abs(one.Losses[0] - split.Losses[0]) <= 1e-6, $"{one.Losses[0]} vs {split.Losses[0]}");
+        Assert.True(Math.Abs(one.Losses[0] - stages.Losses[0]) <= 1e-6, $"{one.Losses[0]} vs {stages.Losses[0]}");
+        // Each stage reads only its own tensors: together the file once.
+        long total = index["metadata"]!["total_size"]!.GetValue<long>();
+        var reads = LoadedLine().Matches(stages.Output).Select(m => long.Parse(m.Groups[2].Value.Replace(",", ""))).ToList();
+        Assert.Equal(2, reads.Count);
+        Assert.Equal(total, reads.Sum());
+        Assert.All(reads, r => Assert.True(r < total * 3 / 4, $"a stage read {r} of {total} bytes"));
         // The directory holds the trained weights, which fit the first batch better than the seeds did.
         Assert.True(one.Losses[0] < trained.Losses[0] - 1e-3, $"from the directory {one.Losses[0]} vs from the seeds {trained.Losses[0]}");
     }
