@@ -92,4 +92,26 @@ public sealed class LlamaResumeMatrixTests(ITestOutputHelper output) : IDisposab
         var resumed = Run("dropout-resume", 2, Config(4, "\"stage\": 1"), $"{args} --resume {Path.Combine(ckpt, $"global_step{SaveAt}")}");
         Assert.Equal(uninterrupted.Where(kv => kv.Key > SaveAt), resumed);
     }
+
+    /// <summary>
+    /// Precision is part of the layout too: the checkpoint holds fp32 values and moments, so an fp32 run resumes in bf16
+    /// (with ZeRO-2) and a bf16 run in fp32: the first resumed step is the uninterrupted run's within bf16's rounding (a
+    /// fresh start would be ~0.3 away), and the curves then part only as two precisions do.
+    /// </summary>
+    [Theory]
+    [InlineData("fp32_bf16", "", "\"stage\": 1", "\"bf16\": { \"enabled\": true }, ", "\"stage\": 2")]
+    [InlineData("bf16_fp32", "\"bf16\": { \"enabled\": true }, ", "\"stage\": 2", "", "\"stage\": 1")]
+    public void APrecisionChangeResumes(string name, string savingPrecision, string savingZero, string resumingPrecision, string resumingZero)
+    {
+        var ckpt = Path.Combine(dir, "ckpt");
+        var uninterrupted = Run($"{name}-save", 2, Config(4, savingZero).Replace("\"gradient_clipping\"", savingPrecision + "\"gradient_clipping\""),
+            $"--save-dir {ckpt} --save-every {SaveAt}");
+        var resumed = Run($"{name}-resume", 2, Config(4, resumingZero).Replace("\"gradient_clipping\"", resumingPrecision + "\"gradient_clipping\""),
+            $"--resume {Path.Combine(ckpt, $"global_step{SaveAt}")}");
+        Assert.Equal(Enumerable.Range(SaveAt + 1, Steps - SaveAt), resumed.Keys);
+        double first = Math.Abs(resumed[SaveAt + 1] - uninterrupted[SaveAt + 1]), worst = resumed.Max(kv => Math.Abs(kv.Value - uninterrupted[kv.Key]));
+        output.WriteLine($"{name}: difference from the uninterrupted run at step {SaveAt + 1} {first:E2}, over {Steps - SaveAt} steps {worst:E2}");
+        Assert.True(first <= 2e-3, $"{name}: step {SaveAt + 1} {first:E2}");
+        Assert.True(worst <= 2e-2, $"{name}: {worst:E2}"); // the two precisions' curves part slowly
+    }
 }
