@@ -103,15 +103,15 @@ public sealed class HuggingFaceWeightsTests : IDisposable
     }
 
     [Theory]
-    [InlineData(1, 0, 1, 0, 1)]
-    [InlineData(3, 1, 2, 0, 1)]
-    [InlineData(2, 0, 1, 2, 3)]
-    [InlineData(3, 1, 2, 1, 3)]
-    [InlineData(2, 0, 2, 3, 4)]
-    public void ShardedDirectoryLoadsEachRanksZeroInitPartitionOfItsTensorSlice(int shards, int tpRank, int tp, int dpRank, int dp)
+    [InlineData(1, 0, 1, 0, 1, ScalarType.BFloat16)]
+    [InlineData(3, 1, 2, 0, 1, ScalarType.BFloat16)]
+    [InlineData(2, 0, 1, 2, 3, ScalarType.Float16)]
+    [InlineData(3, 1, 2, 1, 3, ScalarType.Float32)]
+    [InlineData(2, 0, 2, 3, 4, ScalarType.BFloat16)]
+    public void ShardedDirectoryLoadsEachRanksZeroInitPartitionOfItsTensorSlice(int shards, int tpRank, int tp, int dpRank, int dp, ScalarType dtype)
     {
-        var whole = Whole(16, ScalarType.BFloat16);
-        var path = HfDirectory($"hf{shards}{tpRank}{tp}{dpRank}{dp}", whole, shards);
+        var whole = Whole(16, dtype);
+        var path = HfDirectory($"hf{shards}{tpRank}{tp}{dpRank}{dp}{dtype}", whole, shards);
         var mpu = new AtRanks(tpRank, tp, dpRank, dp);
         using var model = new ZeroInit(dpRank, dp).Partition(new Model(16, tp));
         try
@@ -128,9 +128,9 @@ public sealed class HuggingFaceWeightsTests : IDisposable
                 using var expected = zeros(size);
                 if (real > 0) expected.narrow(0, 0, real).copy_(flat.narrow(0, first, real));
                 Assert.True(Same(part.Slice, expected), $"{name} tp {tpRank}/{tp} dp {dpRank}/{dp}");
-                expectedBytes += real * 2;
+                expectedBytes += real * whole[name].element_size();
             }
-            Assert.Equal(expectedBytes, read); // only the partitions' bytes, in bf16
+            Assert.Equal(expectedBytes, read); // only the partitions' bytes, in the file's dtype
         }
         finally
         {
