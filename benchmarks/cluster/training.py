@@ -11,7 +11,7 @@ tests/.../EmulatedClusterTests), the time those bytes need at the link's rate, a
 Usage: benchmarks/cluster/training.py [--rates 1gbit,10gbit] [--configs zero1,zero3,hpz,zeropp,pp2] [--precision bf16|fp32]
          [--model "--vocab 8192 ..."] [--steps 4] [--warmup 1] [--no-build]
 """
-import argparse, json, os, re, socket, subprocess, sys, tempfile
+import argparse, json, os, re, resource, socket, subprocess, sys, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -69,7 +69,11 @@ def run(name, precision, args, work, rate=None):
     else:
         cmd = [os.path.join(HERE, "cluster.sh"), "run", "--hosts", "2", "--slots", "2", "--rate", rate,
                "--dss", f"dotnet {DSS}", "--", "--master_port", port, *program]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU seconds of every process of the run (ranks, launchers; they are all waited for), per training step.
+    cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / args.steps
     output = p.stdout + p.stderr
     if p.returncode != 0:
         sys.exit(f"training.py: {name} {rate or 'one host'} failed ({p.returncode}):\n{output[-3000:]}")
@@ -78,7 +82,7 @@ def run(name, precision, args, work, rate=None):
     step_ms = max(r["median_step_ms"] for r in ranks)
     tokens = sum(r["tokens_per_s"] for r in ranks if r["rank"] == 0)
     link = max(sum(r["bytes_sent_cross_host_last_step"] for r in rs) for rs in s.values()) if rate else 0
-    return step_ms, tokens, link
+    return step_ms, tokens, link, cpu
 
 
 def rate_bits(rate):
@@ -107,18 +111,18 @@ def main():
                 if l.startswith("Model name")), "?")
     print(f"# {cpu}, {os.cpu_count()} cores; {args.precision}; GPT {args.model}; 8 sequences per step; "
           f"{args.steps} steps, median after {args.warmup}", flush=True)
-    print(f"{'config':8} {'link':7} {'step_ms':>9} {'tokens/s':>9} {'link_MB/step':>13} {'link_ms':>9} {'exposed_ms':>11} {'hidden':>7}", flush=True)
+    print(f"{'config':8} {'link':7} {'step_ms':>9} {'tokens/s':>9} {'link_MB/step':>13} {'link_ms':>9} {'exposed_ms':>11} {'hidden':>7} {'cpu_s/step':>11}", flush=True)
     with tempfile.TemporaryDirectory() as work:
         for name in args.configs.split(","):
-            base_ms, base_tokens, _ = run(name, args.precision, args, work)
-            print(f"{name:8} {'none':7} {base_ms:9.0f} {base_tokens:9.1f} {'':>13} {'':>9} {'':>11} {'':>7}", flush=True)
+            base_ms, base_tokens, _, base_cpu = run(name, args.precision, args, work)
+            print(f"{name:8} {'none':7} {base_ms:9.0f} {base_tokens:9.1f} {'':>13} {'':>9} {'':>11} {'':>7} {base_cpu:11.1f}", flush=True)
             for rate in [r for r in args.rates.split(",") if r != "none"]:
-                ms, tokens, link = run(name, args.precision, args, work, rate)
+                ms, tokens, link, cpu = run(name, args.precision, args, work, rate)
                 link_ms = link * 8 / rate_bits(rate) * 1000
                 exposed = ms - base_ms
                 # Only meaningful when the links take a visible share of the step.
                 hidden = f"{min(1.0, max(0.0, 1 - exposed / link_ms)):7.0%}" if link_ms >= 0.02 * ms else f"{'-':>7}"
-                print(f"{name:8} {rate:7} {ms:9.0f} {tokens:9.1f} {link / 1e6:13.1f} {link_ms:9.0f} {exposed:11.0f} {hidden}", flush=True)
+                print(f"{name:8} {rate:7} {ms:9.0f} {tokens:9.1f} {link / 1e6:13.1f} {link_ms:9.0f} {exposed:11.0f} {hidden} {cpu:11.1f}", flush=True)
 
 
 if __name__ == "__main__":
