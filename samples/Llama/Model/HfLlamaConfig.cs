@@ -13,7 +13,7 @@ namespace DeepSpeedSharp.Samples.Llama.Model;
 public static class HfLlamaConfig
 {
     /// <summary>The file name inside a Hugging Face model directory.</summary>
-    public const string FileName = "config.json";
+    public const string FileName = Checkpoint.HuggingFaceExport.ConfigFile;
 
     /// <summary>Writes <paramref name="config"/> to <paramref name="path"/> (<paramref name="dtype"/>: "float32", "bfloat16" or "float16").</summary>
     public static void Write(LlamaConfig config, string path, string dtype = "float32")

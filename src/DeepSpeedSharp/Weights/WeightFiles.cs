@@ -12,11 +12,11 @@ namespace DeepSpeedSharp.Weights;
 /// </summary>
 public sealed class WeightFiles : IDisposable
 {
-    /// <summary>The index file of a sharded Hugging Face checkpoint.</summary>
-    public const string IndexFile = "model.safetensors.index.json";
+    /// <summary>The index file of a sharded Hugging Face checkpoint (the one <c>dss checkpoint export --format hf</c> writes).</summary>
+    public const string IndexFile = Checkpoint.HuggingFaceShards.IndexFile;
 
     /// <summary>The single weights file of an unsharded Hugging Face checkpoint.</summary>
-    public const string SingleFile = "model.safetensors";
+    public const string SingleFile = Checkpoint.HuggingFaceShards.SingleFile;
 
     private readonly List<SafeTensorsReader> readers = new();
     private readonly Dictionary<string, (SafeTensorsReader Reader, SafeTensorEntry Entry)> tensors = new(StringComparer.Ordinal);
