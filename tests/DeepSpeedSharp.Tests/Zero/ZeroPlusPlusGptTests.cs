@@ -61,7 +61,9 @@ public partial class ZeroPlusPlusGptTests : IDisposable
         double weights = (double)hpz.Step("all_gather").CrossHost / all.Step("all_gather").CrossHost;
         double gradients = (double)z3.Step("reduce_scatter").CrossHost / all.Step("all_to_all").CrossHost;
         Assert.True(weights >= 3.0, $"int8 vs fp32 weights across hosts: {weights:F2}× ({hpz.TrafficLine} | {all.TrafficLine})");
-        Assert.True(gradients >= 4.0, $"int8 vs fp32 gradients across hosts: {gradients:F2}× ({z3.TrafficLine} | {all.TrafficLine})");
+        // Both send each chunk across once per host (the hierarchical reduce-scatter, qgZ's two hops): int8 vs fp32 less
+        // the scales, block by block.
+        Assert.True(gradients >= 3.5, $"int8 vs fp32 gradients across hosts: {gradients:F2}× ({z3.TrafficLine} | {all.TrafficLine})");
         Assert.DoesNotContain("reduce_scatter", all.TrafficLine);
 
         // Resume from step 50 reproduces steps 51-100 exactly: the secondary partitions are refilled, not saved.

@@ -27,9 +27,11 @@ public class ZeroPlusPlusGroupTests
         {
             Assert.Contains($"OK hpz rank {rank} secondary [{(rank < 2 ? "0,1" : "2,3")}]", results[rank].Stdout);
             Assert.Contains($"OK qgz hops=2x2 rank {rank} ", results[rank].Stdout);
-            // The comms logger's split: an all-gather of 16,000 bytes per rank sends them to 3 peers, 2 on the other host;
-            // the hierarchical all-reduce (24,000 bytes in all) sends only its cross-host stage's 2·(1/2)·(16,000/2).
-            Assert.Contains("TRAFFIC all_gather 48000 32000 all_reduce 24000 8000", results[rank].Stdout);
+            // The comms logger's split: the hierarchical all-gather of 16,000 bytes per rank sends them across once (to the
+            // rank of its local index on the other host) and the 2 chunks it then holds to its host-mate (32,000); the
+            // flat exchange sent them to 3 peers, 2 across (32,000 across). The hierarchical all-reduce (24,000 bytes in
+            // all) sends only its cross-host stage's 2·(1/2)·(16,000/2).
+            Assert.Contains("TRAFFIC all_gather 48000 16000 all_reduce 24000 8000", results[rank].Stdout);
         }
     }
 

@@ -10,23 +10,27 @@ namespace DeepSpeedSharp.Comm.Hierarchical;
 /// reduce-scatter (shm), an inter-host all-reduce of each rank's part among the ranks with the same local index on
 /// every host (tcp), then an intra-host all-gather (shm), so each byte crosses the network once per host rather than
 /// once per rank. 16-bit tensors are reduced in a float32 copy and rounded once; Avg is a Sum divided once at the end.
-/// The other operations (and all-reduce when hosts have different rank counts) run on a flat TCP group of all
-/// members. Results are deterministic; the sum is associated per host ((host A) + (host B)), so floating-point
-/// results can differ from the flat order in the last bit, while integer-valued data gives identical results.
+/// All-gather and reduce-scatter are host-aware too (HierarchicalProcessGroup.Gather.cs). The other operations (and
+/// all of them when hosts have different rank counts) run on a flat TCP group of all members. Results are
+/// deterministic; the sum is associated per host ((host A) + (host B)), so floating-point results can differ from the
+/// flat order in the last bit, while integer-valued data gives identical results.
 /// </summary>
-internal sealed unsafe class HierarchicalProcessGroup : ProcessGroup
+internal sealed unsafe partial class HierarchicalProcessGroup : ProcessGroup
 {
     private readonly ProcessGroup _intra, _flat;
     private readonly ProcessGroup? _inter;
     private readonly int _local, _localSize;
+    /// <summary>Group ranks of each host's members (host order, then local index).</summary>
+    private readonly int[][] _hostRanks;
     private long _intraSeq, _interSeq, _flatSeq;
     private float* _f32;
     private long _f32Count;
 
     private HierarchicalProcessGroup(int[] ranks, int globalRank, TimeSpan timeout, CommsLogger logger,
-        ProcessGroup intra, ProcessGroup? inter, ProcessGroup flat)
+        ProcessGroup intra, ProcessGroup? inter, ProcessGroup flat, int[][] hostRanks)
         : base(ranks, globalRank, "hierarchical", timeout, logger)
     {
+        _hostRanks = hostRanks;
         _intra = intra;
         _inter = inter;
         _flat = flat;
@@ -59,7 +63,8 @@ internal sealed unsafe class HierarchicalProcessGroup : ProcessGroup
                 built.Add(inter);
             }
             var flat = TcpProcessGroup.Create(rt, $"{prefix}flat/", ranks);
-            return new HierarchicalProcessGroup(ranks, me, rt.Timeout, rt.Logger, intra, inter, flat);
+            var hostRanks = byHost.Select(h => h.Select(r => Array.IndexOf(ranks, r)).ToArray()).ToArray();
+            return new HierarchicalProcessGroup(ranks, me, rt.Timeout, rt.Logger, intra, inter, flat, hostRanks);
         }
         catch
         {
@@ -106,12 +111,22 @@ internal sealed unsafe class HierarchicalProcessGroup : ProcessGroup
         if (half) ElementConvert.FromFloat(buf.DType, (float*)work.Ptr, buf.Ptr, buf.Count, op == ReduceOp.Avg ? Size : 1);
     }
 
-    /// <summary>All-reduce sends only its inter-host stage's 2(H−1)/H of a 1/L part across hosts; the rest use the flat group.</summary>
+    /// <summary>
+    /// All-reduce sends only its inter-host stage's 2(H−1)/H of a 1/L part across hosts; all-gather sends this rank's
+    /// chunk to H − 1 hosts, reduce-scatter its host's partial sum for each of H − 1 hosts' ranks of its local index
+    /// (a chunk each, 1/N of the message); the rest use the flat group.
+    /// </summary>
     internal override long CrossHostBytes(OpCode code, long messageBytes, long sentBytes)
     {
-        if (code != OpCode.AllReduce || _inter == null) return base.CrossHostBytes(code, messageBytes, sentBytes);
+        if (_inter == null) return base.CrossHostBytes(code, messageBytes, sentBytes);
         int hosts = Size / _localSize;
-        return 2L * (hosts - 1) * messageBytes / ((long)hosts * _localSize);
+        return code switch
+        {
+            OpCode.AllReduce => 2L * (hosts - 1) * messageBytes / ((long)hosts * _localSize),
+            OpCode.AllGather => Size <= 1 ? 0 : sentBytes / (Size - 1) * (hosts - 1),
+            OpCode.ReduceScatter when messageBytes > 0 => (hosts - 1) * messageBytes / Size,
+            _ => base.CrossHostBytes(code, messageBytes, sentBytes),
+        };
     }
 
     /// <summary>Length of sub-range k when n elements are split over the host's ranks (64-byte aligned), and its start.</summary>
@@ -137,8 +152,6 @@ internal sealed unsafe class HierarchicalProcessGroup : ProcessGroup
     private OpContext Flat(in OpContext ctx) => Sub(ctx, ref _flatSeq, (OpCode)ctx.Descriptor.Code, ctx.Descriptor.DType, ctx.Descriptor.Count, ctx.Descriptor.Extra);
 
     internal override void BarrierCore(in OpContext ctx) => _flat.BarrierCore(Flat(ctx));
-    internal override void ReduceScatterCore(in OpContext ctx, HostBuffer output, HostBuffer input, long[] counts, ReduceOp op) => _flat.ReduceScatterCore(Flat(ctx), output, input, counts, op);
-    internal override void AllGatherCore(in OpContext ctx, HostBuffer output, HostBuffer input, long[] counts) => _flat.AllGatherCore(Flat(ctx), output, input, counts);
     internal override void BroadcastCore(in OpContext ctx, HostBuffer buffer, int srcGroupRank) => _flat.BroadcastCore(Flat(ctx), buffer, srcGroupRank);
     internal override void ReduceCore(in OpContext ctx, HostBuffer buffer, int dstGroupRank, ReduceOp op) => _flat.ReduceCore(Flat(ctx), buffer, dstGroupRank, op);
     internal override void AllToAllCore(in OpContext ctx, HostBuffer output, HostBuffer input) => _flat.AllToAllCore(Flat(ctx), output, input);
@@ -151,5 +164,6 @@ internal sealed unsafe class HierarchicalProcessGroup : ProcessGroup
         _inter?.Dispose();
         _flat.Dispose();
         NativeMemory.AlignedFree(_f32);
+        FreeScratch();
     }
 }
