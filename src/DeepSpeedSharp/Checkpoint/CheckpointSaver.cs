@@ -131,10 +131,11 @@ internal static class CheckpointSaver
     {
         var layout = strategy.Layout;
         string? moduleFile = WriteModuleStates(tmp, mpRank, module, strategy);
+        var modelNames = CheckpointNames.Keys(module, names);
         var shard = new CheckpointShard(mpRank, layout.Total,
             names.Select((n, i) => new CheckpointParameter(n, layout.Shapes[i], layout.Offsets[i], layout.Numels[i], SafeTensors.DTypeName(layout.DTypes[i]),
                 layout.Parameters[i].GetParallelAttributes() is { TensorModelParallel: true } a ? a.PartitionDim : null,
-                module is IModelNameMap map && map.ModelNameOf(n) is { } m && m != n ? m : null)).ToList(),
+                modelNames[i] != n ? modelNames[i] : null)).ToList(),
             moduleFile);
         var described = moduleFile == null ? null : Describe(tmp, moduleFile, -1, mpRank, new(), false, false);
         var layers = new List<CheckpointFile>();

@@ -24,12 +24,11 @@ internal sealed class ShardReader : IDisposable
         Shard = manifest.Shards.FirstOrDefault(s => s.MpRank == mpRank)
                 ?? throw new InvalidDataException($"checkpoint '{tagDirectory}' has no shard for model-parallel rank {mpRank} (it has {manifest.Shards.Count})");
         ShardFiles = manifest.Files.Where(f => f.MpRank == mpRank).ToList();
-        var byName = new Dictionary<string, CheckpointParameter>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
         var byModelName = new Dictionary<string, CheckpointParameter>();
         foreach (var p in Shard.Parameters)
-            if (!byName.TryAdd(p.Name, p) || !byModelName.TryAdd(p.ExportName, p))
+            if (!names.Add(p.Name) || !byModelName.TryAdd(p.ExportName, p))
                 throw new InvalidDataException($"checkpoint manifest '{ManifestPath}' lists parameter '{p.ExportName}' twice");
-        Parameters = byName;
         ByModelName = byModelName;
     }
 
@@ -46,9 +45,6 @@ internal sealed class ShardReader : IDisposable
 
     /// <summary>The tag directory being read.</summary>
     public string Directory => tagDirectory;
-
-    /// <summary>The checkpoint's trainable parameters by name.</summary>
-    public IReadOnlyDictionary<string, CheckpointParameter> Parameters { get; }
 
     private string ManifestPath => Path.Combine(tagDirectory, CheckpointManifest.FileName);
 

@@ -79,28 +79,12 @@ public sealed class SafeTensorsReader : IDisposable
     public Tensor ReadSlice(string name, int dim, long start, long count)
     {
         var e = Entry(name);
-        if (e.Shape.Length == 0)
-        {
-            var scalar = empty(Array.Empty<long>(), e.Type);
-            ReadRun(e.Begin, scalar, 0, 1);
-            return scalar;
-        }
-        if (dim < 0 || dim >= e.Shape.Length || start < 0 || count < 0 || start + count > e.Shape[dim])
-            throw new ArgumentOutOfRangeException(nameof(start), $"'{name}' [{string.Join(", ", e.Shape)}] has no indices [{start}, {start + count}) along dimension {dim}");
+        if (e.Shape.Length == 0) (dim, start, count) = (0, 0, 1); // a scalar: its one element
         var shape = (long[])e.Shape.Clone();
-        shape[dim] = count;
-        var result = empty(shape, e.Type);
-        if (result.numel() == 0) return result;
-        long inner = e.Shape.Skip(dim + 1).Aggregate(1L, (a, b) => a * b);
-        long outer = e.Shape.Take(dim).Aggregate(1L, (a, b) => a * b);
-        long runElements = count * inner, elementSize = SafeTensors.ElementSize(e.Type);
-        using var flat = result.view(-1);
-        for (long o = 0; o < outer; o++)
-        {
-            long fileElement = (o * e.Shape[dim] + start) * inner;
-            ReadRun(e.Begin + fileElement * elementSize, flat, o * runElements, runElements);
-        }
-        return result;
+        if (dim >= 0 && dim < shape.Length) shape[dim] = count;
+        long numel = shape.Aggregate(1L, (a, b) => a * b);
+        using var flat = ReadSliceRange(name, dim, start, count, 0, Math.Max(0, numel));
+        return flat.view(shape);
     }
 
     /// <summary>

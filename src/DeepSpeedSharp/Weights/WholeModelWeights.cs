@@ -78,8 +78,13 @@ public static class WholeModelWeights
         foreach (var plan in plans)
         {
             using var scope = NewDisposeScope();
-            if (plan.Partition is { } part) LoadPartition(plan, part, tp.Rank);
-            else plan.Parameter.copy_(ReadLocal(plan.Reader, plan.Entry, plan.Local, plan.Dim, tp.Rank));
+            if (plan.Partition is { } part)
+            {
+                // A ZeroInit partition: flat elements [rank · size, rank · size + size) of this tensor rank's slice.
+                long size = part.Slice.numel(), first = part.Rank * size, real = Math.Clamp(part.Numel - first, 0, size);
+                if (real > 0) ReadFlat(plan, tp.Rank, first, part.Slice.narrow(0, 0, real));
+            }
+            else ReadFlat(plan, tp.Rank, 0, plan.Parameter.detach().view(-1));
         }
         return files.BytesRead;
     }
@@ -87,13 +92,13 @@ public static class WholeModelWeights
     private sealed record LoadPlan(Parameter Parameter, SafeTensorsReader Reader, SafeTensorEntry Entry, long[] Local, int Dim, ZeroInit.PrePartitioned? Partition);
 
     /// <summary>
-    /// Fills a <c>ZeroInit</c> partition (flat elements [rank · size, rank · size + size) of this tensor rank's slice)
-    /// from the file, reading only those elements; rows beyond the file's vocabulary stay zero.
+    /// Fills <paramref name="target"/> with flat elements [<paramref name="first"/>, + its length) of this tensor rank's
+    /// slice (or the whole tensor) from the file, reading only those elements; rows beyond the file's vocabulary are zero.
     /// </summary>
-    private static void LoadPartition(LoadPlan plan, ZeroInit.PrePartitioned part, int tpRank)
+    private static void ReadFlat(LoadPlan plan, int tpRank, long first, Tensor target)
     {
-        long size = part.Slice.numel(), first = part.Rank * size, real = Math.Clamp(part.Numel - first, 0, size);
-        if (real == 0) return;
+        using var _ = target;
+        long real = target.numel();
         var local = plan.Local;
         var file = plan.Entry.Shape.Length == 0 ? new long[] { 1 } : plan.Entry.Shape;
         long rowElements = local.Skip(1).Aggregate(1L, (a, b) => a * b);
@@ -103,19 +108,18 @@ public static class WholeModelWeights
         long rows = plan.Dim == 0 ? Math.Clamp(file[0] - start, 0, count) : Math.Min(file[0], local.Length == 0 ? 1 : local[0]);
         if (plan.Dim == 0) count = rows;
         long available = Math.Clamp(rows * rowElements - first, 0, real);
-        using var target = part.Slice.narrow(0, 0, real);
         if (available < real) target.zero_();
-        // In pieces, so that the file-dtype buffer stays small beside the partition it fills.
+        // In pieces, so that the file-dtype buffer stays small beside the tensor it fills.
         for (long at = 0; at < available; at += ReadPiece)
         {
             long n = Math.Min(ReadPiece, available - at);
             using var values = plan.Reader.ReadSliceRange(plan.Entry.Name, dim, start, count, first + at, n);
-            using var dst = part.Slice.narrow(0, at, n);
+            using var dst = target.narrow(0, at, n);
             dst.copy_(values);
         }
     }
 
-    /// <summary>Elements read at a time into a partition (4 MiB of fp32).</summary>
+    /// <summary>Elements read at a time (4 MiB of fp32).</summary>
     private const long ReadPiece = 1 << 20;
 
     /// <summary>
@@ -189,33 +193,6 @@ public static class WholeModelWeights
         if (duplicate != null)
             throw new InvalidOperationException($"saving whole-model weights: two parameters map to the file name '{duplicate.Key}'");
         SafeTensors.WriteAtomic(path, tensors.Select(t => new KeyValuePair<string, Tensor>(t.Name, t.Tensor)));
-    }
-
-    /// <summary>This rank's slice (or the whole tensor) of a file entry, padding rows beyond the file's vocabulary with zeros.</summary>
-    private static Tensor ReadLocal(SafeTensorsReader reader, SafeTensorEntry entry, long[] local, int dim, int tpRank)
-    {
-        if (dim < 0)
-        {
-            var whole = reader.Read(entry.Name);
-            return local.Length == 0 || whole.shape[0] == local[0] ? whole : PadRows(whole, local);
-        }
-        long n = local[dim], start = tpRank * n;
-        if (dim != 0)
-        {
-            var slice = reader.ReadSlice(entry.Name, dim, start, n);
-            return slice.shape[0] == local[0] ? slice : PadRows(slice, local);
-        }
-        long available = Math.Clamp(entry.Shape[0] - start, 0, n);
-        if (available == n) return reader.ReadSlice(entry.Name, 0, start, n);
-        var rows = reader.ReadSlice(entry.Name, 0, Math.Min(start, entry.Shape[0]), available);
-        return PadRows(rows, local);
-    }
-
-    private static Tensor PadRows(Tensor rows, long[] shape)
-    {
-        var padded = zeros(shape, rows.dtype);
-        if (rows.shape[0] > 0) padded.narrow(0, 0, rows.shape[0]).copy_(rows);
-        return padded;
     }
 
     private static Tensor Cut(Tensor whole, VocabularyPadding? vocabulary)

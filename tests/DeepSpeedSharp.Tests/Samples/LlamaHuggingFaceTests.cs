@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 using DeepSpeedSharp.IO;
 using DeepSpeedSharp.Samples.Llama.Model;
 using DeepSpeedSharp.Tests.Infrastructure;
+using DeepSpeedSharp.Tests.Weights;
 using DeepSpeedSharp.Weights;
 using TorchSharp;
 using Xunit.Abstractions;
@@ -34,20 +35,11 @@ public sealed partial class LlamaHuggingFaceTests(ITestOutputHelper output) : ID
         torch.manual_seed(5);
         using var model = new LlamaModel(shape, new LlamaLayers());
         var g = new Generator(77);
-        var tensors = new List<(string Name, Tensor Value)>();
+        var tensors = new List<KeyValuePair<string, Tensor>>();
         using (no_grad())
             foreach (var (name, p) in model.named_parameters())
-                tensors.Add((name, (p + randn(p.shape, generator: g) * 0.02).to(ScalarType.BFloat16)));
-        var map = new JsonObject();
-        for (int s = 0; s < 3; s++)
-        {
-            string file = $"model-{s + 1:D5}-of-00003.safetensors";
-            var mine = tensors.Where((_, i) => i * 3 / tensors.Count == s).ToList();
-            SafeTensors.Write(Path.Combine(hf, file), mine.Select(t => new KeyValuePair<string, Tensor>(t.Name, t.Value)));
-            foreach (var t in mine) map[t.Name] = file;
-        }
-        long total = tensors.Sum(t => t.Value.numel() * 2);
-        File.WriteAllText(Path.Combine(hf, WeightFiles.IndexFile), new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = total }, ["weight_map"] = map }.ToJsonString());
+                tensors.Add(new(name, (p + randn(p.shape, generator: g) * 0.02).to(ScalarType.BFloat16)));
+        HfTestDirectory.Write(hf, tensors, 3);
         HfLlamaConfig.Write(shape, Path.Combine(hf, HfLlamaConfig.FileName), "bfloat16");
         return hf;
     }

@@ -22,20 +22,6 @@ public sealed class HuggingFaceWeightsTests : IDisposable
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
-    private static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.allclose(b, 0, 0);
-
-    /// <summary>This process as one tensor rank and one data-parallel rank of several; the groups are never used.</summary>
-    private sealed class AtRanks(int tensorRank, int tensorSize, int dataRank, int dataSize) : IModelParallelUnit
-    {
-        private readonly ProcessGroup group = new SingleProcessGroup(0, TimeSpan.FromSeconds(5), new CommsLogger());
-        public ProcessGroup GetModelParallelGroup() => group;
-        public int GetModelParallelRank() => tensorRank;
-        public int GetModelParallelWorldSize() => tensorSize;
-        public ProcessGroup GetDataParallelGroup() => group;
-        public int GetDataParallelRank() => dataRank;
-        public int GetDataParallelWorldSize() => dataSize;
-    }
-
     /// <summary>emb [V, 6] split by rows, up [10, 6] by rows, down [6, 10] by columns, norm [6] replicated.</summary>
     private sealed class Model : nn.Module
     {
@@ -60,26 +46,8 @@ public sealed class HuggingFaceWeightsTests : IDisposable
     };
 
     /// <summary>A Hugging Face directory: the tensors in <paramref name="shards"/> files with an index (one file without).</summary>
-    private string HfDirectory(string name, Dictionary<string, Tensor> tensors, int shards)
-    {
-        var path = Directory.CreateDirectory(Path.Combine(dir, name)).FullName;
-        if (shards == 1)
-        {
-            SafeTensors.Write(Path.Combine(path, WeightFiles.SingleFile), tensors);
-            return path;
-        }
-        var map = new JsonObject();
-        var names = tensors.Keys.ToList();
-        for (int s = 0; s < shards; s++)
-        {
-            string file = $"model-{s + 1:D5}-of-{shards:D5}.safetensors";
-            var mine = names.Where((_, i) => i % shards == s).ToList();
-            SafeTensors.Write(Path.Combine(path, file), mine.Select(n => new KeyValuePair<string, Tensor>(n, tensors[n])));
-            foreach (var n in mine) map[n] = file;
-        }
-        File.WriteAllText(Path.Combine(path, WeightFiles.IndexFile), new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = 0 }, ["weight_map"] = map }.ToJsonString());
-        return path;
-    }
+    private string HfDirectory(string name, Dictionary<string, Tensor> tensors, int shards) =>
+        HfTestDirectory.Write(Path.Combine(dir, name), tensors.ToList(), shards);
 
     [Fact]
     public void ReaderReadsAFlatRangeOfASliceAndOnlyItsBytes()
@@ -95,7 +63,7 @@ public sealed class HuggingFaceWeightsTests : IDisposable
             {
                 long n = Math.Min(11, slice.numel() - a), before = reader.BytesRead;
                 using var got = reader.ReadSliceRange("t", dim, start, count, a, n);
-                Assert.True(Same(got, slice.narrow(0, a, n)), $"dim {dim} [{start}, +{count}) flat [{a}, +{n})");
+                Assert.True(PlacedRank.Same(got, slice.narrow(0, a, n)), $"dim {dim} [{start}, +{count}) flat [{a}, +{n})");
                 Assert.Equal(n * 4, reader.BytesRead - before);
             }
         }
@@ -112,7 +80,7 @@ public sealed class HuggingFaceWeightsTests : IDisposable
     {
         var whole = Whole(16, dtype);
         var path = HfDirectory($"hf{shards}{tpRank}{tp}{dpRank}{dp}{dtype}", whole, shards);
-        var mpu = new AtRanks(tpRank, tp, dpRank, dp);
+        var mpu = new PlacedRank(tpRank, tp, dpRank, dp);
         using var model = new ZeroInit(dpRank, dp).Partition(new Model(16, tp));
         try
         {
@@ -127,7 +95,7 @@ public sealed class HuggingFaceWeightsTests : IDisposable
                 long size = part.Slice.numel(), first = dpRank * size, real = Math.Clamp(flat.numel() - first, 0, size);
                 using var expected = zeros(size);
                 if (real > 0) expected.narrow(0, 0, real).copy_(flat.narrow(0, first, real));
-                Assert.True(Same(part.Slice, expected), $"{name} tp {tpRank}/{tp} dp {dpRank}/{dp}");
+                Assert.True(PlacedRank.Same(part.Slice, expected), $"{name} tp {tpRank}/{tp} dp {dpRank}/{dp}");
                 expectedBytes += real * whole[name].element_size();
             }
             Assert.Equal(expectedBytes, read); // only the partitions' bytes, in the file's dtype
@@ -144,7 +112,7 @@ public sealed class HuggingFaceWeightsTests : IDisposable
     {
         var whole = Whole(13, ScalarType.Float32);
         var path = HfDirectory("padded", whole, 2);
-        var mpu = new AtRanks(1, 2, 1, 2);
+        var mpu = new PlacedRank(1, 2, 1, 2);
         var options = new WholeModelOptions { Vocabulary = new VocabularyPadding(13, 16) };
         using var model = new ZeroInit(1, 2).Partition(new Model(16, 2));
         try
@@ -153,7 +121,7 @@ public sealed class HuggingFaceWeightsTests : IDisposable
             // Tensor rank 1 holds rows 8-15 (file rows 8-12, then 3 padding rows); data rank 1 the second half of its 48 elements.
             using var rows = zeros(8, 6);
             rows.narrow(0, 0, 5).copy_(whole["emb"].narrow(0, 8, 5));
-            Assert.True(Same(ZeroInit.Find(model.emb)!.Slice, rows.view(-1).narrow(0, 24, 24)));
+            Assert.True(PlacedRank.Same(ZeroInit.Find(model.emb)!.Slice, rows.view(-1).narrow(0, 24, 24)));
         }
         finally
         {

@@ -19,20 +19,6 @@ public sealed class WholeModelWeightsTests : IDisposable
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
-    private static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.allclose(b, 0, 0);
-
-    /// <summary>This process as tensor rank <paramref name="rank"/> of <paramref name="size"/>; the group is never used by Load.</summary>
-    private sealed class AtTensorRank(int rank, int size) : IModelParallelUnit
-    {
-        private readonly ProcessGroup group = new SingleProcessGroup(0, TimeSpan.FromSeconds(5), new CommsLogger());
-        public ProcessGroup GetModelParallelGroup() => group;
-        public int GetModelParallelRank() => rank;
-        public int GetModelParallelWorldSize() => size;
-        public ProcessGroup GetDataParallelGroup() => group;
-        public int GetDataParallelRank() => 0;
-        public int GetDataParallelWorldSize() => 1;
-    }
-
     /// <summary>emb [V, 4] split by rows, up [8, 4] by rows, down [4, 8] by columns, norm [4] replicated.</summary>
     private sealed class Split : nn.Module
     {
@@ -69,10 +55,10 @@ public sealed class WholeModelWeightsTests : IDisposable
         using var t = arange(2 * 6 * 5, ScalarType.Float32).view(2, 6, 5);
         SafeTensors.Write(path, [new("t", t)]);
         using var reader = new SafeTensorsReader(path);
-        using (var s = reader.ReadSlice("t", 1, 2, 3)) Assert.True(Same(s, t.narrow(1, 2, 3)));
+        using (var s = reader.ReadSlice("t", 1, 2, 3)) Assert.True(PlacedRank.Same(s, t.narrow(1, 2, 3)));
         Assert.Equal(2 * 3 * 5 * 4, reader.BytesRead);
-        using (var s = reader.ReadSlice("t", 2, 4, 1)) Assert.True(Same(s, t.narrow(2, 4, 1)));
-        using (var s = reader.ReadSlice("t", 0, 1, 1)) Assert.True(Same(s, t.narrow(0, 1, 1)));
+        using (var s = reader.ReadSlice("t", 2, 4, 1)) Assert.True(PlacedRank.Same(s, t.narrow(2, 4, 1)));
+        using (var s = reader.ReadSlice("t", 0, 1, 1)) Assert.True(PlacedRank.Same(s, t.narrow(0, 1, 1)));
         Assert.Equal((30 + 12 + 30) * 4, reader.BytesRead);
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => reader.ReadSlice("t", 1, 4, 3));
         Assert.Contains("'t' [2, 6, 5] has no indices [4, 7) along dimension 1", e.Message);
@@ -86,12 +72,12 @@ public sealed class WholeModelWeightsTests : IDisposable
     {
         var path = WholeFile(8, out var whole);
         using var model = new Split(8, size);
-        WholeModelWeights.Load(model, path, new AtTensorRank(rank, size));
+        WholeModelWeights.Load(model, path, new PlacedRank(rank, size));
         long rows = 8 / size;
-        Assert.True(Same(model.emb, whole["emb"].narrow(0, rank * rows, rows)));
-        Assert.True(Same(model.up, whole["up"].narrow(0, rank * rows, rows)));
-        Assert.True(Same(model.down, whole["down"].narrow(1, rank * rows, rows)));
-        Assert.True(Same(model.norm, whole["norm"]));
+        Assert.True(PlacedRank.Same(model.emb, whole["emb"].narrow(0, rank * rows, rows)));
+        Assert.True(PlacedRank.Same(model.up, whole["up"].narrow(0, rank * rows, rows)));
+        Assert.True(PlacedRank.Same(model.down, whole["down"].narrow(1, rank * rows, rows)));
+        Assert.True(PlacedRank.Same(model.norm, whole["norm"]));
     }
 
     [Fact]
@@ -102,12 +88,12 @@ public sealed class WholeModelWeightsTests : IDisposable
         for (int rank = 0; rank < 4; rank++)
         {
             using var model = new Split(8, 4);
-            WholeModelWeights.Load(model, path, new AtTensorRank(rank, 4), options);
+            WholeModelWeights.Load(model, path, new PlacedRank(rank, 4), options);
             var expected = cat([whole["emb"], zeros(2, 4)], 0).narrow(0, rank * 2, 2);
-            Assert.True(Same(model.emb, expected), $"rank {rank}");
+            Assert.True(PlacedRank.Same(model.emb, expected), $"rank {rank}");
         }
         using var unpadded = new Split(8, 4);
-        var e = Assert.Throws<InvalidDataException>(() => WholeModelWeights.Load(unpadded, path, new AtTensorRank(0, 4)));
+        var e = Assert.Throws<InvalidDataException>(() => WholeModelWeights.Load(unpadded, path, new PlacedRank(0, 4)));
         Assert.Contains("tensor 'emb' has shape [6, 4] in the file, the model needs [8, 4] (split along dimension 0 over 4 tensor ranks, [2, 4] each)", e.Message);
     }
 
@@ -121,7 +107,7 @@ public sealed class WholeModelWeightsTests : IDisposable
         using var reader = new SafeTensorsReader(path);
         Assert.Equal(new long[] { 6, 4 }, reader.Entries["emb"].Shape);
         using var emb = reader.Read("emb");
-        Assert.True(Same(emb, model.emb.narrow(0, 0, 6)));
+        Assert.True(PlacedRank.Same(emb, model.emb.narrow(0, 0, 6)));
     }
 
     [Fact]
@@ -129,12 +115,12 @@ public sealed class WholeModelWeightsTests : IDisposable
     {
         var path = WholeFile(8, out _);
         using var model = new Split(12, 2);
-        var e = Assert.Throws<InvalidDataException>(() => WholeModelWeights.Load(model, path, new AtTensorRank(1, 2)));
+        var e = Assert.Throws<InvalidDataException>(() => WholeModelWeights.Load(model, path, new PlacedRank(1, 2)));
         Assert.Equal($"weights '{path}' do not fit the model: tensor 'emb' has shape [8, 4] in the file, the model needs [12, 4] " +
                      "(split along dimension 0 over 2 tensor ranks, [6, 4] each)", e.Message);
         Assert.Equal(0, model.up.abs().sum().item<float>());
         var renamed = new WholeModelOptions { FileName = n => "model." + n };
-        e = Assert.Throws<InvalidDataException>(() => WholeModelWeights.Load(new Split(8, 2), path, new AtTensorRank(0, 2), renamed));
+        e = Assert.Throws<InvalidDataException>(() => WholeModelWeights.Load(new Split(8, 2), path, new PlacedRank(0, 2), renamed));
         Assert.Equal($"weights '{path}' do not fit the model: missing 4 tensors: 'model.emb', 'model.up', 'model.down', 'model.norm'; " +
                      "unexpected 4 tensors: 'down', 'emb', 'norm', 'up' (the model has no such parameters)", e.Message);
     }

@@ -106,6 +106,7 @@ internal sealed unsafe partial class HierarchicalProcessGroup
         return offsets;
     }
 
+    /// <summary>This group's working memory (grown as needed; one operation at a time uses it).</summary>
     private byte* Scratch(long bytes)
     {
         if (bytes > _scratchBytes)

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using DeepSpeedSharp.Comm.Core;
 using DeepSpeedSharp.Comm.Shm;
 using DeepSpeedSharp.Comm.Tcp;
@@ -23,8 +22,6 @@ internal sealed unsafe partial class HierarchicalProcessGroup : ProcessGroup
     /// <summary>Group ranks of each host's members (host order, then local index).</summary>
     private readonly int[][] _hostRanks;
     private long _intraSeq, _interSeq, _flatSeq;
-    private float* _f32;
-    private long _f32Count;
 
     private HierarchicalProcessGroup(int[] ranks, int globalRank, TimeSpan timeout, CommsLogger logger,
         ProcessGroup intra, ProcessGroup? inter, ProcessGroup flat, int[][] hostRanks)
@@ -89,7 +86,7 @@ internal sealed unsafe partial class HierarchicalProcessGroup : ProcessGroup
         var work = buf;
         if (half)
         {
-            work = new HostBuffer((byte*)F32(buf.Count), buf.Count, TorchSharp.torch.ScalarType.Float32);
+            work = new HostBuffer(Scratch(buf.Count * 4), buf.Count, TorchSharp.torch.ScalarType.Float32);
             ElementConvert.ToFloat(buf.DType, buf.Ptr, (float*)work.Ptr, buf.Count);
         }
         var rop = op == ReduceOp.Avg ? ReduceOp.Sum : op;
@@ -138,17 +135,6 @@ internal sealed unsafe partial class HierarchicalProcessGroup : ProcessGroup
         return Math.Min(per, n - lo);
     }
 
-    private float* F32(long count)
-    {
-        if (count > _f32Count)
-        {
-            NativeMemory.AlignedFree(_f32);
-            _f32 = (float*)NativeMemory.AlignedAlloc((nuint)(Math.Max(count, 1) * 4), 64);
-            _f32Count = count;
-        }
-        return _f32;
-    }
-
     private OpContext Flat(in OpContext ctx) => Sub(ctx, ref _flatSeq, (OpCode)ctx.Descriptor.Code, ctx.Descriptor.DType, ctx.Descriptor.Count, ctx.Descriptor.Extra);
 
     internal override void BarrierCore(in OpContext ctx) => _flat.BarrierCore(Flat(ctx));
@@ -163,7 +149,6 @@ internal sealed unsafe partial class HierarchicalProcessGroup : ProcessGroup
         _intra.Dispose();
         _inter?.Dispose();
         _flat.Dispose();
-        NativeMemory.AlignedFree(_f32);
         FreeScratch();
     }
 }
